@@ -1,0 +1,110 @@
+"""Documents with character-offset spans: the currency of bioner.
+
+A corpus is a list of :class:`Document` per split. Words and tags are *views* of a document,
+computed from its text and spans and mapped back to them without loss (see
+:mod:`bioner.data.tags`).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Span:
+    """An entity mention: ``text[start:end]`` has type ``label``.
+
+    Offsets are 0-based character offsets into the document text, ``end`` exclusive.
+    """
+
+    start: int
+    end: int
+    label: str
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start < self.end:
+            raise ValueError(f"span ({self.start}, {self.end}, {self.label!r}) is empty or negative")
+
+    def text(self, doc_text: str) -> str:
+        """The covered text in ``doc_text``."""
+        return doc_text[self.start : self.end]
+
+
+Range = tuple[int, int]
+
+
+@dataclass(slots=True)
+class Document:
+    """One document of a corpus.
+
+    Attributes:
+        id: corpus identifier (PMID, note name, ``split-index`` for corpora without ids).
+        text: the full text; every offset below indexes it.
+        spans: gold entity spans, sorted, non-overlapping.
+        sentences: character ranges of sentences, sorted, non-overlapping; every span lies inside
+            one sentence.
+        words: character ranges of words, sorted, non-overlapping; every span starts at the
+            start of a word and ends at the end of a word, so word-level tags are lossless.
+        meta: free-form extras (source file, title length, ...).
+    """
+
+    id: str
+    text: str
+    spans: list[Span] = field(default_factory=list)
+    sentences: list[Range] = field(default_factory=list)
+    words: list[Range] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def word_text(self, i: int) -> str:
+        start, end = self.words[i]
+        return self.text[start:end]
+
+    def sentence_word_ranges(self) -> list[Range]:
+        """For each sentence, the half-open range of indices into :attr:`words` it contains."""
+        starts = [w[0] for w in self.words]
+        return [(bisect_left(starts, s), bisect_left(starts, e)) for s, e in self.sentences]
+
+    def spans_in(self, start: int, end: int) -> list[Span]:
+        """Spans that lie entirely inside ``[start, end)``."""
+        starts = [s.start for s in self.spans]
+        lo, hi = bisect_left(starts, start), bisect_right(starts, end)
+        return [s for s in self.spans[lo:hi] if s.end <= end]
+
+    def validate(self) -> None:
+        """Check every invariant stated in the class docstring; raise ``ValueError`` naming the doc."""
+        n = len(self.text)
+
+        def ordered(ranges: list[Range], what: str) -> None:
+            prev_end = 0
+            for s, e in ranges:
+                if not (prev_end <= s < e <= n):
+                    raise ValueError(f"document {self.id}: {what} ({s}, {e}) out of order or range")
+                prev_end = e
+
+        ordered(self.sentences, "sentence")
+        ordered(self.words, "word")
+        ordered([(s.start, s.end) for s in self.spans], "span")
+        word_starts = {s for s, _ in self.words}
+        word_ends = {e for _, e in self.words}
+        sent_starts = [s for s, _ in self.sentences]
+        for span in self.spans:
+            if span.start not in word_starts or span.end not in word_ends:
+                raise ValueError(
+                    f"document {self.id}: span {span} ({span.text(self.text)!r}) does not fall on "
+                    "word boundaries"
+                )
+            i = bisect_right(sent_starts, span.start) - 1
+            if i < 0 or span.end > self.sentences[i][1]:
+                raise ValueError(f"document {self.id}: span {span} crosses a sentence boundary")
+        for s, e in self.words:
+            i = bisect_right(sent_starts, s) - 1
+            if i < 0 or e > self.sentences[i][1]:
+                raise ValueError(f"document {self.id}: word ({s}, {e}) lies outside every sentence")
+
+
+def count_types(docs: list[Document]) -> Counter[str]:
+    """Entity mentions per type over ``docs``."""
+    return Counter(span.label for doc in docs for span in doc.spans)
