@@ -1,0 +1,31 @@
+"""Span-level evaluation: scores, entity confusion and bootstrap statistics on character spans.
+
+Nothing here imports torch or Lightning; matplotlib is imported only to draw a plot.
+"""
+
+from bioner.evaluation.bootstrap import bootstrap_ci, bootstrap_distribution, paired_bootstrap
+from bioner.evaluation.confusion import ConfusionMatrix, confusion_matrix
+from bioner.evaluation.metrics import (
+    SCHEMES,
+    SpanEvaluation,
+    evaluate,
+    match_spans,
+    prf,
+    token_accuracy,
+    validate_predictions,
+)
+
+__all__ = [
+    "SCHEMES",
+    "ConfusionMatrix",
+    "SpanEvaluation",
+    "bootstrap_ci",
+    "bootstrap_distribution",
+    "confusion_matrix",
+    "evaluate",
+    "match_spans",
+    "paired_bootstrap",
+    "prf",
+    "token_accuracy",
+    "validate_predictions",
+]
