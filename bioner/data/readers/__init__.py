@@ -1,0 +1,8 @@
+"""Corpus readers: one class per file format, configured by ``conf/dataset/<name>.yaml``."""
+
+from bioner.data.readers.base import CorpusNotFoundError, CorpusReader
+from bioner.data.readers.i2b2 import I2B2Reader
+from bioner.data.readers.iob import IOBReader
+from bioner.data.readers.pubtator import PubTatorReader
+
+__all__ = ["CorpusNotFoundError", "CorpusReader", "I2B2Reader", "IOBReader", "PubTatorReader"]

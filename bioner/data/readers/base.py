@@ -1,0 +1,243 @@
+"""What every corpus reader shares: splits, label checks, caching, availability and file decoding.
+
+A reader is built from a dataset config (``conf/dataset/<name>.yaml`` is ``_target_`` plus the
+constructor's arguments) and does no I/O until :meth:`CorpusReader.load` or
+:meth:`CorpusReader.ensure_available` is called; downloads happen only in the latter, on request.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+import zlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bioner.data.document import Document, count_types
+from bioner.data.download import DownloadError, fetch
+from bioner.data.errors import CorpusFormatError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "devel", "test")
+
+
+class CorpusNotFoundError(FileNotFoundError):
+    """Corpus files are missing (and were not, or could not be, downloaded).
+
+    Args:
+        name: the dataset name.
+        data_dir: the folder the reader looks in.
+        missing: the missing files or folders.
+        downloadable: whether ``bioner-data download <name>`` can fetch them.
+        detail: an extra sentence (why a download failed, where a licensed corpus comes from).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        data_dir: Path,
+        missing: Sequence[Path],
+        downloadable: bool,
+        detail: str = "",
+    ) -> None:
+        self.name = name
+        self.missing = list(missing)
+        shown = ", ".join(str(p) for p in self.missing[:3])
+        more = f" and {len(self.missing) - 3} more" if len(self.missing) > 3 else ""
+        layout = ", ".join(_relative(p, data_dir.parent) for p in self.missing[:3])
+        msg = (
+            f"corpus {name!r} not found: missing {shown}{more}. Set BIONER_DATA_DIR (or the "
+            f"override paths.data_dir=...) to a folder holding {layout}, or point "
+            f"dataset.data_dir=... at the corpus folder itself"
+        )
+        if downloadable:
+            msg += f"; `bioner-data download {name}` fetches the public files"
+        if detail:
+            msg += f". {detail}"
+        super().__init__(msg)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+class CorpusReader(ABC):
+    """Reads one corpus into validated :class:`~bioner.data.document.Document` lists per split.
+
+    Args:
+        name: dataset name (used in run names and messages).
+        data_dir: the corpus folder.
+        entity_types: the entity types, or ``None`` to infer them from the training split (then a
+            devel/test label that training never had is an error).
+        download: public files as ``{url, path, sha256}`` mappings, ``path`` relative to
+            ``data_dir``; empty for corpora that cannot be fetched.
+
+    Attributes:
+        splits: always ``["train", "devel", "test"]``.
+        repairs: per split, the number of fix-ups a lenient option made (tag repairs, dropped
+            overlaps, skipped concepts); each is also logged as a warning.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        data_dir: str | Path,
+        entity_types: Sequence[str] | None = None,
+        download: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.name = name
+        self.data_dir = Path(data_dir).expanduser()
+        self.splits: list[str] = list(SPLITS)
+        self._configured = None if entity_types is None else [str(t) for t in entity_types]
+        self._inferred: list[str] | None = None
+        self.download = [dict(entry) for entry in download or ()]
+        self.repairs: dict[str, int] = {}
+        self._cache: dict[str, list[Document]] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, data_dir={str(self.data_dir)!r})"
+
+    @property
+    def entity_types(self) -> list[str]:
+        """Configured entity types, or those of the training split (sorted) when inferred."""
+        if self._configured is not None:
+            return list(self._configured)
+        if self._inferred is None:
+            self._inferred = sorted(count_types(self.load("train")))
+        return list(self._inferred)
+
+    def load(self, split: str) -> list[Document]:
+        """Validated documents of ``split`` (read once, then cached).
+
+        Raises:
+            CorpusNotFoundError: files are missing.
+            CorpusFormatError: a file cannot be read as it stands.
+        """
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(self.splits)}")
+        if split not in self._cache:
+            self.ensure_available()
+            docs = self._read(split, self._allowed(split))
+            for doc in docs:
+                doc.validate()
+            self._cache[split] = docs
+        return list(self._cache[split])
+
+    def ensure_available(self, download: bool = False) -> None:
+        """Check that every file is present; fetch public files first when ``download``.
+
+        Raises:
+            CorpusNotFoundError: files are missing and cannot be fetched (the message says how to
+                point the data directory at a local copy).
+            bioner.data.download.ChecksumError: a fetched file has the wrong sha256.
+        """
+        missing = [p for p in self.required_files() if not p.exists()]
+        if not missing:
+            return
+        detail = self.missing_hint()
+        if download and self.download:
+            try:
+                fetch(self.download, self.data_dir)
+            except DownloadError as err:
+                raise CorpusNotFoundError(
+                    self.name, self.data_dir, missing, True, f"Download failed: {err}"
+                ) from err
+            missing = [p for p in self.required_files() if not p.exists()]
+            if not missing:
+                return
+            detail = "The download did not provide them; check the dataset's download entries"
+        raise CorpusNotFoundError(self.name, self.data_dir, missing, bool(self.download), detail)
+
+    def missing_hint(self) -> str:
+        """An extra sentence for the not-found message (e.g. where a licensed corpus comes from)."""
+        return ""
+
+    def _allowed(self, split: str) -> set[str] | None:
+        """Labels ``split`` may use: configured types, else train's types (anything for train)."""
+        if self._configured is not None:
+            return set(self._configured)
+        if split == "train":
+            return None
+        return set(self.entity_types)
+
+    def _label_error(self, path: Path, line: int, label: str) -> CorpusFormatError:
+        """The error for a label outside :meth:`_allowed`."""
+        if self._configured is not None:
+            what = f"is not one of the configured entity types {self._configured}"
+            fix = "add it to dataset.entity_types, or correct the label"
+        else:
+            what = (
+                "does not occur in the training split, from which the entity types were inferred "
+                f"({self.entity_types})"
+            )
+            fix = "correct the label, or list every type in dataset.entity_types"
+        return CorpusFormatError(path, line, f"label {label!r} {what}", fix)
+
+    def _count_repairs(self, split: str, n: int, what: str) -> None:
+        """Record ``n`` fix-ups in ``split`` and say so (never silent)."""
+        if n:
+            self.repairs[split] = self.repairs.get(split, 0) + n
+            log.warning("%s/%s: %d %s", self.name, split, n, what)
+
+    @abstractmethod
+    def required_files(self) -> list[Path]:
+        """Every file or folder that must exist before any split can be read."""
+
+    @abstractmethod
+    def _read(self, split: str, allowed: set[str] | None) -> list[Document]:
+        """Parse ``split``; labels outside ``allowed`` (when not ``None``) are format errors."""
+
+
+def read_text(path: Path) -> str:
+    """The decoded content of a UTF-8 (optionally BOM-prefixed, optionally gzipped) file.
+
+    Raises:
+        CorpusFormatError: the file is empty, is not valid UTF-8 or is a broken gzip file.
+    """
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as err:
+            raise CorpusFormatError(
+                path, None, f"not a readable gzip file ({err})", "download or compress it again"
+            ) from err
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise CorpusFormatError(
+            path, line, f"not valid UTF-8 ({err.reason})", "re-save the file as UTF-8"
+        ) from err
+    if not text.strip():
+        raise CorpusFormatError(
+            path, None, "the file is empty", "restore it from the corpus release"
+        )
+    return text
+
+
+def split_lines(text: str) -> list[str]:
+    """Physical lines of ``text`` without their LF or CRLF ending.
+
+    ``str.splitlines`` is not used on purpose: it also breaks at form feeds, U+2028 and other
+    characters that may occur inside a token and would shift every line number after them.
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+_WHITESPACE = re.compile(r"\s")
+
+
+def has_whitespace(s: str) -> bool:
+    """Whether ``s`` contains any whitespace character."""
+    return _WHITESPACE.search(s) is not None
