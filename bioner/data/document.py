@@ -76,7 +76,7 @@ class Document:
         return [s for s in self.spans[lo:hi] if s.end <= end]
 
     def validate(self) -> None:
-        """Check every invariant stated in the class docstring; raise ``ValueError`` naming the doc."""
+        """Check the invariants in the class docstring; raise ``ValueError`` naming the doc."""
         n = len(self.text)
 
         def ordered(ranges: list[Range], what: str) -> None:
