@@ -1,0 +1,122 @@
+"""The round-trip check: gold spans -> sub-word labels -> word tags -> spans must lose nothing.
+
+Gold spans are encoded exactly as for training, then decoded with the gold labels standing in for
+a model's predictions. Simulated logits are a (scaled) one-hot of each sub-word's training label;
+where the label strategy ignores a sub-word (``first``: continuations, ``last``: all but the last
+sub-word) the one-hot is of the label a perfectly consistent model would give it, the ``all``
+strategy's label (``I-X`` inside an entity, ``O`` outside). Every entity the round trip loses is
+one the pipeline could never predict, whatever the model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bioner.data.alignment import IGNORE_INDEX, Alignment
+from bioner.data.document import Document, Span
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+# Logit of the simulated label: large enough that its softmax is one-hot to float precision,
+# so the per-type sums of the decoder cannot favour a type with many labels.
+_CONFIDENT = 100.0
+
+
+def simulated_logits(
+    labels: Sequence[int], consistent: Sequence[int], num_labels: int
+) -> np.ndarray:
+    """One-hot logits of ``labels``, using ``consistent`` where ``labels`` is ignored (-100).
+
+    Positions ignored in both (special tokens) get ``O`` (id 0); the decoder never reads them.
+    """
+    chosen = np.where(np.asarray(labels) == IGNORE_INDEX, consistent, labels)
+    chosen = np.where(chosen == IGNORE_INDEX, 0, chosen)
+    logits = np.zeros((len(chosen), num_labels))
+    logits[np.arange(len(chosen)), chosen] = _CONFIDENT
+    return logits
+
+
+def roundtrip_check(
+    docs: Sequence[Document],
+    tokenizer: PreTrainedTokenizerBase,
+    alignment: Alignment,
+    entity_types: Sequence[str],
+    max_examples: int = 10,
+) -> dict[str, Any]:
+    """Encode every document's gold spans and decode them back with simulated logits.
+
+    Args:
+        docs: validated documents.
+        tokenizer: the fast tokenizer of the encoder.
+        alignment: label strategy, decoding, scheme and windows under test.
+        entity_types: the dataset's entity types.
+        max_examples: how many lost gold spans to describe in ``examples``.
+
+    Returns:
+        ``gold`` (gold entities), ``lost`` (gold spans not predicted exactly), ``changed`` (lost
+        gold spans that some predicted span overlaps, i.e. predicted wrongly rather than not at
+        all), ``spurious`` (predicted spans that are not gold), ``documents``, ``units``
+        (non-empty units), ``windows`` (features), ``long_units`` (units that needed more than
+        one window), ``max_subwords`` (sub-words of the longest unit, special tokens excluded),
+        ``seconds`` and ``examples`` (the first lost spans: document id, text, label).
+    """
+    start = time.perf_counter()
+    labels = alignment.labels(entity_types)
+    label2id = {label: i for i, label in enumerate(labels)}
+    id2label = dict(enumerate(labels))
+    # The `all` strategy labels every sub-word: the consistent stand-in for ignored ones.
+    consistent = Alignment(
+        label_strategy="all",
+        decode="mean",
+        scheme=alignment.scheme,
+        max_length=alignment.max_length,
+        stride=alignment.stride,
+        unit=alignment.unit,
+    )
+    counts = dict.fromkeys(
+        ("gold", "lost", "changed", "spurious", "units", "windows", "long_units", "max_subwords"),
+        0,
+    )
+    examples: list[dict[str, Any]] = []
+    for doc in docs:
+        features = alignment.encode(doc, tokenizer, label2id)
+        reference = consistent.encode(doc, tokenizer, label2id)
+        logits = [
+            simulated_logits(f.labels or [], r.labels or [], len(labels))
+            for f, r in zip(features, reference)
+        ]
+        predicted = alignment.decode(doc, features, logits, id2label)
+        gold = set(doc.spans)
+        pred = set(predicted)
+        lost = sorted(gold - pred)
+        counts["gold"] += len(gold)
+        counts["lost"] += len(lost)
+        counts["spurious"] += len(pred - gold)
+        counts["changed"] += sum(1 for span in lost if _overlaps_any(span, predicted))
+        subwords: dict[int, int] = {}
+        windows: dict[int, int] = {}
+        for f in features:
+            windows[f.unit] = windows.get(f.unit, 0) + 1
+            content = sum(w is not None for w in f.word_ids)
+            subwords[f.unit] = max(subwords.get(f.unit, 0), f.offset + content)
+        counts["units"] += len(windows)
+        counts["windows"] += len(features)
+        counts["long_units"] += sum(1 for n in windows.values() if n > 1)
+        counts["max_subwords"] = max([counts["max_subwords"], *subwords.values()])
+        for span in lost[: max(0, max_examples - len(examples))]:
+            examples.append({"document": doc.id, "text": span.text(doc.text), "label": span.label})
+    return {
+        **counts,
+        "documents": len(docs),
+        "seconds": round(time.perf_counter() - start, 3),
+        "examples": examples,
+    }
+
+
+def _overlaps_any(span: Span, spans: Sequence[Span]) -> bool:
+    return any(s.start < span.end and span.start < s.end for s in spans)

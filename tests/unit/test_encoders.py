@@ -1,0 +1,169 @@
+"""Encoders: offline loading, the tiny BERT cache, hub failures and the model configs."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from bioner.config import CONFIG_DIR
+from bioner.models import encoders
+from bioner.models.encoders import (
+    EncoderNotFoundError,
+    HubEncoder,
+    PackagedEncoder,
+    TinyBert,
+)
+
+ID2LABEL = {0: "O", 1: "B-Chemical", 2: "I-Chemical", 3: "B-Disease", 4: "I-Disease"}
+
+
+def _logits(
+    model: torch.nn.Module, tokenizer: Any, words: list[list[str]]
+) -> tuple[torch.Tensor, torch.Size]:
+    batch = tokenizer(words, is_split_into_words=True, padding=True, return_tensors="pt")
+    model.eval()
+    with torch.no_grad():
+        return model(**batch).logits, batch["input_ids"].shape
+
+
+def test_minilm_loads_offline_with_a_new_head() -> None:
+    encoder = PackagedEncoder()
+    assert Path(encoder.resolve(), "config.json").is_file()
+    tokenizer = encoder.load_tokenizer()
+    # tokenizer_config says 512, positions 512, sentence-transformers trained with 256.
+    assert encoder.max_length == 256 == tokenizer.model_max_length
+    # The packaged tokenizer.json truncates at 128 and pads to 128; both must be off.
+    assert tokenizer.backend_tokenizer.truncation is None
+    assert tokenizer.backend_tokenizer.padding is None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = encoder.load_model(ID2LABEL)
+    assert not [w for w in caught if "randomly initialised" in str(w.message)]
+    assert model.config.id2label == ID2LABEL and model.config.num_labels == 5
+    logits, shape = _logits(model, tokenizer, [["Naloxone", "reverses", "hypotension"], ["x"]])
+    assert logits.shape == (*shape, 5)
+    assert torch.isfinite(logits).all()
+
+
+def test_tiny_loads_from_the_shared_build(tiny_model_dir: Path) -> None:
+    folder = Path(tiny_model_dir)  # TinyBert.resolve() returns a str
+    encoder = TinyBert(cache_dir=str(folder.parent.parent))
+    assert encoder.resolve() == str(folder)  # reused, not rebuilt
+    tokenizer = encoder.load_tokenizer()
+    assert encoder.max_length == 512
+    model = encoder.load_model(ID2LABEL, dropout=0.3, gradient_checkpointing=True)
+    assert model.config.hidden_size == 64 and model.config.num_hidden_layers == 2
+    assert model.config.hidden_dropout_prob == 0.3 == model.config.attention_probs_dropout_prob
+    assert getattr(model, "is_activation_checkpointing", None) or model.is_gradient_checkpointing
+    logits, shape = _logits(model, tokenizer, [["Naloxone", "reverses", "hypotension"]])
+    assert logits.shape == (*shape, 5)
+    # Same vocabulary as MiniLM, so the two encoders share one tokenisation.
+    minilm = PackagedEncoder().load_tokenizer()
+    assert tokenizer.get_vocab() == minilm.get_vocab()
+
+
+def test_tiny_is_reproducible_and_keyed_by_hyper_parameters(tmp_path: Path) -> None:
+    a = TinyBert(cache_dir=str(tmp_path / "a"), hidden_size=32, intermediate_size=64)
+    b = TinyBert(cache_dir=str(tmp_path / "b"), hidden_size=32, intermediate_size=64)
+    c = TinyBert(cache_dir=str(tmp_path / "a"), hidden_size=32, intermediate_size=64, seed=1)
+    assert a.folder != c.folder
+    assert a.folder.name == b.folder.name
+    weights = [m.load_model(ID2LABEL).bert.state_dict() for m in (a, b, c)]
+    assert a.folder.is_dir() and c.folder.is_dir()
+    key = "embeddings.word_embeddings.weight"
+    assert torch.equal(weights[0][key], weights[1][key])
+    assert not torch.equal(weights[0][key], weights[2][key])
+
+
+def test_tiny_build_leaves_global_rng_alone(tmp_path: Path) -> None:
+    # Lightning seeds the global RNG before building the model; the build must not shift it.
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    TinyBert(cache_dir=str(tmp_path), hidden_size=16, num_heads=2, intermediate_size=32).resolve()
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_tiny_rejects_heads_that_do_not_divide_width(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="must divide"):
+        TinyBert(cache_dir=str(tmp_path), hidden_size=64, num_heads=3)
+
+
+def test_unknown_hub_id_fails_at_once_offline() -> None:
+    assert encoders._hub_offline(), "conftest sets HF_HUB_OFFLINE=1"
+    encoder = HubEncoder("made-up-org/no-such-biomedical-model")
+    start = time.perf_counter()
+    with pytest.raises(EncoderNotFoundError) as err:
+        encoder.resolve()
+    assert time.perf_counter() - start < 5
+    message = str(err.value)
+    for hint in ("model=minilm", "model=tiny", "model.name_or_path="):
+        assert hint in message
+    assert "made-up-org/no-such-biomedical-model" in message
+
+
+def test_unreachable_hub_fails_with_alternatives(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(hub_id: str, revision: str | None) -> None:
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(encoders, "_hub_offline", lambda: False)
+    monkeypatch.setattr(encoders, "_probe_hub", no_network)
+    with pytest.raises(EncoderNotFoundError, match="cannot reach.*model=minilm"):
+        HubEncoder("made-up-org/no-such-biomedical-model").resolve()
+
+
+def test_local_folders(tiny_model_dir: Path, tmp_path: Path) -> None:
+    encoder = HubEncoder(str(tiny_model_dir))
+    assert encoder.resolve() == str(tiny_model_dir)
+    assert encoder.name == Path(tiny_model_dir).name.lower()
+    assert encoder.load_tokenizer().is_fast
+    with pytest.raises(EncoderNotFoundError, match="no folder"):
+        HubEncoder(str(tmp_path / "missing")).resolve()
+    with pytest.raises(EncoderNotFoundError, match="no config.json"):
+        HubEncoder(str(tmp_path)).resolve()
+
+
+def test_missing_package_is_named() -> None:
+    with pytest.raises(EncoderNotFoundError, match="pip install no-such-package"):
+        PackagedEncoder(package="no_such_package").resolve()
+
+
+def test_bad_id2label_and_dropout(tiny_model_dir: Path) -> None:
+    encoder = HubEncoder(str(tiny_model_dir), name="tiny")
+    with pytest.raises(ValueError, match="0..n-1"):
+        encoder.load_model({1: "O", 2: "B-X"})
+    with pytest.raises(ValueError, match="dropout"):
+        encoder.load_model(ID2LABEL, dropout=1.5)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "short"),
+    [
+        ("biobert", HubEncoder, "biobert"),
+        ("pubmedbert", HubEncoder, "pubmedbert"),
+        ("minilm", PackagedEncoder, "minilm"),
+        ("tiny", TinyBert, "tiny"),
+    ],
+)
+def test_model_configs_instantiate(
+    name: str, cls: type, short: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BIONER_CACHE_DIR", str(tmp_path))
+    cfg = OmegaConf.merge(
+        {"paths": OmegaConf.load(CONFIG_DIR / "paths" / "default.yaml")},
+        {"model": OmegaConf.load(CONFIG_DIR / "model" / f"{name}.yaml")},
+    )
+    encoder = instantiate(cfg.model)  # no I/O: nothing is resolved or downloaded here
+    assert type(encoder) is cls
+    assert encoder.name == short
+    if name == "tiny":
+        assert encoder.cache_dir == tmp_path
+    if name == "biobert":
+        assert encoder.tokenizer_kwargs == {"do_lower_case": False}
