@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Encoders that bioner builds (the tiny BERT) go to a per-run folder, not the user's cache;
+# `paths.cache_dir` reads this variable, so composed configs and fixtures share one build.
+os.environ["BIONER_CACHE_DIR"] = tempfile.mkdtemp(prefix="bioner-test-cache-")
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -32,8 +36,14 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised 2-layer BERT on the MiniLM vocabulary, built once per test run."""
-    from bioner.models.encoders import TinyBert
+def tiny_model_dir() -> Path:
+    """A randomly initialised 2-layer BERT on the MiniLM vocabulary, built once per test run.
 
-    return TinyBert(cache_dir=str(tmp_path_factory.mktemp("tiny"))).resolve()
+    Built with the defaults of ``conf/model/tiny.yaml`` into ``BIONER_CACHE_DIR``, so that
+    ``model=tiny`` in a composed config finds this same folder.
+    """
+    from hydra.utils import instantiate
+
+    from bioner.config import compose_config
+
+    return Path(instantiate(compose_config("data", ["model=tiny"]).model).resolve())

@@ -1,0 +1,58 @@
+"""``bioner-data`` on the synthetic fixtures: tables, JSON, the round trip and clear failures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bioner.cli.data import main
+
+IOB = ["dataset=iob"]
+
+
+@pytest.fixture
+def iob(fixtures_dir):
+    return [*IOB, f"dataset.data_dir={fixtures_dir / 'iob'}"]
+
+
+def test_stats_json_counts_the_fixture(iob, capsys):
+    assert main(["stats", *iob, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    train = result["splits"]["train"]
+    assert set(result["splits"]) == {"train", "devel", "test"}
+    assert train["mentions"] == sum(train["per_type"].values()) > 0
+    assert train["sentences"] >= train["documents"] > 0
+
+
+def test_stats_table_names_every_split(iob, capsys):
+    assert main(["stats", *iob]) == 0
+    out = capsys.readouterr().out
+    assert all(split in out for split in ("train", "devel", "test"))
+
+
+@pytest.mark.parametrize("alignment", ["first", "all", "last"])
+def test_check_loses_nothing_even_in_tiny_windows(iob, alignment, tiny_model_dir, capsys):
+    overrides = [
+        *iob,
+        "model=tiny",
+        f"alignment={alignment}",
+        "alignment.max_length=8",
+        "alignment.stride=2",
+    ]
+    assert main(["check", *overrides, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for split in result["splits"].values():
+        assert split["lost"] == split["changed"] == split["spurious"] == 0
+        assert split["gold"] > 0
+    assert any(s["long_units"] for s in result["splits"].values())
+
+
+def test_missing_corpus_says_how_to_point_at_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="BIONER_DATA_DIR"):
+        main(["stats", "dataset=ncbi_disease", f"paths.data_dir={tmp_path}"])
+
+
+def test_unknown_command_prints_usage(capsys):
+    assert main(["frobnicate"]) == 2
+    assert "bioner-data stats" in capsys.readouterr().err
