@@ -7,8 +7,10 @@ directly (not through bioner) so that nothing of bioner's is in the baseline.
 Run it alone::
 
     python bench/hf_trainer_baseline.py --steps 60 [--bf16 --group-by-length]
+    python bench/hf_trainer_baseline.py --epochs 4 --bf16 --group-by-length   # + devel F1
 
-It prints one JSON line: sentences/s over the timed steps and peak RSS.
+It prints one JSON line: sentences/s over the timed steps, peak RSS and, after full epochs, the
+devel strict F1 (seqeval, IOB2 strict, first sub-word of each word).
 """
 
 from __future__ import annotations
@@ -29,6 +31,43 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
+
+
+def encode(tokenizer, words, tags, label2id):  # noqa: ANN001
+    """First-sub-word labels, as run_ner.py does."""
+    encoded = tokenizer(words, is_split_into_words=True, truncation=True)
+    features = []
+    for i, sent_tags in enumerate(tags):
+        previous, labels = None, []
+        for word in encoded.word_ids(i):
+            labels.append(-100 if word is None or word == previous else label2id[sent_tags[word]])
+            previous = word
+        features.append(
+            {
+                "input_ids": encoded["input_ids"][i],
+                "attention_mask": encoded["attention_mask"][i],
+                "labels": labels,
+            }
+        )
+    return features
+
+
+def devel_f1(trainer, features, tags, id2label) -> float:  # noqa: ANN001
+    """seqeval strict IOB2 F1 of the first-sub-word predictions on devel."""
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    logits = trainer.predict(features).predictions
+    predicted = []
+    for feature, sentence_logits, gold in zip(features, logits, tags):
+        labels = [
+            id2label[int(row.argmax())]
+            for row, label in zip(sentence_logits, feature["labels"])
+            if label != -100
+        ]
+        # Words cut off by truncation count as O, as they would for a run_ner.py user.
+        predicted.append(labels + ["O"] * (len(gold) - len(labels)))
+    return f1_score(tags, predicted, mode="strict", scheme=IOB2)
 
 
 def read_conll(path: Path) -> tuple[list[list[str]], list[list[str]]]:
@@ -68,6 +107,7 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("BIONER_DATA_DIR", "../shared/data"))
     parser.add_argument("--model", default=None, help="model folder (default: packaged MiniLM)")
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--epochs", type=float, default=None, help="full epochs, then devel F1")
     parser.add_argument("--warmup-steps", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-5)
@@ -110,8 +150,10 @@ def main() -> None:
     training_args = TrainingArguments(
         output_dir="/tmp/bioner-bench-hf",
         per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=64,
         learning_rate=args.lr,
-        max_steps=args.steps,
+        max_steps=-1 if args.epochs else args.steps,
+        num_train_epochs=args.epochs or 3.0,
         use_cpu=True,
         bf16=args.bf16,
         train_sampling_strategy="group_by_length" if args.group_by_length else "random",
@@ -128,22 +170,24 @@ def main() -> None:
         callbacks=[timer],
     )
     trainer.train()
-    timed_steps = args.steps - args.warmup_steps
+    timed_steps = trainer.state.global_step - args.warmup_steps
     seconds = (timer.end or 0.0) - (timer.start or 0.0)
-    print(
-        json.dumps(
-            {
-                "recipe": "hf_trainer"
-                + ("_bf16" if args.bf16 else "")
-                + ("_grouped" if args.group_by_length else ""),
-                "sentences_per_s": timed_steps * args.batch_size / seconds,
-                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "steps": timed_steps,
-                "seconds": seconds,
-                "torch_threads": torch.get_num_threads(),
-            }
-        )
-    )
+    recipe = "hf_trainer" + ("_bf16" if args.bf16 else "")
+    recipe += "_grouped" if args.group_by_length else ""
+    result = {
+        "recipe": recipe,
+        "sentences_per_s": timed_steps * args.batch_size / seconds,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "steps": timed_steps,
+        "seconds": seconds,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if args.epochs:
+        dev_words, dev_tags = read_conll(Path(args.data) / "bc5cdr" / "devel.tsv")
+        dev = encode(tokenizer, dev_words, dev_tags, label2id)
+        result["epochs"] = args.epochs
+        result["devel_f1"] = devel_f1(trainer, dev, dev_tags, dict(enumerate(label_names)))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
