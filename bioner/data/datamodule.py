@@ -1,0 +1,427 @@
+"""A LightningDataModule over a corpus reader: encoded features, length buckets, dynamic padding.
+
+``setup`` reads each split through the reader and encodes it with the alignment once (kept in
+memory). Training batches are *length-bucketed*: the shuffled examples are cut into large
+chunks, each chunk is sorted by length and cut into batches, and the batches are shuffled, so a
+batch holds sequences of similar length (little padding) while training order stays random.
+Batches are padded to their own longest sequence only.
+
+The datamodule shards batches across DDP ranks itself (``use_distributed_sampler=False`` in the
+trainer configs), so no example is dropped; the module gathers the logits of all ranks and keeps
+one per feature before scoring, so none is counted twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from bioner.data.document import Document, Span
+from bioner.utils.log import get_logger
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from bioner.data.alignment import Alignment, Feature
+    from bioner.data.readers import CorpusReader
+
+log = get_logger(__name__)
+
+IGNORE_INDEX = -100
+# Lightning stage -> the splits it needs.
+STAGE_SPLITS = {"fit": ("train", "devel"), "validate": ("devel",), "test": ("test",)}
+
+
+class EncodedSplit(Dataset):
+    """The features of one split and the documents they come from.
+
+    Items are ``(index, feature)`` pairs, so predictions can be traced back to their feature
+    whatever the batch order (and whichever rank computed them).
+
+    Args:
+        split: the split name (``train``, ``devel``, ``test``).
+        docs: the split's documents.
+        features: every feature of every document, document by document.
+        doc_index: ``doc_index[i]`` is the position in ``docs`` of ``features[i]``'s document.
+        alignment: the alignment that encoded the features; it also decodes them.
+    """
+
+    def __init__(
+        self,
+        split: str,
+        docs: list[Document],
+        features: list[Feature],
+        doc_index: list[int],
+        alignment: Alignment,
+    ) -> None:
+        self.split = split
+        self.docs = docs
+        self.features = features
+        self.doc_index = doc_index
+        self.alignment = alignment
+        self.lengths = [len(f.input_ids) for f in features]
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, i: int) -> tuple[int, Feature]:
+        return i, self.features[i]
+
+    def decode(
+        self, logits: Mapping[int, np.ndarray], id2label: Mapping[int, str]
+    ) -> tuple[list[Document], list[list[Span]]]:
+        """Predicted spans per document from ``logits`` keyed by feature index.
+
+        Documents some of whose features have no logits (``limit_val_batches`` runs) are left
+        out, and a warning says how many; every other document is decoded.
+
+        Returns:
+            The decoded documents and, aligned with them, their predicted spans.
+        """
+        by_doc: dict[int, list[int]] = {}
+        for i, d in enumerate(self.doc_index):
+            by_doc.setdefault(d, []).append(i)
+        docs, preds = [], []
+        for d, doc in enumerate(self.docs):
+            idx = by_doc.get(d, [])
+            if not all(i in logits for i in idx):
+                continue
+            features = [self.features[i] for i in idx]
+            docs.append(doc)
+            preds.append(self.alignment.decode(doc, features, [logits[i] for i in idx], id2label))
+        if len(docs) < len(self.docs):
+            log.warning(
+                "%s: scoring %d of %d documents; the others were not predicted (limited batches)",
+                self.split,
+                len(docs),
+                len(self.docs),
+            )
+        return docs, preds
+
+
+class EpochPermutation(Sampler[int]):
+    """A seeded permutation of ``range(n)`` (or the identity) that changes with ``set_epoch``.
+
+    Lightning calls ``set_epoch`` on ``batch_sampler.sampler`` at the start of every epoch, also
+    after a resume, so the order of epoch ``e`` depends only on ``(seed, e)``.
+    """
+
+    def __init__(self, n: int, shuffle: bool, seed: int = 0) -> None:
+        self.n = n
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        if not self.shuffle:
+            return iter(range(self.n))
+        rng = np.random.default_rng([self.seed, self.epoch])
+        return iter(rng.permutation(self.n).tolist())
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar-length examples in random order, sharded across DDP ranks.
+
+    Training (``shuffle=True``): the shuffled examples are cut into chunks of ``chunk_batches``
+    batches, each chunk is sorted by length and cut into batches of ``batch_size``, and the
+    batches are shuffled. Evaluation sorts the whole split, longest first (a batch too large for
+    memory fails at once).
+
+    ``max_tokens`` caps the padded size (``members * longest``) of a batch, which bounds peak
+    memory: examples longer than ``max_tokens / batch_size`` are set apart, sorted by length (ties
+    in random order) and cut into smaller batches at boundaries fixed by their lengths, so the
+    number of batches is the same every epoch, as Lightning requires.
+
+    Every rank gets the same number of batches (DDP synchronises every training step, and a rank
+    without evaluation batches would skip the gathering of predictions): the last ranks repeat
+    a few batches from the start. Evaluation drops the repeats by feature index before scoring.
+
+    Args:
+        lengths: length of each example (padded length, if batches are padded further).
+        batch_size: most examples per batch.
+        shuffle: shuffle examples (then batches) as described above.
+        seed: the seed of the shuffling.
+        chunk_batches: batches per length-sorted chunk; larger chunks pad less but make batches
+            less random. ``None`` sorts the whole split as one chunk.
+        max_tokens: most padded tokens per batch; ``None``: no cap.
+        num_replicas: number of DDP processes.
+        rank: this process's rank.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        chunk_batches: int | None = 64,
+        max_tokens: int | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, not {batch_size}")
+        if chunk_batches is not None and chunk_batches < 1:
+            raise ValueError(f"chunk_batches must be positive or null, not {chunk_batches}")
+        if max_tokens is not None and max_tokens < 1:
+            raise ValueError(f"max_tokens must be positive or null, not {max_tokens}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} outside 0..{num_replicas - 1}")
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.chunk_batches = chunk_batches
+        self.num_replicas = num_replicas
+        self.rank = rank
+        # Lightning sets the epoch on `batch_sampler.sampler`.
+        self.sampler = EpochPermutation(len(self.lengths), shuffle, seed)
+        limit = math.inf if max_tokens is None else max_tokens / batch_size
+        self._long = {i for i, n in enumerate(self.lengths) if n > limit}
+        # Sizes of the long examples' batches, planned once on their sorted lengths.
+        self._long_sizes: list[int] = []
+        count, width = 0, 0
+        for n in sorted(self.lengths[i] for i in self._long):
+            if count and (count == batch_size or (count + 1) * max(width, n) > max_tokens):
+                self._long_sizes.append(count)
+                count, width = 0, 0
+            count, width = count + 1, max(width, n)
+        if count:
+            self._long_sizes.append(count)
+
+    def _chunk(self, n: int) -> int:
+        return max(n if self.chunk_batches is None else self.batch_size * self.chunk_batches, 1)
+
+    def _all_batches(self) -> list[list[int]]:
+        order = list(self.sampler)
+        shuffle = self.sampler.shuffle
+        key = self.lengths.__getitem__
+        short = [i for i in order if i not in self._long]
+        batches = []
+        chunk = self._chunk(len(short))
+        for lo in range(0, len(short), chunk):
+            # Stable sort: equal lengths keep the shuffled order.
+            part = sorted(short[lo : lo + chunk], key=key, reverse=not shuffle)
+            batches += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
+        long = sorted((i for i in order if i in self._long), key=key)
+        long_batches, lo = [], 0
+        for size in self._long_sizes:
+            long_batches.append(long[lo : lo + size])
+            lo += size
+        batches = batches + long_batches if shuffle else long_batches[::-1] + batches
+        if shuffle:
+            rng = np.random.default_rng([self.sampler.seed, self.sampler.epoch, 1])
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def _num_all_batches(self) -> int:
+        n = len(self.lengths) - len(self._long)
+        chunk = self._chunk(n)
+        full, rest = divmod(n, chunk)
+        short = full * math.ceil(chunk / self.batch_size) + math.ceil(rest / self.batch_size)
+        return short + len(self._long_sizes)
+
+    def __len__(self) -> int:
+        return math.ceil(self._num_all_batches() / self.num_replicas)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        # A generator, so the order is drawn at the first batch, not when the iterator is made:
+        # Lightning makes the first iterator of a fit (also of a resumed one) before it calls
+        # set_epoch. (Worker processes prefetch at once; keep num_workers=0 for exact resumes.)
+        batches = self._all_batches()
+        if self.num_replicas > 1 and batches:
+            missing = len(self) * self.num_replicas - len(batches)
+            batches += batches[:missing]
+        yield from batches[self.rank :: self.num_replicas]
+
+
+@dataclass
+class Collator:
+    """Pad a list of ``(index, feature)`` items to the longest one (dynamic padding).
+
+    Returns tensors ``input_ids``, ``attention_mask``, ``index`` (feature indices) and, when every
+    feature has labels, ``labels`` (``-100`` on padding).
+
+    Args:
+        pad_token_id: the tokenizer's padding id.
+        pad_to_multiple_of: round the padded length up to a multiple of this (``None``: exact).
+    """
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, items: Sequence[tuple[int, Feature]]) -> dict[str, torch.Tensor]:
+        width = max(len(f.input_ids) for _, f in items)
+        if self.pad_to_multiple_of:
+            width = math.ceil(width / self.pad_to_multiple_of) * self.pad_to_multiple_of
+        input_ids = torch.full((len(items), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(items), width), dtype=torch.long)
+        with_labels = all(f.labels is not None for _, f in items)
+        labels = torch.full((len(items), width), IGNORE_INDEX, dtype=torch.long)
+        for row, (_, f) in enumerate(items):
+            n = len(f.input_ids)
+            input_ids[row, :n] = torch.tensor(f.input_ids, dtype=torch.long)
+            attention_mask[row, :n] = 1
+            if with_labels:
+                labels[row, :n] = torch.tensor(f.labels, dtype=torch.long)
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "index": torch.tensor([i for i, _ in items], dtype=torch.long),
+        }
+        if with_labels:
+            batch["labels"] = labels
+        return batch
+
+
+class NERDataModule(L.LightningDataModule):
+    """Train/devel/test dataloaders over a corpus reader, encoded by an alignment.
+
+    Args:
+        reader: a :class:`~bioner.data.readers.CorpusReader` (``conf/dataset``).
+        alignment: the :class:`~bioner.data.alignment.Alignment` (``conf/alignment``).
+        tokenizer: the encoder's fast tokenizer.
+        batch_size: training batch size (sequences).
+        eval_batch_size: evaluation batch size; ``None`` uses ``2 * batch_size``.
+        chunk_batches: batches per length-sorted chunk in training (see
+            :class:`BucketBatchSampler`).
+        max_tokens: most padded tokens per training batch, which bounds peak memory; batches of
+            long sequences get fewer members. ``None``: no cap.
+        pad_to_multiple_of: pad batches to a multiple of this length (``None``: exact).
+        num_workers: dataloader worker processes. 0 (collate in the main process) is fast enough
+            since features are encoded once in ``setup``, and it keeps ``ckpt_path=last`` resumes
+            exact (workers draw the first batches before Lightning sets the epoch).
+        seed: seed of the training order.
+        limit_documents: use only the first ``n`` documents of every split (quick runs); the
+            number used is logged. ``None`` uses every document.
+    """
+
+    def __init__(
+        self,
+        reader: CorpusReader,
+        alignment: Alignment,
+        tokenizer: PreTrainedTokenizerBase,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        chunk_batches: int | None = 64,
+        max_tokens: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        limit_documents: int | None = None,
+    ) -> None:
+        super().__init__()
+        if limit_documents is not None and limit_documents < 1:
+            raise ValueError(f"limit_documents must be positive or null, not {limit_documents}")
+        self.reader = reader
+        self.alignment = alignment
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or 2 * batch_size
+        self.chunk_batches = chunk_batches
+        self.max_tokens = max_tokens
+        self.num_workers = num_workers
+        self.seed = seed
+        self.limit_documents = limit_documents
+        if tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer has no padding token; bioner pads batches with it")
+        self.collator = Collator(tokenizer.pad_token_id, pad_to_multiple_of)
+        self._encoded: dict[str, EncodedSplit] = {}
+
+    @property
+    def labels(self) -> list[str]:
+        """The model's tag list (index = label id) for the reader's entity types."""
+        return self.alignment.labels(self.reader.entity_types)
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.labels))
+
+    def prepare_data(self) -> None:
+        """Make sure the corpus files exist, fetching public ones (the only place downloads
+        happen)."""
+        self.reader.ensure_available(download=True)
+
+    def setup(self, stage: str | None = None) -> None:
+        splits = STAGE_SPLITS.get(stage or "", ("train", "devel", "test"))
+        for split in splits:
+            self.encoded(split)
+
+    def encoded(self, split: str) -> EncodedSplit:
+        """The encoded ``split``, built on first use and kept."""
+        if split not in self._encoded:
+            docs = self.reader.load(split)
+            if self.limit_documents is not None and len(docs) > self.limit_documents:
+                log.info(
+                    "%s/%s: using the first %d of %d documents (data.limit_documents)",
+                    self.reader.name,
+                    split,
+                    self.limit_documents,
+                    len(docs),
+                )
+                docs = docs[: self.limit_documents]
+            label2id = {label: i for i, label in enumerate(self.labels)}
+            features: list[Feature] = []
+            doc_index: list[int] = []
+            for d, doc in enumerate(docs):
+                encoded = self.alignment.encode(doc, self.tokenizer, label2id)
+                features += encoded
+                doc_index += [d] * len(encoded)
+            self._encoded[split] = EncodedSplit(split, docs, features, doc_index, self.alignment)
+            log.info(
+                "%s/%s: %d documents, %d sequences",
+                self.reader.name,
+                split,
+                len(docs),
+                len(features),
+            )
+        return self._encoded[split]
+
+    def _replicas(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        dataset = self.encoded(split)
+        num_replicas, rank = self._replicas()
+        multiple = self.collator.pad_to_multiple_of or 1
+        sampler = BucketBatchSampler(
+            [math.ceil(n / multiple) * multiple for n in dataset.lengths],
+            self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            seed=self.seed,
+            chunk_batches=self.chunk_batches if train else None,
+            # Without gradients evaluation needs a fraction of the memory: no cap.
+            max_tokens=self.max_tokens if train else None,
+            num_replicas=num_replicas,
+            rank=rank,
+        )
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=self.collator,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("devel", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)

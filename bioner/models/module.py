@@ -1,0 +1,287 @@
+"""The LightningModule: a Hugging Face token classifier, its optimiser, and span-level scoring.
+
+Validation and test collect the logits of every feature, gather them across DDP ranks, let the
+evaluation dataset decode them to character spans (its alignment encoded the features) and score
+the spans with :func:`bioner.evaluation.evaluate`. Metrics are logged as ``val/<name>`` and
+``test/<name>`` (``val/f1`` is what checkpointing and early stopping watch). Nothing here knows
+about corpus files or output formats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from bioner.data.document import Document, Span
+from bioner.evaluation import SpanEvaluation, evaluate
+from bioner.utils.log import get_logger
+
+if TYPE_CHECKING:
+    from bioner.models.encoders import Encoder
+
+log = get_logger(__name__)
+
+
+class DecodableDataset(Protocol):
+    """What evaluation needs from a dataloader's dataset (see ``EncodedSplit``)."""
+
+    split: str
+
+    def decode(
+        self, logits: Mapping[int, np.ndarray], id2label: Mapping[int, str]
+    ) -> tuple[list[Document], list[list[Span]]]: ...
+
+
+@dataclass
+class StageResult:
+    """The scored predictions of one evaluation pass.
+
+    Attributes:
+        split: the evaluated split (``devel``, ``test``).
+        docs: the gold documents that were scored.
+        predictions: ``predictions[i]`` are the predicted spans of ``docs[i]``.
+        evaluation: the span evaluation of those predictions.
+    """
+
+    split: str
+    docs: list[Document]
+    predictions: list[list[Span]]
+    evaluation: SpanEvaluation
+
+
+def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups: no weight decay on biases and normalisation weights.
+
+    Decaying LayerNorm gains pulls them towards zero, which hurts; the exclusion follows BERT's
+    original recipe and the transformers Trainer.
+    """
+    norm_params = {
+        id(p)
+        for module in model.modules()
+        if isinstance(module, (nn.LayerNorm, nn.GroupNorm))
+        or "norm" in type(module).__name__.lower()
+        for p in module.parameters(recurse=False)
+    }
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if name.endswith("bias") or id(param) in norm_params:
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def linear_warmup_decay(warmup_steps: int, total_steps: int):
+    """LR multiplier: 0 -> 1 linearly over ``warmup_steps``, then 1 -> 0 at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor
+
+
+def merge_logits(parts: Iterable[Mapping[int, np.ndarray] | None]) -> dict[int, np.ndarray]:
+    """One logits array per feature index from the parts of several ranks.
+
+    A feature computed on two ranks (the sampler repeats a few batches so that ranks stay in
+    step) is kept once, so nothing is scored twice.
+    """
+    merged: dict[int, np.ndarray] = {}
+    for part in parts:
+        for index, logits in (part or {}).items():
+            merged.setdefault(index, logits)
+    return merged
+
+
+def gather_logits(local: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """The logits of every DDP rank, merged by :func:`merge_logits` (``local`` without DDP)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return local
+    parts: list[dict[int, np.ndarray] | None] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, local)
+    return merge_logits(parts)
+
+
+class TokenClassifier(L.LightningModule):
+    """A token classifier on a pretrained encoder, trained with AdamW and a linear schedule.
+
+    Args:
+        encoder: the :class:`~bioner.models.encoders.Encoder` (``conf/model``) that builds the
+            ``AutoModelForTokenClassification``.
+        id2label: tag of each output id (from the datamodule: alignment labels over the
+            dataset's entity types).
+        lr: peak learning rate.
+        weight_decay: AdamW weight decay (not on biases and LayerNorm weights).
+        warmup_ratio: share of the training steps spent warming the learning rate up from 0;
+            it then decays linearly to 0 at the last step.
+        adam_epsilon: AdamW's epsilon.
+        dropout: replaces every dropout probability of the encoder; ``None`` keeps its own.
+        gradient_checkpointing: recompute activations in the backward pass to save memory.
+        fused_optimizer: use the fused AdamW kernel (``None``: when every parameter lives on a
+            CPU or CUDA device); it is several times faster than the per-tensor loop on CPU.
+
+    Attributes:
+        results: ``"val"`` / ``"test"`` -> the :class:`StageResult` of the last pass.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        id2label: Mapping[int, str],
+        lr: float = 5e-5,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        adam_epsilon: float = 1e-8,
+        dropout: float | None = None,
+        gradient_checkpointing: bool = False,
+        fused_optimizer: bool | None = None,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= warmup_ratio <= 1.0:
+            raise ValueError(f"warmup_ratio must be in [0, 1], not {warmup_ratio}")
+        # Plain types before saving: Hydra passes mappings as DictConfig, which checkpoints loaded
+        # with torch.load(weights_only=True) cannot hold.
+        id2label = {int(k): str(v) for k, v in id2label.items()}
+        self.save_hyperparameters(ignore=["encoder"], logger=False)
+        self.id2label = id2label
+        self.model = encoder.load_model(
+            self.id2label, dropout=dropout, gradient_checkpointing=gradient_checkpointing
+        )
+        # from_pretrained returns the model in eval mode and Lightning keeps submodule modes as
+        # they are, so training would run without dropout.
+        self.model.train()
+        self.results: dict[str, StageResult] = {}
+        self._logits: dict[int, np.ndarray] = {}
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if "labels" not in batch:
+            raise ValueError("training batches need labels; the training documents have none")
+        out = self.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
+        )
+        self.log("train/loss", out.loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return out.loss
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        out = self.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch.get("labels"),
+        )
+        if out.loss is not None:
+            self.log(
+                f"{stage}/loss", out.loss, batch_size=batch["input_ids"].shape[0], sync_dist=True
+            )
+        logits = out.logits.float().cpu().numpy()
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        for row, (index, n) in enumerate(zip(batch["index"].tolist(), lengths)):
+            self._logits[index] = logits[row, :n]
+
+    def _dataset(self, stage: str) -> DecodableDataset:
+        loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
+        dataset = getattr(loaders, "dataset", None)
+        if not callable(getattr(dataset, "decode", None)):
+            raise TypeError(
+                f"{stage}: the dataloader's dataset must decode logits to spans (an EncodedSplit "
+                "of bioner.data.datamodule.NERDataModule, one dataloader), not "
+                f"{type(loaders).__name__} of {type(dataset).__name__}"
+            )
+        return dataset
+
+    def _score(self, stage: str) -> None:
+        dataset = self._dataset(stage)
+        logits = gather_logits(self._logits)
+        self._logits = {}
+        docs, preds = dataset.decode(logits, self.id2label)
+        evaluation = evaluate(docs, preds)
+        self.results[stage] = StageResult(dataset.split, docs, preds, evaluation)
+        # Every rank holds the same numbers; sync_dist only keeps Lightning's DDP checks quiet.
+        metrics = {f"{stage}/{k}": v for k, v in evaluation.metrics().items()}
+        self.log_dict(metrics, sync_dist=True)
+        when = f"epoch {self.current_epoch} " if self.trainer.state.fn == "fit" else ""
+        log.info(
+            "%s%s: strict F1 %.4f on %d documents", when, stage, metrics[f"{stage}/f1"], len(docs)
+        )
+
+    def on_validation_epoch_start(self) -> None:
+        self._dataset("val")  # fail before the first batch, not after the last
+        self._logits = {}
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            # A couple of batches only prove the loop runs; their scores mean nothing.
+            self._logits = {}
+            return
+        self._score("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._dataset("test")
+        self._logits = {}
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._score("test")
+
+    # ------------------------------------------------------------------ optimisation
+
+    def _loss_scaler(self) -> Any:
+        return getattr(self.trainer.precision_plugin, "scaler", None)
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        # Lightning's mixed-precision plugin refuses to clip for fused optimizers even under bf16,
+        # where no loss scaler exists and gradients are already unscaled: clip them directly.
+        if gradient_clip_val and self._loss_scaler() is None and gradient_clip_algorithm != "value":
+            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        groups = decay_groups(self.model, hp.weight_decay)
+        fused = hp.fused_optimizer
+        if fused is None:
+            # Lightning cannot clip gradients of a fused optimizer under a loss scaler (16-mixed).
+            fused = self._loss_scaler() is None and all(
+                p.device.type in ("cpu", "cuda") for g in groups for p in g["params"]
+            )
+        optimizer = torch.optim.AdamW(groups, lr=hp.lr, eps=hp.adam_epsilon, fused=fused)
+        total = self.trainer.estimated_stepping_batches
+        if not np.isfinite(total):
+            raise ValueError(
+                "the learning-rate schedule needs a finite number of steps: set trainer.max_epochs "
+                "or trainer.max_steps"
+            )
+        total = int(total)
+        warmup = round(total * hp.warmup_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(warmup, total))
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"},
+        }

@@ -1,0 +1,115 @@
+"""The files a run leaves behind, and the tables and figures it sends to dashboards.
+
+For each evaluated split: ``predictions/<split>.jsonl`` and ``.conll``, ``confusion_<split>.png``
+and a section of ``metrics.json`` (metrics, per-type table, bootstrap confidence intervals,
+entity confusion counts).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
+
+from bioner.evaluation import bootstrap_ci, confusion_matrix
+from bioner.inference.formats import write_conll, write_jsonl
+from bioner.utils.log import get_logger
+
+if TYPE_CHECKING:
+    from bioner.models.module import StageResult
+
+log = get_logger(__name__)
+
+PER_TYPE_COLUMNS = ["type", "tp", "fp", "fn", "precision", "recall", "f1", "support"]
+
+
+def report_split(
+    result: StageResult, run_dir: str | Path, ci_samples: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """Write one split's predictions and confusion plot; return its ``metrics.json`` section.
+
+    Args:
+        result: the scored predictions (from ``TokenClassifier.results``).
+        run_dir: the run folder.
+        ci_samples: bootstrap samples for the 95% confidence intervals (0: none).
+        seed: seed of the bootstrap.
+    """
+    run_dir = Path(run_dir)
+    split, docs, preds = result.split, result.docs, result.predictions
+    write_jsonl(run_dir / "predictions" / f"{split}.jsonl", docs, preds)
+    write_conll(run_dir / "predictions" / f"{split}.conll", docs, preds)
+    confusion = confusion_matrix(docs, preds)
+    confusion.plot(run_dir / f"confusion_{split}.png")
+    ci = bootstrap_ci(docs, preds, n=ci_samples, seed=seed) if ci_samples else {}
+    return {
+        "documents": len(docs),
+        "metrics": result.evaluation.metrics(),
+        "per_type": result.evaluation.per_type(),
+        "ci95": {k: list(v) for k, v in ci.items()},
+        "confusion": confusion.to_dict(),
+    }
+
+
+def log_split_report(
+    loggers: list[Logger], stage: str, section: Mapping[str, Any], png: Path
+) -> None:
+    """Send a split's per-type table and confusion matrix to the loggers that show them."""
+    rows = [[row[c] for c in PER_TYPE_COLUMNS] for row in section["per_type"]]
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_table(f"{stage}/per_type", columns=PER_TYPE_COLUMNS, data=rows)
+            logger.log_image(f"{stage}/confusion_matrix", images=[str(png)])
+        elif isinstance(logger, TensorBoardLogger):
+            import matplotlib.image
+
+            header = "| " + " | ".join(PER_TYPE_COLUMNS) + " |\n|" + "---|" * len(PER_TYPE_COLUMNS)
+            body = "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in rows)
+            logger.experiment.add_text(f"{stage}/per_type", f"{header}\n{body}")
+            image = matplotlib.image.imread(png)[..., :3]
+            logger.experiment.add_image(f"{stage}/confusion_matrix", image, dataformats="HWC")
+        # CSV and other loggers: the table and figure are in the run folder.
+
+
+def write_report(
+    run_dir: str | Path,
+    results: Mapping[str, StageResult],
+    loggers: list[Logger],
+    extra: Mapping[str, Any] | None = None,
+    ci_samples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Write every split's files and ``metrics.json``; log tables and figures.
+
+    Call on global rank zero only.
+
+    Args:
+        run_dir: the run folder.
+        results: stage (``val``, ``test``) -> scored predictions.
+        loggers: the run's loggers.
+        extra: run-level entries for ``metrics.json`` (run name, checkpoint, precision, ...).
+        ci_samples: bootstrap samples for confidence intervals (0: none).
+        seed: seed of the bootstrap.
+
+    Returns:
+        The content of ``metrics.json``.
+    """
+    run_dir = Path(run_dir)
+    summary: dict[str, Any] = dict(extra or {})
+    for stage, result in results.items():
+        section = report_split(result, run_dir, ci_samples=ci_samples, seed=seed)
+        summary[result.split] = section
+        log_split_report(loggers, stage, section, run_dir / f"confusion_{result.split}.png")
+        m = section["metrics"]
+        log.info(
+            "%s: strict P %.4f R %.4f F1 %.4f (%d documents)",
+            result.split,
+            m["precision"],
+            m["recall"],
+            m["f1"],
+            section["documents"],
+        )
+    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

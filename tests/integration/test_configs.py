@@ -1,0 +1,191 @@
+"""Every config composes and instantiates; overrides reach the objects; hardware-based choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+from omegaconf import OmegaConf
+
+from bioner.config import CONFIG_DIR, compose_config
+from bioner.data.readers import CorpusReader
+from bioner.utils import (
+    cpu_has_native_bf16,
+    instantiate_callbacks,
+    instantiate_loggers,
+    prepare_run_dir,
+    resolve_precision,
+)
+from bioner.utils import precision as precision_module
+from bioner.utils.callbacks import ReseedEachBatch, Throughput
+from bioner.utils.loggers import wandb_logged_in, wandb_logger
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def compose(tmp_path: Path, *overrides: str):
+    return compose_config("train", [f"run_dir={tmp_path}", *overrides])
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes_and_resolves(experiment: str, tmp_path: Path) -> None:
+    cfg = compose(tmp_path, f"experiment={experiment}")
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert resolved["trainer"]["_target_"] == "lightning.pytorch.Trainer"
+
+
+def test_quickstart_is_minilm_on_bc5cdr_on_the_cpu(tmp_path: Path) -> None:
+    cfg = compose(tmp_path, "experiment=quickstart")
+    assert (cfg.model.name, cfg.dataset.name, cfg.trainer.accelerator) == (
+        "minilm",
+        "bc5cdr",
+        "cpu",
+    )
+    assert cfg.run_name == "bc5cdr_minilm_first_atk-none_aug-none_s42"
+
+
+@pytest.mark.parametrize("dataset", options("dataset"))
+def test_every_dataset_config_builds_a_reader_without_io(dataset: str, tmp_path: Path) -> None:
+    cfg = compose(tmp_path, f"dataset={dataset}", f"paths.data_dir={tmp_path / 'nowhere'}")
+    reader = instantiate(cfg.dataset)
+    assert isinstance(reader, CorpusReader) and reader.name == cfg.dataset.name
+    assert cfg.run_name.startswith(f"{cfg.dataset.name}_biobert_first_")
+
+
+@pytest.mark.parametrize("debug", options("debug"))
+def test_every_debug_config_composes(debug: str, tmp_path: Path) -> None:
+    cfg = compose(tmp_path, f"debug={debug}")
+    assert "debug" in cfg.tags
+    OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.mark.parametrize("trainer", options("trainer"))
+def test_every_trainer_config_composes(trainer: str, tmp_path: Path) -> None:
+    cfg = compose(tmp_path, f"trainer={trainer}")
+    assert cfg.trainer.precision == "auto"
+    assert cfg.trainer.use_distributed_sampler is False
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "ddp_sim"])
+def test_cpu_trainers_instantiate(trainer: str, tmp_path: Path) -> None:
+    cfg = compose(tmp_path, f"trainer={trainer}", "logger=none")
+    callbacks = instantiate_callbacks(cfg.callbacks)
+    built = instantiate(cfg.trainer, callbacks=callbacks, logger=False, precision="32-true")
+    assert isinstance(built, L.Trainer)
+    assert built.num_devices == (2 if trainer == "ddp_sim" else 1)
+
+
+def test_callbacks_are_named_entries_that_overrides_reach(tmp_path: Path) -> None:
+    cfg = compose(
+        tmp_path, "callbacks.early_stopping.patience=7", "callbacks.rich_progress_bar=null"
+    )
+    callbacks = instantiate_callbacks(cfg.callbacks, cfg.attack, cfg.augmentation)
+    kinds = {type(cb) for cb in callbacks}
+    assert kinds == {
+        ModelCheckpoint,
+        EarlyStopping,
+        LearningRateMonitor,
+        ReseedEachBatch,
+        Throughput,
+    }
+    stopper = next(cb for cb in callbacks if isinstance(cb, EarlyStopping))
+    assert stopper.patience == 7 and stopper.monitor == "val/f1"
+    best, last = (cb for cb in callbacks if isinstance(cb, ModelCheckpoint))
+    assert Path(best.dirpath) == Path(last.dirpath) == tmp_path / "checkpoints"
+    assert best.monitor == "val/f1" and best.filename == "best"
+    assert last.monitor is None and last.filename == "last"
+
+
+def test_a_callback_entry_without_target_is_an_error(tmp_path: Path) -> None:
+    cfg = compose(tmp_path, "+callbacks.broken.patience=3")
+    with pytest.raises(ValueError, match="broken.*_target_"):
+        instantiate_callbacks(cfg.callbacks)
+
+
+def test_attack_and_augmentation_none_add_no_callback_but_name_the_run(tmp_path: Path) -> None:
+    cfg = compose(tmp_path)
+    assert instantiate_callbacks(None, cfg.attack, cfg.augmentation) == []
+    assert "atk-none_aug-none" in cfg.run_name
+    custom = OmegaConf.create({"name": "x", "_target_": "bioner.utils.callbacks.Throughput"})
+    assert [type(cb) for cb in instantiate_callbacks(None, custom)] == [Throughput]
+
+
+def test_logger_none_has_no_logger_and_no_lr_monitor(tmp_path: Path) -> None:
+    cfg = compose(tmp_path, "logger=none")
+    assert instantiate_loggers(cfg.logger) == []
+    assert not any(
+        isinstance(cb, LearningRateMonitor) for cb in instantiate_callbacks(cfg.callbacks)
+    )
+
+
+def test_csv_tensorboard_and_wandb_loggers_write_into_the_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = compose(tmp_path, "logger=[csv,tensorboard,wandb]")
+    loggers = instantiate_loggers(cfg.logger)
+    assert [type(lg) for lg in loggers] == [CSVLogger, TensorBoardLogger, WandbLogger]
+    assert Path(loggers[0].log_dir) == tmp_path / "csv"
+    assert Path(loggers[1].log_dir) == tmp_path / "tensorboard"
+    assert loggers[2].save_dir == str(tmp_path)
+    init = loggers[2]._wandb_init  # what wandb.init will get
+    assert (init["name"], init["group"], init["project"]) == (cfg.run_name, "bc5cdr", "bioner")
+
+
+def test_wandb_is_offline_unless_logged_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    netrc = tmp_path / "netrc"
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert not wandb_logged_in()
+    assert wandb_logger(save_dir=str(tmp_path / "w"))._offline is True
+    netrc.write_text("machine api.wandb.ai\n  login user\n  password abc\n")
+    netrc.chmod(0o600)
+    assert wandb_logged_in()
+    assert wandb_logger()._offline is False
+    assert wandb_logger(offline=True)._offline is True
+
+
+def test_cpu_bf16_detection_reads_cpu_flags(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f\n")
+    assert not cpu_has_native_bf16(info)
+    info.write_text("processor : 0\nflags : fpu avx512f avx512_bf16\n")
+    assert cpu_has_native_bf16(info)
+    info.write_text("flags : fpu amx_bf16 amx_tile\n")
+    assert cpu_has_native_bf16(info)
+    assert not cpu_has_native_bf16(tmp_path / "missing")
+
+
+def test_precision_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_precision("16-mixed", "cpu") == "16-mixed"
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", "cpu") == "bf16-mixed"
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", "cpu") == "32-true"
+
+
+def test_run_dir_must_be_given_outside_hydra(tmp_path: Path) -> None:
+    cfg = compose_config("train", ["logger=none"])
+    with pytest.raises(ValueError, match="run_dir=<folder>"):
+        prepare_run_dir(cfg)
+    cfg = compose(tmp_path / "run", "logger=none")
+    run_dir, resolved = prepare_run_dir(cfg)
+    assert run_dir == tmp_path / "run" and resolved["run_dir"] == str(run_dir)
+    saved = OmegaConf.load(tmp_path / "run" / "config.yaml")
+    assert saved.run_dir == str(tmp_path / "run") and saved.data.seed == cfg.seed
+
+
+def test_eval_config_takes_the_dataset_from_the_checkpoint_unless_given(tmp_path: Path) -> None:
+    cfg = compose_config("eval", ["ckpt_path=x.ckpt", f"run_dir={tmp_path}"])
+    assert cfg.get("dataset") is None and cfg.run_name == "checkpoint"
+    cfg = compose_config(
+        "eval", ["ckpt_path=x.ckpt", f"run_dir={tmp_path}", "dataset=ncbi_disease"]
+    )
+    assert cfg.dataset.name == "ncbi_disease" and cfg.run_name == "ncbi_disease"

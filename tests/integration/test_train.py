@@ -1,0 +1,395 @@
+"""End-to-end training through the real configs: ``compose -> shrink -> train(cfg)``.
+
+The tiny BERT stands in for real encoders; ``slow`` tests run MiniLM and DDP (CI runs them too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+import bioner.train
+from bioner.config import compose_config
+from bioner.data.alignment import Alignment
+from bioner.data.document import Document
+from bioner.data.readers import CorpusNotFoundError
+from bioner.eval import evaluate_checkpoint
+from bioner.inference.formats import read_jsonl
+from bioner.models.encoders import TinyBert
+from bioner.train import train
+
+REPO = Path(__file__).resolve().parents[2]
+QUIET = [
+    "logger=none",
+    "callbacks.rich_progress_bar=null",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+def tiny_overrides(tiny_model_dir: Path) -> list[str]:
+    # The session's tiny BERT lives in <cache>/encoders/<name>; model=tiny finds it there.
+    return ["model=tiny", f"model.cache_dir={tiny_model_dir.parent.parent}"]
+
+
+def compose(run_dir: Path, tiny_model_dir: Path, *overrides: str) -> DictConfig:
+    return compose_config(
+        "train", [f"run_dir={run_dir}", *QUIET, *tiny_overrides(tiny_model_dir), *overrides]
+    )
+
+
+# Corpora for the every-dataset run: the real ones (shared_data) where they are public, the
+# synthetic fixtures for the licensed/unavailable ones and the generic IOB folder.
+REAL = ["bc5cdr", "bc5cdr_chem", "bc5cdr_disease", "ncbi_disease", "bc2gm", "bc5cdr_pubtator"]
+FIXTURE_DIRS = {
+    "iob": "iob",
+    "medmentions_st21pv": "pubtator/medmentions",
+    "i2b2_2010": "i2b2",
+}
+
+
+def test_dataset_lists_are_complete() -> None:
+    configs = {p.stem for p in (REPO / "conf" / "dataset").glob("*.yaml")}
+    assert configs == set(REAL) | set(FIXTURE_DIRS)
+
+
+@pytest.mark.parametrize("dataset", REAL + sorted(FIXTURE_DIRS))
+def test_every_dataset_config_trains_with_the_tiny_bert(
+    dataset: str, tmp_path: Path, tiny_model_dir: Path, fixtures_dir: Path, request
+) -> None:
+    if dataset in FIXTURE_DIRS:
+        data = [f"dataset.data_dir={fixtures_dir / FIXTURE_DIRS[dataset]}"]
+    else:
+        data = [f"paths.data_dir={request.getfixturevalue('shared_data')}"]
+    cfg = compose(
+        tmp_path,
+        tiny_model_dir,
+        f"dataset={dataset}",
+        *data,
+        "data.limit_documents=12",
+        "data.batch_size=4",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "bootstrap_samples=0",
+    )
+    summary = train(cfg)
+    for split in ("devel", "test"):
+        assert 0.0 <= summary[split]["metrics"]["f1"] <= 1.0
+        assert summary[split]["documents"] == len(
+            read_jsonl(tmp_path / f"predictions/{split}.jsonl")
+        )
+    assert (tmp_path / "checkpoints" / "best.ckpt").is_file()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, shared_data: Path):
+    """One short tiny-BERT run on a BC5CDR subset, shared by the tests of its artefacts."""
+    run_dir = tmp_path_factory.mktemp("run")
+    cfg = compose(
+        run_dir,
+        tiny_model_dir,
+        f"paths.data_dir={shared_data}",
+        "data.limit_documents=40",
+        "data.batch_size=8",
+        "trainer.max_epochs=2",
+        "bootstrap_samples=50",
+        "logger=csv",
+    )
+    return run_dir, cfg, train(cfg)
+
+
+def test_a_run_writes_every_artefact(run) -> None:
+    run_dir, cfg, summary = run
+    for name in (
+        "config.yaml",
+        "metrics.json",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "confusion_devel.png",
+        "confusion_test.png",
+        "model/config.json",
+        "model/tokenizer.json",
+        "model/bioner.json",
+        "csv/metrics.csv",
+        "csv/hparams.yaml",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert json.loads((run_dir / "metrics.json").read_text()) == json.loads(json.dumps(summary))
+    for split in ("devel", "test"):
+        section = summary[split]
+        assert section["documents"] == 40
+        assert {"f1", "precision", "recall", "f1_Chemical", "f1_Disease"} <= set(section["metrics"])
+        assert [row["type"] for row in section["per_type"]] == ["Chemical", "Disease"]
+        low, high = section["ci95"]["f1"]
+        assert low <= section["metrics"]["f1"] <= high
+        records = read_jsonl(run_dir / "predictions" / f"{split}.jsonl")
+        assert len(records) == 40 and all("gold" in r for r in records)
+        conll = (run_dir / "predictions" / f"{split}.conll").read_text()
+        assert conll.count("-DOCSTART-") == 40
+    # The logged metrics of the final evaluation pass match metrics.json.
+    csv_text = (run_dir / "csv" / "metrics.csv").read_text()
+    assert "val/f1" in csv_text and "test/f1_Chemical" in csv_text
+    # The whole resolved config reached the logger.
+    assert "model_checkpoint" in (run_dir / "csv" / "hparams.yaml").read_text()
+    assert summary["precision"] in ("bf16-mixed", "32-true")
+    assert summary["checkpoint"] == str(run_dir / "checkpoints" / "best.ckpt")
+    assert len(summary["train_sequences_per_s"]) == 2
+
+
+def test_eval_of_the_best_checkpoint_reproduces_the_run(run, tmp_path: Path) -> None:
+    run_dir, cfg, summary = run
+    eval_cfg = compose_config(
+        "eval",
+        [
+            f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}",
+            f"run_dir={tmp_path}",
+            "data.limit_documents=40",
+            "bootstrap_samples=0",
+            "trainer.enable_progress_bar=false",
+        ],
+    )
+    evaluated = evaluate_checkpoint(eval_cfg)
+    for split in ("devel", "test"):
+        assert evaluated[split]["metrics"] == summary[split]["metrics"]
+    assert (tmp_path / "predictions" / "test.jsonl").read_text() == (
+        run_dir / "predictions" / "test.jsonl"
+    ).read_text()
+
+
+class Killed(Exception):
+    """Raised by :class:`KillAtEpoch` to simulate a run that dies."""
+
+
+class KillAtEpoch(L.Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise Killed(f"killed at the start of epoch {self.epoch}")
+
+
+def test_resume_from_last_equals_an_uninterrupted_run(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = [
+        f"paths.data_dir={shared_data}",
+        "data.limit_documents=48",
+        "data.batch_size=8",
+        "trainer.max_epochs=3",
+        "bootstrap_samples=0",
+        "module.lr=1e-3",
+    ]
+    full = train(compose(tmp_path / "full", tiny_model_dir, *settings))
+
+    real = bioner.train.instantiate_callbacks
+    monkeypatch.setattr(
+        bioner.train, "instantiate_callbacks", lambda *groups: real(*groups) + [KillAtEpoch(2)]
+    )
+    with pytest.raises(Killed):
+        train(compose(tmp_path / "killed", tiny_model_dir, *settings))
+    monkeypatch.setattr(bioner.train, "instantiate_callbacks", real)
+    assert (tmp_path / "killed" / "checkpoints" / "last.ckpt").is_file()
+    resumed = train(compose(tmp_path / "killed", tiny_model_dir, *settings, "ckpt_path=last"))
+
+    for split in ("devel", "test"):
+        assert resumed[split]["metrics"] == full[split]["metrics"]
+    a = torch.load(tmp_path / "full/checkpoints/last.ckpt", weights_only=False)
+    b = torch.load(tmp_path / "killed/checkpoints/last.ckpt", weights_only=False)
+    assert a["global_step"] == b["global_step"] and a["epoch"] == b["epoch"] == 2
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+
+
+def test_ckpt_path_last_without_a_last_checkpoint_is_an_error(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    cfg = compose(tmp_path, tiny_model_dir, f"paths.data_dir={shared_data}", "ckpt_path=last")
+    with pytest.raises(FileNotFoundError, match="run_dir=<run folder> ckpt_path=last"):
+        train(cfg)
+
+
+def test_missing_corpus_stops_before_any_model_is_loaded(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bioner.data import download
+
+    def offline(*args, **kwargs):
+        raise download.URLError("no network")
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("weights were loaded before the corpus was checked")
+
+    monkeypatch.setattr(download, "urlopen", offline)
+    monkeypatch.setattr(TinyBert, "load_model", no_model)
+    cfg = compose(tmp_path, tiny_model_dir, f"paths.data_dir={tmp_path / 'empty'}")
+    with pytest.raises(CorpusNotFoundError, match="BIONER_DATA_DIR"):
+        train(cfg)
+
+
+def words_like_bert(doc_id: str, text: str) -> Document:
+    """A document whose words are BERT's pre-tokens (runs of letters/digits, single punctuation)."""
+    words = [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]
+    return Document(doc_id, text, [], [(0, len(text))], words)
+
+
+def test_exported_folder_gives_the_same_spans_in_a_transformers_pipeline(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    # Overfit a few sentences so that predictions are confident (a random model's near-ties
+    # could be read differently by two correct decoders).
+    cfg = compose(
+        tmp_path,
+        tiny_model_dir,
+        f"paths.data_dir={shared_data}",
+        "data.limit_documents=16",
+        "data.batch_size=4",
+        "trainer.max_epochs=40",
+        "callbacks.early_stopping=null",
+        "module.lr=3e-3",
+        "module.warmup_ratio=0.0",
+        "bootstrap_samples=0",
+    )
+    train(cfg)
+    folder = tmp_path / "model"
+    tagger = pipeline("token-classification", model=str(folder), aggregation_strategy="first")
+    model = AutoModelForTokenClassification.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    alignment = Alignment()
+    id2label = model.config.id2label
+    assert set(id2label.values()) == {"O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"}
+
+    # The training sentences, re-split into words the way BERT's pre-tokenizer splits them.
+    texts = [doc.text for doc in instantiate(cfg.dataset).load("train")[:16]]
+    compared = 0
+    for i, text in enumerate(texts):
+        doc = words_like_bert(f"s{i}", text)
+        features = alignment.encode(doc, tokenizer)
+        with torch.no_grad():
+            logits = [
+                model(input_ids=torch.tensor([f.input_ids])).logits[0].numpy() for f in features
+            ]
+        probs = [np.exp(x) / np.exp(x).sum(-1, keepdims=True) for x in logits]
+        first = [
+            p[k].max()
+            for f, p in zip(features, probs)
+            for k, w in enumerate(f.word_ids)
+            if w is not None and (k == 0 or f.word_ids[k - 1] != w)
+        ]
+        if min(first) < 0.6:
+            continue  # a near-tie: the two decoders may legitimately differ
+        ours = alignment.decode(doc, features, logits, id2label)
+        theirs = sorted((e["start"], e["end"], e["entity_group"]) for e in tagger(text))
+        assert [(s.start, s.end, s.label) for s in ours] == theirs, text
+        compared += len(ours)
+    assert compared >= 5
+
+
+def test_multirun_gives_every_job_its_own_run_folder(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "bioner.train",
+        "-m",
+        f"paths.log_dir={tmp_path}",
+        *QUIET,
+        *tiny_overrides(tiny_model_dir),
+        f"paths.data_dir={shared_data}",
+        "data.limit_documents=12",
+        "trainer.max_epochs=1",
+        "bootstrap_samples=0",
+        "alignment=first,all",
+    ]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = sorted(p.parent.name for p in tmp_path.glob("train/multiruns/*/*/metrics.json"))
+    assert runs == [
+        "0_bc5cdr_tiny_first_atk-none_aug-none_s42",
+        "1_bc5cdr_tiny_all_atk-none_aug-none_s42",
+    ]
+
+
+@pytest.mark.slow
+def test_minilm_learns_bc5cdr_in_a_minute(tmp_path: Path, shared_data: Path) -> None:
+    cfg = compose_config(
+        "train",
+        [
+            f"run_dir={tmp_path}",
+            *QUIET,
+            "experiment=quickstart",
+            f"paths.data_dir={shared_data}",
+            "data.limit_documents=1200",
+            "trainer.max_epochs=2",
+            "bootstrap_samples=0",
+        ],
+    )
+    summary = train(cfg)
+    assert summary["devel"]["metrics"]["f1"] > 0.5
+    assert summary["test"]["metrics"]["f1"] > 0.5
+
+
+@pytest.mark.slow
+def test_ddp_sim_trains_and_scores_like_one_process(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    run_dir = tmp_path / "ddp"
+    overrides = [
+        f"run_dir={run_dir}",
+        *QUIET,
+        *tiny_overrides(tiny_model_dir),
+        "trainer=ddp_sim",
+        f"paths.data_dir={shared_data}",
+        "data.limit_documents=61",  # odd, so the ranks' batches cannot split evenly
+        "data.batch_size=4",
+        "data.eval_batch_size=8",
+        "trainer.max_epochs=1",
+        "bootstrap_samples=0",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bioner.train", *overrides],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    distributed = json.loads((run_dir / "metrics.json").read_text())
+    assert distributed["devel"]["documents"] == distributed["test"]["documents"] == 61
+    # The same checkpoint scored by one process: identical metrics.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # each DDP rank used one thread; keep the arithmetic identical
+    try:
+        single = evaluate_checkpoint(
+            compose_config(
+                "eval",
+                [
+                    f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}",
+                    f"run_dir={tmp_path / 'single'}",
+                    "data.limit_documents=61",
+                    "data.eval_batch_size=8",
+                    "bootstrap_samples=0",
+                    "trainer.enable_progress_bar=false",
+                ],
+            )
+        )
+    finally:
+        torch.set_num_threads(threads)
+    for split in ("devel", "test"):
+        assert single[split]["metrics"] == distributed[split]["metrics"]

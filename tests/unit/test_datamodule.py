@@ -1,0 +1,237 @@
+"""NERDataModule: length-bucketed, seeded, DDP-sharded batches; dynamic padding; decoding back."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lightning.fabric.utilities.data import _set_sampler_epoch
+
+from bioner.data.alignment import Alignment, Feature
+from bioner.data.datamodule import BucketBatchSampler, Collator, NERDataModule
+from bioner.data.document import Document
+from bioner.data.tags import tags_to_spans
+from bioner.models.encoders import HubEncoder
+
+
+def make_doc(doc_id: str, sentences: list[list[tuple[str, str]]]) -> Document:
+    """A document from IOB2-tagged sentences, words joined by single spaces."""
+    text, words, sentences_out, tags = "", [], [], []
+    for sentence in sentences:
+        if text:
+            text += " "
+        start = len(text)
+        for i, (word, tag) in enumerate(sentence):
+            if i:
+                text += " "
+            words.append((len(text), len(text) + len(word)))
+            text += word
+            tags.append(tag)
+        sentences_out.append((start, len(text)))
+    doc = Document(doc_id, text, tags_to_spans(words, tags), sentences_out, words)
+    doc.validate()
+    return doc
+
+
+CORPUS = {
+    "train": [
+        make_doc("t0", [[("Aspirin", "B-Chemical"), ("causes", "O"), ("ulcers", "B-Disease")]]),
+        make_doc(
+            "t1",
+            [
+                [("Renal", "B-Disease"), ("failure", "I-Disease"), ("after", "O")],
+                [("cisplatin", "B-Chemical"), ("therapy", "O"), (".", "O")],
+            ],
+        ),
+        make_doc("t2", [[("No", "O"), ("adverse", "O"), ("events", "O"), ("were", "O")]]),
+        make_doc(
+            "t3", [[("Hepatotoxicity", "B-Disease"), ("of", "O"), ("acetaminophen", "B-Chemical")]]
+        ),
+        make_doc("t4", [[("Dopamine", "B-Chemical")]]),
+    ],
+    "devel": [
+        make_doc("d0", [[("Lithium", "B-Chemical"), ("induced", "O"), ("diabetes", "B-Disease")]]),
+        make_doc("d1", [[("Nothing", "O"), ("here", "O")], [("Fever", "B-Disease")]]),
+    ],
+    "test": [
+        make_doc("s0", [[("Heparin", "B-Chemical"), ("and", "O"), ("bleeding", "B-Disease")]])
+    ],
+}
+
+
+class MemoryReader:
+    """A stand-in corpus reader holding documents in memory (the CorpusReader interface)."""
+
+    name = "memory"
+    splits = ["train", "devel", "test"]
+    entity_types = ["Chemical", "Disease"]
+
+    def __init__(self) -> None:
+        self.ensure_calls: list[bool] = []
+
+    def load(self, split: str) -> list[Document]:
+        return list(CORPUS[split])
+
+    def ensure_available(self, download: bool = False) -> None:
+        self.ensure_calls.append(download)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir: Path):
+    return HubEncoder(str(tiny_model_dir), name="tiny").load_tokenizer()
+
+
+def batches_of(sampler: BucketBatchSampler) -> list[list[int]]:
+    return [list(b) for b in sampler]
+
+
+@pytest.mark.parametrize(
+    ("n", "batch_size", "chunk_batches"), [(100, 8, 4), (101, 8, 4), (7, 8, 4), (64, 8, None)]
+)
+def test_every_example_once_per_epoch_and_len_matches(
+    n: int, batch_size: int, chunk_batches: int | None
+) -> None:
+    lengths = np.random.default_rng(0).integers(3, 60, size=n).tolist()
+    sampler = BucketBatchSampler(lengths, batch_size, shuffle=True, chunk_batches=chunk_batches)
+    batches = batches_of(sampler)
+    assert len(batches) == len(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(n))
+    assert all(1 <= len(b) <= batch_size for b in batches)
+
+
+def test_buckets_pad_far_less_than_random_batches() -> None:
+    lengths = np.random.default_rng(1).integers(5, 120, size=2000).tolist()
+
+    def padded(batches: list[list[int]]) -> int:
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    bucketed = batches_of(BucketBatchSampler(lengths, 32, shuffle=True, chunk_batches=16))
+    order = np.random.default_rng(2).permutation(len(lengths)).tolist()
+    random_batches = [order[i : i + 32] for i in range(0, len(order), 32)]
+    assert padded(bucketed) < 1.1 * sum(lengths) < 0.7 * padded(random_batches)
+
+
+def test_order_is_a_function_of_seed_and_epoch() -> None:
+    lengths = list(range(1, 200))
+    a = BucketBatchSampler(lengths, 8, shuffle=True, seed=3)
+    b = BucketBatchSampler(lengths, 8, shuffle=True, seed=3)
+    assert batches_of(a) == batches_of(b)
+    first = batches_of(a)
+    # Lightning sets the epoch through batch_sampler.sampler; a fresh sampler at epoch 1 (a
+    # resumed run) must produce what the running one produces.
+    loader = torch.utils.data.DataLoader(range(len(lengths)), batch_sampler=a)
+    _set_sampler_epoch(loader, 1)
+    b.sampler.set_epoch(1)
+    assert batches_of(a) == batches_of(b) != first
+    assert batches_of(BucketBatchSampler(lengths, 8, shuffle=True, seed=4)) != first
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_max_tokens_caps_batches_with_the_same_count_every_epoch(shuffle: bool) -> None:
+    lengths = np.random.default_rng(7).integers(5, 200, size=300).tolist()
+    sampler = BucketBatchSampler(lengths, 16, shuffle=shuffle, chunk_batches=4, max_tokens=1024)
+    seen = []
+    for epoch in range(3):
+        sampler.sampler.set_epoch(epoch)
+        batches = batches_of(sampler)
+        assert len(batches) == len(sampler)
+        assert sorted(i for b in batches for i in b) == list(range(300))
+        assert all(len(b) * max(lengths[i] for i in b) <= 1024 for b in batches)
+        assert max(len(b) for b in batches) == 16  # short examples still fill whole batches
+        seen.append(batches)
+    if shuffle:
+        assert seen[0] != seen[1]
+    huge = BucketBatchSampler([5, 2000, 7], 4, shuffle=True, max_tokens=100)
+    assert sorted(map(sorted, batches_of(huge))) == [[0, 2], [1]]  # too long for any cap: alone
+
+
+def test_evaluation_order_is_sorted_longest_first() -> None:
+    lengths = [5, 9, 1, 7, 3]
+    batches = batches_of(BucketBatchSampler(lengths, 2, shuffle=False, chunk_batches=None))
+    assert batches == [[1, 3], [0, 4], [2]]
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_ranks_get_equal_batch_counts_and_cover_everything(shuffle: bool) -> None:
+    lengths = np.random.default_rng(5).integers(1, 50, size=45).tolist()
+    per_rank = [
+        batches_of(BucketBatchSampler(lengths, 4, shuffle=shuffle, num_replicas=3, rank=r))
+        for r in range(3)
+    ]
+    sizes = {len(b) for b in per_rank}
+    assert sizes == {len(BucketBatchSampler(lengths, 4, shuffle=shuffle, num_replicas=3))}
+    seen = Counter(i for batches in per_rank for b in batches for i in b)
+    assert set(seen) == set(range(45))
+    # 12 batches of 4 (11 full, one of 1) over 3 ranks: no repeats needed.
+    assert max(seen.values()) == 1
+    uneven = [
+        batches_of(BucketBatchSampler(lengths, 4, shuffle, num_replicas=5, rank=r))
+        for r in range(5)
+    ]
+    assert {len(b) for b in uneven} == {3}
+    assert set(i for batches in uneven for b in batches for i in b) == set(range(45))
+
+
+def test_collator_pads_dynamically_and_keeps_indices() -> None:
+    items = [
+        (4, Feature([101, 7, 102], [-100, 1, -100], [None, 0, None], 0, 0)),
+        (9, Feature([101, 7, 8, 9, 102], [-100, 1, 2, 0, -100], [None, 0, 0, 1, None], 0, 0)),
+    ]
+    batch = Collator(pad_token_id=0)(items)
+    assert batch["input_ids"].tolist() == [[101, 7, 102, 0, 0], [101, 7, 8, 9, 102]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert batch["labels"].tolist() == [[-100, 1, -100, -100, -100], [-100, 1, 2, 0, -100]]
+    assert batch["index"].tolist() == [4, 9]
+    assert Collator(0, pad_to_multiple_of=8)(items)["input_ids"].shape == (2, 8)
+    unlabeled = [(0, Feature([101, 5, 102], None, [None, 0, None], 0, 0))]
+    assert "labels" not in Collator(0)(unlabeled)
+
+
+def test_setup_encodes_each_split_once_and_loaders_cover_every_feature(tokenizer) -> None:
+    reader = MemoryReader()
+    dm = NERDataModule(reader, Alignment(), tokenizer, batch_size=2, eval_batch_size=3)
+    dm.prepare_data()
+    assert reader.ensure_calls == [True]
+    assert dm.id2label == {0: "O", 1: "B-Chemical", 2: "I-Chemical", 3: "B-Disease", 4: "I-Disease"}
+    dm.setup("fit")
+    train = dm.encoded("train")
+    assert dm.encoded("train") is train
+    assert len(train) == 6  # one feature per sentence
+    assert train.doc_index == [0, 1, 1, 2, 3, 4]
+    seen = [i for batch in dm.train_dataloader() for i in batch["index"].tolist()]
+    assert sorted(seen) == list(range(6))
+    batch = next(iter(dm.val_dataloader()))
+    assert set(batch) == {"input_ids", "attention_mask", "labels", "index"}
+    assert int(batch["attention_mask"].sum()) == sum(
+        len(dm.encoded("devel").features[i].input_ids) for i in batch["index"].tolist()
+    )
+
+
+def test_limit_documents_takes_the_first_documents(tokenizer) -> None:
+    dm = NERDataModule(MemoryReader(), Alignment(), tokenizer, limit_documents=2)
+    assert [d.id for d in dm.encoded("train").docs] == ["t0", "t1"]
+    with pytest.raises(ValueError, match="limit_documents"):
+        NERDataModule(MemoryReader(), Alignment(), tokenizer, limit_documents=0)
+
+
+def test_decode_of_gold_logits_gives_gold_spans_and_skips_unpredicted_docs(
+    tokenizer, caplog: pytest.LogCaptureFixture
+) -> None:
+    dm = NERDataModule(MemoryReader(), Alignment(), tokenizer)
+    split = dm.encoded("train")
+    logits = {}
+    for i, feature in enumerate(split.features):
+        one_hot = np.full((len(feature.input_ids), len(dm.labels)), -5.0)
+        for row, label in enumerate(feature.labels):
+            one_hot[row, max(label, 0)] = 5.0
+        logits[i] = one_hot
+    docs, preds = split.decode(logits, dm.id2label)
+    assert [d.id for d in docs] == [d.id for d in CORPUS["train"]]
+    assert preds == [d.spans for d in CORPUS["train"]]
+    del logits[2]  # the second sentence of t1
+    docs, preds = split.decode(logits, dm.id2label)
+    assert [d.id for d in docs] == ["t0", "t2", "t3", "t4"]
+    assert "scoring 4 of 5 documents" in caplog.text

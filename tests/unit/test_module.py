@@ -1,0 +1,136 @@
+"""TokenClassifier: optimiser groups, schedule, training under bf16 with clipping, span scoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from bioner.data.alignment import Alignment
+from bioner.data.datamodule import NERDataModule
+from bioner.data.readers import IOBReader
+from bioner.evaluation import evaluate
+from bioner.models.encoders import HubEncoder
+from bioner.models.module import (
+    TokenClassifier,
+    decay_groups,
+    linear_warmup_decay,
+    merge_logits,
+)
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_model_dir: Path) -> HubEncoder:
+    return HubEncoder(str(tiny_model_dir), name="tiny")
+
+
+@pytest.fixture()
+def datamodule(encoder: HubEncoder, fixtures_dir: Path) -> NERDataModule:
+    reader = IOBReader(name="fixture", data_dir=fixtures_dir / "iob", entity_types=None)
+    return NERDataModule(reader, Alignment(), encoder.load_tokenizer(), batch_size=2)
+
+
+def make_trainer(**kwargs) -> L.Trainer:
+    settings = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+    )
+    return L.Trainer(**{**settings, **kwargs})
+
+
+def test_no_weight_decay_on_biases_and_layernorm(encoder: HubEncoder) -> None:
+    model = encoder.load_model({0: "O", 1: "B-X", 2: "I-X"})
+    decay, no_decay = decay_groups(model, 0.01)
+    assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    exempt = {names[id(p)] for p in no_decay["params"]}
+    assert decayed | exempt == set(names.values()) and not decayed & exempt
+    assert all(n.endswith("bias") or "LayerNorm" in n for n in exempt)
+    assert any("LayerNorm.weight" in n for n in exempt)
+    assert "classifier.weight" in decayed and "classifier.bias" in exempt
+
+
+def test_linear_warmup_then_decay_to_zero() -> None:
+    f = linear_warmup_decay(warmup_steps=4, total_steps=20)
+    values = [f(s) for s in range(21)]
+    assert 0 < values[0] < values[1] < values[3] < 1
+    assert values[4] == 1.0
+    assert all(a >= b for a, b in zip(values[4:], values[5:]))
+    assert values[20] == 0.0
+    assert linear_warmup_decay(0, 10)(0) == 1.0
+
+
+def test_merge_keeps_one_copy_of_features_seen_on_two_ranks() -> None:
+    a, b, c = np.zeros((3, 2)), np.ones((4, 2)), np.full((2, 2), 2.0)
+    merged = merge_logits([{0: a, 5: b}, {5: b, 7: c}, None])
+    assert sorted(merged) == [0, 5, 7]
+    assert merged[5] is b
+
+
+def test_module_trains_in_train_mode_and_saves_plain_hparams(encoder: HubEncoder) -> None:
+    from omegaconf import OmegaConf
+
+    id2label = OmegaConf.create({0: "O", 1: "B-X", 2: "I-X"})  # as Hydra passes it
+    module = TokenClassifier(encoder, id2label)
+    assert module.model.training  # from_pretrained leaves eval mode, which disables dropout
+    assert type(module.hparams["id2label"]) is dict
+    assert module.id2label == {0: "O", 1: "B-X", 2: "I-X"}
+
+
+def test_bf16_training_with_clipping_and_fused_adamw(
+    encoder: HubEncoder, datamodule: NERDataModule
+) -> None:
+    module = TokenClassifier(encoder, datamodule.id2label, lr=1e-3, warmup_ratio=0.5)
+    trainer = make_trainer(
+        max_epochs=2, precision="bf16-mixed", gradient_clip_val=1.0, limit_val_batches=0
+    )
+    before = module.model.classifier.weight.detach().clone()
+    trainer.fit(module, datamodule=datamodule)
+    optimizer = trainer.optimizers[0]
+    assert optimizer.defaults["fused"] is True
+    assert not torch.equal(before, module.model.classifier.weight)
+    steps = trainer.global_step
+    assert steps == 2 * len(datamodule.train_dataloader())
+    # Linear decay ends at zero on the last step.
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01, 0.0]
+
+
+def test_validation_scores_decoded_spans_of_every_document(
+    encoder: HubEncoder, datamodule: NERDataModule
+) -> None:
+    module = TokenClassifier(encoder, datamodule.id2label)
+    trainer = make_trainer(precision="32-true")
+    logged = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+    result = module.results["val"]
+    gold = datamodule.encoded("devel").docs
+    assert result.split == "devel" and [d.id for d in result.docs] == [d.id for d in gold]
+    expected = evaluate(gold, result.predictions).metrics()
+    assert result.evaluation.metrics() == expected
+    assert logged["val/f1"] == pytest.approx(expected["f1"], abs=1e-6)
+    for entity_type in result.evaluation.types:
+        assert f"val/f1_{entity_type}" in logged
+    assert "val/loss" in logged
+    # Same weights, same batches: a test pass over the same split scores the same.
+    trainer.test(module, dataloaders=datamodule.val_dataloader(), verbose=False)
+    assert module.results["test"].predictions == result.predictions
+
+
+def test_evaluation_needs_a_decodable_dataset(encoder: HubEncoder) -> None:
+    module = TokenClassifier(encoder, {0: "O", 1: "B-X", 2: "I-X"})
+    loader = torch.utils.data.DataLoader(
+        [{"input_ids": torch.tensor([101, 102]), "attention_mask": torch.tensor([1, 1])}],
+        batch_size=None,
+    )
+    with pytest.raises(TypeError, match="decode logits to spans"):
+        make_trainer().validate(module, dataloaders=loader, verbose=False)
