@@ -1,0 +1,170 @@
+"""Training speed and memory: bioner against the plain Hugging Face ``Trainer`` recipe.
+
+Each recipe trains MiniLM on BC5CDR train for the same number of steps with batch size 32 and
+learning rate 5e-5, in its own process (so peak memory is measured apart):
+
+- ``hf_trainer``: ``bench/hf_trainer_baseline.py`` with ``Trainer`` defaults (fp32);
+- ``hf_trainer_bf16_grouped``: the same with ``bf16=True`` and length-grouped sampling;
+- ``bioner``: ``bioner-train`` with its default CPU config (``trainer=cpu``, precision chosen by
+  hardware, length-bucketed batches, dynamic padding).
+
+The first ``--warmup-steps`` steps are not timed. With ``--epochs E`` every recipe instead trains
+E full epochs and also reports devel strict F1. Usage::
+
+    BIONER_DATA_DIR=../shared/data python bench/train_speed.py --steps 60
+    BIONER_DATA_DIR=../shared/data python bench/train_speed.py --epochs 3 \
+        --recipes bioner,hf_trainer_bf16_grouped
+
+The script ends by printing one JSON line with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+
+HERE = Path(__file__).resolve().parent
+RECIPES = ("hf_trainer", "hf_trainer_bf16_grouped", "bioner")
+
+
+class StepTimer(L.Callback):
+    """Times the training steps after ``warmup`` (start-up and the first slow steps excluded)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.steps = 0
+        self.start: float | None = None
+        self.end: float | None = None
+
+    def on_train_batch_end(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        self.steps += 1
+        if self.steps == self.warmup:
+            self.start = time.perf_counter()
+        self.end = time.perf_counter()
+
+
+def run_bioner(args: argparse.Namespace) -> dict:
+    """Train with bioner's defaults in this process; print and return the figures."""
+    from bioner.config import compose_config
+    from bioner.train import train
+
+    overrides = [
+        "experiment=quickstart",
+        f"run_dir={args.run_dir}",
+        "logger=none",
+        "callbacks.rich_progress_bar=null",
+        f"data.batch_size={args.batch_size}",
+        f"module.lr={args.lr}",
+        "module.warmup_ratio=0.0",
+        f"seed={args.seed}",
+    ]
+    if args.epochs:
+        overrides += [f"trainer.max_epochs={args.epochs}", "test=true", "bootstrap_samples=0"]
+    else:
+        overrides += [
+            f"trainer.max_steps={args.steps}",
+            "train=true",
+            "test=false",
+            "trainer.limit_val_batches=0",
+            "trainer.num_sanity_val_steps=0",
+            "callbacks.early_stopping=null",
+            "callbacks.model_checkpoint=null",
+        ]
+    cfg = compose_config("train", overrides)
+    timer = StepTimer(args.warmup_steps)
+    summary = train(cfg, extra_callbacks=[timer])
+    timed = timer.steps - args.warmup_steps
+    result = {
+        "recipe": "bioner",
+        "precision": summary.get("precision"),
+        "steps": timed,
+        "seconds": (timer.end or 0) - (timer.start or 0),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    result["sentences_per_s"] = timed * args.batch_size / result["seconds"]
+    if args.epochs:
+        result["epochs"] = args.epochs
+        result["devel_f1"] = summary["devel"]["metrics"]["f1"]
+    print(json.dumps(result))
+    return result
+
+
+def run_recipe(recipe: str, args: argparse.Namespace) -> dict:
+    """Run one recipe in a fresh process and return its JSON line."""
+    if recipe == "bioner":
+        cmd = [sys.executable, __file__, "--worker", "--run-dir", args.run_dir]
+    else:
+        cmd = [sys.executable, str(HERE / "hf_trainer_baseline.py")]
+        if recipe == "hf_trainer_bf16_grouped":
+            cmd += ["--bf16", "--group-by-length"]
+    cmd += [
+        "--steps",
+        str(args.steps),
+        "--warmup-steps",
+        str(args.warmup_steps),
+        "--batch-size",
+        str(args.batch_size),
+        "--lr",
+        str(args.lr),
+        "--seed",
+        str(args.seed),
+    ]
+    if args.epochs:
+        cmd += ["--epochs", str(args.epochs)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
+    if out.returncode:
+        raise RuntimeError(f"{recipe} failed:\n{out.stderr[-3000:]}")
+    return json.loads(
+        next(line for line in reversed(out.stdout.splitlines()) if line.startswith("{"))
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--warmup-steps", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--run-dir", default="/tmp/bioner-bench-train")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.worker:
+        run_bioner(args)
+        return
+
+    results = {}
+    for recipe in args.recipes.split(","):
+        results[recipe] = run_recipe(recipe, args)
+        r = results[recipe]
+        f1 = f"  devel F1 {r['devel_f1']:.4f}" if "devel_f1" in r else ""
+        print(
+            f"{recipe:<26} {r['sentences_per_s']:7.1f} sentences/s  "
+            f"peak RSS {r['peak_rss_mib']:7.0f} MiB{f1}",
+            flush=True,
+        )
+    figures = {"results": results}
+    if "bioner" in results:
+        ours = results["bioner"]["sentences_per_s"]
+        for name in results:
+            if name != "bioner":
+                figures[f"speedup_vs_{name}"] = ours / results[name]["sentences_per_s"]
+                print(f"bioner / {name}: {figures[f'speedup_vs_{name}']:.2f}x")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
