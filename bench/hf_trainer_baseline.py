@@ -124,20 +124,7 @@ def main() -> None:
     label_names = sorted({t for sent in tags for t in sent}, key=lambda t: (t != "O", t))
     label2id = {t: i for i, t in enumerate(label_names)}
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    encoded = tokenizer(words, is_split_into_words=True, truncation=True)
-    features = []
-    for i, sent_tags in enumerate(tags):
-        previous, labels = None, []
-        for word in encoded.word_ids(i):
-            labels.append(-100 if word is None or word == previous else label2id[sent_tags[word]])
-            previous = word
-        features.append(
-            {
-                "input_ids": encoded["input_ids"][i],
-                "attention_mask": encoded["attention_mask"][i],
-                "labels": labels,
-            }
-        )
+    features = encode(tokenizer, words, tags, label2id)
 
     torch.manual_seed(args.seed)
     model = AutoModelForTokenClassification.from_pretrained(
