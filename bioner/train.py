@@ -96,6 +96,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
 
     callbacks = instantiate_callbacks(cfg.callbacks, cfg.get("attack"), cfg.get("augmentation"))
     callbacks.append(ConfigInCheckpoint(resolved))
+    callbacks.extend(extra_callbacks or [])
     loggers = instantiate_loggers(cfg.get("logger"))
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
     trainer: L.Trainer = instantiate(
