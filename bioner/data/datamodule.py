@@ -67,6 +67,9 @@ class EncodedSplit(Dataset):
         self.doc_index = doc_index
         self.alignment = alignment
         self.lengths = [len(f.input_ids) for f in features]
+        self._by_doc: list[list[int]] = [[] for _ in docs]
+        for i, d in enumerate(doc_index):
+            self._by_doc[d].append(i)
 
     def __len__(self) -> int:
         return len(self.features)
@@ -85,12 +88,8 @@ class EncodedSplit(Dataset):
         Returns:
             The decoded documents and, aligned with them, their predicted spans.
         """
-        by_doc: dict[int, list[int]] = {}
-        for i, d in enumerate(self.doc_index):
-            by_doc.setdefault(d, []).append(i)
         docs, preds = [], []
-        for d, doc in enumerate(self.docs):
-            idx = by_doc.get(d, [])
+        for doc, idx in zip(self.docs, self._by_doc):
             if not all(i in logits for i in idx):
                 continue
             features = [self.features[i] for i in idx]

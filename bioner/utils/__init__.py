@@ -1,6 +1,7 @@
 """Helpers shared by the entry points: run folders, precision choice, loggers, callbacks, reports.
 
-Nothing here knows about corpora or models; entry points wire these pieces together.
+The entry points (``bioner.train``, ``bioner.eval``) wire these pieces together; the data,
+model and evaluation packages never import from here (except the rank-zero logger).
 """
 
 from bioner.utils.precision import cpu_has_native_bf16, resolve_precision

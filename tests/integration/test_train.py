@@ -19,7 +19,6 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-import bioner.train
 from bioner.config import compose_config
 from bioner.data.alignment import Alignment
 from bioner.data.document import Document
@@ -181,7 +180,7 @@ class KillAtEpoch(L.Callback):
 
 
 def test_resume_from_last_equals_an_uninterrupted_run(
-    tmp_path: Path, tiny_model_dir: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
 ) -> None:
     settings = [
         f"paths.data_dir={shared_data}",
@@ -193,13 +192,8 @@ def test_resume_from_last_equals_an_uninterrupted_run(
     ]
     full = train(compose(tmp_path / "full", tiny_model_dir, *settings))
 
-    real = bioner.train.instantiate_callbacks
-    monkeypatch.setattr(
-        bioner.train, "instantiate_callbacks", lambda *groups: real(*groups) + [KillAtEpoch(2)]
-    )
     with pytest.raises(Killed):
-        train(compose(tmp_path / "killed", tiny_model_dir, *settings))
-    monkeypatch.setattr(bioner.train, "instantiate_callbacks", real)
+        train(compose(tmp_path / "killed", tiny_model_dir, *settings), [KillAtEpoch(2)])
     assert (tmp_path / "killed" / "checkpoints" / "last.ckpt").is_file()
     resumed = train(compose(tmp_path / "killed", tiny_model_dir, *settings, "ckpt_path=last"))
 
