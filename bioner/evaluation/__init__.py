@@ -14,6 +14,7 @@ from bioner.evaluation.metrics import (
     token_accuracy,
     validate_predictions,
 )
+from bioner.evaluation.robustness import default_perturbations, text_robustness
 
 __all__ = [
     "SCHEMES",
@@ -22,10 +23,12 @@ __all__ = [
     "bootstrap_ci",
     "bootstrap_distribution",
     "confusion_matrix",
+    "default_perturbations",
     "evaluate",
     "match_spans",
     "paired_bootstrap",
     "prf",
+    "text_robustness",
     "token_accuracy",
     "validate_predictions",
 ]

@@ -1,0 +1,196 @@
+"""Replacements: context-word synonyms, entity mentions, and label-wise tokens.
+
+- :class:`Synonym` swaps words outside entities for lexicon synonyms.
+- :class:`MentionReplacement` replaces whole entity mentions by another mention of the same type
+  (from a pool built from training documents) or by a lexicon synonym of the mention.
+- :class:`TokenReplacement` is the label-wise token replacement of Dai and Adel (2020): a word
+  is replaced by a word drawn from the training words that carry the same tag.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from bioner.augment.base import EditTransform, WordInfo, check_rate, match_case, word_infos
+from bioner.augment.edits import Edit
+from bioner.augment.lexicon import Lexicon, as_lexicon
+from bioner.data.document import Document
+from bioner.data.tags import spans_to_tags
+
+
+class Synonym(EditTransform):
+    """Context-word synonym replacement from a lexicon, outside entities only.
+
+    Runs of one or more words outside entities (within one sentence) are looked up, longest
+    first; each run found in the lexicon is replaced with probability ``rate`` by one of its
+    synonyms, drawn uniformly, in the run's capitalisation (:func:`~bioner.augment.base.
+    match_case`).
+
+    Args:
+        rate: probability that a word run found in the lexicon is replaced.
+        lexicon: a :class:`~bioner.augment.lexicon.Lexicon` or a TSV path (``surface<TAB>synonym``,
+            symmetric); default: the general-English lexicon shipped with bioner.
+    """
+
+    def __init__(self, rate: float = 0.1, lexicon: Lexicon | str | Path | None = None) -> None:
+        self.rate = check_rate("rate", rate)
+        self.lexicon = as_lexicon(lexicon) if lexicon is not None else Lexicon.default()
+
+    def edits(self, doc: Document, rng: np.random.Generator) -> list[Edit]:
+        words = word_infos(doc)
+        out = []
+        i = 0
+        while i < len(words):
+            found = self._match(doc, words, i)
+            if found is None:
+                i += 1
+                continue
+            n, synonyms = found
+            # A draw only for runs in the lexicon: the rate is per replaceable run.
+            if rng.random() < self.rate:
+                start, end = words[i].start, words[i + n - 1].end
+                new = match_case(doc.text[start:end], synonyms[rng.integers(len(synonyms))])
+                out.append(Edit(start, end, new))
+            i += n
+        return out
+
+    def _match(
+        self, doc: Document, words: list[WordInfo], i: int
+    ) -> tuple[int, Sequence[str]] | None:
+        """The longest lexicon run starting at word ``i``: its length and synonyms."""
+        first = words[i]
+        if first.inside:
+            return None
+        for n in range(min(self.lexicon.max_words, len(words) - i), 0, -1):
+            last = words[i + n - 1]
+            run = words[i : i + n]
+            if any(w.inside or w.sentence != first.sentence for w in run):
+                continue
+            synonyms = self.lexicon.lookup(doc.text[first.start : last.end])
+            if synonyms:
+                return n, synonyms
+        return None
+
+
+def mention_pool(docs: Sequence[Document]) -> dict[str, list[str]]:
+    """Distinct mention surfaces per entity type over ``docs`` (sorted, for determinism)."""
+    pool: dict[str, set[str]] = {}
+    for doc in docs:
+        for span in doc.spans:
+            pool.setdefault(span.label, set()).add(span.text(doc.text))
+    return {label: sorted(surfaces) for label, surfaces in sorted(pool.items())}
+
+
+class MentionReplacement(EditTransform):
+    """Replace entity mentions by another mention of the same type or by a synonym.
+
+    Each mention is chosen with probability ``rate``; its replacement is drawn uniformly from the
+    distinct surfaces of its type in ``pool`` and the lexicon synonyms of its own surface, never
+    the identical surface (compared exactly). A mention with no candidate is left as it is. The
+    span keeps its type and covers exactly the new text.
+
+    Args:
+        rate: probability that a mention is replaced.
+        pool: entity type -> mention surfaces (see :func:`mention_pool`), or ``None``.
+        lexicon: mention synonyms: a :class:`~bioner.augment.lexicon.Lexicon` (for a concept-id
+            file use ``Lexicon.from_tsv(path, second_column="concept")``), a TSV path of
+            ``surface<TAB>synonym`` pairs, or ``None``.
+
+    Raises:
+        ValueError: neither a pool nor a lexicon is given.
+    """
+
+    def __init__(
+        self,
+        rate: float = 0.1,
+        pool: Mapping[str, Sequence[str]] | None = None,
+        lexicon: Lexicon | str | Path | None = None,
+    ) -> None:
+        if pool is None and lexicon is None:
+            raise ValueError(
+                "MentionReplacement needs a mention pool (MentionReplacement.from_documents) or "
+                "a lexicon file"
+            )
+        self.rate = check_rate("rate", rate)
+        self.pool = {label: sorted(set(s)) for label, s in (pool or {}).items()}
+        self.lexicon = as_lexicon(lexicon)
+
+    @classmethod
+    def from_documents(
+        cls,
+        docs: Sequence[Document],
+        rate: float = 0.1,
+        lexicon: Lexicon | str | Path | None = None,
+    ) -> MentionReplacement:
+        """A transform whose pool holds the mentions of ``docs`` (the training split)."""
+        return cls(rate, mention_pool(docs), lexicon)
+
+    def candidates(self, surface: str, label: str) -> list[str]:
+        """Replacement surfaces for a mention, in a fixed order."""
+        out = [s for s in self.pool.get(label, ()) if s != surface]
+        if self.lexicon is not None:
+            seen = set(out)
+            out += [s for s in self.lexicon.lookup(surface) if s != surface and s not in seen]
+        return out
+
+    def edits(self, doc: Document, rng: np.random.Generator) -> list[Edit]:
+        draws = rng.random(len(doc.spans))
+        out = []
+        for span, u in zip(doc.spans, draws):
+            if u >= self.rate:
+                continue
+            options = self.candidates(span.text(doc.text), span.label)
+            if options:
+                out.append(Edit(span.start, span.end, options[rng.integers(len(options))]))
+        return out
+
+
+class TokenReplacement(EditTransform):
+    """Label-wise token replacement (Dai and Adel 2020, "LwTR").
+
+    Each word is replaced with probability ``rate`` by a word drawn from the training words with
+    the same IOB2 tag (``B-Chemical``, ``I-Chemical``, ``O``), in proportion to their frequency.
+    Entity words are replaced inside their span, so the span keeps its type and extent in words.
+    A word that touches its neighbour without a space (the ``.`` of ``rats.``) is replaced in
+    place, so its replacement touches it too; the document's words keep the two apart, which is
+    what the encoder sees (``is_split_into_words``).
+
+    Args:
+        rate: probability that a word is replaced.
+        vocabulary: tag -> word -> count (see :meth:`from_documents`).
+    """
+
+    def __init__(self, rate: float, vocabulary: Mapping[str, Mapping[str, int]]) -> None:
+        self.rate = check_rate("rate", rate)
+        self._tables: dict[str, tuple[list[str], np.ndarray]] = {}
+        for tag, counts in sorted(vocabulary.items()):
+            items = sorted((w, c) for w, c in counts.items() if c > 0)
+            if items:
+                cum = np.cumsum([c for _, c in items], dtype=float)
+                self._tables[tag] = ([w for w, _ in items], cum / cum[-1])
+
+    @classmethod
+    def from_documents(cls, docs: Sequence[Document], rate: float = 0.1) -> TokenReplacement:
+        """A transform drawing from the tagged words of ``docs`` (the training split)."""
+        vocabulary: dict[str, Counter[str]] = {}
+        for doc in docs:
+            for (s, e), tag in zip(doc.words, spans_to_tags(doc.words, doc.spans)):
+                vocabulary.setdefault(tag, Counter())[doc.text[s:e]] += 1
+        return cls(rate, vocabulary)
+
+    def edits(self, doc: Document, rng: np.random.Generator) -> list[Edit]:
+        tags = spans_to_tags(doc.words, doc.spans)
+        draws = rng.random(len(doc.words))
+        out = []
+        for (s, e), tag, u in zip(doc.words, tags, draws):
+            if u >= self.rate or tag not in self._tables:
+                continue
+            words, cum = self._tables[tag]
+            new = words[min(int(np.searchsorted(cum, rng.random(), side="right")), len(words) - 1)]
+            if new != doc.text[s:e]:
+                out.append(Edit(s, e, new))
+        return out

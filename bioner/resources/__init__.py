@@ -1,0 +1,1 @@
+"""Small data files shipped with bioner (lexicons); read them with ``importlib.resources``."""
