@@ -18,11 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from bioner.attacks.adversaries import Gradients
 from bioner.data.document import Document, Span
 from bioner.evaluation import SpanEvaluation, evaluate
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
+    from bioner.attacks.adversaries import Adversary
     from bioner.models.encoders import Encoder
 
 log = get_logger(__name__)
@@ -165,16 +167,26 @@ class TokenClassifier(L.LightningModule):
         self.model.train()
         self.results: dict[str, StageResult] = {}
         self._logits: dict[int, np.ndarray] = {}
+        # Set by an attack callback (bioner.attacks) in its setup; None trains on clean data.
+        self.adversary: Adversary | None = None
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         if "labels" not in batch:
             raise ValueError("training batches need labels; the training documents have none")
+        size = batch["input_ids"].shape[0]
+        if self.adversary is not None and self.adversary.active:
+            gradients = Gradients(self.trainer.accumulate_grad_batches, self._loss_scaler())
+            adv = self.adversary.training_loss(self.model, batch, gradients)
+            self.log("train/loss", adv.objective, prog_bar=True, batch_size=size)
+            self.log("train/loss_clean", adv.clean, batch_size=size)
+            self.log("train/loss_adversarial", adv.adversarial, batch_size=size)
+            return adv.loss
         out = self.model(
             input_ids=batch["input_ids"],
             attention_mask=batch["attention_mask"],
             labels=batch["labels"],
         )
-        self.log("train/loss", out.loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        self.log("train/loss", out.loss, prog_bar=True, batch_size=size)
         return out.loss
 
     # ------------------------------------------------------------------ evaluation
@@ -245,6 +257,26 @@ class TokenClassifier(L.LightningModule):
         self._score("test")
 
     # ------------------------------------------------------------------ optimisation
+
+    def optimizer_zero_grad(
+        self, epoch: int, batch_idx: int, optimizer: torch.optim.Optimizer
+    ) -> None:
+        # Lightning zeroes gradients between training_step and its backward, which would wipe the
+        # gradients an adversary's own backward passes put there; with an adversary they are
+        # zeroed after each optimiser step instead (optimizer_step below).
+        if self.adversary is None:
+            super().optimizer_zero_grad(epoch, batch_idx, optimizer)
+
+    def optimizer_step(
+        self,
+        epoch: int,
+        batch_idx: int,
+        optimizer: Any,
+        optimizer_closure: Any = None,
+    ) -> None:
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        if self.adversary is not None:
+            optimizer.zero_grad(set_to_none=True)
 
     def _loss_scaler(self) -> Any:
         return getattr(self.trainer.precision_plugin, "scaler", None)

@@ -1,0 +1,365 @@
+"""Embedding-space adversaries: radii, masks, exactness at epsilon 0, and correct gradients under
+accumulation, loss scaling and gradient checkpointing."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from bioner.attacks import FGM, FGSM, PGD, Adversary, FreeLB, Gradients, special_token_ids
+from bioner.attacks.perturbation import embedding_loss, project, word_embeddings
+from bioner.data.alignment import Alignment
+from bioner.data.datamodule import NERDataModule
+from bioner.data.readers import IOBReader
+from bioner.models.encoders import HubEncoder
+from bioner.models.module import TokenClassifier
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_model_dir: Path) -> HubEncoder:
+    return HubEncoder(str(tiny_model_dir), name="tiny")
+
+
+@pytest.fixture(scope="module")
+def datamodule(encoder: HubEncoder, fixtures_dir: Path) -> NERDataModule:
+    reader = IOBReader(name="fixture", data_dir=fixtures_dir / "iob", entity_types=None)
+    return NERDataModule(reader, Alignment(), encoder.load_tokenizer(), batch_size=4, seed=3)
+
+
+@pytest.fixture(scope="module")
+def batch(datamodule: NERDataModule) -> dict[str, torch.Tensor]:
+    # The longest batch of the training split: padding and several sentence lengths.
+    batches = list(datamodule.train_dataloader())
+    return max(batches, key=lambda b: int((b["attention_mask"] == 0).sum()))
+
+
+@pytest.fixture()
+def model(encoder: HubEncoder, datamodule: NERDataModule) -> torch.nn.Module:
+    torch.manual_seed(0)
+    # No dropout: two forward passes of the same input give the same loss.
+    return encoder.load_model(datamodule.id2label, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def specials(datamodule: NERDataModule) -> list[int]:
+    return special_token_ids(datamodule.tokenizer)
+
+
+ATTACKS = {
+    "fgsm": lambda: FGSM(epsilon=0.02),
+    "fgm": lambda: FGM(epsilon=0.5),
+    "pgd_linf": lambda: PGD(epsilon=0.02, steps=3, norm="linf"),
+    "pgd_l2_random": lambda: PGD(epsilon=0.5, steps=3, norm="l2", random_start=True),
+    "freelb": lambda: FreeLB(epsilon=0.5, steps=3),
+}
+
+
+def prepared(name: str, specials: list[int]) -> Adversary:
+    adversary = ATTACKS[name]()
+    adversary.special_ids = specials
+    return adversary
+
+
+def per_token_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    return delta.abs().amax(dim=-1) if norm == "linf" else delta.norm(dim=-1)
+
+
+def param_grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def assert_grads_close(a: dict, b: dict, rtol: float = 1e-4, atol: float = 1e-6) -> None:
+    assert a.keys() == b.keys() and a
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=rtol, atol=atol, msg=name)
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_perturbation_stays_in_the_ball_and_off_special_tokens(
+    name: str, model: torch.nn.Module, batch: dict, specials: list[int]
+) -> None:
+    adversary = prepared(name, specials)
+    real = batch["attention_mask"].bool() & ~torch.isin(batch["input_ids"], torch.tensor(specials))
+    for delta in (
+        adversary.attack(model, batch),
+        adversary.training_loss(model, batch, Gradients()).delta,
+    ):
+        size = per_token_norm(delta, adversary.norm)
+        assert (size <= adversary.epsilon * (1 + 1e-5)).all()
+        assert (size[~real] == 0).all()  # [CLS], [SEP] and padding are never perturbed
+        assert (size[real] > 0).all()
+        model.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize("name", ["fgsm", "fgm", "pgd_linf", "pgd_l2_random"])
+def test_the_attack_raises_the_loss(
+    name: str, model: torch.nn.Module, batch: dict, specials: list[int]
+) -> None:
+    adversary = prepared(name, specials)
+    delta = adversary.attack(model, batch)
+    with torch.no_grad():
+        embeds = word_embeddings(model, batch["input_ids"])
+        clean = embedding_loss(model, embeds, batch)
+        attacked = embedding_loss(model, embeds + delta, batch)
+        # A random perturbation of the same size raises it much less, if at all.
+        noise = project(torch.randn_like(delta), adversary.epsilon, adversary.norm)
+        noise = noise * (delta != 0).any(dim=-1, keepdim=True)
+        random = embedding_loss(model, embeds + noise, batch)
+    assert attacked > clean
+    assert attacked - clean > 2 * (random - clean)
+
+
+def test_more_pgd_steps_find_a_higher_loss(
+    model: torch.nn.Module, batch: dict, specials: list[int]
+) -> None:
+    losses = []
+    for steps in (1, 5):
+        delta = PGD(epsilon=0.5, alpha=0.2, steps=steps, norm="l2").attack(
+            model, batch, special_ids=specials
+        )
+        with torch.no_grad():
+            losses.append(
+                embedding_loss(model, word_embeddings(model, batch["input_ids"]) + delta, batch)
+            )
+    assert losses[1] > losses[0]
+
+
+def test_pgd_with_one_step_of_epsilon_is_fgsm(
+    model: torch.nn.Module, batch: dict, specials: list[int]
+) -> None:
+    fgsm = prepared("fgsm", specials)
+    pgd = PGD(epsilon=fgsm.epsilon, alpha=fgsm.epsilon, steps=1, norm="linf")
+    pgd.special_ids = specials
+    assert torch.equal(fgsm.attack(model, batch), pgd.attack(model, batch))
+    results = []
+    for adversary in (fgsm, pgd):
+        model.zero_grad(set_to_none=True)
+        out = adversary.training_loss(model, batch, Gradients())
+        out.loss.backward()
+        results.append((out.delta, out.objective, param_grads(model)))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+    assert_grads_close(results[0][2], results[1][2], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_the_perturbation_never_touches_the_weights(
+    name: str, model: torch.nn.Module, batch: dict, specials: list[int]
+) -> None:
+    adversary = prepared(name, specials)
+    before = copy.deepcopy(model.state_dict())
+    adversary.attack(model, batch)
+    # An attack for evaluation computes no parameter gradient at all.
+    assert all(p.grad is None for p in model.parameters())
+    out = adversary.training_loss(model, batch, Gradients())
+    out.loss.backward()
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert model.get_input_embeddings().weight.grad is not None
+
+
+def test_training_loss_is_clean_plus_weighted_adversarial(
+    model: torch.nn.Module, batch: dict, specials: list[int]
+) -> None:
+    adversary = PGD(epsilon=0.5, steps=2, norm="l2", weight=0.5)
+    adversary.special_ids = specials
+    out = adversary.training_loss(model, batch, Gradients())
+    out.loss.backward()
+    got = param_grads(model)
+    # By hand: the same perturbation, one backward of the whole objective.
+    model.zero_grad(set_to_none=True)
+    embeds = word_embeddings(model, batch["input_ids"])
+    objective = embedding_loss(model, embeds, batch) + 0.5 * embedding_loss(
+        model, embeds + out.delta, batch
+    )
+    objective.backward()
+    torch.testing.assert_close(out.objective, objective.detach())
+    assert out.adversarial > out.clean
+    assert_grads_close(got, param_grads(model))
+
+
+def test_freelb_averages_the_gradients_of_its_passes(
+    model: torch.nn.Module, batch: dict, specials: list[int]
+) -> None:
+    freelb = FreeLB(epsilon=0.5, alpha=0.3, steps=2)
+    freelb.special_ids = specials
+    out = freelb.training_loss(model, batch, Gradients())
+    out.loss.backward()
+    got = param_grads(model)
+    # Its second pass trains on the FGM-like step from zero: alpha along the normalised gradient.
+    step = PGD(epsilon=0.5, alpha=0.3, steps=1, norm="l2").attack(
+        model, batch, special_ids=specials
+    )
+    torch.testing.assert_close(out.delta, step)
+    model.zero_grad(set_to_none=True)
+    embeds = word_embeddings(model, batch["input_ids"])
+    mean = (embedding_loss(model, embeds, batch) + embedding_loss(model, embeds + step, batch)) / 2
+    mean.backward()
+    torch.testing.assert_close(out.objective, mean.detach())
+    assert_grads_close(got, param_grads(model))
+    # One pass is plain clean training.
+    model.zero_grad(set_to_none=True)
+    single = FreeLB(epsilon=0.5, steps=1)
+    single.special_ids = specials
+    one = single.training_loss(model, batch, Gradients())
+    torch.testing.assert_close(one.loss, embedding_loss(model, embeds.detach(), batch))
+
+
+def test_accumulation_and_loss_scaling_match_the_trainer(
+    model: torch.nn.Module, batch: dict, specials: list[int]
+) -> None:
+    adversary = prepared("pgd_linf", specials)
+    out = adversary.training_loss(model, batch, Gradients())
+    out.loss.backward()
+    plain = param_grads(model)
+    # accumulate=4 under a loss scale of 2**12: the trainer divides and scales the returned loss,
+    # the adversary must do the same for its own passes; unscaled, the sum is plain / 4.
+    model.zero_grad(set_to_none=True)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12)
+    gradients = Gradients(accumulate=4, scaler=scaler)
+    out = adversary.training_loss(model, batch, gradients)
+    scaler.scale(out.loss / 4).backward()
+    scaled = {k: v / 2.0**12 for k, v in param_grads(model).items()}
+    assert_grads_close(scaled, {k: v / 4 for k, v in plain.items()})
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(
+    encoder: HubEncoder, datamodule: NERDataModule, batch: dict, specials: list[int]
+) -> None:
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = encoder.load_model(
+            datamodule.id2label, dropout=0.0, gradient_checkpointing=checkpointing
+        )
+        model.train()  # checkpointing is only active in training mode
+        adversary = prepared("pgd_l2_random", specials)
+        torch.manual_seed(1)  # the same random start
+        adversary.training_loss(model, batch, Gradients()).loss.backward()
+        grads.append(param_grads(model))
+    assert_grads_close(*grads)
+
+
+def test_epsilon_schedule() -> None:
+    adversary = FGM(epsilon=0.4, warmup_epochs=1, ramp_epochs=2)
+    assert [adversary.epsilon_at(e) for e in (0, 0.99, 1, 2, 3, 5)] == pytest.approx(
+        [0, 0, 0, 0.2, 0.4, 0.4]
+    )
+    assert FGM(epsilon=0.4).epsilon_at(0) == 0.4
+    with pytest.raises(ValueError, match="must be >= 0"):
+        FGSM(epsilon=-1)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        PGD(epsilon=1, norm="l1")
+
+
+# ---------------------------------------------------------------------- through Lightning
+
+
+def fit(
+    encoder: HubEncoder,
+    datamodule: NERDataModule,
+    adversary: Adversary | None,
+    steps: int = 4,
+    **trainer_kwargs,
+) -> TokenClassifier:
+    L.seed_everything(7)
+    module = TokenClassifier(encoder, datamodule.id2label, lr=1e-3, warmup_ratio=0.0)
+    callbacks = [adversary] if adversary is not None else []
+    settings = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        max_steps=steps,
+        precision="32-true",
+        deterministic=True,
+    )
+    trainer = L.Trainer(callbacks=callbacks, **{**settings, **trainer_kwargs})
+    trainer.fit(module, datamodule=datamodule)
+    return module
+
+
+def test_epsilon_zero_is_clean_training_bit_for_bit(
+    encoder: HubEncoder, datamodule: NERDataModule
+) -> None:
+    clean = fit(encoder, datamodule, None).state_dict()
+    for adversary in (PGD(epsilon=0.0, random_start=True), FGSM(epsilon=0.02, warmup_epochs=9)):
+        module = fit(encoder, datamodule, adversary)
+        assert module.adversary is None  # unregistered after fit
+        state = module.state_dict()
+        assert all(torch.equal(clean[k], state[k]) for k in clean)
+    attacked = fit(encoder, datamodule, FGSM(epsilon=0.02)).state_dict()
+    assert not all(torch.equal(clean[k], attacked[k]) for k in clean)
+
+
+class GradientProbe(L.Callback):
+    """Keeps the first optimiser step's batches and accumulated gradients."""
+
+    def __init__(self) -> None:
+        self.batches: list[dict] = []
+        self.grads: dict[str, torch.Tensor] | None = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+        if self.grads is None:
+            self.batches.append({k: v.clone() for k, v in batch.items()})
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:  # noqa: ANN001
+        if self.grads is None:
+            self.grads = {
+                n: p.grad.detach().clone()
+                for n, p in pl_module.model.named_parameters()
+                if p.grad is not None
+            }
+
+
+@pytest.mark.parametrize("name", ["fgm", "freelb"])
+def test_gradient_accumulation_in_lightning(
+    name: str, encoder: HubEncoder, datamodule: NERDataModule, specials: list[int]
+) -> None:
+    datamodule = NERDataModule(datamodule.reader, Alignment(), datamodule.tokenizer, batch_size=2)
+    L.seed_everything(7)
+    module = TokenClassifier(encoder, datamodule.id2label, lr=1e-3, dropout=0.0)
+    start = copy.deepcopy(module.model)
+    probe = GradientProbe()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        max_steps=1,
+        accumulate_grad_batches=2,
+        callbacks=[prepared(name, specials), probe],
+    )
+    trainer.fit(module, datamodule=datamodule)
+    assert len(probe.batches) == 2
+    adversary = prepared(name, specials)
+    for b in probe.batches:
+        out = adversary.training_loss(start, b, Gradients(accumulate=2))
+        (out.loss / 2).backward()
+    assert_grads_close(probe.grads, param_grads(start))
+
+
+def test_bf16_mixed_training_under_attack(encoder: HubEncoder, datamodule: NERDataModule) -> None:
+    module = fit(encoder, datamodule, PGD(epsilon=0.3, steps=2), precision="bf16-mixed")
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_attacks_need_the_token_classifier(datamodule: NERDataModule) -> None:
+    class Plain(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 2)
+
+    trainer = L.Trainer(accelerator="cpu", logger=False, max_steps=1)
+    with pytest.raises(TypeError, match="asks its adversary"):
+        FGSM(epsilon=0.1).setup(trainer, Plain(), "fit")
