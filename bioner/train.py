@@ -37,7 +37,7 @@ from bioner.utils import (
 )
 from bioner.utils.callbacks import ConfigInCheckpoint, Throughput
 from bioner.utils.log import get_logger
-from bioner.utils.report import write_report
+from bioner.utils.report import finish_evaluation
 
 log = get_logger(__name__)
 
@@ -113,6 +113,8 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
             "run_dir": str(run_dir),
             "precision": str(precision),
         }
+        if cfg.cv.folds is not None:
+            summary["cv"] = {"folds": cfg.cv.folds, "fold": cfg.cv.fold}
         speeds = [rate for cb in callbacks if isinstance(cb, Throughput) for rate in cb.history]
         if speeds:
             summary["train_sequences_per_s"] = speeds
@@ -125,14 +127,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
             trainer.validate(model, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
             trainer.test(model, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
             if trainer.is_global_zero:
-                summary = write_report(
-                    run_dir,
-                    model.results,
-                    loggers,
-                    extra=summary,
-                    ci_samples=cfg.bootstrap_samples,
-                    seed=cfg.seed,
-                )
+                summary = finish_evaluation(cfg, run_dir, model, datamodule, loggers, summary)
                 metadata = {
                     "alignment": resolved["alignment"],
                     "entity_types": reader.entity_types,

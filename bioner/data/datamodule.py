@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bioner.data.document import Document, Span
+from bioner.data.folds import check_fold, split_fold
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
@@ -304,6 +305,14 @@ class NERDataModule(L.LightningDataModule):
         seed: seed of the training order.
         limit_documents: use only the first ``n`` documents of every split (quick runs); the
             number used is logged. ``None`` uses every document.
+        folds: k-fold cross-validation with this many folds (at least 2), or ``None`` for the
+            corpus's own splits. The corpus's train and devel documents are pooled and split by
+            document into ``folds`` folds (see :mod:`bioner.data.folds`: fixed by their own seed,
+            not by ``seed``, so every run seed sees the same folds). Training uses every fold
+            but ``fold``; **both the devel and the test dataloaders serve the held-out fold**
+            ``fold``, so ``val/*`` and ``test/*`` metrics (and checkpoint selection) are those of
+            the held-out fold, and the corpus's test split is never read.
+        fold: the held-out fold, in ``[0, folds)``; set together with ``folds``.
     """
 
     def __init__(
@@ -319,10 +328,13 @@ class NERDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         limit_documents: int | None = None,
+        folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__()
         if limit_documents is not None and limit_documents < 1:
             raise ValueError(f"limit_documents must be positive or null, not {limit_documents}")
+        check_fold(folds, fold)
         self.reader = reader
         self.alignment = alignment
         self.tokenizer = tokenizer
@@ -333,10 +345,13 @@ class NERDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.limit_documents = limit_documents
+        self.folds = folds
+        self.fold = fold
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no padding token; bioner pads batches with it")
         self.collator = Collator(tokenizer.pad_token_id, pad_to_multiple_of)
         self._encoded: dict[str, EncodedSplit] = {}
+        self._fold_docs: tuple[list[Document], list[Document]] | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -357,19 +372,61 @@ class NERDataModule(L.LightningDataModule):
         for split in splits:
             self.encoded(split)
 
+    def _corpus_split(self, split: str) -> list[Document]:
+        """The reader's documents of ``split``, cut to ``limit_documents``."""
+        docs = self.reader.load(split)
+        if self.limit_documents is not None and len(docs) > self.limit_documents:
+            log.info(
+                "%s/%s: using the first %d of %d documents (data.limit_documents)",
+                self.reader.name,
+                split,
+                self.limit_documents,
+                len(docs),
+            )
+            docs = docs[: self.limit_documents]
+        return docs
+
+    def documents(self, split: str) -> list[Document]:
+        """The documents that the dataloader of ``split`` serves.
+
+        Without folds, the corpus split. With ``folds``/``fold``: ``train`` is the pooled corpus
+        train and devel documents outside fold ``fold``; ``devel`` and ``test`` are both fold
+        ``fold`` (the held-out documents that get scored).
+        """
+        if self.folds is None or self.fold is None:
+            return self._corpus_split(split)
+        if split not in STAGE_SPLITS["fit"] + STAGE_SPLITS["test"]:
+            raise ValueError(f"unknown split {split!r}; choose one of train, devel, test")
+        if self._fold_docs is None:
+            pooled = self._corpus_split("train") + self._corpus_split("devel")
+            self._fold_docs = split_fold(pooled, self.folds, self.fold)
+            log.info(
+                "%s: cross-validation fold %d of %d folds: training on %d of the %d train+devel "
+                "documents; devel AND test both score the %d held-out documents of fold %d (the "
+                "corpus's test split is not used)",
+                self.reader.name,
+                self.fold,
+                self.folds,
+                len(self._fold_docs[0]),
+                len(pooled),
+                len(self._fold_docs[1]),
+                self.fold,
+            )
+        train, held_out = self._fold_docs
+        return train if split == "train" else held_out
+
     def encoded(self, split: str) -> EncodedSplit:
         """The encoded ``split``, built on first use and kept."""
         if split not in self._encoded:
-            docs = self.reader.load(split)
-            if self.limit_documents is not None and len(docs) > self.limit_documents:
-                log.info(
-                    "%s/%s: using the first %d of %d documents (data.limit_documents)",
-                    self.reader.name,
-                    split,
-                    self.limit_documents,
-                    len(docs),
+            twin = {"devel": "test", "test": "devel"}.get(split)
+            if self.folds is not None and twin in self._encoded:
+                # Devel and test serve the same held-out fold: encode it once.
+                other = self._encoded[twin]
+                self._encoded[split] = EncodedSplit(
+                    split, other.docs, other.features, other.doc_index, self.alignment
                 )
-                docs = docs[: self.limit_documents]
+                return self._encoded[split]
+            docs = self.documents(split)
             label2id = {label: i for i, label in enumerate(self.labels)}
             features: list[Feature] = []
             doc_index: list[int] = []

@@ -117,7 +117,54 @@ def gather_logits(local: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
     return merge_logits(parts)
 
 
-class TokenClassifier(L.LightningModule):
+class FineTuning(L.LightningModule):
+    """AdamW (no decay on biases and norms) with linear warm-up and decay, and gradient clipping
+    that works with fused AdamW under bf16: shared by the tagger and the MLM of
+    ``bioner-pretrain``. Reads ``lr``, ``weight_decay``, ``warmup_ratio``, ``adam_epsilon`` and
+    ``fused_optimizer`` from ``self.hparams`` and optimises ``self.model``."""
+
+    def _loss_scaler(self) -> Any:
+        return getattr(self.trainer.precision_plugin, "scaler", None)
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        # Lightning's mixed-precision plugin refuses to clip for fused optimizers even under bf16,
+        # where no loss scaler exists and gradients are already unscaled: clip them directly.
+        if gradient_clip_val and self._loss_scaler() is None and gradient_clip_algorithm != "value":
+            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        groups = decay_groups(self.model, hp.weight_decay)
+        fused = hp.fused_optimizer
+        if fused is None:
+            # Lightning cannot clip gradients of a fused optimizer under a loss scaler (16-mixed).
+            fused = self._loss_scaler() is None and all(
+                p.device.type in ("cpu", "cuda") for g in groups for p in g["params"]
+            )
+        optimizer = torch.optim.AdamW(groups, lr=hp.lr, eps=hp.adam_epsilon, fused=fused)
+        total = self.trainer.estimated_stepping_batches
+        if not np.isfinite(total):
+            raise ValueError(
+                "the learning-rate schedule needs a finite number of steps: set trainer.max_epochs "
+                "or trainer.max_steps"
+            )
+        total = int(total)
+        warmup = round(total * hp.warmup_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(warmup, total))
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"},
+        }
+
+
+class TokenClassifier(FineTuning):
     """A token classifier on a pretrained encoder, trained with AdamW and a linear schedule.
 
     Args:
@@ -277,43 +324,3 @@ class TokenClassifier(L.LightningModule):
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         if self.adversary is not None:
             optimizer.zero_grad(set_to_none=True)
-
-    def _loss_scaler(self) -> Any:
-        return getattr(self.trainer.precision_plugin, "scaler", None)
-
-    def configure_gradient_clipping(
-        self,
-        optimizer: torch.optim.Optimizer,
-        gradient_clip_val: float | None = None,
-        gradient_clip_algorithm: str | None = None,
-    ) -> None:
-        # Lightning's mixed-precision plugin refuses to clip for fused optimizers even under bf16,
-        # where no loss scaler exists and gradients are already unscaled: clip them directly.
-        if gradient_clip_val and self._loss_scaler() is None and gradient_clip_algorithm != "value":
-            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
-            return
-        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        groups = decay_groups(self.model, hp.weight_decay)
-        fused = hp.fused_optimizer
-        if fused is None:
-            # Lightning cannot clip gradients of a fused optimizer under a loss scaler (16-mixed).
-            fused = self._loss_scaler() is None and all(
-                p.device.type in ("cpu", "cuda") for g in groups for p in g["params"]
-            )
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr, eps=hp.adam_epsilon, fused=fused)
-        total = self.trainer.estimated_stepping_batches
-        if not np.isfinite(total):
-            raise ValueError(
-                "the learning-rate schedule needs a finite number of steps: set trainer.max_epochs "
-                "or trainer.max_steps"
-            )
-        total = int(total)
-        warmup = round(total * hp.warmup_ratio)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(warmup, total))
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"},
-        }
