@@ -27,7 +27,7 @@ from bioner.utils import (
     resolve_precision,
 )
 from bioner.utils.log import get_logger
-from bioner.utils.report import write_report
+from bioner.utils.report import finish_evaluation
 
 log = get_logger(__name__)
 
@@ -105,14 +105,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         "precision": str(precision),
     }
     if trainer.is_global_zero:
-        summary = write_report(
-            run_dir,
-            model.results,
-            loggers,
-            extra=summary,
-            ci_samples=cfg.bootstrap_samples,
-            seed=cfg.seed,
-        )
+        summary = finish_evaluation(cfg, run_dir, model, datamodule, loggers, summary)
         log.info("Run folder: %s", Path(run_dir).resolve())
     finish_loggers(loggers)
     return summary

@@ -2,7 +2,8 @@
 
 For each evaluated split: ``predictions/<split>.jsonl`` and ``.conll``, ``confusion_<split>.png``
 and a section of ``metrics.json`` (metrics, per-type table, bootstrap confidence intervals,
-entity confusion counts).
+entity confusion counts); with ``robustness=...``, a ``robustness`` section and
+``robustness_epsilon.png``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from bioner.inference.formats import write_conll, write_jsonl
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
-    from bioner.models.module import StageResult
+    from omegaconf import DictConfig
+
+    from bioner.data.datamodule import NERDataModule
+    from bioner.models.module import StageResult, TokenClassifier
 
 log = get_logger(__name__)
 
@@ -113,3 +117,54 @@ def write_report(
         )
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def log_robustness(loggers: list[Logger], result: Mapping[str, Any], png: Path | None) -> None:
+    """Send robustness scores to every logger (``robustness/<attack>/f1_eps<e>``,
+    ``robustness/<kind>/drop`` ...) and the F1-against-epsilon plot to W&B."""
+    flat: dict[str, float] = {"robustness/f1_clean": result["f1_clean"]}
+    for name, scores in result.get("embedding", {}).items():
+        for epsilon, f1, drop in zip(scores["epsilons"], scores["f1"], scores["drop"]):
+            flat[f"robustness/{name}/f1_eps{epsilon:g}"] = f1
+            flat[f"robustness/{name}/drop_eps{epsilon:g}"] = drop
+    for kind, scores in result.get("text", {}).items():
+        for key in ("f1", "drop", "flip_rate"):
+            flat[f"robustness/{kind}/{key}"] = scores[key]
+    for logger in loggers:
+        logger.log_metrics(flat)
+        if png is not None and isinstance(logger, WandbLogger):
+            logger.log_image("robustness/f1_vs_epsilon", images=[str(png)])
+
+
+def finish_evaluation(
+    cfg: DictConfig,
+    run_dir: str | Path,
+    module: TokenClassifier,
+    datamodule: NERDataModule,
+    loggers: list[Logger],
+    extra: Mapping[str, Any],
+) -> dict[str, Any]:
+    """After the final devel/test passes: robustness (if ``cfg.robustness`` has a target), the
+    report files and ``metrics.json``. Call on global rank zero only; returns the summary."""
+    from hydra.utils import instantiate
+
+    from bioner.attacks.robustness import plot_robustness
+
+    summary = dict(extra)
+    node = cfg.get("robustness")
+    if node is not None and "_target_" in node:
+        suite = instantiate(node)
+        result = suite.evaluate(
+            module.model, datamodule.tokenizer, datamodule.encoded(suite.split), module.id2label
+        )
+        png = plot_robustness(result, Path(run_dir) / "robustness_epsilon.png")
+        log_robustness(loggers, result, png)
+        summary["robustness"] = result
+    return write_report(
+        run_dir,
+        module.results,
+        loggers,
+        extra=summary,
+        ci_samples=cfg.bootstrap_samples,
+        seed=cfg.seed,
+    )
