@@ -155,7 +155,11 @@ def finish_evaluation(
     if node is not None and "_target_" in node:
         suite = instantiate(node)
         result = suite.evaluate(
-            module.model, datamodule.tokenizer, datamodule.encoded(suite.split), module.id2label
+            module.model,
+            datamodule.tokenizer,
+            datamodule.encoded(suite.split),
+            module.id2label,
+            precision=extra.get("precision"),
         )
         png = plot_robustness(result, Path(run_dir) / "robustness_epsilon.png")
         log_robustness(loggers, result, png)
