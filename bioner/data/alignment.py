@@ -385,6 +385,24 @@ class Alignment:
         Returns:
             Sorted, non-overlapping spans; each lies inside one unit.
         """
+        return [span for span, _ in self.decode_scored(doc, features, logits, id2label)]
+
+    def decode_scored(
+        self,
+        doc: Document,
+        features: Sequence[Feature],
+        logits: Sequence[np.ndarray],
+        id2label: Mapping[int, str],
+    ) -> list[tuple[Span, float]]:
+        """:meth:`decode`, with a confidence for each span.
+
+        A word's confidence is the probability mass of its chosen type, aggregated over its
+        sub-words as the type was (``majority`` uses the mean); a span's is the mean over its
+        words.
+
+        Returns:
+            ``(span, score)`` pairs sorted by span, spans as :meth:`decode` returns them.
+        """
         if len(features) != len(logits):
             raise ValueError(f"{len(features)} features but {len(logits)} logit arrays")
         table = _LabelTable(id2label, self.scheme)
@@ -400,16 +418,17 @@ class Alignment:
                     f"logits have {array.shape[0]} rows for {len(feature.input_ids)} sub-words"
                 )
             by_unit.setdefault(feature.unit, []).append((feature, array))
-        spans: list[Span] = []
+        spans: list[tuple[Span, float]] = []
         covered = 0
         for unit in sorted(by_unit):
             rows, word_of = _unit_rows(by_unit[unit])
             first_word = int(word_of[0])
-            tags = self._word_tags(rows, word_of, table)
+            tags, confidence = self._word_tags(rows, word_of, table)
             covered += len(tags)
             word_spans, _ = tags_to_word_spans(tags, self.scheme, on_invalid="repair")
             shifted = [(a + first_word, b + first_word, t) for a, b, t in word_spans]
-            spans.extend(word_to_char_spans(doc.words, shifted))
+            scores = [float(confidence[a:b].mean()) for a, b, _ in word_spans]
+            spans.extend(zip(word_to_char_spans(doc.words, shifted), scores))
         if covered != len(doc.words):
             raise ValueError(
                 f"document {doc.id}: the features cover {covered} of its {len(doc.words)} words; "
@@ -417,8 +436,11 @@ class Alignment:
             )
         return sorted(spans)
 
-    def _word_tags(self, rows: np.ndarray, word_of: np.ndarray, table: _LabelTable) -> list[str]:
-        """One tag per word of a unit from its sub-word logits (rows in unit order)."""
+    def _word_tags(
+        self, rows: np.ndarray, word_of: np.ndarray, table: _LabelTable
+    ) -> tuple[list[str], np.ndarray]:
+        """One tag per word of a unit from its sub-word logits (rows in unit order), and the
+        probability mass of each word's chosen type."""
         probs = np.exp(rows - rows.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         types = probs @ table.type_matrix  # (sub-words, 1 + types): probability mass per type
@@ -442,10 +464,13 @@ class Alignment:
                 # only breaks ties.
                 scores = np.add.reduceat(votes, starts, axis=0) + 0.5 * mean
         word_type = scores.argmax(axis=1)
+        # Majority scores are vote counts; its confidence is the mean mass of the winning type.
+        mass = mean if method == "majority" else scores
+        confidence = mass[np.arange(len(starts)), word_type]
         tags = ["O"] * len(starts)
         entity = np.flatnonzero(word_type > 0)
         if not len(entity):
-            return tags
+            return tags, confidence
         t = word_type[entity]
         first, last = starts[entity], ends[entity]
         at = table.prefix_index  # (prefix, type) -> label id
@@ -468,7 +493,7 @@ class Alignment:
             prefixes = np.array(list("BIES"))[stacked.argmax(axis=1)]
         for i, prefix, type_index in zip(entity, prefixes, t):
             tags[i] = f"{prefix}-{table.types[type_index - 1]}"
-        return tags
+        return tags, confidence
 
 
 class _SubwordLabels:

@@ -1,6 +1,11 @@
-"""Writing predicted spans to disk: JSON Lines (character offsets) and CoNLL (word tags).
+"""Writing predicted spans: run predictions (JSONL, CoNLL) and tagger output (four formats).
 
-JSONL, one document per line::
+Run predictions (``write_jsonl``, ``write_conll``) are what training and evaluation write next
+to their metrics. Tagger output (:func:`open_writer`, used by ``bioner-predict``) is written one
+document at a time, so any number of documents streams through in constant memory; its formats
+are described at :data:`OUTPUT_FORMATS`.
+
+Run predictions in JSONL, one document per line::
 
     {"id": "...", "text": "...", "spans": [{"start": 0, "end": 10, "label": "Chemical",
      "text": "Selegiline"}], "gold": [...]}
@@ -14,13 +19,18 @@ with ``conlleval -d '\\t'``.
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from bioner.data.document import Document, Span
 from bioner.data.tags import spans_to_tags
+from bioner.postprocess.base import PredictedSpan
+
+log = logging.getLogger(__name__)
 
 _LINE_BREAK = re.compile(r"[\t\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 
@@ -137,25 +147,215 @@ def write_conll(
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
         for doc, spans in zip(docs, predictions):
-            pred_tags = _word_tags(doc, spans, scheme, "predicted")
-            gold_tags = _word_tags(doc, doc.spans, scheme, "gold") if include_gold else None
-            f.write("-DOCSTART-\tO\tO\n\n" if include_gold else "-DOCSTART-\tO\n\n")
-            blocks = doc.sentence_word_ranges() if doc.sentences else [(0, len(doc.words))]
-            for lo, hi in blocks:
-                if hi == lo:
-                    continue
-                for i in range(lo, hi):
-                    word = doc.word_text(i)
-                    if _LINE_BREAK.search(word):
-                        raise ValueError(
-                            f"document {doc.id}: word {i} ({word!r}) holds a tab or line break, "
-                            "which CoNLL cannot represent; fix the corpus tokenisation"
-                        )
-                    cols = (
-                        [word, pred_tags[i]]
-                        if gold_tags is None
-                        else [word, gold_tags[i], pred_tags[i]]
-                    )
-                    f.write("\t".join(cols) + "\n")
-                f.write("\n")
+            f.writelines(conll_lines(doc, spans, scheme, include_gold))
     return path
+
+
+def conll_lines(
+    doc: Document, spans: Sequence[Span], scheme: str = "IOB2", include_gold: bool = True
+) -> Iterator[str]:
+    """The CoNLL lines of one document (see :func:`write_conll`), each ending in ``\\n``.
+
+    Raises:
+        ValueError: a word holds a tab or line break, or spans do not fall on word boundaries.
+    """
+    pred_tags = _word_tags(doc, spans, scheme, "predicted")
+    gold_tags = _word_tags(doc, doc.spans, scheme, "gold") if include_gold else None
+    yield "-DOCSTART-\tO\tO\n\n" if include_gold else "-DOCSTART-\tO\n\n"
+    blocks = doc.sentence_word_ranges() if doc.sentences else [(0, len(doc.words))]
+    for lo, hi in blocks:
+        if hi == lo:
+            continue
+        for i in range(lo, hi):
+            word = doc.word_text(i)
+            if _LINE_BREAK.search(word):
+                raise ValueError(
+                    f"document {doc.id}: word {i} ({word!r}) holds a tab or line break, "
+                    "which CoNLL cannot represent; fix the corpus tokenisation"
+                )
+            cols = [word, pred_tags[i]] if gold_tags is None else [word, gold_tags[i], pred_tags[i]]
+            yield "\t".join(cols) + "\n"
+        yield "\n"
+
+
+# ---------------------------------------------------------------------- tagger output
+
+#: Tagger output formats. ``jsonl``: one object per document, ``{"id", "text", "spans": [{"start",
+#: "end", "text", "type", "score"[, "id"]}]}``, so the output is valid ``jsonl`` input again.
+#: ``pubtator``: ``id|t|title``, ``id|a|abstract`` and ``id<TAB>start<TAB>end<TAB>text<TAB>type
+#: [<TAB>identifier]`` lines, a blank line after each document; documents read from PubTator keep
+#: their title and abstract, any other text is written as the title with an empty abstract, and
+#: line breaks and tabs (which PubTator cannot hold) are written as spaces, one for one, so every
+#: offset still indexes the written text. ``bioc``: a BioC XML collection, one passage per
+#: document at offset 0 holding the whole text, one annotation per span (infons ``type``,
+#: ``score``, ``identifier``; character offsets). ``conll``: ``word<TAB>tag`` (IOB2) per line, a
+#: blank line after each sentence, ``-DOCSTART-`` before each document (scores and identifiers
+#: cannot be written).
+OUTPUT_FORMATS = ("jsonl", "pubtator", "bioc", "conll")
+
+_PUBTATOR_SPACE = re.compile(r"[\t\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
+# Characters XML 1.0 cannot hold at all, even as character references.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+class SpanWriter:
+    """Writes tagger output to a text stream, one document at a time.
+
+    Use as a context manager, or call :meth:`close` (it writes what follows the last document
+    but leaves the stream open; the caller owns it).
+
+    Args:
+        stream: where to write.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.documents = 0
+        self.spans = 0
+
+    def __enter__(self) -> SpanWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write(self, doc: Document, spans: Sequence[PredictedSpan]) -> None:
+        """Write ``doc`` with its predicted ``spans``."""
+        self._write(doc, sorted(spans, key=lambda s: (s.start, s.end, s.type)))
+        self.documents += 1
+        self.spans += len(spans)
+
+    def _write(self, doc: Document, spans: list[PredictedSpan]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish the output (closing tags); the stream stays open."""
+        self.stream.flush()
+
+
+class JsonlWriter(SpanWriter):
+    """``jsonl`` tagger output (see :data:`OUTPUT_FORMATS`)."""
+
+    def _write(self, doc: Document, spans: list[PredictedSpan]) -> None:
+        record = {"id": doc.id, "text": doc.text, "spans": [s.as_dict() for s in spans]}
+        self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+class PubTatorWriter(SpanWriter):
+    """``pubtator`` tagger output (see :data:`OUTPUT_FORMATS`)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.replaced_documents = 0
+
+    def _write(self, doc: Document, spans: list[PredictedSpan]) -> None:
+        if re.search(r"[|\t\n\r]", doc.id) or not doc.id:
+            raise ValueError(
+                f"document id {doc.id!r} cannot be a PubTator id (empty, or holds '|', a tab or a "
+                "line break); give the documents plain ids or choose format=jsonl"
+            )
+        text = _PUBTATOR_SPACE.sub(" ", doc.text)
+        if text != doc.text:
+            self.replaced_documents += 1
+        end = doc.meta.get("title_end")
+        if end is not None and end < len(text) and text[end] == " ":
+            title, abstract = text[:end], text[end + 1 :]
+        else:
+            title, abstract = text, ""
+        lines = [f"{doc.id}|t|{title}\n", f"{doc.id}|a|{abstract}\n"]
+        for s in spans:
+            fields = [doc.id, str(s.start), str(s.end), text[s.start : s.end], s.type]
+            if s.id is not None:
+                fields.append(s.id)
+            lines.append("\t".join(fields) + "\n")
+        self.stream.write("".join(lines) + "\n")
+
+    def close(self) -> None:
+        if self.replaced_documents:
+            log.warning(
+                "PubTator output: line breaks or tabs in %d documents written as spaces (one for "
+                "one, offsets unchanged); use format=jsonl or bioc to keep them",
+                self.replaced_documents,
+            )
+        super().close()
+
+
+def _xml(text: str, where: str, attribute: bool = False) -> str:
+    """``text`` escaped for XML; ``\\r`` (and in attributes tabs and line feeds) as character
+    references, since XML parsers normalise them away otherwise."""
+    bad = _XML_INVALID.search(text)
+    if bad:
+        raise ValueError(
+            f"{where}: character {bad.group()!r} at {bad.start()} cannot be written in XML 1.0; "
+            "use format=jsonl"
+        )
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("\r", "&#13;")
+    if attribute:
+        text = text.replace('"', "&quot;").replace("\t", "&#9;").replace("\n", "&#10;")
+    return text
+
+
+class BioCWriter(SpanWriter):
+    """``bioc`` tagger output (see :data:`OUTPUT_FORMATS`)."""
+
+    def __init__(self, stream: TextIO, source: str = "bioner") -> None:
+        super().__init__(stream)
+        self.stream.write(
+            "<?xml version='1.0' encoding='UTF-8'?>\n"
+            "<!DOCTYPE collection SYSTEM 'BioC.dtd'>\n"
+            f"<collection><source>{_xml(source, 'source')}</source>"
+            f"<date>{time.strftime('%Y%m%d')}</date><key>bioner.key</key>\n"
+        )
+        self._annotation = 0
+
+    def _write(self, doc: Document, spans: list[PredictedSpan]) -> None:
+        where = f"document {doc.id}"
+        out = [
+            f"<document><id>{_xml(doc.id, where)}</id>"
+            f"<passage><offset>0</offset><text>{_xml(doc.text, where)}</text>"
+        ]
+        for s in spans:
+            self._annotation += 1
+            infons = [("type", s.type), ("score", f"{s.score:.6f}")]
+            if s.id is not None:
+                infons.append(("identifier", s.id))
+            out.append(f'<annotation id="{self._annotation}">')
+            out += [f'<infon key="{k}">{_xml(v, where)}</infon>' for k, v in infons]
+            out.append(
+                f'<location offset="{s.start}" length="{s.end - s.start}"/>'
+                f"<text>{_xml(s.text, where)}</text></annotation>"
+            )
+        out.append("</passage></document>\n")
+        self.stream.write("".join(out))
+
+    def close(self) -> None:
+        self.stream.write("</collection>\n")
+        super().close()
+
+
+class ConllWriter(SpanWriter):
+    """``conll`` tagger output (see :data:`OUTPUT_FORMATS` and :func:`conll_lines`)."""
+
+    def __init__(self, stream: TextIO, scheme: str = "IOB2") -> None:
+        super().__init__(stream)
+        self.scheme = scheme
+
+    def _write(self, doc: Document, spans: list[PredictedSpan]) -> None:
+        plain = [s.to_span() for s in spans]
+        self.stream.writelines(conll_lines(doc, plain, self.scheme, include_gold=False))
+
+
+_WRITERS: dict[str, type[SpanWriter]] = {
+    "jsonl": JsonlWriter,
+    "pubtator": PubTatorWriter,
+    "bioc": BioCWriter,
+    "conll": ConllWriter,
+}
+
+
+def open_writer(output_format: str, stream: TextIO) -> SpanWriter:
+    """A writer of ``output_format`` (one of :data:`OUTPUT_FORMATS`) on ``stream``."""
+    if output_format not in _WRITERS:
+        raise ValueError(f"format={output_format!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
+    return _WRITERS[output_format](stream)

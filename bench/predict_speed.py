@@ -1,0 +1,313 @@
+"""Prediction speed and memory: bioner's ``Tagger`` against ``transformers.pipeline``.
+
+Both tag the BC5CDR test sentences (raw text, one sentence per text) with the same exported
+MiniLM model, each in its own process so that peak memory is measured apart:
+
+- ``bioner``: ``Tagger.load(model, split_sentences=False).predict(texts)`` (each text is a
+  sentence already), otherwise its defaults (fp32, sorted by length and batched, sliding
+  windows for long sentences);
+- ``pipeline``: ``transformers.pipeline("token-classification", model=..., aggregation_strategy=
+  "first")`` called on the list of texts (``--pipeline-batch-size``, default 1: the pipeline's
+  own default).
+
+Figures: sentences per second for each (model loading and a warm-up pass on the first 32 texts
+excluded), their ratio, peak RSS of each process, and how far their spans agree on the
+sentences where both see the same words (the pipeline's words are those of the tokenizer's
+pre-tokenizer within its truncation limit; bioner's come from ``bioner.data.tokenize``): the
+share of those sentences with identical span sets and the span-level agreement
+``2 |both| / (|bioner| + |pipeline|)``; and the strict F1 of each against the gold spans.
+
+The two decide a word's entity differently: the pipeline takes the argmax *label* of the word's
+first sub-word, bioner the argmax *type* after summing each type's ``B-``/``I-`` probabilities
+(``bioner.data.alignment``), which tags more words when the model hesitates between ``B-X`` and
+``I-X``. To tell that apart from any difference in words, windows or logits, the bioner worker
+also decides its own logits by the pipeline's rule (``--no-diagnose`` skips it) and the script
+reports the agreement of those spans with the pipeline's (``agreement_same_rule``).
+
+The model: ``--model <run or exported folder>``, or ``--train`` to train MiniLM briefly
+(``bioner-train experiment=quickstart trainer.max_steps=30``) into ``--run-dir`` first (reused
+when already there). Usage::
+
+    BIONER_DATA_DIR=../shared/data python bench/predict_speed.py --model /tmp/pred_run
+    BIONER_DATA_DIR=../shared/data python bench/predict_speed.py --train --run-dir /tmp/pred_run
+
+The script ends by printing one JSON line with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RECIPES = ("bioner", "pipeline")
+WARMUP = 32
+
+
+def load_docs(limit: int | None) -> list:
+    """The BC5CDR test sentences with their gold spans, one document each."""
+    from hydra.utils import instantiate
+
+    from bioner.config import compose_config
+
+    reader = instantiate(compose_config("data", ["dataset=bc5cdr"]).dataset)
+    docs = reader.load("test")
+    return docs[:limit] if limit else docs
+
+
+def load_texts(limit: int | None) -> list[str]:
+    """The BC5CDR test sentences as raw text (the reader joins each sentence's tokens)."""
+    return [doc.text for doc in load_docs(limit)]
+
+
+def gold_f1(docs: list, spans: list) -> float:
+    """Strict micro F1 of ``spans`` (``[start, end, type]`` per document) against the gold."""
+    from bioner.data.document import Span
+    from bioner.evaluation import evaluate
+
+    predictions = [[Span(*s) for s in doc_spans] for doc_spans in spans]
+    return evaluate(docs, predictions).metrics()["f1"]
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    """Tag every text with one recipe in this process; write the figures and spans as JSON."""
+    import torch
+
+    texts = load_texts(args.limit)
+    if args.worker == "bioner":
+        from bioner.inference import Tagger
+
+        # The texts are sentences already; the splitter would also cut the space-joined tokens
+        # of "p = 0 . 003" at ". 0", giving bioner less context than the pipeline has.
+        tagger = Tagger.load(
+            args.model,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            split_sentences=False,
+        )
+        tagger.predict(texts[:WARMUP])
+        start = time.perf_counter()
+        predicted = tagger.predict(texts)
+        seconds = time.perf_counter() - start
+        spans = [[[s.start, s.end, s.type] for s in doc] for doc in predicted]
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the diagnosis
+        same_rule = label_argmax_spans(tagger, texts) if args.diagnose else None
+    else:
+        from transformers import pipeline
+
+        from bioner.inference.tagger import model_folder
+
+        pipe = pipeline(
+            "token-classification",
+            model=str(model_folder(args.model)),
+            aggregation_strategy="first",
+            device=-1,
+        )
+        pipe(texts[:WARMUP], batch_size=args.pipeline_batch_size)
+        start = time.perf_counter()
+        predicted = pipe(texts, batch_size=args.pipeline_batch_size)
+        seconds = time.perf_counter() - start
+        spans = [[[e["start"], e["end"], e["entity_group"]] for e in doc] for doc in predicted]
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        same_rule = None
+    result = {
+        "recipe": args.worker,
+        "sentences": len(texts),
+        "seconds": seconds,
+        "sentences_per_s": len(texts) / seconds,
+        "peak_rss_mib": peak / 1024,
+        "torch_threads": torch.get_num_threads(),
+        "spans": spans,
+        "spans_same_rule": same_rule,
+    }
+    Path(args.out).write_text(json.dumps(result))
+
+
+def label_argmax_spans(tagger, texts: list[str]) -> list[list[list]]:  # noqa: ANN001
+    """bioner's words and logits decided by the pipeline's rule: each word takes the argmax
+    label of its first sub-word (first window holding it); tags are read as conlleval does,
+    which is how the pipeline groups them."""
+    import numpy as np
+
+    from bioner.data.tags import tags_to_spans
+    from bioner.inference.tagger import make_document
+
+    member = tagger.members[0]
+    docs = [make_document(text, split=tagger.split_sentences) for text in texts]
+    features = [member.alignment.encode(doc, member.tokenizer) for doc in docs]
+    flat = [f for doc_features in features for f in doc_features]
+    logits = iter(tagger._forward(member, flat))  # the tagger's own batched forward pass
+    out = []
+    for doc, doc_features in zip(docs, features):
+        tags = ["O"] * len(doc.words)
+        seen: set[int] = set()
+        for feature in doc_features:
+            rows = next(logits)
+            for k, word in enumerate(feature.word_ids):
+                if word is not None and word not in seen:
+                    seen.add(word)
+                    tags[word] = member.id2label[int(np.argmax(rows[k]))]
+        out.append([[s.start, s.end, s.label] for s in tags_to_spans(doc.words, tags)])
+    return out
+
+
+def run_recipe(recipe: str, args: argparse.Namespace, out: Path) -> dict:
+    """Run one recipe in a fresh process and return its figures."""
+    cmd = [sys.executable, __file__, "--worker", recipe, "--out", str(out), "--model", args.model]
+    cmd += ["--batch-size", str(args.batch_size), "--precision", args.precision]
+    cmd += ["--pipeline-batch-size", str(args.pipeline_batch_size)]
+    if not args.diagnose:
+        cmd.append("--no-diagnose")
+    if args.limit:
+        cmd += ["--limit", str(args.limit)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
+    if done.returncode:
+        raise RuntimeError(f"{recipe} failed:\n{done.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def pipeline_words(texts: list[str], model: str) -> list[list[tuple[int, int]]]:
+    """The character ranges of the words the pipeline sees in each text (within truncation)."""
+    from transformers import AutoTokenizer
+
+    from bioner.inference.tagger import model_folder
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_folder(model)))
+    out = []
+    for text in texts:
+        enc = tokenizer(text, truncation=True, return_offsets_mapping=True)
+        words: dict[int, list[int]] = {}
+        for word, (s, e) in zip(enc.word_ids(), enc["offset_mapping"]):
+            if word is not None:
+                span = words.setdefault(word, [s, e])
+                span[0], span[1] = min(span[0], s), max(span[1], e)
+        out.append([tuple(words[w]) for w in sorted(words)])
+    return out
+
+
+def agreement(texts: list[str], words: list, ours: list, theirs: list) -> dict:
+    """Span agreement on the sentences where both tag the same words."""
+    from bioner.data.tokenize import word_ranges
+
+    same = both = n_ours = n_theirs = identical = 0
+    for text, seen, a, b in zip(texts, words, ours, theirs):
+        if seen != word_ranges(text):
+            continue
+        same += 1
+        a, b = {tuple(s) for s in a}, {tuple(s) for s in b}
+        identical += a == b
+        both += len(a & b)
+        n_ours += len(a)
+        n_theirs += len(b)
+    return {
+        "sentences_same_words": same,
+        "share_same_words": same / len(texts),
+        "share_identical_spans": identical / same if same else 0.0,
+        "span_agreement": 2 * both / (n_ours + n_theirs) if n_ours + n_theirs else 1.0,
+        "spans_bioner": n_ours,
+        "spans_pipeline": n_theirs,
+        "spans_both": both,
+    }
+
+
+def train_model(run_dir: Path) -> None:
+    """Train MiniLM for 30 steps into ``run_dir`` (a few minutes on a CPU)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "bioner.train",
+        "experiment=quickstart",
+        "trainer.max_steps=30",
+        "logger=none",
+        f"run_dir={run_dir}",
+        "bootstrap_samples=0",
+        # Fewer steps than one epoch: no validation before the end, so nothing to stop on.
+        "callbacks.early_stopping=null",
+        "callbacks.rich_progress_bar=null",
+    ]
+    subprocess.run(cmd, check=True, env=os.environ)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--model", help="a bioner run folder or exported model folder")
+    parser.add_argument("--train", action="store_true", help="train a MiniLM model first")
+    parser.add_argument("--run-dir", default="/tmp/pred_run", help="where --train trains")
+    parser.add_argument("--limit", type=int, default=None, help="first n test sentences only")
+    parser.add_argument("--batch-size", type=int, default=64, help="bioner batch size")
+    parser.add_argument("--precision", default="32", help="bioner precision: 32 or bf16")
+    parser.add_argument("--pipeline-batch-size", type=int, default=1)
+    parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument(
+        "--no-diagnose",
+        dest="diagnose",
+        action="store_false",
+        help="skip deciding bioner's logits by the pipeline's rule",
+    )
+    parser.add_argument("--worker", choices=RECIPES, help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.worker:
+        run_worker(args)
+        return
+    if args.train:
+        run_dir = Path(args.run_dir)
+        if not (run_dir / "model" / "config.json").is_file():
+            train_model(run_dir)
+        args.model = str(run_dir)
+    if not args.model:
+        parser.error("give --model <folder> or --train")
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for recipe in args.recipes.split(","):
+            results[recipe] = run_recipe(recipe, args, Path(tmp) / f"{recipe}.json")
+            r = results[recipe]
+            print(
+                f"{recipe:<10} {r['sentences_per_s']:7.1f} sentences/s "
+                f"({r['sentences']} in {r['seconds']:.1f} s), peak RSS {r['peak_rss_mib']:.0f} MiB",
+                flush=True,
+            )
+    figures: dict = {"model": args.model, "bioner_precision": args.precision}
+    figures["pipeline_batch_size"] = args.pipeline_batch_size
+    docs = load_docs(args.limit)
+    for name, r in results.items():
+        figures[name] = {k: v for k, v in r.items() if not k.startswith("spans")}
+        figures[name]["test_f1_strict"] = gold_f1(docs, r["spans"])
+    if {"bioner", "pipeline"} <= results.keys():
+        ours, theirs = results["bioner"], results["pipeline"]
+        figures["speedup"] = ours["sentences_per_s"] / theirs["sentences_per_s"]
+        texts = [doc.text for doc in docs]
+        words = pipeline_words(texts, args.model)
+        figures["agreement"] = agreement(texts, words, ours["spans"], theirs["spans"])
+        a = figures["agreement"]
+        print(
+            f"bioner / pipeline: {figures['speedup']:.2f}x; same words in "
+            f"{a['share_same_words']:.1%} of sentences; there identical spans in "
+            f"{a['share_identical_spans']:.1%}, span agreement {a['span_agreement']:.4f}"
+        )
+        print(
+            f"strict test F1: bioner {figures['bioner']['test_f1_strict']:.4f}, "
+            f"pipeline {figures['pipeline']['test_f1_strict']:.4f}"
+        )
+        if ours.get("spans_same_rule") is not None:
+            same = agreement(texts, words, ours["spans_same_rule"], theirs["spans"])
+            figures["agreement_same_rule"] = same
+            print(
+                f"bioner logits decided by the pipeline's rule: identical spans in "
+                f"{same['share_identical_spans']:.1%}, span agreement {same['span_agreement']:.4f}"
+            )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Tag files: read an input, tag it document by document, write an output (``bioner-predict``)."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from bioner.inference.formats import open_writer
+from bioner.inference.inputs import read_inputs
+from bioner.utils.log import get_logger
+
+if TYPE_CHECKING:
+    from bioner.inference.tagger import Tagger
+
+log = get_logger(__name__)
+
+
+@contextmanager
+def open_output(output: str | Path) -> Iterator[TextIO]:
+    """A UTF-8 text stream on ``output`` (``-``: standard output).
+
+    A file is written under a temporary name and renamed into place at the end, so a run that
+    fails half-way never leaves a truncated file that looks finished.
+    """
+    if str(output) == "-":
+        # Written as UTF-8 with "\n" line ends whatever the locale; detached at the end so that
+        # sys.stdout itself stays usable.
+        stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
+        try:
+            yield stream
+        finally:
+            stream.flush()
+            stream.detach()
+        return
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as stream:
+            yield stream
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def predict_files(
+    tagger: Tagger,
+    source: str | Path,
+    output: str | Path,
+    input_format: str = "auto",
+    output_format: str = "jsonl",
+) -> dict[str, Any]:
+    """Tag every document of ``source`` and write them to ``output``, streaming.
+
+    Args:
+        tagger: the tagger.
+        source: a file, a folder of ``.txt`` files, or ``-`` (see :mod:`bioner.inference.inputs`).
+        output: a file or ``-``.
+        input_format: see :data:`bioner.inference.inputs.INPUT_FORMATS`.
+        output_format: see :data:`bioner.inference.formats.OUTPUT_FORMATS`.
+
+    Returns:
+        ``documents``, ``spans``, ``characters`` and ``seconds``.
+    """
+    records = read_inputs(source, input_format)
+    start = time.perf_counter()
+    characters = 0
+    with open_output(output) as stream, open_writer(output_format, stream) as writer:
+        for doc, spans in tagger.predict_stream(records):
+            writer.write(doc, spans)
+            characters += len(doc.text)
+    summary = {
+        "documents": writer.documents,
+        "spans": writer.spans,
+        "characters": characters,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+    log.info(
+        "tagged %d documents (%d characters): %d spans in %.1f s -> %s",
+        summary["documents"],
+        characters,
+        summary["spans"],
+        summary["seconds"],
+        output,
+    )
+    return summary

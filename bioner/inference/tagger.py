@@ -1,0 +1,377 @@
+"""Raw text to entity spans with a trained bioner model: :class:`Tagger`.
+
+``Tagger.load(folder).predict(["text", ...])`` returns, per text, :class:`PredictedSpan`\\ s
+whose offsets index that text exactly. Texts become documents with the project's own sentence
+splitter and offset-keeping word tokenizer (:func:`bioner.data.sentences.split_sentences`,
+:func:`bioner.data.tokenize.word_ranges`), are encoded with the alignment the model was trained
+with (recorded in ``bioner.json`` by ``bioner-train``; long sentences become overlapping
+windows, nothing is truncated), run through the model in batches of similar length, decoded
+back to character spans by the same alignment, and post-processed.
+
+Inputs are consumed in chunks of about ``chunk_chars`` characters (:meth:`Tagger.predict_stream`),
+so a stream of any length is tagged in bounded memory, and results come back in input order.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from bioner.data.alignment import Alignment, Feature
+from bioner.data.datamodule import BucketBatchSampler, Collator
+from bioner.data.document import Document, Span
+from bioner.data.sentences import split_sentences
+from bioner.data.tokenize import word_ranges
+from bioner.inference.export import METADATA_FILE
+from bioner.inference.inputs import TextRecord
+from bioner.postprocess.base import PostProcessor, PredictedSpan, apply_steps
+from bioner.utils.log import get_logger
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = get_logger(__name__)
+
+PRECISIONS = ("32", "bf16")
+
+
+def model_folder(folder: str | Path) -> Path:
+    """The exported model folder of ``folder``: a run folder's ``model/``, or ``folder`` itself.
+
+    Raises:
+        FileNotFoundError: ``folder`` is neither (the message says what was expected).
+    """
+    path = Path(folder).expanduser()
+    if (path / "model" / "config.json").is_file():
+        return path / "model"
+    if (path / "config.json").is_file():
+        return path
+    hint = ""
+    if (path / "checkpoints").is_dir():
+        hint = (
+            " It has checkpoints but no model/: the run stopped before exporting; finish it "
+            "(bioner-train ckpt_path=last run_dir=...) or score it with bioner-eval."
+        )
+    raise FileNotFoundError(
+        f"{path} is neither a bioner run folder (with model/config.json) nor an exported model "
+        f"folder (with config.json).{hint}"
+    )
+
+
+def make_document(
+    text: str, doc_id: str = "0", forced: Sequence[int] = (), split: bool = True
+) -> Document:
+    """A document of raw ``text``: sentences and words computed, offsets into ``text``.
+
+    Args:
+        text: the text, unchanged.
+        doc_id: the document id.
+        forced: offsets where a sentence must end (a title's end).
+        split: split sentences by :func:`bioner.data.sentences.split_sentences`; ``False``: the
+            text is one sentence already (apart from ``forced`` boundaries).
+    """
+    if split:
+        sentences = split_sentences(text, forced=forced)
+    else:
+        # Only the forced cuts, each piece trimmed of whitespace as the splitter trims.
+        cuts = [0, *sorted(forced), len(text)]
+        sentences = []
+        for lo, hi in zip(cuts, cuts[1:]):
+            piece = text[lo:hi]
+            if piece.strip():
+                start = lo + len(piece) - len(piece.lstrip())
+                sentences.append((start, lo + len(piece.rstrip())))
+    return Document(doc_id, text, [], sentences, word_ranges(text), meta={})
+
+
+@dataclass
+class _Member:
+    """One model of a tagger with everything needed to encode and decode for it."""
+
+    folder: Path
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    alignment: Alignment
+    id2label: dict[int, str]
+    collator: Collator
+
+
+class Tagger:
+    """Tag raw text or documents with one or more trained models.
+
+    With several models (a chemical and a disease model, say) every model tags every document
+    and their spans are pooled before post-processing; add an
+    :class:`~bioner.postprocess.OverlapResolver` step when they may claim the same words.
+
+    Args:
+        models: per model, ``(model, tokenizer, alignment)``; the model's ``config.id2label``
+            must be the alignment's tags.
+        postprocess: steps applied in order to each document's spans.
+        batch_size: most sequences per forward pass.
+        max_tokens: most padded sub-words per forward pass (bounds activation memory on long
+            windows); ``None``: no cap.
+        chunk_chars: documents are gathered into chunks of about this many characters, sorted
+            by length inside a chunk and batched; larger chunks pad less, hold more in memory.
+        split_sentences: split texts into sentences; ``False`` when each text is one sentence
+            already (one sentence per line), so that the splitter cannot cut it further.
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``, ...
+        precision: ``32`` (exact) or ``bf16`` (autocast; faster on hardware with native bf16,
+            scores differ slightly).
+        folders: where each model came from (for messages).
+    """
+
+    def __init__(
+        self,
+        models: Sequence[tuple[PreTrainedModel, PreTrainedTokenizerBase, Alignment]],
+        postprocess: Sequence[PostProcessor] = (),
+        batch_size: int = 64,
+        max_tokens: int | None = 16384,
+        chunk_chars: int = 1_000_000,
+        split_sentences: bool = True,
+        device: str = "auto",
+        precision: str | int = "32",
+        folders: Sequence[str | Path] | None = None,
+    ) -> None:
+        if not models:
+            raise ValueError("a Tagger needs at least one model")
+        if batch_size < 1 or chunk_chars < 1:
+            raise ValueError("batch_size and chunk_chars must be positive")
+        precision = str(precision)  # `tagger.precision=32` on the command line is an int
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.precision = precision
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+        self.chunk_chars = chunk_chars
+        self.split_sentences = split_sentences
+        self.postprocess = list(postprocess)
+        names = list(folders) if folders is not None else [f"model {i}" for i in range(len(models))]
+        self.members: list[_Member] = []
+        for (model, tokenizer, alignment), name in zip(models, names):
+            id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
+            if tokenizer.pad_token_id is None:
+                raise ValueError(f"{name}: the tokenizer has no padding token")
+            model.eval().to(self.device)
+            self.members.append(
+                _Member(
+                    Path(name),
+                    model,
+                    tokenizer,
+                    alignment,
+                    id2label,
+                    Collator(tokenizer.pad_token_id),
+                )
+            )
+
+    def __repr__(self) -> str:
+        folders = ", ".join(str(m.folder) for m in self.members)
+        return f"Tagger([{folders}], device={self.device}, postprocess={self.postprocess})"
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(
+        cls,
+        folder: str | Path | Sequence[str | Path],
+        postprocess: Sequence[PostProcessor] = (),
+        **kwargs: Any,
+    ) -> Tagger:
+        """A tagger from a run folder or an exported model folder (or a list of them).
+
+        The alignment comes from the folder's ``bioner.json``; a Hugging Face folder without it
+        (not written by bioner) is decoded with :class:`~bioner.data.alignment.Alignment`'s
+        defaults in the scheme its labels use, with a warning.
+
+        Args:
+            folder: a run folder (holding ``model/``), an exported folder, or a list of either.
+            postprocess: post-processing steps.
+            **kwargs: the other arguments of :class:`Tagger`.
+        """
+        from transformers import AutoModelForTokenClassification
+
+        from bioner.models.encoders import HubEncoder, _quiet_transformers
+
+        folders = [folder] if isinstance(folder, (str, Path)) else list(folder)
+        models, names = [], []
+        for item in folders:
+            path = model_folder(item)
+            # The encoder class turns truncation off and derives the input limit, as in training.
+            tokenizer = HubEncoder(str(path), name=path.name).load_tokenizer()
+            with _quiet_transformers():  # no progress bars on stderr for every load
+                model = AutoModelForTokenClassification.from_pretrained(path)
+            alignment = _load_alignment(path, model.config.id2label)
+            models.append((model, tokenizer, alignment))
+            names.append(path)
+            log.info("tagger model %s: %s", path, alignment)
+        return cls(models, postprocess=postprocess, folders=names, **kwargs)
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(self, texts: Iterable[str]) -> list[list[PredictedSpan]]:
+        """The spans of each text, offsets into that text.
+
+        Raises:
+            TypeError: ``texts`` is a single string (pass ``[text]``).
+        """
+        if isinstance(texts, str):
+            raise TypeError("Tagger.predict takes a list of texts; pass [text] for a single text")
+        records = (TextRecord(str(i), text) for i, text in enumerate(texts))
+        return [spans for _, spans in self.predict_stream(records)]
+
+    def predict_stream(
+        self, records: Iterable[TextRecord | str]
+    ) -> Iterator[tuple[Document, list[PredictedSpan]]]:
+        """Tag a stream of texts lazily, chunk by chunk, in input order.
+
+        Yields:
+            Per input, the document built from it (``meta`` carries the record's ``meta``) and
+            its post-processed spans.
+        """
+
+        def documents() -> Iterator[Document]:
+            for i, record in enumerate(records):
+                if isinstance(record, str):
+                    record = TextRecord(str(i), record)
+                doc = make_document(record.text, record.id, record.forced, self.split_sentences)
+                doc.meta.update(record.meta)
+                yield doc
+
+        for chunk in self._chunks(documents()):
+            yield from zip(chunk, self._tag(chunk))
+
+    def predict_documents(self, docs: Sequence[Document]) -> list[list[Span]]:
+        """Predicted spans of existing documents (their own words and sentences are used).
+
+        A document without words (text only) gets words and sentences as raw text does.
+
+        Returns:
+            ``result[i]`` are the post-processed spans of ``docs[i]``, without scores.
+        """
+        prepared = (
+            make_document(d.text, d.id, split=self.split_sentences)
+            if not d.words and d.text.strip()
+            else d
+            for d in docs
+        )
+        return [
+            [s.to_span() for s in spans]
+            for chunk in self._chunks(prepared)
+            for spans in self._tag(chunk)
+        ]
+
+    def _chunks(self, docs: Iterable[Document]) -> Iterator[list[Document]]:
+        """Consecutive documents of about ``chunk_chars`` characters (at least one each)."""
+        chunk: list[Document] = []
+        size = 0
+        for doc in docs:
+            chunk.append(doc)
+            size += len(doc.text)
+            if size >= self.chunk_chars:
+                yield chunk
+                chunk, size = [], 0
+        if chunk:
+            yield chunk
+
+    def _tag(self, docs: list[Document]) -> list[list[PredictedSpan]]:
+        """Post-processed spans of each document of one chunk."""
+        pooled: list[list[PredictedSpan]] = [[] for _ in docs]
+        for member in self.members:
+            for d, spans in enumerate(self._run(member, docs)):
+                pooled[d] += spans
+        return [apply_steps(self.postprocess, doc.text, spans) for doc, spans in zip(docs, pooled)]
+
+    def _run(self, member: _Member, docs: list[Document]) -> list[list[PredictedSpan]]:
+        """One model's spans for each document: encode, batch by length, forward, decode."""
+        features: list[Feature] = []
+        owner: list[int] = []
+        for d, doc in enumerate(docs):
+            encoded = member.alignment.encode(doc, member.tokenizer)
+            features += encoded
+            owner += [d] * len(encoded)
+        logits = self._forward(member, features)
+        by_doc: list[list[int]] = [[] for _ in docs]
+        for i, d in enumerate(owner):
+            by_doc[d].append(i)
+        out = []
+        for doc, idx in zip(docs, by_doc):
+            if not idx:  # no words: nothing to tag
+                out.append([])
+                continue
+            scored = member.alignment.decode_scored(
+                doc, [features[i] for i in idx], [logits[i] for i in idx], member.id2label
+            )
+            out.append([PredictedSpan.from_span(span, doc.text, score) for span, score in scored])
+        return out
+
+    def _forward(self, member: _Member, features: list[Feature]) -> list[np.ndarray]:
+        """Logits of every feature (rows for its sub-words only), batched longest first."""
+        logits: list[np.ndarray | None] = [None] * len(features)
+        if not features:
+            return []
+        sampler = BucketBatchSampler(
+            [len(f.input_ids) for f in features],
+            self.batch_size,
+            shuffle=False,
+            chunk_batches=None,
+            max_tokens=self.max_tokens,
+        )
+        autocast = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
+            if self.precision == "bf16"
+            else nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            for batch_indices in sampler:
+                batch = member.collator([(i, features[i]) for i in batch_indices])
+                out = member.model(
+                    input_ids=batch["input_ids"].to(self.device),
+                    attention_mask=batch["attention_mask"].to(self.device),
+                ).logits
+                rows = out.float().cpu().numpy()
+                for row, i in enumerate(batch_indices):
+                    logits[i] = rows[row, : len(features[i].input_ids)]
+        return logits  # type: ignore[return-value]
+
+
+def _load_alignment(path: Path, id2label: dict) -> Alignment:
+    """The alignment recorded in ``path/bioner.json``, checked against the model's labels."""
+    from hydra.utils import instantiate
+
+    labels = {str(v) for v in id2label.values()}
+    meta_file = path / METADATA_FILE
+    if not meta_file.is_file():
+        scheme = "IOBES" if any(label[:2] in ("E-", "S-") for label in labels) else "IOB2"
+        warnings.warn(
+            f"{path} has no {METADATA_FILE} (not exported by bioner-train): decoding with "
+            f"Alignment(scheme={scheme!r}) defaults (first sub-word); if the model was trained "
+            "otherwise, its predictions will be off",
+            stacklevel=3,
+        )
+        return Alignment(scheme=scheme)
+    try:
+        meta = json.loads(meta_file.read_text())
+        alignment = instantiate(meta["alignment"])
+        types = list(meta["entity_types"])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(
+            f"{meta_file} is not a bioner export record ({err}); it must hold 'alignment' (a "
+            "_target_ node) and 'entity_types', as bioner-train writes it"
+        ) from err
+    expected = set(alignment.labels(types))
+    if labels != expected:
+        raise ValueError(
+            f"{path}: the model's labels {sorted(labels)} are not those of {METADATA_FILE} "
+            f"({sorted(expected)}); the folder mixes files of different runs"
+        )
+    return alignment

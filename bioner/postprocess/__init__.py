@@ -1,0 +1,51 @@
+"""Post-processing of predicted spans: overlaps, abbreviations, dictionary normalisation.
+
+Each step is a callable ``step(text, spans) -> spans`` (:class:`PostProcessor`); the
+``postprocess`` config group (``conf/postprocess/``) holds one named entry per step, and
+:func:`build_postprocessors` turns the selected entries into the list that
+:class:`bioner.inference.Tagger` applies in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bioner.postprocess.abbreviations import AbbreviationResolver, find_abbreviations
+from bioner.postprocess.base import PostProcessor, PredictedSpan, apply_steps
+from bioner.postprocess.dictionary import DictionaryNormalizer, normalize
+from bioner.postprocess.overlaps import OverlapResolver
+
+
+def build_postprocessors(group: Mapping[str, Any] | None) -> list[PostProcessor]:
+    """The steps of a ``postprocess`` config node, in its order; entries set to null are off.
+
+    Raises:
+        ValueError: an entry is neither null nor a ``_target_`` node.
+    """
+    from hydra.utils import instantiate
+
+    steps = []
+    for name, node in (group or {}).items():
+        if node is None:
+            continue
+        if not isinstance(node, Mapping) or "_target_" not in node:
+            raise ValueError(
+                f"postprocess entry {name!r} is not a `_target_` node: give it a `_target_` or "
+                f"set it to null (postprocess.{name}=null) to switch it off"
+            )
+        steps.append(instantiate(node))
+    return steps
+
+
+__all__ = [
+    "AbbreviationResolver",
+    "DictionaryNormalizer",
+    "OverlapResolver",
+    "PostProcessor",
+    "PredictedSpan",
+    "apply_steps",
+    "build_postprocessors",
+    "find_abbreviations",
+    "normalize",
+]

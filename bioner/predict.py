@@ -1,0 +1,53 @@
+"""Tag raw text: ``bioner-predict model=<folder> input=<file|folder|-> output=<file|->``.
+
+Composes ``conf/predict.yaml``, builds the tagger and its post-processing steps from their
+config nodes and streams the input through them (:func:`bioner.inference.run.predict_files`).
+Examples::
+
+    bioner-predict model=logs/train/runs/<run> input=abstracts.txt output=spans.jsonl
+    cat note.txt | bioner-predict model=<run> input=- output=- format=pubtator
+    bioner-predict model=[<chemical run>,<disease run>] postprocess=[abbreviations,overlaps] \\
+        input=pubmed.pubtator output=out.xml format=bioc
+
+``model=`` stands for ``tagger.folder=``: ``conf/model/`` is a config group of training, and Hydra
+would read ``model=...`` as choosing one of its options.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from bioner.config import CONFIG_DIR
+from bioner.inference.run import predict_files
+from bioner.postprocess import build_postprocessors
+
+
+def predict(cfg: DictConfig) -> dict[str, Any]:
+    """Tag ``cfg.input`` into ``cfg.output``; return the counts (documents, spans, seconds)."""
+    steps = build_postprocessors(cfg.get("postprocess"))
+    tagger = instantiate(cfg.tagger, postprocess=steps, _convert_="all")
+    return predict_files(tagger, cfg.input, cfg.output, cfg.input_format, cfg.format)
+
+
+def _model_shorthand(argv: list[str]) -> list[str]:
+    return [f"tagger.folder={a[len('model=') :]}" if a.startswith("model=") else a for a in argv]
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
+def _main(cfg: DictConfig) -> None:
+    predict(cfg)
+
+
+def main() -> None:
+    """Console entry point."""
+    sys.argv[1:] = _model_shorthand(sys.argv[1:])
+    _main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""Tagger: loading exported and run folders, exact offsets on tricky text, windows, batching and
+chunking that never change a prediction, several models, documents."""
+
+from __future__ import annotations
+
+import json
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bioner.data.alignment import Alignment
+from bioner.data.document import Document, Span
+from bioner.data.tokenize import word_ranges
+from bioner.inference import PredictedSpan, Tagger
+from bioner.inference.export import export_pretrained
+from bioner.inference.tagger import make_document, model_folder
+from bioner.models.encoders import HubEncoder
+from bioner.postprocess import OverlapResolver
+
+TYPES = ["Chemical", "Disease"]
+
+
+def export_tiny(
+    tiny_model_dir: Path, folder: Path, types: list[str] = TYPES, seed: int = 0, **alignment
+) -> Path:
+    """The tiny BERT with a confident random head, exported as bioner-train exports a model."""
+    settings = {"label_strategy": "first", "decode": "first", "scheme": "IOB2"}
+    settings.update({"max_length": None, "stride": 128, "unit": "sentence"}, **alignment)
+    labels = Alignment(**settings).labels(types)
+    encoder = HubEncoder(str(tiny_model_dir), name="tiny")
+    model = encoder.load_model(dict(enumerate(labels)))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        # A random head at the default scale predicts every label about equally; a wide one
+        # gives confident, varied predictions, so spans start and end everywhere.
+        torch.nn.init.normal_(model.classifier.weight, std=2.0)
+    metadata = {
+        "alignment": {"_target_": "bioner.data.alignment.Alignment", **settings},
+        "entity_types": types,
+        "dataset": "test",
+        "encoder": "tiny",
+    }
+    return export_pretrained(model, encoder.load_tokenizer(), folder, metadata)
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model_dir: Path, tmp_path_factory) -> Path:
+    return export_tiny(tiny_model_dir, tmp_path_factory.mktemp("export") / "model")
+
+
+@pytest.fixture(scope="module")
+def tagger(exported: Path) -> Tagger:
+    return Tagger.load(exported, device="cpu")
+
+
+TRICKY = [
+    "Na+/K+-ATPase",
+    "α-synuclein",
+    "e\u0301",  # e + combining acute accent
+    "\u200b",  # zero-width space (not whitespace, no sub-words)
+    "😀",
+    "中文字",
+    "İstanbul",  # lower-cases to two characters
+    "ﬁbrosis",  # a ligature NFKC splits
+    "5-HT6",
+    "Dr.",
+    "(n = 5).",
+    "\t",
+    "\r\n",
+    "\n\n",
+    "  ",
+    "\u00a0",
+    "\u2028",
+    "[SEP]",
+    "cisplatin",
+    "Renal",
+    "failure.",
+    "The",
+]
+
+
+def random_texts(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(n):
+        pieces = [rng.choice(TRICKY) for _ in range(rng.randint(0, 40))]
+        texts.append("".join(p + rng.choice(["", " ", " ", "  "]) for p in pieces))
+    return texts
+
+
+def check_offsets(text: str, spans: list[PredictedSpan]) -> None:
+    words = word_ranges(text)
+    starts, ends = {s for s, _ in words}, {e for _, e in words}
+    for s in spans:
+        assert 0 <= s.start < s.end <= len(text)
+        assert text[s.start : s.end] == s.text
+        assert s.start in starts and s.end in ends  # whole words, never whitespace at the edges
+        assert s.type in TYPES and 0.0 <= s.score <= 1.0
+    assert all(a.end <= b.start for a, b in zip(spans, spans[1:]))
+
+
+def test_offsets_index_the_original_text_exactly(tagger: Tagger) -> None:
+    texts = random_texts(60, seed=0)
+    predictions = tagger.predict(texts)
+    assert len(predictions) == len(texts)
+    for text, spans in zip(texts, predictions):
+        check_offsets(text, spans)
+    # The wide random head makes predictions on most texts (so the checks above bite).
+    assert sum(bool(p) for p in predictions) > 40
+
+
+def test_batching_and_chunking_never_change_predictions(exported: Path, tagger: Tagger) -> None:
+    texts = random_texts(25, seed=1)
+    reference = tagger.predict(texts)
+    for kwargs in ({"batch_size": 1}, {"batch_size": 3, "chunk_chars": 50}, {"max_tokens": 40}):
+        other = Tagger.load(exported, device="cpu", **kwargs)
+        got = other.predict(texts)
+        assert [[(s.start, s.end, s.type) for s in d] for d in got] == [
+            [(s.start, s.end, s.type) for s in d] for d in reference
+        ]
+        for a, b in zip(got, reference):
+            assert np.allclose([s.score for s in a], [s.score for s in b], atol=1e-4)
+
+
+def test_predictions_equal_a_direct_forward_pass(exported: Path, tagger: Tagger) -> None:
+    """The tagger's spans are those of the model run on each document alone, decoded."""
+    member = tagger.members[0]
+    texts = ["Cisplatin-induced renal failure.  The (n = 5) rats. α-synuclein rose!", ""]
+    for text, spans in zip(texts, tagger.predict(texts)):
+        doc = make_document(text)
+        features = member.alignment.encode(doc, member.tokenizer)
+        logits = []
+        with torch.no_grad():
+            for f in features:
+                out = member.model(input_ids=torch.tensor([f.input_ids])).logits[0].numpy()
+                logits.append(out)
+        expected = (
+            member.alignment.decode(doc, features, logits, member.id2label) if features else []
+        )
+        assert [s.to_span() for s in spans] == expected
+
+
+def test_long_documents_are_windowed_not_truncated(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = export_tiny(tiny_model_dir, tmp_path / "m", max_length=16, stride=5)
+    words = [f"w{i}ord" if i % 7 else "cisplatin" for i in range(400)]
+    text = " ".join(words)  # one sentence of ~800 sub-words: dozens of windows
+    for unit in ("sentence", "document"):
+        meta = json.loads((folder / "bioner.json").read_text())
+        meta["alignment"]["unit"] = unit
+        (folder / "bioner.json").write_text(json.dumps(meta))
+        tagger = Tagger.load(folder, device="cpu")
+        member = tagger.members[0]
+        assert len(member.alignment.encode(make_document(text), member.tokenizer)) > 20
+        [spans] = tagger.predict([text])
+        check_offsets(text, spans)
+        assert spans and spans[-1].end > len(text) - 50  # the end of the text is tagged too
+
+
+def test_predict_documents_keeps_the_documents_own_words(tagger: Tagger) -> None:
+    texts = ["Naloxone reverses clonidine-induced hypotension.", "DA1 receptors."]
+    raw = [make_document(t, str(i)) for i, t in enumerate(texts)]
+    assert tagger.predict_documents(raw) == [
+        [s.to_span() for s in d] for d in tagger.predict(texts)
+    ]
+    # Text-only documents get words; documents with (finer) words are encoded as they are.
+    text_only = [Document(d.id, d.text) for d in raw]
+    assert tagger.predict_documents(text_only) == tagger.predict_documents(raw)
+    finer = make_document("DA1 receptors.")
+    finer.words = [(0, 2), (2, 3), (4, 13), (13, 14)]
+    [spans] = tagger.predict_documents([finer])
+    assert all(s.start in {0, 2, 4, 13} and s.end in {2, 3, 13, 14} for s in spans)
+    assert all(isinstance(s, Span) for s in spans)
+
+
+def test_several_models_are_pooled_then_postprocessed(
+    tiny_model_dir: Path, tmp_path: Path, exported: Path
+) -> None:
+    chem = export_tiny(tiny_model_dir, tmp_path / "chem", types=["Chemical"], seed=1)
+    dis = export_tiny(tiny_model_dir, tmp_path / "dis", types=["Disease"], seed=2)
+    texts = random_texts(15, seed=3)
+    pooled = Tagger.load([chem, dis], device="cpu").predict(texts)
+    alone = [Tagger.load(f, device="cpu").predict(texts) for f in (chem, dis)]
+    for i, spans in enumerate(pooled):
+        assert sorted(spans, key=lambda s: (s.start, s.type)) == sorted(
+            alone[0][i] + alone[1][i], key=lambda s: (s.start, s.type)
+        )
+    assert any(a.overlaps(b) for d in pooled for a, b in zip(d, d[1:]))  # they do collide
+    resolved = Tagger.load([chem, dis], device="cpu", postprocess=[OverlapResolver()]).predict(
+        texts
+    )
+    for spans in resolved:
+        assert all(a.end <= b.start for a, b in zip(spans, spans[1:]))
+
+
+def test_loading_run_folders_and_bad_folders(exported: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="stopped before exporting"):
+        model_folder(run)
+    (run / "model").symlink_to(exported)
+    assert model_folder(run) == run / "model"
+    assert Tagger.load(run, device="cpu").predict(["Naloxone."]) == Tagger.load(
+        exported, device="cpu"
+    ).predict(["Naloxone."])
+    with pytest.raises(TypeError, match=r"pass \[text\]"):
+        Tagger.load(exported, device="cpu").predict("Naloxone.")
+
+
+def test_export_records_are_checked(exported: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    meta = json.loads((copy / "bioner.json").read_text())
+    meta["entity_types"] = ["Gene"]
+    (copy / "bioner.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="mixes files of different runs"):
+        Tagger.load(copy, device="cpu")
+    (copy / "bioner.json").unlink()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tagger = Tagger.load(copy, device="cpu")
+    assert any("no bioner.json" in str(w.message) for w in caught)
+    assert tagger.members[0].alignment.scheme == "IOB2"
+
+
+def test_scores_are_the_mean_type_probability_of_the_words(tagger: Tagger) -> None:
+    member = tagger.members[0]
+    text = "Cisplatin induced renal failure in rats treated with naloxone hydrochloride"
+    [spans] = tagger.predict([text])
+    doc = make_document(text)
+    [feature] = member.alignment.encode(doc, member.tokenizer)
+    with torch.no_grad():
+        logits = member.model(input_ids=torch.tensor([feature.input_ids])).logits[0]
+    probs = logits.softmax(-1).numpy()
+    first = {}
+    for k, w in enumerate(feature.word_ids):
+        if w is not None and w not in first:
+            first[w] = k
+    labels = member.id2label
+    for s in spans:
+        words = [i for i, (a, b) in enumerate(doc.words) if s.start <= a and b <= s.end]
+        mass = [
+            sum(probs[first[w], j] for j, tag in labels.items() if tag.endswith(f"-{s.type}"))
+            for w in words
+        ]
+        assert s.score == pytest.approx(float(np.mean(mass)), abs=1e-5)
+
+
+def test_texts_that_are_sentences_already_are_not_split(exported: Path) -> None:
+    text = "  Rats ( p = 0 . 003 ) . Dr. Smith saw 5 . \n"
+    assert len(make_document(text).sentences) > 1
+    assert make_document(text, split=False).sentences == [(2, len(text.rstrip()))]
+    assert make_document("Title. Abstract here.", forced=[6], split=False).sentences == [
+        (0, 6),
+        (7, 21),
+    ]
+    whole = Tagger.load(exported, device="cpu", split_sentences=False)
+    member = whole.members[0]
+    [feature] = member.alignment.encode(make_document(text, split=False), member.tokenizer)
+    with torch.no_grad():
+        logits = member.model(input_ids=torch.tensor([feature.input_ids])).logits[0].numpy()
+    expected = member.alignment.decode(
+        make_document(text, split=False), [feature], [logits], member.id2label
+    )
+    assert [s.to_span() for s in whole.predict([text])[0]] == expected

@@ -1,0 +1,216 @@
+"""Raw-text inputs (lines, text, folder, JSONL, PubTator, stdin) and tagger outputs (JSONL,
+PubTator, BioC, CoNLL): exact text, exact offsets, round trips, clear errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from bioner.data.errors import CorpusFormatError
+from bioner.data.readers import PubTatorReader
+from bioner.data.tags import tags_to_spans
+from bioner.inference.formats import OUTPUT_FORMATS, open_writer
+from bioner.inference.inputs import TextRecord, detect_format, read_inputs
+from bioner.inference.tagger import make_document
+from bioner.postprocess import PredictedSpan
+
+# ---------------------------------------------------------------------- inputs
+
+
+def test_lines_keep_text_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "in.txt"
+    lines = ["First\tdoc \u2028 with a form\x0cfeed", "", "CRLF line  ", "lone\rreturn", "last"]
+    raw = "\ufeff" + lines[0] + "\r\n" + "\n".join(lines[1:])  # BOM, CRLF, no final newline
+    path.write_bytes(raw.encode("utf-8"))
+    records = list(read_inputs(path))
+    assert [r.text for r in records] == lines  # empty lines are documents; \u2028, \r stay text
+    assert [r.id for r in records] == ["1", "2", "3", "4", "5"]
+    path.write_bytes(b"ok\n\xff\xfe bad\n")
+    with pytest.raises(CorpusFormatError, match=r"in.txt:2: not valid UTF-8"):
+        list(read_inputs(path))
+
+
+def test_text_folder_jsonl_and_pubtator_inputs(tmp_path: Path) -> None:
+    whole = tmp_path / "note.txt"
+    whole.write_bytes("Line one.\r\n\r\nLine two\u00a0x.\n".encode())
+    [note] = read_inputs(whole, "text")
+    assert note.id == "note" and note.text == "Line one.\r\n\r\nLine two\u00a0x.\n"
+
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "b.txt").write_text("Bee.", encoding="utf-8")
+    (folder / "sub" / "a.txt").write_text("A\r\nfile.", encoding="utf-8", newline="")
+    (folder / "skip.md").write_text("not a document")
+    assert [(r.id, r.text) for r in read_inputs(folder)] == [("b", "Bee."), ("sub/a", "A\r\nfile.")]
+
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text('{"id": "x1", "text": "a\\r\\nb"}\n\n{"text": "no id"}\n', encoding="utf-8")
+    assert [(r.id, r.text) for r in read_inputs(jsonl)] == [("x1", "a\r\nb"), ("3", "no id")]
+    jsonl.write_text('{"id": "x1", "txt": "a"}\n', encoding="utf-8")
+    with pytest.raises(CorpusFormatError, match=r"in.jsonl:1: no string field 'text'"):
+        list(read_inputs(jsonl))
+
+    pubtator = tmp_path / "abstracts.txt"
+    pubtator.write_text(
+        "1|t|Naloxone and clonidine.\n1|a|Hypotension was seen.\n"
+        "1\t0\t8\tNaloxone\tChemical\tD009270\n\n2|t|Only a title\n2|a|\n",
+        encoding="utf-8",
+    )
+    assert detect_format(pubtator) == "pubtator"
+    first, second = read_inputs(pubtator)
+    assert first.text == "Naloxone and clonidine. Hypotension was seen."
+    assert first.forced == [23] and first.meta["title_end"] == 23
+    assert second.text == "Only a title" and second.forced == []
+    pubtator.write_text("1|t|Title only\n\n2|t|x\n2|a|y\n", encoding="utf-8")
+    with pytest.raises(CorpusFormatError, match=r"abstracts.txt:1: document 1 has a title but no"):
+        list(read_inputs(pubtator))
+
+    with pytest.raises(ValueError, match="input_format=folder"):
+        read_inputs(whole, "folder")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_inputs(tmp_path / "missing.txt")
+    with pytest.raises(ValueError, match="choose one of"):
+        read_inputs(whole, "docx")
+
+
+def test_stdin_is_read_as_bytes_split_at_newlines() -> None:
+    code = (
+        "from bioner.inference.inputs import read_inputs\nprint([r.text for r in read_inputs('-')])"
+    )
+    data = "a\u2028b\r\nc\rd\n\n".encode()
+    out = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, check=True)
+    assert out.stdout.decode().strip() == repr(["a\u2028b", "c\rd", ""])
+
+
+# ---------------------------------------------------------------------- outputs
+
+
+def documents() -> list[tuple]:
+    """Documents with spans and tricky text: tabs, CRLF, XML specials, a title/abstract seam."""
+    texts = [
+        ("d1", "Naloxone <reverses> & clonidine\t(CLO) hypotension.\r\nRats & mice.", {}),
+        ("d2", "", {}),
+        ("d3", "Cisplatin nephrotoxicity. Renal \u03b1-failure 😀 follows.", {"title_end": 25}),
+    ]
+    out = []
+    for doc_id, text, meta in texts:
+        doc = make_document(text, doc_id, [meta["title_end"]] if meta else [])
+        doc.meta.update(meta)
+        spans = []
+        for k, (a, b) in enumerate(doc.words):
+            if k % 3 == 0:  # every third word, two-word spans now and then
+                end = doc.words[k + 1][1] if k % 2 and k + 1 < len(doc.words) else b
+                spans.append(
+                    PredictedSpan(
+                        a, end, text[a:end], ["Chemical", "Disease"][k % 2], 0.5 + k / 100
+                    )
+                )
+        spans = [s for i, s in enumerate(spans) if i == 0 or spans[i - 1].end <= s.start]
+        spans[0:1] = [spans[0].with_changes(id="D009270")] if spans else []
+        out.append((doc, spans))
+    return out
+
+
+def write(fmt: str, docs: list[tuple]) -> str:
+    stream = io.StringIO(newline="")
+    with open_writer(fmt, stream) as writer:
+        for doc, spans in docs:
+            writer.write(doc, spans)
+    assert writer.documents == len(docs)
+    return stream.getvalue()
+
+
+def test_jsonl_output_round_trips_and_is_valid_input(tmp_path: Path) -> None:
+    docs = documents()
+    path = tmp_path / "out.jsonl"
+    path.write_text(write("jsonl", docs), encoding="utf-8", newline="")
+    for line, (doc, spans) in zip(path.read_text(encoding="utf-8").splitlines(), docs):
+        record = json.loads(line)
+        assert record["id"] == doc.id and record["text"] == doc.text
+        assert [PredictedSpan(**s) for s in record["spans"]] == [
+            s.with_changes(score=round(s.score, 6)) for s in spans
+        ]
+    assert [(r.id, r.text) for r in read_inputs(path)] == [(d.id, d.text) for d, _ in docs]
+
+
+def test_pubtator_output_is_read_back_by_the_corpus_reader(tmp_path: Path) -> None:
+    docs = documents()
+    text = write("pubtator", docs)
+    for split in ("train", "devel", "test"):
+        (tmp_path / f"{split}.txt").write_text(text, encoding="utf-8", newline="")
+    reader = PubTatorReader(
+        "out", tmp_path, None, files={s: f"{s}.txt" for s in ("train", "devel", "test")}
+    )
+    read = reader.load("test")  # validates every mention's text against the offsets
+    assert [d.id for d in read] == [d.id for d, _ in docs]
+    for back, (doc, spans) in zip(read, docs):
+        assert [(s.start, s.end, s.label) for s in back.spans] == [
+            (s.start, s.end, s.type) for s in spans
+        ]
+        # Line breaks and tabs became spaces one for one; everything else is the text.
+        assert back.text.rstrip(" ") == doc.text.replace("\t", " ").replace("\r\n", "  ")
+    # Documents read from PubTator come back with their title and abstract lines.
+    assert "d3|t|Cisplatin nephrotoxicity.\nd3|a|Renal" in text
+    assert "\tD009270\n" in text
+    # PubTator input -> the same text again.
+    (tmp_path / "again.pubtator").write_text(text, encoding="utf-8")
+    third = list(read_inputs(tmp_path / "again.pubtator"))[2]
+    assert third.text == docs[2][0].text and third.forced == [25]
+    with pytest.raises(ValueError, match="cannot be a PubTator id"):
+        write("pubtator", [(make_document("x", "a|b"), [])])
+
+
+def test_bioc_output_parses_with_exact_text_and_offsets() -> None:
+    docs = documents()
+    root = ET.fromstring(write("bioc", docs).encode("utf-8"))
+    assert root.tag == "collection"
+    for element, (doc, spans) in zip(root.findall("document"), docs):
+        assert element.findtext("id") == doc.id
+        passage = element.find("passage")
+        text = passage.findtext("text") or ""
+        assert text == doc.text  # "\r" survives as a character reference, & and < escaped
+        annotations = passage.findall("annotation")
+        assert len(annotations) == len(spans)
+        for a, s in zip(annotations, spans):
+            location = a.find("location")
+            start, length = int(location.get("offset")), int(location.get("length"))
+            assert (start, start + length) == (s.start, s.end)
+            assert text[start : start + length] == a.findtext("text") == s.text
+            infons = {i.get("key"): i.text for i in a.findall("infon")}
+            assert infons["type"] == s.type and float(infons["score"]) == pytest.approx(s.score)
+            assert infons.get("identifier") == s.id
+    with pytest.raises(ValueError, match="cannot be written in XML"):
+        write("bioc", [(make_document("bad \x0b char", "x"), [])])
+
+
+def test_conll_output_gives_the_spans_back() -> None:
+    docs = documents()
+    blocks = write("conll", docs).split("-DOCSTART-\tO\n\n")[1:]
+    assert len(blocks) == len(docs)
+    for block, (doc, spans) in zip(blocks, docs):
+        rows = [line.split("\t") for line in block.splitlines() if line]
+        assert [w for w, _ in rows] == [doc.text[a:b] for a, b in doc.words]
+        back = tags_to_spans(doc.words, [t for _, t in rows])
+        assert back == [s.to_span() for s in spans]
+        # One blank line after each sentence.
+        assert block.count("\n\n") == len([1 for a, b in doc.sentence_word_ranges() if b > a])
+    overlapping = [
+        PredictedSpan(0, 3, "abc", "Chemical", 1.0),
+        PredictedSpan(0, 3, "abc", "X", 1.0),
+    ]
+    with pytest.raises(ValueError, match="CoNLL needs spans on word boundaries without overlaps"):
+        write("conll", [(make_document("abc def", "o"), overlapping)])
+    with pytest.raises(ValueError, match="choose one of"):
+        open_writer("xml", io.StringIO())
+    assert set(OUTPUT_FORMATS) == {"jsonl", "pubtator", "bioc", "conll"}
+
+
+def test_text_records_default_meta() -> None:
+    record = TextRecord("a", "b")
+    assert record.meta == {} and record.forced == []
