@@ -57,6 +57,9 @@ def devel_f1(trainer, features, tags, id2label) -> float:  # noqa: ANN001
     from seqeval.metrics import f1_score
     from seqeval.scheme import IOB2
 
+    # transformers 5 applies train_sampling_strategy="group_by_length" to evaluation too, which
+    # returns predictions in a shuffled order; score in dataset order.
+    trainer.args.train_sampling_strategy = "random"
     logits = trainer.predict(features).predictions
     predicted = []
     for feature, sentence_logits, gold in zip(features, logits, tags):

@@ -1,0 +1,124 @@
+"""Cost of adversarial training: time per training step of each attack relative to ``none``.
+
+Trains MiniLM on BC5CDR train (batch 32, bioner's default CPU config, the quickstart experiment)
+for the same steps under each attack, in one process after a common warm-up, and prints seconds
+per step, the ratio to ``none`` and the target ratio:
+
+- ``fgsm``, ``fgm``: at most 2.0x;
+- ``pgd`` with K steps: at most (K + 1)x;
+- ``freelb`` with K steps: at most (K + 0.5)x.
+
+Every attack sees the same batches (the data order is seeded), so the ratios compare like with
+like. Usage::
+
+    BIONER_DATA_DIR=../shared/data python bench/attack_cost.py --steps 40
+    BIONER_DATA_DIR=../shared/data python bench/attack_cost.py --attacks none,pgd \\
+        --extra attack.steps=5
+
+The script ends by printing one JSON line with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import lightning as L
+import torch
+
+from bioner.config import compose_config
+from bioner.train import train
+
+
+class StepTimer(L.Callback):
+    """Wall time of the training steps after the first ``warmup`` (optimiser step included)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.steps = 0
+        self.start: float | None = None
+        self.end: float | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        self.steps += 1
+        if self.steps == self.warmup:
+            self.start = time.perf_counter()
+        self.end = time.perf_counter()
+
+    @property
+    def seconds_per_step(self) -> float:
+        return ((self.end or 0.0) - (self.start or 0.0)) / max(1, self.steps - self.warmup)
+
+
+def target(attack: str, steps: int) -> float | None:
+    """The issue's bound on the cost ratio of ``attack`` (``None``: no bound)."""
+    return {"fgsm": 2.0, "fgm": 2.0, "pgd": steps + 1.0, "freelb": steps + 0.5}.get(attack)
+
+
+def time_attack(attack: str, args: argparse.Namespace) -> dict:
+    overrides = [
+        "experiment=quickstart",
+        f"attack={attack}",
+        f"run_dir={args.run_dir}/{attack}",
+        "logger=none",
+        "callbacks.rich_progress_bar=null",
+        "trainer.enable_progress_bar=false",
+        "callbacks.early_stopping=null",
+        "callbacks.model_checkpoint=null",
+        "callbacks.last_checkpoint=null",
+        f"trainer.max_steps={args.steps + args.warmup_steps}",
+        "trainer.limit_val_batches=0",
+        "trainer.num_sanity_val_steps=0",
+        "test=false",
+        f"seed={args.seed}",
+        *args.extra,
+    ]
+    if attack == "none":
+        overrides = [o for o in overrides if not o.startswith("attack.")]
+    cfg = compose_config("train", overrides)
+    timer = StepTimer(args.warmup_steps)
+    summary = train(cfg, extra_callbacks=[timer])
+    steps = int(cfg.attack.get("steps", 1)) if "steps" in cfg.attack else None
+    return {
+        "attack": attack,
+        "steps": steps,
+        "seconds_per_step": timer.seconds_per_step,
+        "precision": summary.get("precision"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--attacks", default="none,fgsm,fgm,pgd,freelb")
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per attack")
+    parser.add_argument("--warmup-steps", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--run-dir", default="/tmp/bioner-bench-attacks")
+    parser.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    attacks = args.attacks.split(",")
+    if attacks[0] != "none":
+        attacks.insert(0, "none")
+
+    results = {a: time_attack(a, args) for a in attacks}
+    base = results["none"]["seconds_per_step"]
+    print(f"{'attack':<8} {'K':>3} {'s/step':>8} {'ratio':>6} {'target':>7}")
+    for name, r in results.items():
+        r["ratio"] = r["seconds_per_step"] / base
+        r["target"] = target(name, r["steps"] or 1)
+        r["within_target"] = r["target"] is None or r["ratio"] <= r["target"]
+        bound = f"{r['target']:.1f}x" if r["target"] else "-"
+        print(
+            f"{name:<8} {r['steps'] or '-':>3} {r['seconds_per_step']:8.3f} "
+            f"{r['ratio']:5.2f}x {bound:>7}"
+        )
+    print(json.dumps({"torch_threads": torch.get_num_threads(), "results": results}))
+
+
+if __name__ == "__main__":
+    main()

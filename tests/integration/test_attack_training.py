@@ -1,0 +1,160 @@
+"""Every attack config trains through ``bioner-train`` with every trainer config this machine can
+run: fp32, bf16-mixed with gradient checkpointing and accumulation, DDP over 2 CPU processes
+(and the GPU configs where a GPU exists)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from test_train import QUIET, REPO, compose, tiny_overrides
+
+from bioner.config import CONFIG_DIR, compose_config
+from bioner.eval import evaluate_checkpoint
+from bioner.train import train
+
+ATTACKS = sorted(p.stem for p in (CONFIG_DIR / "attack").glob("*.yaml") if p.stem != "none")
+SHORT = [
+    "data.limit_documents=10",
+    "data.batch_size=4",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=4",
+    "bootstrap_samples=0",
+]
+SETTINGS = {
+    "fp32": ["trainer.precision=32-true"],
+    "bf16_checkpointing_accumulation": [
+        "trainer.precision=bf16-mixed",
+        "module.gradient_checkpointing=true",
+        "trainer.accumulate_grad_batches=2",
+    ],
+}
+GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+GPU_SETTINGS = {
+    "gpu_bf16": (["trainer=gpu", "trainer.precision=bf16-mixed"], 1),
+    "gpu_fp16": (["trainer=gpu", "trainer.precision=16-mixed"], 1),
+    "ddp": (["trainer=ddp"], 2),
+}
+
+
+def test_attack_list_is_complete() -> None:
+    assert ATTACKS == ["fgm", "fgsm", "freelb", "pgd"]
+
+
+@pytest.mark.parametrize("setting", sorted(SETTINGS))
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_every_attack_trains_on_the_cpu(
+    attack: str, setting: str, tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    cfg = compose(
+        tmp_path,
+        tiny_model_dir,
+        f"attack={attack}",
+        f"paths.data_dir={shared_data}",
+        *SHORT,
+        *SETTINGS[setting],
+        "logger=csv",
+        "trainer.log_every_n_steps=1",
+    )
+    assert f"_atk-{attack}_" in cfg.run_name
+    summary = train(cfg)
+    assert 0.0 <= summary["devel"]["metrics"]["f1"] <= 1.0
+    # The adversary trained: its losses were logged at every step, adversarial above clean on
+    # average (dropout makes single steps noisy).
+    (metrics_csv,) = tmp_path.rglob("metrics.csv")
+    rows = list(csv.DictReader(metrics_csv.open()))
+    steps = [r for r in rows if r.get("train/loss_adversarial")]
+    assert steps
+    clean = sum(float(r["train/loss_clean"]) for r in steps)
+    adversarial = sum(float(r["train/loss_adversarial"]) for r in steps)
+    assert adversarial > clean
+
+
+def run_cli(tmp_path: Path, overrides: list[str]) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "bioner.train", f"run_dir={tmp_path}", *QUIET, *overrides],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads((tmp_path / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_every_attack_trains_under_ddp_sim(
+    attack: str, tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    overrides = [*tiny_overrides(tiny_model_dir), f"attack={attack}", "trainer=ddp_sim"]
+    metrics = run_cli(tmp_path, [*overrides, f"paths.data_dir={shared_data}", *SHORT])
+    assert metrics["devel"]["documents"] == 10
+
+
+@GPU
+@pytest.mark.parametrize("setting", sorted(GPU_SETTINGS))
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_every_attack_trains_on_gpus(
+    attack: str, setting: str, tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    overrides, devices = GPU_SETTINGS[setting]
+    if torch.cuda.device_count() < devices:
+        pytest.skip(f"needs {devices} GPUs")
+    run_cli(
+        tmp_path,
+        [
+            *tiny_overrides(tiny_model_dir),
+            f"attack={attack}",
+            *overrides,
+            f"paths.data_dir={shared_data}",
+            *SHORT,
+        ],
+    )
+
+
+def test_robustness_after_training_and_in_eval_agree(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    robustness = [
+        "robustness=default",
+        "robustness.limit_documents=12",
+        "robustness.text_kinds=[case,typos_inside]",
+    ]
+    cfg = compose(
+        tmp_path / "train",
+        tiny_model_dir,
+        "attack=fgm",
+        f"paths.data_dir={shared_data}",
+        *SHORT,
+        *robustness,
+    )
+    trained = train(cfg)["robustness"]
+    assert trained["documents"] == 10 and trained["split"] == "test"
+    assert set(trained["embedding"]) == {"fgsm", "pgd"} and set(trained["text"]) == {
+        "case",
+        "typos_inside",
+    }
+    assert (tmp_path / "train" / "robustness_epsilon.png").is_file()
+    evaluated = evaluate_checkpoint(
+        compose_config(
+            "eval",
+            [
+                f"ckpt_path={tmp_path / 'train' / 'checkpoints' / 'best.ckpt'}",
+                f"run_dir={tmp_path / 'eval'}",
+                f"paths.data_dir={shared_data}",
+                "data.limit_documents=10",
+                "bootstrap_samples=0",
+                "trainer.enable_progress_bar=false",
+                *robustness,
+            ],
+        )
+    )["robustness"]
+    assert evaluated == trained
