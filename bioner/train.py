@@ -16,6 +16,7 @@ Each run writes into its run folder (printed at the start): ``config.yaml`` (res
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
         extra_callbacks: callbacks added by a calling program (benchmarks, notebooks) on top of
             the configured ones.
     """
+    started = time.perf_counter()
     run_dir, resolved = prepare_run_dir(cfg)
     if torch.cuda.is_available():
         # TF32 matmuls on Ampere and later: much faster, accuracy unaffected for fine-tuning.
@@ -127,6 +129,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
             trainer.validate(model, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
             trainer.test(model, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
             if trainer.is_global_zero:
+                summary["wall_time_s"] = time.perf_counter() - started
                 summary = finish_evaluation(cfg, run_dir, model, datamodule, loggers, summary)
                 metadata = {
                     "alignment": resolved["alignment"],

@@ -1,0 +1,327 @@
+"""Finished run folders: finding them, reading them, and the gold behind their predictions.
+
+A run folder is what ``bioner-train`` or ``bioner-eval`` leaves behind: ``config.yaml`` (the
+resolved config), ``metrics.json`` and ``predictions/<split>.jsonl``. A multirun folder holds run
+folders at any depth; a run is found by its ``metrics.json``, which is written last, so a run still
+in progress (a ``config.yaml`` without ``metrics.json``) is reported as unfinished, never read.
+
+Gold spans for the paired test come from the corpus itself, re-read through the run's own
+``dataset`` config and looked up by document id (the predictions file names the documents that
+were scored, so ``data.limit_documents`` and cross-validation folds need no re-computing). When
+the corpus cannot be found, the ``gold`` spans that ``write_jsonl`` stores next to the predictions
+stand in, with a warning; when both exist they must agree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bioner.data.document import Document, Span
+from bioner.data.readers.base import SPLITS, CorpusNotFoundError
+from bioner.inference.formats import read_jsonl
+
+log = logging.getLogger(__name__)
+
+# Hydra's job log line: "[2026-11-25 16:01:24,643][module][INFO] - message".
+_LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
+
+
+class ReportError(ValueError):
+    """Input that a report cannot be built from; the message names the folder and the fix."""
+
+
+@dataclass
+class Run:
+    """One finished run folder.
+
+    Attributes:
+        path: the run folder.
+        config: the resolved config (``config.yaml``) as nested plain containers.
+        metrics: the content of ``metrics.json``.
+    """
+
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    flat: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.flat = flatten(self.config)
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
+    @property
+    def fold(self) -> Any:
+        return (self.config.get("cv") or {}).get("fold")
+
+    @property
+    def folds(self) -> Any:
+        return (self.config.get("cv") or {}).get("folds")
+
+    def section(self, split: str) -> dict[str, Any]:
+        """The ``metrics.json`` section of ``split`` (``metrics``, ``per_type``, ``ci95`` ...)."""
+        if split not in self.metrics:
+            present = [s for s in SPLITS if s in self.metrics] or ["none"]
+            raise ReportError(
+                f"{self.path / 'metrics.json'} has no {split!r} section (it has: "
+                f"{', '.join(present)}); choose another split with --split, or leave this run out"
+            )
+        return self.metrics[split]
+
+    def wall_time_s(self) -> float | None:
+        """Wall time of the run in seconds, or ``None`` when nothing records it.
+
+        ``metrics.json["wall_time_s"]`` when the run wrote one; otherwise the span between the
+        first and the last timestamp of Hydra's job logs in the folder (``train.log``,
+        ``eval.log``: from the run folder's creation to its final "Run folder" line; a resumed
+        run in the same folder includes the pause).
+        """
+        if "wall_time_s" in self.metrics:
+            return float(self.metrics["wall_time_s"])
+        stamps = sorted(
+            datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
+            for logfile in self.path.glob("*.log")
+            for line in logfile.read_text(encoding="utf-8", errors="replace").splitlines()
+            if (m := _LOG_TIME.match(line))
+        )
+        return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists are values. An empty mapping stays a key."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def load_run(folder: str | Path) -> Run:
+    """Read one run folder.
+
+    Raises:
+        ReportError: ``metrics.json`` or ``config.yaml`` is missing or unreadable.
+    """
+    folder = Path(folder)
+    metrics_file, config_file = folder / "metrics.json", folder / "config.yaml"
+    if not config_file.is_file():
+        raise ReportError(
+            f"{folder} has metrics.json but no config.yaml: a report groups runs by their "
+            "resolved config, which bioner-train and bioner-eval write there"
+        )
+    try:
+        metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ReportError(f"{metrics_file}: not valid JSON ({err}); re-run or remove it") from err
+    try:
+        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ReportError(f"{config_file}: not valid YAML ({err})") from err
+    if not isinstance(metrics, dict) or not isinstance(config, dict):
+        raise ReportError(f"{folder}: metrics.json and config.yaml must each hold a mapping")
+    if "model" not in config and config.get("ckpt_path"):
+        config = _evaluated_config(folder, config)
+    return Run(folder, config, metrics)
+
+
+def _evaluated_config(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The effective config of a ``bioner-eval`` run: the training config stored in its
+    checkpoint (model, alignment, attack, seed ...), with the dataset and robustness settings
+    that the evaluation chose."""
+    from omegaconf import OmegaConf
+
+    from bioner.eval import training_config
+
+    try:
+        trained = OmegaConf.to_container(training_config(config["ckpt_path"]))
+    except (FileNotFoundError, ValueError) as err:
+        raise ReportError(
+            f"{folder} is a bioner-eval run; its model, attack and seed are read from the "
+            f"checkpoint it scored, which failed: {err}"
+        ) from err
+    assert isinstance(trained, dict)
+    if config.get("dataset"):
+        trained["dataset"] = config["dataset"]
+    trained["robustness"] = config.get("robustness")
+    trained["evaluated_checkpoint"] = True
+    return trained
+
+
+def find_runs(paths: Sequence[str | Path]) -> list[Run]:
+    """Every finished run under ``paths`` (run folders or multirun folders, at any depth).
+
+    Unfinished runs (``config.yaml`` without ``metrics.json``) are counted and logged as a
+    warning. A run reached through two of the paths is read once.
+
+    Raises:
+        ReportError: a path does not exist, or holds no ``metrics.json`` at all.
+    """
+    if not paths:
+        raise ReportError("no run folders given: pass run folders or multirun folders")
+    seen: dict[Path, Run] = {}
+    for path in map(Path, paths):
+        if not path.exists():
+            raise ReportError(f"{path} does not exist; pass run folders or multirun folders")
+        found = sorted(p.parent for p in path.rglob("metrics.json"))
+        if not found:
+            raise ReportError(
+                f"no metrics.json found under {path}: a run writes it when it finishes "
+                "(bioner-train with test=true, or bioner-eval); is the run still going?"
+            )
+        unfinished = sorted(
+            p.parent for p in path.rglob("config.yaml") if not (p.parent / "metrics.json").exists()
+        )
+        # .hydra/config.yaml is Hydra's unresolved copy, not a run of its own.
+        unfinished = [p for p in unfinished if p.name != ".hydra"]
+        if unfinished:
+            log.warning(
+                "%s: %d unfinished run(s) without metrics.json left out: %s",
+                path,
+                len(unfinished),
+                ", ".join(str(p) for p in unfinished[:5]) + (" ..." if len(unfinished) > 5 else ""),
+            )
+        for folder in found:
+            if folder.resolve() not in seen:
+                seen[folder.resolve()] = load_run(folder)
+    return list(seen.values())
+
+
+@dataclass
+class ScoredSplit:
+    """The documents a run scored on one split, with gold and predicted spans.
+
+    Attributes:
+        ids: document ids in file order.
+        gold: the gold documents (``gold[i].id == ids[i]``).
+        predictions: ``predictions[i]`` are the spans the run predicted for ``gold[i]``.
+        gold_source: ``"corpus"`` or ``"predictions file"``.
+    """
+
+    ids: list[str]
+    gold: list[Document]
+    predictions: list[list[Span]]
+    gold_source: str
+
+    def by_id(self) -> dict[str, tuple[Document, list[Span]]]:
+        return {doc.id: (doc, pred) for doc, pred in zip(self.gold, self.predictions)}
+
+
+class GoldSource:
+    """Loads a run's predictions on a split together with their gold documents.
+
+    Corpora are read once per distinct dataset config and kept.
+
+    Args:
+        data_dir: where the corpora are, replacing the runs' own ``paths.data_dir`` (a run
+            trained with a relative ``BIONER_DATA_DIR`` resolves it from the folder it ran in).
+            ``None``: as the runs' configs say.
+    """
+
+    def __init__(self, data_dir: str | Path | None = None) -> None:
+        self.data_dir = None if data_dir is None else Path(data_dir)
+        self._readers: dict[str, Any] = {}
+        self._missing: dict[str, str] = {}
+
+    def _dataset_config(self, run: Run) -> dict[str, Any]:
+        dataset = dict(run.config.get("dataset") or {})
+        if "_target_" not in dataset:
+            raise ReportError(f"{run.path / 'config.yaml'} has no dataset config with a _target_")
+        run_root = str((run.config.get("paths") or {}).get("data_dir", ""))
+        own = str(dataset.get("data_dir", ""))
+        if self.data_dir is not None and run_root and own.startswith(run_root):
+            dataset["data_dir"] = str(self.data_dir) + own[len(run_root) :]
+        return dataset
+
+    def _reader(self, run: Run) -> Any:
+        from hydra.utils import instantiate
+        from omegaconf import OmegaConf
+
+        dataset = self._dataset_config(run)
+        key = json.dumps(dataset, sort_keys=True, default=str)
+        if key not in self._readers:
+            self._readers[key] = instantiate(OmegaConf.create(dataset))
+        return self._readers[key]
+
+    def _corpus_documents(self, run: Run, ids: Iterable[str], split: str) -> dict[str, Document]:
+        """Corpus documents by id, reading the run's split first, then the others (a
+        cross-validation fold holds train and devel documents) until every id is found."""
+        reader = self._reader(run)
+        wanted, found = set(ids), {}
+        for name in [split, *[s for s in SPLITS if s != split]]:
+            if wanted <= found.keys():
+                break
+            for doc in reader.load(name):
+                if doc.id in wanted and doc.id not in found:
+                    found[doc.id] = doc
+        return found
+
+    def load(self, run: Run, split: str) -> ScoredSplit:
+        """The run's ``predictions/<split>.jsonl`` with the gold documents behind it.
+
+        Raises:
+            ReportError: the predictions file is missing, a document is neither in the corpus nor
+                carries gold spans, or corpus and stored gold disagree.
+        """
+        path = run.path / "predictions" / f"{split}.jsonl"
+        if not path.is_file():
+            raise ReportError(
+                f"{path} is missing: the paired test needs each run's predictions on {split!r}"
+            )
+        records = read_jsonl(path)
+        ids = [r["id"] for r in records]
+        name = str((run.config.get("dataset") or {}).get("name", "?"))
+        corpus: dict[str, Document] | None = None
+        try:
+            corpus = self._corpus_documents(run, ids, split)
+        except CorpusNotFoundError as err:
+            if name not in self._missing:
+                self._missing[name] = str(err)
+                log.warning(
+                    "corpus %s not readable (%s); using the gold spans stored in the predictions "
+                    "files instead (pass --data-dir to read the corpus)",
+                    name,
+                    err,
+                )
+        gold: list[Document] = []
+        for number, record in enumerate(records, start=1):
+            doc = None if corpus is None else corpus.get(record["id"])
+            where = f"{path}:{number} (document {record['id']})"
+            if doc is not None and doc.text != record["text"]:
+                raise ReportError(
+                    f"{where}: the text differs from corpus {name}'s document of that id; the "
+                    "corpus changed since the run, or --data-dir points at another corpus"
+                )
+            if doc is not None and "gold" in record and sorted(record["gold"]) != sorted(doc.spans):
+                raise ReportError(
+                    f"{where}: the gold spans stored with the predictions differ from corpus "
+                    f"{name}'s; the corpus changed since the run, or --data-dir points at another"
+                )
+            if doc is None and corpus is not None:
+                raise ReportError(
+                    f"{where}: no document of that id in corpus {name} "
+                    f"({self._reader(run).data_dir}); --data-dir points at another corpus?"
+                )
+            if doc is None:
+                if "gold" not in record:
+                    raise ReportError(
+                        f"{where}: corpus {name} not found and no gold spans stored with the "
+                        "predictions; pass --data-dir <folder holding the corpus the run used>"
+                    )
+                doc = Document(record["id"], record["text"], list(record["gold"]))
+            gold.append(doc)
+        source = "predictions file" if corpus is None else "corpus"
+        return ScoredSplit(ids, gold, [list(r["spans"]) for r in records], source)
