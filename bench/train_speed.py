@@ -72,6 +72,7 @@ def run_bioner(args: argparse.Namespace) -> dict:
         f"module.lr={args.lr}",
         "module.warmup_ratio=0.0",
         f"seed={args.seed}",
+        *args.bioner_overrides,
     ]
     if args.epochs:
         overrides += [f"trainer.max_epochs={args.epochs}", "test=true", "bootstrap_samples=0"]
@@ -112,6 +113,8 @@ def run_recipe(recipe: str, args: argparse.Namespace) -> dict:
     """Run one recipe in a fresh process and return its JSON line."""
     if recipe == "bioner":
         cmd = [sys.executable, __file__, "--worker", "--run-dir", args.run_dir]
+        if args.bioner_overrides:
+            cmd += ["--bioner-overrides", *args.bioner_overrides]
     else:
         cmd = [sys.executable, str(HERE / "hf_trainer_baseline.py")]
         if recipe == "hf_trainer_bf16_grouped":
@@ -150,6 +153,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--run-dir", default="/tmp/bioner-bench-train")
+    parser.add_argument(
+        "--bioner-overrides", nargs="*", default=[], help="extra Hydra overrides for bioner"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
