@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
@@ -246,6 +246,31 @@ class BucketBatchSampler(Sampler[list[int]]):
         yield from batches[self.rank :: self.num_replicas]
 
 
+def loader_sampler(
+    datamodule: Any, lengths: Sequence[int], pad_to_multiple_of: int | None, train: bool
+) -> BucketBatchSampler:
+    """The batch sampler of a datamodule's training or evaluation loader.
+
+    ``datamodule`` supplies ``batch_size``, ``eval_batch_size``, ``seed``, ``chunk_batches``,
+    ``max_tokens`` and ``trainer`` (whose world size and rank shard the batches); lengths are
+    rounded up to ``pad_to_multiple_of`` as the collator pads them.
+    """
+    trainer = datamodule.trainer
+    num_replicas, rank = (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
+    multiple = pad_to_multiple_of or 1
+    return BucketBatchSampler(
+        [math.ceil(n / multiple) * multiple for n in lengths],
+        datamodule.batch_size if train else datamodule.eval_batch_size,
+        shuffle=train,
+        seed=datamodule.seed,
+        chunk_batches=datamodule.chunk_batches if train else None,
+        # Without gradients evaluation needs a fraction of the memory: no cap.
+        max_tokens=datamodule.max_tokens if train else None,
+        num_replicas=num_replicas,
+        rank=rank,
+    )
+
+
 @dataclass
 class Collator:
     """Pad a list of ``(index, feature)`` items to the longest one (dynamic padding).
@@ -444,27 +469,9 @@ class NERDataModule(L.LightningDataModule):
             )
         return self._encoded[split]
 
-    def _replicas(self) -> tuple[int, int]:
-        trainer = self.trainer
-        if trainer is None:
-            return 1, 0
-        return trainer.world_size, trainer.global_rank
-
     def _loader(self, split: str, train: bool) -> DataLoader:
         dataset = self.encoded(split)
-        num_replicas, rank = self._replicas()
-        multiple = self.collator.pad_to_multiple_of or 1
-        sampler = BucketBatchSampler(
-            [math.ceil(n / multiple) * multiple for n in dataset.lengths],
-            self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
-            seed=self.seed,
-            chunk_batches=self.chunk_batches if train else None,
-            # Without gradients evaluation needs a fraction of the memory: no cap.
-            max_tokens=self.max_tokens if train else None,
-            num_replicas=num_replicas,
-            rank=rank,
-        )
+        sampler = loader_sampler(self, dataset.lengths, self.collator.pad_to_multiple_of, train)
         return DataLoader(
             dataset,
             batch_sampler=sampler,

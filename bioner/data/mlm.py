@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from bioner.data.alignment import IGNORE_INDEX, Alignment, Feature
-from bioner.data.datamodule import BucketBatchSampler, Collator
+from bioner.data.datamodule import Collator, loader_sampler
 from bioner.data.document import Document
 from bioner.data.readers.base import read_text, split_lines
 from bioner.data.sentences import split_sentences
@@ -365,30 +365,15 @@ class MaskedLMDataModule(L.LightningDataModule):
             len(self.val_set),
         )
 
-    def _replicas(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
-
     def _loader(self, dataset: Sequences, train: bool) -> DataLoader:
-        num_replicas, rank = self._replicas()
-        multiple = self.pad.pad_to_multiple_of or 1
-        sampler = BucketBatchSampler(
-            [math.ceil(n / multiple) * multiple for n in dataset.lengths],
-            self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
-            seed=self.seed,
-            chunk_batches=self.chunk_batches if train else None,
-            max_tokens=self.max_tokens if train else None,
-            num_replicas=num_replicas,
-            rank=rank,
-        )
+        sampler = loader_sampler(self, dataset.lengths, self.pad.pad_to_multiple_of, train)
         collate = MaskingCollator(
             self.pad,
             self.tokenizer.mask_token_id,
             self.random_token_ids,
             self.mask_rate,
             # Each rank draws its own training masks; validation masks are fixed per sequence.
-            seed=self.seed + (0 if not train else 1 + rank),
+            seed=self.seed + (0 if not train else 1 + sampler.rank),
             fixed=not train,
         )
         return DataLoader(

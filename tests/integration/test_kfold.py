@@ -10,22 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 from hydra.errors import InstantiationException
+from test_train import QUIET, tiny_overrides
 
 from bioner.config import compose_config
 from bioner.inference.formats import read_jsonl
 from bioner.train import train
 
-QUIET = [
-    "logger=none",
-    "callbacks.rich_progress_bar=null",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-]
 LIMIT = 12  # documents per corpus split: 24 pooled train+devel documents, 12 per fold
-
-
-def tiny_overrides(tiny_model_dir: Path) -> list[str]:
-    return ["model=tiny", f"model.cache_dir={tiny_model_dir.parent.parent}"]
 
 
 def test_two_fold_multirun_scores_every_document_once(
