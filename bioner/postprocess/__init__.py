@@ -25,17 +25,9 @@ def build_postprocessors(group: Mapping[str, Any] | None) -> list[PostProcessor]
     """
     from hydra.utils import instantiate
 
-    steps = []
-    for name, node in (group or {}).items():
-        if node is None:
-            continue
-        if not isinstance(node, Mapping) or "_target_" not in node:
-            raise ValueError(
-                f"postprocess entry {name!r} is not a `_target_` node: give it a `_target_` or "
-                f"set it to null (postprocess.{name}=null) to switch it off"
-            )
-        steps.append(instantiate(node))
-    return steps
+    from bioner.config import named_entries
+
+    return [instantiate(node) for _, node in named_entries(group, "postprocess")]
 
 
 __all__ = [

@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
+from bioner.config import named_entries
 from bioner.utils.log import get_logger
 
 log = get_logger(__name__)
@@ -47,23 +48,6 @@ def prepare_run_dir(cfg: DictConfig) -> tuple[Path, dict[str, Any]]:
     return run_dir, resolved
 
 
-def _entries(group: DictConfig | None) -> list[tuple[str, DictConfig]]:
-    """The named entries of a callbacks/logger group; entries set to null are switched off."""
-    if not group:
-        return []
-    out = []
-    for name, node in group.items():
-        if node is None:
-            continue
-        if not isinstance(node, DictConfig) or "_target_" not in node:
-            raise ValueError(
-                f"entry {name!r} is not a `_target_` node: give it a `_target_` or set it to null "
-                f"(e.g. {name}=null) to switch it off"
-            )
-        out.append((str(name), node))
-    return out
-
-
 def instantiate_callbacks(
     callbacks: DictConfig | None, *extra: DictConfig | None
 ) -> list[L.Callback]:
@@ -73,7 +57,7 @@ def instantiate_callbacks(
     ``_target_`` is one callback, built from its other keys except ``name`` (which labels runs
     and dashboards); a node without one (``attack=none``) adds nothing.
     """
-    out = [instantiate(node) for _, node in _entries(callbacks)]
+    out = [instantiate(node) for _, node in named_entries(callbacks, "callbacks")]
     for node in extra:
         if node is not None and "_target_" in node:
             out.append(instantiate(OmegaConf.masked_copy(node, [k for k in node if k != "name"])))
@@ -82,7 +66,7 @@ def instantiate_callbacks(
 
 def instantiate_loggers(loggers: DictConfig | None) -> list[Logger]:
     """Loggers from the named entries of the ``logger`` group (``logger=none``: none)."""
-    return [instantiate(node) for _, node in _entries(loggers)]
+    return [instantiate(node) for _, node in named_entries(loggers, "logger")]
 
 
 def log_config(loggers: list[Logger], resolved: dict[str, Any]) -> None:
