@@ -23,33 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 
-import lightning as L
 import torch
+from train_speed import StepTimer  # bench/ is on sys.path when run as a script
 
 from bioner.config import compose_config
 from bioner.train import train
-
-
-class StepTimer(L.Callback):
-    """Wall time of the training steps after the first ``warmup`` (optimiser step included)."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup = warmup
-        self.steps = 0
-        self.start: float | None = None
-        self.end: float | None = None
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
-        self.steps += 1
-        if self.steps == self.warmup:
-            self.start = time.perf_counter()
-        self.end = time.perf_counter()
-
-    @property
-    def seconds_per_step(self) -> float:
-        return ((self.end or 0.0) - (self.start or 0.0)) / max(1, self.steps - self.warmup)
 
 
 def target(attack: str, steps: int) -> float | None:
@@ -84,7 +63,7 @@ def time_attack(attack: str, args: argparse.Namespace) -> dict:
     return {
         "attack": attack,
         "steps": steps,
-        "seconds_per_step": timer.seconds_per_step,
+        "seconds_per_step": (timer.end - timer.start) / (timer.steps - args.warmup_steps),
         "precision": summary.get("precision"),
     }
 

@@ -346,11 +346,21 @@ class PGD(Adversary):
     def start(self, embeds, mask, epsilon):  # noqa: ANN001, D102
         return random_start(embeds, mask, epsilon, self.norm) if self.random_start else None
 
+    def step(
+        self,
+        delta: torch.Tensor,
+        grad: torch.Tensor,
+        alpha: float,
+        epsilon: float,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """One ascent step of ``alpha`` along ``grad``, projected back onto the ball."""
+        return project(delta + alpha * ascent_direction(grad, self.norm), epsilon, self.norm) * mask
+
     def ascend(self, loss_at, delta, grad, mask, epsilon, gradients):  # noqa: ANN001, D102
         alpha = self.step_size(epsilon)
         for step in range(self.steps):
-            delta = project(delta + alpha * ascent_direction(grad, self.norm), epsilon, self.norm)
-            delta = delta * mask
+            delta = self.step(delta, grad, alpha, epsilon, mask)
             if step + 1 < self.steps:
                 grad = gradient_at(loss_at, delta, gradients)
         return delta
@@ -404,10 +414,7 @@ class FreeLB(PGD):
             if step + 1 == self.steps:
                 break
             gradients.backward(share * loss)
-            delta = project(
-                delta + alpha * ascent_direction(delta.grad, self.norm), epsilon, self.norm
-            )
-            delta = delta * mask
+            delta = self.step(delta, delta.grad, alpha, epsilon, mask)
         adversarial = torch.stack(losses[1:]).mean() if len(losses) > 1 else losses[0]
         objective = (losses[0] + self.weight * sum(losses[1:], torch.zeros(()))) / total
         return AdversarialLoss(
