@@ -4,6 +4,13 @@ The encoder and alignment are rebuilt from the training config stored in the che
 checkpoint is all that is needed; the dataset is the training one unless ``dataset=...`` names
 another (with the same entity types). Writes ``metrics.json``, predictions and confusion plots
 into its own run folder, exactly as a training run does.
+
+``postprocess=abbreviations`` (any option or list of the ``postprocess`` group, as in
+``bioner-predict``) post-processes each document's predicted spans before scoring and writing:
+the ``devel`` and ``test`` sections of ``metrics.json``, the prediction files and the confusion
+plots are then the **post-processed** ones, and ``metrics.json["postprocess"]`` keeps the raw
+scores beside them (``f1_raw``, ``f1``, ``delta_f1`` and every raw metric per split; see
+:mod:`bioner.utils.report`). Without it (``postprocess: none``) nothing changes.
 """
 
 from __future__ import annotations

@@ -30,8 +30,18 @@ sub-word could read as ``I-X`` and merge two adjacent entities):
    ``last``; for IOBES ``all`` the first sub-word says whether the word starts an entity and
    the last whether it ends one. Only the chosen type's labels are compared.
 
+``decode_rule="argmax"`` replaces both steps by the rule of transformers'
+``pipeline("token-classification", aggregation_strategy=...)``: the sub-words' probabilities of
+every *tag* (not summed per type) are aggregated as above and the word takes the argmax tag, so
+``decode="first"`` gives the spans of ``aggregation_strategy="first"`` on the same words
+(``mean`` those of ``"average"``, ``max`` those of ``"max"``). It tags fewer words where the model
+hesitates between ``B-X`` and ``I-X`` (neither wins alone), and it reads boundaries from the
+aggregated sub-words: with ``label_strategy="all"`` only ``decode="first"`` reads the sub-word
+that carries a word's ``B-`` (and under IOBES no sub-word carries a whole ``S-``), so keep the
+default ``mass`` rule there.
+
 Invalid tag sequences that predictions may produce are repaired as conlleval reads them
-(:func:`bioner.data.tags.tags_to_word_spans`).
+(:func:`bioner.data.tags.tags_to_word_spans`), which is also how the pipeline groups IOB2 tags.
 
 ``decode`` is the only place sub-words read by the decoder but ignored in training matter:
 ``first`` training with ``mean`` decoding reads sub-words the model was never taught, so the
@@ -59,7 +69,7 @@ import weakref
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -78,6 +88,7 @@ if TYPE_CHECKING:
 IGNORE_INDEX = -100
 LABEL_STRATEGIES = ("first", "all", "last")
 DECODES = ("first", "last", "mean", "max", "majority")
+DECODE_RULES = ("mass", "argmax")
 ALIGN_SCHEMES = ("IOB2", "IOBES")
 UNITS = ("sentence", "document")
 # transformers' "no limit" sentinel for model_max_length is 1e30; anything this large is unset.
@@ -183,6 +194,9 @@ class Alignment:
             ``last``.
         decode: how a word's sub-word predictions become its type: ``first``, ``last``,
             ``mean``, ``max``, ``majority``.
+        decode_rule: ``mass``: a word's type is the type of most probability mass (``B-X`` and
+            ``I-X`` summed), then its boundary is read; ``argmax``: a word's tag is the argmax
+            tag, as in transformers' token-classification pipeline (module docstring).
         scheme: tagging scheme of the model's labels: ``IOB2`` or ``IOBES``.
         max_length: longest model input in sub-words, special tokens included; ``None`` uses
             the tokenizer's ``model_max_length`` (which :class:`bioner.models.encoders.Encoder`
@@ -199,10 +213,12 @@ class Alignment:
         max_length: int | None = None,
         stride: int = 128,
         unit: str = "sentence",
+        decode_rule: str = "mass",
     ) -> None:
         for value, allowed, what in (
             (label_strategy, LABEL_STRATEGIES, "label_strategy"),
             (decode, DECODES, "decode"),
+            (decode_rule, DECODE_RULES, "decode_rule"),
             (scheme, ALIGN_SCHEMES, "scheme"),
             (unit, UNITS, "unit"),
         ):
@@ -221,6 +237,7 @@ class Alignment:
             )
         self.label_strategy = label_strategy
         self.decode_method = decode
+        self.decode_rule = decode_rule
         self.scheme = scheme
         self.max_length = max_length
         self.stride = stride
@@ -230,8 +247,27 @@ class Alignment:
         return (
             f"Alignment(label_strategy={self.label_strategy!r}, decode={self.decode_method!r}, "
             f"scheme={self.scheme!r}, max_length={self.max_length}, stride={self.stride}, "
-            f"unit={self.unit!r})"
+            f"unit={self.unit!r}, decode_rule={self.decode_rule!r})"
         )
+
+    def replace(self, **changes: Any) -> Alignment:
+        """A copy with some arguments changed (checked as by the constructor), e.g.
+        ``alignment.replace(decode_rule="argmax")``."""
+        params = {
+            "label_strategy": self.label_strategy,
+            "decode": self.decode_method,
+            "scheme": self.scheme,
+            "max_length": self.max_length,
+            "stride": self.stride,
+            "unit": self.unit,
+            "decode_rule": self.decode_rule,
+        }
+        unknown = set(changes) - set(params)
+        if unknown:
+            raise TypeError(
+                f"Alignment has no argument(s) {sorted(unknown)}; it has {sorted(params)}"
+            )
+        return Alignment(**{**params, **changes})
 
     def labels(self, entity_types: Sequence[str]) -> list[str]:
         """The model's tag list over ``entity_types``; the index is the label id, ``O`` is 0."""
@@ -396,9 +432,9 @@ class Alignment:
     ) -> list[tuple[Span, float]]:
         """:meth:`decode`, with a confidence for each span.
 
-        A word's confidence is the probability mass of its chosen type, aggregated over its
-        sub-words as the type was (``majority`` uses the mean); a span's is the mean over its
-        words.
+        A word's confidence is the probability mass of its chosen type (``argmax`` rule: the
+        probability of its tag), aggregated over its sub-words as the type was (``majority``
+        uses the mean); a span's is the mean over its words.
 
         Returns:
             ``(span, score)`` pairs sorted by span, spans as :meth:`decode` returns them.
@@ -443,29 +479,17 @@ class Alignment:
         probability mass of each word's chosen type."""
         probs = np.exp(rows - rows.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
-        types = probs @ table.type_matrix  # (sub-words, 1 + types): probability mass per type
         starts = np.flatnonzero(np.r_[True, word_of[1:] != word_of[:-1]])
         ends = np.r_[starts[1:], len(word_of)] - 1  # last sub-word of each word
-        counts = ends - starts + 1
-        method = self.decode_method
-        if method == "first":
-            scores = types[starts]
-        elif method == "last":
-            scores = types[ends]
-        elif method == "max":
-            scores = np.maximum.reduceat(types, starts, axis=0)
-        else:
-            mean = np.add.reduceat(types, starts, axis=0) / counts[:, None]
-            scores = mean
-            if method == "majority":
-                votes = np.zeros_like(types)
-                votes[np.arange(len(types)), types.argmax(axis=1)] = 1.0
-                # A vote is worth 1; mean mass differs by at most 1 between types, so 0.5 * mean
-                # only breaks ties.
-                scores = np.add.reduceat(votes, starts, axis=0) + 0.5 * mean
+        if self.decode_rule == "argmax":
+            # The pipeline's rule: argmax over tags of the aggregated sub-word probabilities.
+            scores, mass = self._aggregate(probs, starts, ends)
+            best = scores.argmax(axis=1)
+            confidence = mass[np.arange(len(starts)), best]
+            return [table.tags[i] for i in best], confidence
+        types = probs @ table.type_matrix  # (sub-words, 1 + types): probability mass per type
+        scores, mass = self._aggregate(types, starts, ends)
         word_type = scores.argmax(axis=1)
-        # Majority scores are vote counts; its confidence is the mean mass of the winning type.
-        mass = mean if method == "majority" else scores
         confidence = mass[np.arange(len(starts)), word_type]
         tags = ["O"] * len(starts)
         entity = np.flatnonzero(word_type > 0)
@@ -494,6 +518,31 @@ class Alignment:
         for i, prefix, type_index in zip(entity, prefixes, t):
             tags[i] = f"{prefix}-{table.types[type_index - 1]}"
         return tags, confidence
+
+    def _aggregate(
+        self, values: np.ndarray, starts: np.ndarray, ends: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per word, the ``decode`` aggregate of its sub-words' rows of ``values`` (probability
+        per type or per tag): the scores to take the argmax of, and the probabilities that
+        give the confidence (they differ for ``majority``, whose scores are vote counts)."""
+        method = self.decode_method
+        if method == "first":
+            scores = values[starts]
+        elif method == "last":
+            scores = values[ends]
+        elif method == "max":
+            scores = np.maximum.reduceat(values, starts, axis=0)
+        else:
+            counts = ends - starts + 1
+            mean = np.add.reduceat(values, starts, axis=0) / counts[:, None]
+            if method == "majority":
+                votes = np.zeros_like(values)
+                votes[np.arange(len(values)), values.argmax(axis=1)] = 1.0
+                # A vote is worth 1; mean mass differs by at most 1 between types, so 0.5 * mean
+                # only breaks ties.
+                return np.add.reduceat(votes, starts, axis=0) + 0.5 * mean, mean
+            scores = mean
+        return scores, scores
 
 
 class _SubwordLabels:
@@ -527,6 +576,7 @@ class _LabelTable:
         self.num_labels = len(labels)
         if sorted(labels) != list(range(self.num_labels)):
             raise ValueError(f"id2label must map ids 0..n-1, got ids {sorted(labels)}")
+        self.tags = [labels[i] for i in range(self.num_labels)]
         allowed = "BIES" if scheme == "IOBES" else "BI"
         self.types: list[str] = []
         parsed = {}

@@ -89,13 +89,26 @@ class EncodedSplit(Dataset):
         Returns:
             The decoded documents and, aligned with them, their predicted spans.
         """
+        docs, scored = self.decode_scored(logits, id2label)
+        return docs, [[span for span, _ in spans] for spans in scored]
+
+    def decode_scored(
+        self, logits: Mapping[int, np.ndarray], id2label: Mapping[int, str]
+    ) -> tuple[list[Document], list[list[tuple[Span, float]]]]:
+        """:meth:`decode` with each span's confidence (``Alignment.decode_scored``).
+
+        Returns:
+            The decoded documents and, aligned with them, their ``(span, score)`` pairs.
+        """
         docs, preds = [], []
         for doc, idx in zip(self.docs, self._by_doc):
             if not all(i in logits for i in idx):
                 continue
             features = [self.features[i] for i in idx]
             docs.append(doc)
-            preds.append(self.alignment.decode(doc, features, [logits[i] for i in idx], id2label))
+            preds.append(
+                self.alignment.decode_scored(doc, features, [logits[i] for i in idx], id2label)
+            )
         if len(docs) < len(self.docs):
             log.warning(
                 "%s: scoring %d of %d documents; the others were not predicted (limited batches)",

@@ -126,6 +126,10 @@ class Tagger:
         precision: ``32`` (exact) or ``bf16`` (autocast; faster on hardware with native bf16,
             scores differ slightly).
         folders: where each model came from (for messages).
+        decode_rule: replaces every model's alignment ``decode_rule``: ``argmax`` gives the
+            spans of transformers' ``pipeline(..., aggregation_strategy="first")`` for a model
+            decoded from its first sub-word; ``None`` keeps the rule each model was trained
+            with (see :class:`~bioner.data.alignment.Alignment`).
     """
 
     def __init__(
@@ -139,6 +143,7 @@ class Tagger:
         device: str = "auto",
         precision: str | int = "32",
         folders: Sequence[str | Path] | None = None,
+        decode_rule: str | None = None,
     ) -> None:
         if not models:
             raise ValueError("a Tagger needs at least one model")
@@ -163,6 +168,8 @@ class Tagger:
             if tokenizer.pad_token_id is None:
                 raise ValueError(f"{name}: the tokenizer has no padding token")
             model.eval().to(self.device)
+            if decode_rule is not None:
+                alignment = alignment.replace(decode_rule=decode_rule)
             self.members.append(
                 _Member(
                     Path(name),

@@ -3,13 +3,15 @@
 Validation and test collect the logits of every feature, gather them across DDP ranks, let the
 evaluation dataset decode them to character spans (its alignment encoded the features) and score
 the spans with :func:`bioner.evaluation.evaluate`. Metrics are logged as ``val/<name>`` and
-``test/<name>`` (``val/f1`` is what checkpointing and early stopping watch). Nothing here knows
-about corpus files or output formats.
+``test/<name>`` (``val/f1`` is what checkpointing and early stopping watch); they score the
+decoded spans as they are (post-processing, :meth:`StageResult.postprocessed`, happens after the
+final passes, in :func:`bioner.utils.report.finish_evaluation`). Nothing here knows about corpus
+files or output formats.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,6 +23,7 @@ from torch import nn
 from bioner.attacks.adversaries import Gradients
 from bioner.data.document import Document, Span
 from bioner.evaluation import SpanEvaluation, evaluate
+from bioner.postprocess.base import PostProcessor, PredictedSpan, apply_steps
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
@@ -35,9 +38,9 @@ class DecodableDataset(Protocol):
 
     split: str
 
-    def decode(
+    def decode_scored(
         self, logits: Mapping[int, np.ndarray], id2label: Mapping[int, str]
-    ) -> tuple[list[Document], list[list[Span]]]: ...
+    ) -> tuple[list[Document], list[list[tuple[Span, float]]]]: ...
 
 
 @dataclass
@@ -49,12 +52,40 @@ class StageResult:
         docs: the gold documents that were scored.
         predictions: ``predictions[i]`` are the predicted spans of ``docs[i]``.
         evaluation: the span evaluation of those predictions.
+        scores: ``scores[i][j]`` is the model's confidence in ``predictions[i][j]``; ``None``
+            when unknown.
     """
 
     split: str
     docs: list[Document]
     predictions: list[list[Span]]
     evaluation: SpanEvaluation
+    scores: list[list[float]] | None = None
+
+    def postprocessed(self, steps: Sequence[PostProcessor]) -> StageResult:
+        """The result of running ``steps`` over each document's spans, scored anew.
+
+        Steps see the spans as :class:`~bioner.postprocess.PredictedSpan`\\ s over the
+        document's text, exactly as :class:`bioner.inference.Tagger` hands them over, so a
+        ``postprocess`` config scores here as it tags there. Identifiers (dictionary
+        normalisation) are dropped: spans are scored by offsets and type.
+
+        Raises:
+            ValueError: the result holds no scores (steps such as overlap resolution need them).
+        """
+        if self.scores is None:
+            raise ValueError(
+                f"{self.split}: post-processing needs each span's score; decode with "
+                "decode_scored (TokenClassifier does)"
+            )
+        predictions, scores = [], []
+        for doc, spans, confidence in zip(self.docs, self.predictions, self.scores):
+            predicted = [PredictedSpan.from_span(s, doc.text, c) for s, c in zip(spans, confidence)]
+            out = apply_steps(steps, doc.text, predicted)
+            predictions.append([s.to_span() for s in out])
+            scores.append([s.score for s in out])
+        evaluation = evaluate(self.docs, predictions)
+        return StageResult(self.split, self.docs, predictions, evaluation, scores)
 
 
 def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -256,7 +287,7 @@ class TokenClassifier(FineTuning):
     def _dataset(self, stage: str) -> DecodableDataset:
         loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
         dataset = getattr(loaders, "dataset", None)
-        if not callable(getattr(dataset, "decode", None)):
+        if not callable(getattr(dataset, "decode_scored", None)):
             raise TypeError(
                 f"{stage}: the dataloader's dataset must decode logits to spans (an EncodedSplit "
                 "of bioner.data.datamodule.NERDataModule, one dataloader), not "
@@ -268,9 +299,11 @@ class TokenClassifier(FineTuning):
         dataset = self._dataset(stage)
         logits = gather_logits(self._logits)
         self._logits = {}
-        docs, preds = dataset.decode(logits, self.id2label)
+        docs, scored = dataset.decode_scored(logits, self.id2label)
+        preds = [[span for span, _ in spans] for spans in scored]
+        scores = [[score for _, score in spans] for spans in scored]
         evaluation = evaluate(docs, preds)
-        self.results[stage] = StageResult(dataset.split, docs, preds, evaluation)
+        self.results[stage] = StageResult(dataset.split, docs, preds, evaluation, scores)
         # Every rank holds the same numbers; sync_dist only keeps Lightning's DDP checks quiet.
         metrics = {f"{stage}/{k}": v for k, v in evaluation.metrics().items()}
         self.log_dict(metrics, sync_dist=True)

@@ -4,19 +4,36 @@ For each evaluated split: ``predictions/<split>.jsonl`` and ``.conll``, ``confus
 and a section of ``metrics.json`` (metrics, per-type table, bootstrap confidence intervals,
 entity confusion counts); with ``robustness=...``, a ``robustness`` section and
 ``robustness_epsilon.png``.
+
+With ``postprocess=...`` (the config group that ``bioner-predict`` applies too), every file and
+section above holds the *post-processed* predictions and their scores, and ``metrics.json``
+gains a ``postprocess`` section with the raw scores beside them::
+
+    "postprocess": {
+      "name": "abbreviations",  # the selected entries, joined by "+"
+      "steps": ["AbbreviationResolver(drop_unsupported=False)"],
+      "devel": {"f1_raw": ..., "f1": ..., "delta_f1": ..., "documents_changed": ...,
+                "raw": {<every raw metric of the split>}},
+      "test": {...}
+    }
+
+Post-processed metrics also reach the loggers as ``<stage>/postprocess/<name>`` (``val/f1`` and
+``test/f1`` logged by the evaluation passes stay the raw ones). Robustness scores the raw model.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
+from bioner.config import named_entries
 from bioner.evaluation import bootstrap_ci, confusion_matrix
 from bioner.inference.formats import write_conll, write_jsonl
+from bioner.postprocess import PostProcessor, build_postprocessors
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
@@ -119,6 +136,56 @@ def write_report(
     return summary
 
 
+def postprocess_summary(
+    group: Mapping[str, Any] | None,
+    steps: Sequence[PostProcessor],
+    raw: Mapping[str, StageResult],
+    post: Mapping[str, StageResult],
+) -> dict[str, Any]:
+    """The ``postprocess`` section of ``metrics.json``: raw and post-processed F1 per split.
+
+    Args:
+        group: the ``postprocess`` config node (its entry names make ``name``).
+        steps: the steps built from it.
+        raw: stage -> the result as decoded.
+        post: stage -> the same result after ``steps``.
+    """
+    section: dict[str, Any] = {
+        "name": "+".join(name for name, _ in named_entries(group, "postprocess")),
+        "steps": [repr(step) for step in steps],
+    }
+    for stage, before in raw.items():
+        after = post[stage]
+        f1_raw, f1 = before.evaluation.metrics()["f1"], after.evaluation.metrics()["f1"]
+        section[before.split] = {
+            "f1_raw": f1_raw,
+            "f1": f1,
+            "delta_f1": f1 - f1_raw,
+            "documents_changed": sum(a != b for a, b in zip(before.predictions, after.predictions)),
+            "raw": before.evaluation.metrics(),
+        }
+        log.info(
+            "%s: post-processing (%s) changed strict F1 %.4f -> %.4f (%+.4f)",
+            before.split,
+            section["name"],
+            f1_raw,
+            f1,
+            f1 - f1_raw,
+        )
+    return section
+
+
+def log_postprocess(loggers: list[Logger], post: Mapping[str, StageResult]) -> None:
+    """Send the post-processed metrics to every logger as ``<stage>/postprocess/<name>``."""
+    flat = {
+        f"{stage}/postprocess/{name}": value
+        for stage, result in post.items()
+        for name, value in result.evaluation.metrics().items()
+    }
+    for logger in loggers:
+        logger.log_metrics(flat)
+
+
 def log_robustness(loggers: list[Logger], result: Mapping[str, Any], png: Path | None) -> None:
     """Send robustness scores to every logger (``robustness/<attack>/f1_eps<e>``,
     ``robustness/<kind>/drop`` ...) and the F1-against-epsilon plot to W&B."""
@@ -144,13 +211,22 @@ def finish_evaluation(
     loggers: list[Logger],
     extra: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """After the final devel/test passes: robustness (if ``cfg.robustness`` has a target), the
-    report files and ``metrics.json``. Call on global rank zero only; returns the summary."""
+    """After the final devel/test passes: robustness (if ``cfg.robustness`` has a target),
+    post-processing (``cfg.postprocess``, see the module docstring), the report files and
+    ``metrics.json``. Call on global rank zero only; returns the summary."""
     from hydra.utils import instantiate
 
     from bioner.attacks.robustness import plot_robustness
 
     summary = dict(extra)
+    results = dict(module.results)
+    steps = build_postprocessors(cfg.get("postprocess"))
+    if steps:
+        results = {stage: result.postprocessed(steps) for stage, result in results.items()}
+        summary["postprocess"] = postprocess_summary(
+            cfg.get("postprocess"), steps, module.results, results
+        )
+        log_postprocess(loggers, results)
     node = cfg.get("robustness")
     if node is not None and "_target_" in node:
         suite = instantiate(node)
@@ -166,7 +242,7 @@ def finish_evaluation(
         summary["robustness"] = result
     return write_report(
         run_dir,
-        module.results,
+        results,
         loggers,
         extra=summary,
         ci_samples=cfg.bootstrap_samples,
