@@ -18,8 +18,16 @@ from bioner.augment.lexicon import Lexicon, default_synonyms_path, read_pairs
 from bioner.augment.markup import from_marked, mark
 from bioner.augment.replacement import MentionReplacement, Synonym, TokenReplacement, mention_pool
 from bioner.augment.structure import EntityShuffle, Noise, SegmentShuffle, Shuffle
+from bioner.augment.translation import (
+    BackTranslation,
+    LexiconTranslator,
+    MarianTranslator,
+    TranslationModelNotFoundError,
+    Translator,
+)
 
 __all__ = [
+    "BackTranslation",
     "Case",
     "Edit",
     "EditError",
@@ -27,6 +35,8 @@ __all__ = [
     "EditTransform",
     "EntityShuffle",
     "Lexicon",
+    "LexiconTranslator",
+    "MarianTranslator",
     "MentionReplacement",
     "Mix",
     "Noise",
@@ -35,6 +45,8 @@ __all__ = [
     "Synonym",
     "TokenReplacement",
     "Transform",
+    "TranslationModelNotFoundError",
+    "Translator",
     "Typos",
     "WordInfo",
     "apply_edits",
