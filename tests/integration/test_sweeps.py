@@ -1,0 +1,445 @@
+"""Sweeps: every run of the W&B sweep files and of the Optuna search space composes with its
+values; real multiruns through the Optuna sweeper and the submitit launcher; DDP on Slurm starts
+no process of its own (so it is safe in a multirun, unlike Lightning's re-launching ``ddp``)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import random
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from lightning.pytorch.plugins.environments import SLURMEnvironment
+from omegaconf import DictConfig, OmegaConf
+from test_train import QUIET, tiny_overrides
+
+from bioner.config import CONFIG_DIR, compose_config
+from bioner.utils import instantiate_callbacks
+
+REPO = CONFIG_DIR.parent
+SWEEP_FILES = sorted((REPO / "sweeps").glob("*.yaml"))
+OPTUNA = CONFIG_DIR / "hparams_search" / "optuna.yaml"
+# W&B's sweep distributions that this file knows how to sample (bounds min and max).
+DRAW = {
+    "uniform": lambda rng, low, high: rng.uniform(low, high),
+    "log_uniform_values": lambda rng, low, high: math.exp(
+        rng.uniform(math.log(low), math.log(high))
+    ),
+    "int_uniform": lambda rng, low, high: rng.randint(low, high),
+}
+
+
+def load_sweep(path: Path) -> dict[str, Any]:
+    # `wandb sweep` reads the file with PyYAML (YAML 1.1), as here: 1e-5 would be a string.
+    return yaml.safe_load(path.read_text())
+
+
+def draw(spec: dict[str, Any], rng: random.Random) -> Any:
+    """One value of a W&B sweep parameter, as random or Bayesian search could pick it."""
+    if "value" in spec:
+        return spec["value"]
+    if "values" in spec:
+        return rng.choice(spec["values"])
+    return DRAW[spec["distribution"]](rng, spec["min"], spec["max"])
+
+
+def edge_values(spec: dict[str, Any]) -> list[Any]:
+    """A W&B sweep parameter's fixed value, listed values, or distribution bounds."""
+    if "value" in spec:
+        return [spec["value"]]
+    return list(spec["values"]) if "values" in spec else [spec["min"], spec["max"]]
+
+
+def sweep_runs(sweep: dict[str, Any], draws: int = 3) -> list[dict[str, Any]]:
+    """The parameters of the runs a sweep can start: every point of a grid; for random and
+    Bayesian search every combination of the bounds and listed values, and a few draws."""
+    specs = sweep["parameters"]
+    edges = [edge_values(spec) for spec in specs.values()]
+    runs = [dict(zip(specs, combination)) for combination in itertools.product(*edges)]
+    if sweep["method"] != "grid":
+        rng = random.Random(0)
+        runs += [{key: draw(spec, rng) for key, spec in specs.items()} for _ in range(draws)]
+    return runs
+
+
+def agent_command(sweep: dict[str, Any], run: dict[str, Any]) -> list[str]:
+    """The command line that ``wandb agent`` starts for a run (``wandb_agent.Agent``)."""
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
+
+    macros = create_sweep_command_args({"args": {k: {"value": v} for k, v in run.items()}})
+    macros |= {"env": ["/usr/bin/env"], "interpreter": ["python"], "program": [sweep["program"]]}
+    command: list[str] = []
+    for chunk in map(str, create_sweep_command(list(sweep["command"]))):
+        macro = chunk.startswith("${") and chunk.endswith("}")
+        command += (macros.get(chunk[2:-1]) or []) if macro else [chunk]
+    return command
+
+
+def leaves(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of the scalar and list values of a nested dict."""
+    if not isinstance(node, dict):
+        return {prefix.rstrip("."): node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out |= leaves(value, f"{prefix}{key}.")
+    return out
+
+
+def is_group(key: str) -> bool:
+    return (CONFIG_DIR / key).is_dir()
+
+
+def is_global(group: str, option: str) -> bool:
+    """Whether an option file is `@package _global_` (an experiment: merged after the groups)."""
+    return "# @package _global_" in (CONFIG_DIR / group / f"{option}.yaml").read_text()
+
+
+def option_leaves(group: str, option: str) -> dict[str, Any]:
+    """The dotted keys (from the config root) that an option file sets, its defaults aside."""
+    node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml"))
+    node.pop("defaults", None)
+    return leaves(node, "" if is_global(group, option) else f"{group}.")
+
+
+def assert_lands(cfg: DictConfig, params: dict[str, Any]) -> None:
+    """Each parameter reached the composed config: a key holds its value; a group option's
+    keys hold the option file's values unless a later override (a `_global_` experiment after
+    the groups, a key on the command line after both) sets them."""
+    expected: dict[str, Any] = {}
+    groups = sorted((k for k in params if is_group(k)), key=lambda k: is_global(k, params[k]))
+    for group in groups:
+        expected |= option_leaves(group, str(params[group]))
+    for key, value in params.items():
+        if not is_group(key):
+            expected = {k: v for k, v in expected.items() if not k.startswith(f"{key}.")}
+            expected[key] = value
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    for key, value in expected.items():
+        found: Any = raw
+        for part in key.split("."):
+            assert isinstance(found, dict) and part in found, f"{key} is not in the config"
+            found = found[part]
+        assert found == value, f"{key}: {found!r} in the config, {value!r} expected"
+
+
+def run_id(path: Path, run: dict[str, Any]) -> str:
+    shown = (f"{v:.3g}" if isinstance(v, float) else str(v) for v in run.values())
+    return f"{path.stem}[{','.join(f'{k}={v}' for k, v in zip(run, shown))}]"
+
+
+SWEEP_RUNS = [
+    pytest.param(path, run, id=run_id(path, run))
+    for path in SWEEP_FILES
+    for run in sweep_runs(load_sweep(path))
+]
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.stem)
+def test_sweep_files_are_valid_wandb_sweeps_of_bioner_train(path: Path) -> None:
+    sweep = load_sweep(path)
+    assert sweep["method"] in ("grid", "random", "bayes")
+    assert sweep["metric"] == {"name": "val/f1", "goal": "maximize"}
+    assert sweep["command"] == ["${env}", "bioner-train", "${args_no_hyphens}"]
+    project = OmegaConf.load(CONFIG_DIR / "logger" / "wandb.yaml").wandb.project
+    assert sweep["project"] == project  # the project the runs log to
+    for key, spec in sweep["parameters"].items():
+        kinds = {"value", "values", "distribution"} & set(spec)
+        assert len(kinds) == 1, f"{path.name}: {key} needs one of value, values, distribution"
+        if "distribution" in spec:
+            assert sweep["method"] != "grid", f"{path.name}: a grid cannot sample {key}"
+            assert spec["distribution"] in DRAW, f"{key}: teach test_sweeps.py to draw it"
+            low, high = spec["min"], spec["max"]
+            assert isinstance(low, int | float) and isinstance(high, int | float), (
+                f"{path.name}: {key} bounds {low!r}, {high!r} must be numbers (write 1.0e-5)"
+            )
+            assert low < high
+
+
+def test_sweep_runs_cover_the_whole_grid() -> None:
+    grid = load_sweep(REPO / "sweeps" / "grid_attack_alignment_augmentation.yaml")
+    runs = sweep_runs(grid)
+    assert len(runs) == 5 * 3 * 8 == len({tuple(r.values()) for r in runs})
+    assert {r["alignment"] for r in runs} == set(grid["parameters"]["alignment"]["values"])
+
+
+@pytest.mark.parametrize(("path", "run"), SWEEP_RUNS)
+def test_every_sweep_run_composes_with_its_values(
+    path: Path, run: dict[str, Any], tmp_path: Path
+) -> None:
+    command = agent_command(load_sweep(path), run)
+    assert command[:2] == ["/usr/bin/env", "bioner-train"]
+    overrides = command[2:]
+    assert all("=" in o and not o.startswith("-") for o in overrides), overrides
+    cfg = compose_config("train", [*overrides, f"run_dir={tmp_path}"])
+    assert_lands(cfg, run)
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+
+
+def optuna_params() -> dict[str, Any]:
+    """The Optuna search space as the sweeper reads it: Optuna distributions by config key."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    params = OmegaConf.load(OPTUNA).hydra.sweeper.params
+    distributions, fixed = create_params_from_overrides([f"{k}={v}" for k, v in params.items()])
+    assert not fixed, f"{OPTUNA.name}: {sorted(fixed)} are not sweeps"
+    return distributions
+
+
+def test_optuna_sweeper_config_composes_and_builds_its_sampler(tmp_path: Path) -> None:
+    # The hydra node (sweeper, launcher) is what compose_config leaves out; compose it here.
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["hparams_search=optuna", f"run_dir={tmp_path}", "seed=7"],
+            return_hydra_config=True,
+        )
+    sweeper = cfg.hydra.sweeper
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    assert (sweeper.direction, sweeper.n_jobs, sweeper.storage) == ("maximize", 1, None)
+    assert sweeper.sampler.seed == 7  # the run's seed
+    sampler = instantiate(sweeper.sampler)
+    assert type(sampler).__name__ == "TPESampler"
+    assert set(sweeper.params) == set(optuna_params())
+
+
+@pytest.mark.parametrize("edge", ["low", "high"])
+def test_every_optuna_parameter_is_a_config_key_that_takes_its_bounds(
+    edge: str, tmp_path: Path
+) -> None:
+    distributions = optuna_params()
+    assert set(distributions) == {
+        "module.lr",
+        "module.warmup_ratio",
+        "module.dropout",
+        "attack.epsilon",
+        "attack.steps",
+    }
+    # Overrides written as the sweeper writes a trial's: f"{name}={value}".
+    trial = {key: getattr(dist, edge) for key, dist in distributions.items()}
+    overrides = [f"{key}={value}" for key, value in trial.items()]
+    cfg = compose_config("train", ["hparams_search=optuna", f"run_dir={tmp_path}", *overrides])
+    assert cfg.attack.name == "pgd"  # the search sets an attack that has epsilon and steps
+    assert_lands(cfg, trial)
+    assert isinstance(cfg.attack.steps, int)
+    assert len(instantiate_callbacks(None, cfg.attack)) == 1  # PGD takes the sampled values
+
+
+def test_slurm_launcher_gives_one_task_per_gpu(tmp_path: Path) -> None:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "hydra/launcher=slurm",
+                "hydra.launcher.partition=gpu",
+                "hydra.launcher.gpus_per_node=4",
+                "trainer=ddp_slurm",
+                "trainer.num_nodes=2",
+                f"run_dir={tmp_path}",
+            ],
+            return_hydra_config=True,
+        )
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "SlurmLauncher"
+    params = launcher.params
+    assert (params["gpus_per_node"], params["tasks_per_node"], params["nodes"]) == (4, 4, 2)
+    assert params["partition"] == "gpu"
+
+
+SLURM_TASK = {
+    "SLURM_NTASKS": "2",
+    "SLURM_NTASKS_PER_NODE": "2",
+    "SLURM_NNODES": "1",
+    "SLURM_NODEID": "0",
+    "SLURM_JOB_NAME": "train",
+    "SLURM_JOB_ID": "4242",
+    "SLURM_NODELIST": "localhost",
+    "MASTER_ADDR": "127.0.0.1",
+}
+
+
+def test_ddp_slurm_takes_its_ranks_from_slurm_and_starts_no_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = compose_config(
+        "train",
+        [
+            f"run_dir={tmp_path}",
+            "trainer=ddp_slurm",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+        ],
+    )
+
+    def build():
+        return instantiate(cfg.trainer, callbacks=[], logger=False, precision="32-true")
+
+    # Without Slurm, Lightning's ddp launcher would run the command line again for rank 1.
+    for name in [*SLURM_TASK, "LOCAL_RANK"]:
+        monkeypatch.delenv(name, raising=False)
+    assert not build().strategy.cluster_environment.creates_processes_externally
+
+    # Under srun (task 1 of 2): Lightning reads its rank and leaves process creation to Slurm.
+    monkeypatch.setenv("MASTER_PORT", "12910")  # undone after the test, as Lightning may set it
+    for name, value in {**SLURM_TASK, "SLURM_PROCID": "1", "SLURM_LOCALID": "1"}.items():
+        monkeypatch.setenv(name, value)
+    trainer = build()
+    environment = trainer.strategy.cluster_environment
+    assert isinstance(environment, SLURMEnvironment)
+    assert environment.creates_processes_externally
+    assert (trainer.global_rank, trainer.local_rank, trainer.world_size) == (1, 1, 2)
+
+
+def tiny_sweep(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path, *overrides: str, multirun: bool = True
+) -> list[str]:
+    """A multirun command of one-epoch tiny-BERT runs on 12 BC5CDR documents, in tmp_path/sweep
+    (``multirun=False``: without ``-m``, for configs that set hydra.mode themselves)."""
+    return [
+        sys.executable,
+        "-m",
+        "bioner.train",
+        *(["-m"] if multirun else []),
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        *QUIET,
+        *tiny_overrides(tiny_model_dir),
+        f"paths.data_dir={shared_data}",
+        "data.limit_documents=12",
+        "data.batch_size=4",
+        "trainer.max_epochs=1",
+        "bootstrap_samples=0",
+        *overrides,
+    ]
+
+
+def finished_jobs(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """metrics.json of every job folder of the sweep, by folder name."""
+    return {
+        p.parent.name: json.loads(p.read_text())
+        for p in sorted((tmp_path / "sweep").glob("*/metrics.json"))
+    }
+
+
+@pytest.mark.slow
+def test_optuna_search_of_two_trials_finishes_and_reports_the_best(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    command = tiny_sweep(
+        tmp_path,
+        tiny_model_dir,
+        shared_data,
+        "hparams_search=optuna",  # a multirun by itself: no -m
+        "hydra.sweeper.n_trials=2",
+        "attack.steps=1",  # fixed: the trials stay cheap (a fixed value overrides a search)
+        f"hydra.sweeper.storage=sqlite:///{tmp_path / 'optuna.db'}",  # SQLAlchemy 1.4 at work
+        "hydra.sweeper.study_name=tiny",
+        multirun=False,
+    )
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    jobs = finished_jobs(tmp_path)
+    assert sorted(jobs) == [
+        "0_bc5cdr_tiny_first_atk-pgd_aug-none_s42",
+        "1_bc5cdr_tiny_first_atk-pgd_aug-none_s42",
+    ]
+    space = optuna_params()
+    lrs = []
+    for name in jobs:
+        run = yaml.safe_load((tmp_path / "sweep" / name / "config.yaml").read_text())
+        assert run["attack"]["steps"] == 1
+        assert space["module.lr"].low <= run["module"]["lr"] < space["module.lr"].high
+        lrs.append(run["module"]["lr"])
+    assert lrs[0] != lrs[1]  # two sampled trials, not the defaults
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert set(results["best_params"]) == set(space) - {"attack.steps"}
+    assert results["best_value"] == max(j["devel"]["metrics"]["f1"] for j in jobs.values())
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert len(study.trials) == 2 and study.best_value == results["best_value"]
+
+
+@pytest.mark.slow
+def test_submitit_local_multirun_runs_each_job_in_its_own_process(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    command = tiny_sweep(
+        tmp_path,
+        tiny_model_dir,
+        shared_data,
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        "alignment=first,all",
+    )
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert sorted(finished_jobs(tmp_path)) == [
+        "0_bc5cdr_tiny_first_atk-none_aug-none_s42",
+        "1_bc5cdr_tiny_all_atk-none_aug-none_s42",
+    ]
+    # submitit's own folder: one log per job, written by the job's process.
+    logs = sorted((tmp_path / "sweep" / ".submitit").glob("*/*_log.out"))
+    assert len(logs) == 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_slurm_multirun_with_ranks_started_as_srun_does(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    """Two processes started the way `srun --ntasks-per-node=2 bioner-train -m ...` starts them
+    (the Slurm launcher does the same for each job): DDP takes its ranks from Slurm and re-launches
+    nothing, so each job folder is written once, with scores over every document (the ranks'
+    predictions gathered)."""
+    command = tiny_sweep(
+        tmp_path,
+        tiny_model_dir,
+        shared_data,
+        "trainer=ddp_slurm",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "alignment=first,all",
+    )
+    base = {**os.environ, **SLURM_TASK, "MASTER_PORT": str(free_port())}
+    base.pop("LOCAL_RANK", None)
+    logs = [tmp_path / f"rank{rank}.log" for rank in range(2)]
+    processes = []
+    try:
+        for rank, log in enumerate(logs):
+            with log.open("w") as out:  # files, not pipes: a full pipe would stall its rank
+                processes.append(
+                    subprocess.Popen(
+                        command,
+                        cwd=tmp_path,
+                        env={**base, "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)},
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        for process, log in zip(processes, logs):
+            assert process.wait(timeout=300) == 0, log.read_text()[-3000:]
+    finally:
+        for process in processes:
+            process.kill()  # no-op for a finished process; stops a hung rank
+    jobs = finished_jobs(tmp_path)
+    assert sorted(jobs) == [
+        "0_bc5cdr_tiny_first_atk-none_aug-none_s42",
+        "1_bc5cdr_tiny_all_atk-none_aug-none_s42",
+    ]
+    for summary in jobs.values():
+        assert summary["devel"]["documents"] == summary["test"]["documents"] == 12
+    # Lightning names the ranks it re-launches train_ddp_process_<rank> (their Hydra log files).
+    assert not list(tmp_path.rglob("*ddp_process*"))
