@@ -1,0 +1,220 @@
+"""Run notebooks headless with injected parameters, and keep them stripped of outputs in git.
+
+``execute_notebook(path, {"overrides": [...]})`` replaces the notebook's cell tagged
+``parameters`` (papermill's convention, without papermill) and runs every cell in a fresh kernel
+of the *current* interpreter, so a notebook run from the tests sees the same bioner install.
+From the command line::
+
+    python -m bioner.utils.notebooks strip notebooks/*.ipynb   # drop outputs before committing
+    python -m bioner.utils.notebooks check notebooks/*.ipynb   # exit 1 if any has outputs
+
+``nbformat``, ``nbclient`` and ``ipykernel`` come with the ``dev`` extra (``pip install -e
+".[dev]"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
+PARAMETERS_TAG = "parameters"
+INJECTED_TAG = "injected-parameters"
+# Notebook-level metadata worth keeping in git; the rest (language_info with the Python version,
+# widget state) changes with every machine that runs the notebook.
+KEPT_METADATA = ("kernelspec",)
+
+
+def _nbformat() -> Any:
+    try:
+        import nbformat
+    except ImportError as err:  # only the dev extra installs it
+        raise ImportError(
+            'notebook tools need nbformat and nbclient: pip install -e ".[dev]"'
+        ) from err
+    return nbformat
+
+
+def read_notebook(path: str | Path) -> NotebookNode:
+    """Read a notebook (nbformat 4)."""
+    return _nbformat().read(str(path), as_version=4)
+
+
+def write_notebook(nb: NotebookNode, path: str | Path) -> None:
+    """Write ``nb`` to ``path`` in nbformat's canonical layout (one-space indent, sorted keys)."""
+    _nbformat().write(nb, str(path))
+
+
+def parameter_names(source: str) -> list[str]:
+    """The names that a parameters cell assigns at top level, in order."""
+    names: list[str] = []
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        names += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in names]
+    return names
+
+
+def _literal(name: str, value: Any) -> str:
+    """``repr(value)`` when it reads back as the same value (``Path`` becomes ``str``)."""
+    if isinstance(value, Path):
+        value = str(value)
+    text = repr(value)
+    try:
+        same = ast.literal_eval(text) == value
+    except (ValueError, SyntaxError):
+        same = False
+    if not same:
+        raise ValueError(
+            f"parameter {name}={text}: only Python literals (str, numbers, bool, None, and lists, "
+            "tuples or dicts of them) can be injected into a notebook"
+        )
+    return text
+
+
+def inject_parameters(
+    nb: NotebookNode, parameters: Mapping[str, Any], name: str = "notebook"
+) -> NotebookNode:
+    """A copy of ``nb`` whose ``parameters`` cell also assigns ``parameters``.
+
+    The cell keeps its defaults and gets one assignment per injected value after them (tagged
+    ``injected-parameters`` as well), so the executed notebook shows both.
+
+    Args:
+        nb: the notebook.
+        parameters: name -> value; each name must be assigned in the parameters cell (a typo
+            would otherwise be silently ignored).
+        name: the notebook's name, for messages.
+
+    Raises:
+        ValueError: the notebook has no cell tagged ``parameters``, or several; a name is not a
+            parameter of the notebook; a value is not a Python literal.
+    """
+    nb = copy.deepcopy(nb)
+    cells = [c for c in nb.cells if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(
+            f"{name}: {len(cells)} cells are tagged {PARAMETERS_TAG!r}; tag exactly one code cell "
+            '(cell metadata: {"tags": ["parameters"]}) to take injected parameters'
+        )
+    cell = cells[0]
+    known = parameter_names(cell.source)
+    unknown = [key for key in parameters if key not in known]
+    if unknown:
+        raise ValueError(
+            f"{name}: unknown parameter(s) {', '.join(unknown)}; its parameters cell assigns "
+            f"{', '.join(known) or 'nothing'}"
+        )
+    if parameters:
+        lines = [f"{key} = {_literal(key, value)}" for key, value in parameters.items()]
+        cell.source = cell.source.rstrip() + "\n\n# Injected parameters\n" + "\n".join(lines)
+        cell.metadata["tags"] = [*cell.metadata.get("tags", []), INJECTED_TAG]
+    return nb
+
+
+def execute_notebook(
+    path: str | Path,
+    parameters: Mapping[str, Any] | None = None,
+    cwd: str | Path | None = None,
+    timeout: int = 1800,
+    output: str | Path | None = None,
+) -> NotebookNode:
+    """Run a notebook headless in a kernel of the running Python and return it with outputs.
+
+    Args:
+        path: the ``.ipynb`` file.
+        parameters: values for its parameters cell (:func:`inject_parameters`).
+        cwd: the kernel's working folder (default: the notebook's folder, as in Jupyter).
+        timeout: most seconds per cell.
+        output: also write the executed notebook here, even when a cell fails (to read the
+            traceback in context).
+
+    Raises:
+        nbclient.exceptions.CellExecutionError: a cell raised; the message holds its traceback.
+    """
+    _nbformat()
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = inject_parameters(read_notebook(path), parameters or {}, name=str(path))
+    # Only ipykernel's own spec, which launches sys.executable: a `python3` kernel spec in the
+    # user's Jupyter folders could point at another interpreter and another bioner install.
+    km = AsyncKernelManager(
+        kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[])
+    )
+    client = NotebookClient(
+        nb, km=km, timeout=timeout, resources={"metadata": {"path": str(cwd or path.parent)}}
+    )
+    try:
+        client.execute()
+    finally:
+        if output is not None:
+            write_notebook(nb, output)
+    return nb
+
+
+def is_stripped(nb: NotebookNode) -> bool:
+    """No outputs, no execution counts, no volatile metadata: what git should hold."""
+    return not strip(copy.deepcopy(nb))
+
+
+def strip(nb: NotebookNode) -> bool:
+    """Remove outputs, execution counts, execution timings and volatile notebook metadata in
+    place; return whether anything changed."""
+    changed = False
+    for key in [k for k in nb.metadata if k not in KEPT_METADATA]:
+        del nb.metadata[key]
+        changed = True
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        if cell.get("outputs") or cell.get("execution_count") is not None:
+            cell.outputs, cell.execution_count = [], None
+            changed = True
+        # nbclient records start and end times per cell here.
+        if cell.metadata.pop("execution", None) is not None:
+            changed = True
+    return changed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``strip`` or ``check`` notebook files; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bioner.utils.notebooks",
+        description="Keep notebooks free of outputs in git.",
+    )
+    parser.add_argument("command", choices=["strip", "check"])
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    dirty = []
+    for path in args.notebooks:
+        nb = read_notebook(path)
+        if args.command == "check":
+            if not is_stripped(nb):
+                dirty.append(path)
+        elif strip(nb):
+            write_notebook(nb, path)
+            print(f"stripped {path}")
+    if dirty:
+        names = " ".join(str(p) for p in dirty)
+        print(
+            f"notebooks with outputs: {names}\nstrip them: python -m bioner.utils.notebooks "
+            f"strip {names}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Parameter injection and output stripping of bioner.utils.notebooks (no kernel started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from bioner.utils.notebooks import (
+    INJECTED_TAG,
+    inject_parameters,
+    is_stripped,
+    main,
+    parameter_names,
+    read_notebook,
+    strip,
+    write_notebook,
+)
+
+
+def notebook(
+    parameters: str = 'size = "large"\nsteps: int = 10\na, b = 1, 2',
+) -> nbformat.NotebookNode:
+    return new_notebook(
+        cells=[
+            new_markdown_cell("# title"),
+            new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+            new_code_cell("result = (size, steps)"),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
+
+
+def run_cells(nb: nbformat.NotebookNode) -> dict:
+    namespace: dict = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            exec(cell.source, namespace)
+    return namespace
+
+
+def test_parameter_names_are_the_top_level_assignments() -> None:
+    # Tuple targets are not parameters one can inject by name; a name assigned twice counts once.
+    assert parameter_names("x = 1\ny: int = 2\na, b = 1, 2\nx = 3\nif x:\n    z = 1") == ["x", "y"]
+
+
+def test_injected_values_override_the_defaults_and_keep_the_rest() -> None:
+    nb = notebook()
+    injected = inject_parameters(nb, {"size": "tiny", "steps": 3})
+    assert run_cells(injected)["result"] == ("tiny", 3)
+    assert run_cells(nb)["result"] == ("large", 10)  # the original is left alone
+    cell = injected.cells[1]
+    assert cell.source.startswith('size = "large"') and INJECTED_TAG in cell.metadata["tags"]
+    assert run_cells(inject_parameters(nb, {"size": Path("/tmp/x")}))["size"] == "/tmp/x"
+    assert inject_parameters(nb, {}).cells[1].source == nb.cells[1].source
+
+
+def test_bad_parameters_name_the_problem() -> None:
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) sise; .* assigns size, steps"):
+        inject_parameters(notebook(), {"sise": "tiny"})
+    with pytest.raises(ValueError, match="only Python literals"):
+        inject_parameters(notebook(), {"size": object()})
+    with pytest.raises(ValueError, match="nb.ipynb: 0 cells are tagged 'parameters'"):
+        inject_parameters(new_notebook(cells=[new_code_cell("x = 1")]), {}, name="nb.ipynb")
+
+
+def executed() -> nbformat.NotebookNode:
+    nb = notebook()
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.2"}
+    cell = nb.cells[2]
+    cell.execution_count = 3
+    cell.outputs = [new_output("stream", name="stdout", text="hello\n")]
+    cell.metadata["execution"] = {"iopub.status.idle": "2026-01-01T00:00:00Z"}
+    return nb
+
+
+def test_strip_removes_outputs_counts_timings_and_volatile_metadata() -> None:
+    nb = executed()
+    assert not is_stripped(nb)
+    assert strip(nb) is True
+    assert is_stripped(nb) and strip(nb) is False
+    assert nb.cells[2].outputs == [] and nb.cells[2].execution_count is None
+    assert "execution" not in nb.cells[2].metadata
+    assert list(nb.metadata) == ["kernelspec"]
+    assert nb.cells[1].metadata["tags"] == ["parameters"]  # tags are content, not noise
+    nbformat.validate(nb)
+
+
+def test_command_line_check_and_strip(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "a.ipynb"
+    write_notebook(executed(), path)
+    assert main(["check", str(path)]) == 1
+    assert f"python -m bioner.utils.notebooks strip {path}" in capsys.readouterr().err
+    assert main(["strip", str(path)]) == 0
+    assert main(["check", str(path)]) == 0
+    assert is_stripped(read_notebook(path))
