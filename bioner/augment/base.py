@@ -35,6 +35,15 @@ class Transform(ABC):
     def __call__(self, doc: Document, rng: np.random.Generator) -> EditResult:
         """Transform ``doc``; ``result.document.spans[i]`` corresponds to ``doc.spans[i]``."""
 
+    def fit(self, docs: Sequence[Document]) -> Transform:
+        """The transform ready to use, with what it draws from the training documents ``docs``.
+
+        Transforms that need nothing from the corpus (typos, synonyms from a lexicon) return
+        themselves; those that draw from it (mention and token replacement) return a copy with
+        their tables filled. Training augmentation calls it once with the training split.
+        """
+        return self
+
     def __repr__(self) -> str:
         # Shown in metrics.json and logs: large tables (mention pools) by their size only.
         def show(v: object) -> str:
@@ -91,6 +100,9 @@ class Mix(Transform):
                 raise TypeError(f"Mix: {t!r} is not a Transform")
         self.transforms = list(transforms)
         self.probabilities = [check_rate("Mix probability", p) for p in probabilities]
+
+    def fit(self, docs: Sequence[Document]) -> Mix:
+        return Mix([t.fit(docs) for t in self.transforms], self.probabilities)
 
     def __call__(self, doc: Document, rng: np.random.Generator) -> EditResult:
         draws = rng.random(len(self.transforms))

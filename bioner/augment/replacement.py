@@ -96,12 +96,17 @@ class MentionReplacement(EditTransform):
     Args:
         rate: probability that a mention is replaced.
         pool: entity type -> mention surfaces (see :func:`mention_pool`), or ``None``.
-        lexicon: mention synonyms: a :class:`~bioner.augment.lexicon.Lexicon` (for a concept-id
-            file use ``Lexicon.from_tsv(path, second_column="concept")``), a TSV path of
-            ``surface<TAB>synonym`` pairs, or ``None``.
+        lexicon: mention synonyms: a :class:`~bioner.augment.lexicon.Lexicon`, or a TSV path read
+            as ``lexicon_columns`` says, or ``None``.
+        lexicon_columns: how a TSV ``lexicon`` path is read: ``synonym`` (``surface<TAB>synonym``
+            pairs) or ``concept`` (``surface<TAB>concept id``: surfaces sharing an id are
+            synonyms).
+        training_mentions: add the mentions of the training documents to the pool when
+            :meth:`fit` is called (training augmentation does; until then the transform cannot
+            run without a pool or lexicon).
 
     Raises:
-        ValueError: neither a pool nor a lexicon is given.
+        ValueError: no source of replacements is given (pool, lexicon or training mentions).
     """
 
     def __init__(
@@ -109,15 +114,20 @@ class MentionReplacement(EditTransform):
         rate: float = 0.1,
         pool: Mapping[str, Sequence[str]] | None = None,
         lexicon: Lexicon | str | Path | None = None,
+        lexicon_columns: str = "synonym",
+        training_mentions: bool = False,
     ) -> None:
-        if pool is None and lexicon is None:
+        if pool is None and lexicon is None and not training_mentions:
             raise ValueError(
-                "MentionReplacement needs a mention pool (MentionReplacement.from_documents) or "
-                "a lexicon file"
+                "MentionReplacement needs a mention pool (MentionReplacement.from_documents, or "
+                "training_mentions=true in training), or a lexicon file"
             )
         self.rate = check_rate("rate", rate)
         self.pool = {label: sorted(set(s)) for label, s in (pool or {}).items()}
+        if isinstance(lexicon, str | Path):
+            lexicon = Lexicon.from_tsv(lexicon, second_column=lexicon_columns)
         self.lexicon = as_lexicon(lexicon)
+        self.training_mentions = training_mentions
 
     @classmethod
     def from_documents(
@@ -129,6 +139,14 @@ class MentionReplacement(EditTransform):
         """A transform whose pool holds the mentions of ``docs`` (the training split)."""
         return cls(rate, mention_pool(docs), lexicon)
 
+    def fit(self, docs: Sequence[Document]) -> MentionReplacement:
+        if not self.training_mentions:
+            return self
+        pool = {label: list(s) for label, s in self.pool.items()}
+        for label, surfaces in mention_pool(docs).items():
+            pool.setdefault(label, []).extend(surfaces)
+        return MentionReplacement(self.rate, pool, self.lexicon)
+
     def candidates(self, surface: str, label: str) -> list[str]:
         """Replacement surfaces for a mention, in a fixed order."""
         out = [s for s in self.pool.get(label, ()) if s != surface]
@@ -138,6 +156,11 @@ class MentionReplacement(EditTransform):
         return out
 
     def edits(self, doc: Document, rng: np.random.Generator) -> list[Edit]:
+        if self.training_mentions and not self.pool:
+            raise RuntimeError(
+                "MentionReplacement(training_mentions=True) draws mentions from the training "
+                "documents: call .fit(training documents) first"
+            )
         draws = rng.random(len(doc.spans))
         out = []
         for span, u in zip(doc.spans, draws):
@@ -161,13 +184,17 @@ class TokenReplacement(EditTransform):
 
     Args:
         rate: probability that a word is replaced.
-        vocabulary: tag -> word -> count (see :meth:`from_documents`).
+        vocabulary: tag -> word -> count (see :meth:`from_documents`); ``None``: drawn from the
+            training documents by :meth:`fit` (training augmentation calls it).
     """
 
-    def __init__(self, rate: float, vocabulary: Mapping[str, Mapping[str, int]]) -> None:
+    def __init__(
+        self, rate: float = 0.1, vocabulary: Mapping[str, Mapping[str, int]] | None = None
+    ) -> None:
         self.rate = check_rate("rate", rate)
+        self._fitted = vocabulary is not None
         self._tables: dict[str, tuple[list[str], np.ndarray]] = {}
-        for tag, counts in sorted(vocabulary.items()):
+        for tag, counts in sorted((vocabulary or {}).items()):
             items = sorted((w, c) for w, c in counts.items() if c > 0)
             if items:
                 cum = np.cumsum([c for _, c in items], dtype=float)
@@ -182,7 +209,15 @@ class TokenReplacement(EditTransform):
                 vocabulary.setdefault(tag, Counter())[doc.text[s:e]] += 1
         return cls(rate, vocabulary)
 
+    def fit(self, docs: Sequence[Document]) -> TokenReplacement:
+        return self if self._fitted else TokenReplacement.from_documents(docs, self.rate)
+
     def edits(self, doc: Document, rng: np.random.Generator) -> list[Edit]:
+        if not self._fitted:
+            raise RuntimeError(
+                "TokenReplacement without a vocabulary draws words from the training documents: "
+                "call .fit(training documents) first"
+            )
         tags = spans_to_tags(doc.words, doc.spans)
         draws = rng.random(len(doc.words))
         out = []

@@ -5,6 +5,7 @@ Usage::
     bioner-data stats dataset=bc5cdr [--json]
     bioner-data check dataset=bc5cdr model=minilm alignment=first [--json] [alignment.max_length=32]
     bioner-data download bc5cdr
+    bioner-data augment dataset=bc5cdr augmentation=mix n=5 [seed=1] [split=train] [--json]
 
 Everything after the command is a Hydra override of ``conf/data.yaml``.
 """
@@ -21,7 +22,7 @@ from omegaconf import DictConfig
 
 from bioner.config import compose_config
 
-COMMANDS = ("stats", "check", "download")
+COMMANDS = ("stats", "check", "download", "augment")
 
 
 def _reader(cfg: DictConfig) -> Any:
@@ -68,6 +69,60 @@ def download(cfg: DictConfig) -> dict[str, Any]:
     return {"dataset": cfg.dataset.name, "root": str(reader.data_dir), "status": "available"}
 
 
+def augment(cfg: DictConfig) -> dict[str, Any]:
+    """Up to ``n`` sentences of ``split`` that the augmentation changes, before and after.
+
+    Documents are visited in an order drawn from ``seed``; each is transformed as in epoch 0 of
+    a training run with that seed (the transform is fitted on the train split first), and its
+    changed sentences are shown with their spans marked ``[text|Label]``.
+    """
+    import numpy as np
+
+    from bioner.augment.markup import mark
+    from bioner.utils.run import instantiate_callbacks
+
+    if "_target_" not in cfg.augmentation:
+        raise ValueError(
+            "bioner-data augment needs an augmentation: augmentation=mix (or mention_replacement, "
+            "synonym, token_replacement, shuffle, noise, back_translation; see conf/augmentation)"
+        )
+    reader = _reader(cfg)
+    (augmentation,) = instantiate_callbacks(None, cfg.augmentation)
+    augmentation.fit(reader.load("train"))
+    docs = reader.load(cfg.split)
+    order = np.random.default_rng(cfg.seed).permutation(len(docs))
+    shown: list[dict[str, Any]] = []
+    visited = changed_docs = 0
+    for i in order:
+        if len(shown) >= cfg.n:
+            break
+        visited += 1
+        # The document's position in the split seeds it, as in training.
+        new = augmentation.augment_one(docs[i], int(i), epoch=0)
+        old = docs[i]
+        if new.text == old.text:
+            continue
+        changed_docs += 1
+        for (s0, e0), (s1, e1) in zip(old.sentences, new.sentences, strict=True):
+            if len(shown) < cfg.n and old.text[s0:e0] != new.text[s1:e1]:
+                shown.append(
+                    {
+                        "document": old.id,
+                        "original": mark(old, s0, e0),
+                        "augmented": mark(new, s1, e1),
+                    }
+                )
+    return {
+        "dataset": cfg.dataset.name,
+        "augmentation": cfg.augmentation.name,
+        "split": cfg.split,
+        "seed": cfg.seed,
+        "documents_visited": visited,
+        "documents_changed": changed_docs,
+        "sentences": shown,
+    }
+
+
 def _table(rows: list[list[Any]], header: list[str]) -> str:
     cells = [header] + [[f"{c:,}" if isinstance(c, int) else str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
@@ -102,6 +157,15 @@ def _render(command: str, result: dict[str, Any]) -> str:
         rows = [[name, *(s[k] for k in keys)] for name, s in splits.items()]
         settings = " ".join(f"{k}={v}" for k, v in result["alignment"].items())
         title = f"{result['dataset']} · model={result['model']} · {settings}"
+    elif command == "augment":
+        lines = [
+            f"{result['dataset']}/{result['split']} · augmentation={result['augmentation']} · "
+            f"seed={result['seed']}: {result['documents_changed']} of "
+            f"{result['documents_visited']} documents visited changed"
+        ]
+        for s in result["sentences"]:
+            lines += ["", f"[{s['document']}]", f"  - {s['original']}", f"  + {s['augmented']}"]
+        return "\n".join(lines)
     else:
         return f"{result['dataset']}: {result['status']} in {result['root']}"
     return f"{title}\n{_table(rows, header)}\n({result['seconds']:.1f} s)"
@@ -119,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     if command == "download" and overrides and "=" not in overrides[0]:
         overrides[0] = f"dataset={overrides[0]}"
     cfg = compose_config("data", overrides)
-    result = {"stats": stats, "check": check, "download": download}[command](cfg)
+    commands = {"stats": stats, "check": check, "download": download, "augment": augment}
+    result = commands[command](cfg)
     print(json.dumps(result, indent=2) if as_json else _render(command, result))
     if command == "check" and any(s["lost"] for s in result["splits"].values()):
         return 1

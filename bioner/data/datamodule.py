@@ -14,7 +14,7 @@ one per feature before scoring, so none is counted twice.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -389,6 +389,9 @@ class NERDataModule(L.LightningDataModule):
             raise ValueError("the tokenizer has no padding token; bioner pads batches with it")
         self.collator = Collator(tokenizer.pad_token_id, pad_to_multiple_of)
         self._encoded: dict[str, EncodedSplit] = {}
+        # Set by bioner.augment.Augmentation (a callback): (training documents, epoch) -> the
+        # documents to train on in that epoch.
+        self.augmentation: Callable[[list[Document], int], list[Document]] | None = None
         self._fold_docs: tuple[list[Document], list[Document]] | None = None
 
     @property
@@ -464,26 +467,24 @@ class NERDataModule(L.LightningDataModule):
                     split, other.docs, other.features, other.doc_index, self.alignment
                 )
                 return self._encoded[split]
-            docs = self.documents(split)
-            label2id = {label: i for i, label in enumerate(self.labels)}
-            features: list[Feature] = []
-            doc_index: list[int] = []
-            for d, doc in enumerate(docs):
-                encoded = self.alignment.encode(doc, self.tokenizer, label2id)
-                features += encoded
-                doc_index += [d] * len(encoded)
-            self._encoded[split] = EncodedSplit(split, docs, features, doc_index, self.alignment)
-            log.info(
-                "%s/%s: %d documents, %d sequences",
-                self.reader.name,
-                split,
-                len(docs),
-                len(features),
-            )
+            self._encoded[split] = self._encode(split, self.documents(split))
         return self._encoded[split]
 
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        dataset = self.encoded(split)
+    def _encode(self, split: str, docs: list[Document]) -> EncodedSplit:
+        """``docs`` encoded by the alignment, as the dataset of ``split``."""
+        label2id = {label: i for i, label in enumerate(self.labels)}
+        features: list[Feature] = []
+        doc_index: list[int] = []
+        for d, doc in enumerate(docs):
+            encoded = self.alignment.encode(doc, self.tokenizer, label2id)
+            features += encoded
+            doc_index += [d] * len(encoded)
+        log.info(
+            "%s/%s: %d documents, %d sequences", self.reader.name, split, len(docs), len(features)
+        )
+        return EncodedSplit(split, docs, features, doc_index, self.alignment)
+
+    def _loader(self, dataset: EncodedSplit, train: bool) -> DataLoader:
         sampler = loader_sampler(self, dataset.lengths, self.collator.pad_to_multiple_of, train)
         return DataLoader(
             dataset,
@@ -494,10 +495,16 @@ class NERDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
+        if self.augmentation is None:
+            return self._loader(self.encoded("train"), train=True)
+        # Augmented training documents, drawn afresh for each epoch (Lightning reloads this
+        # loader every epoch when augmenting): encoded here and kept for this epoch only.
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        docs = self.augmentation(self.documents("train"), epoch)
+        return self._loader(self._encode("train", docs), train=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("devel", train=False)
+        return self._loader(self.encoded("devel"), train=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)
+        return self._loader(self.encoded("test"), train=False)

@@ -60,7 +60,10 @@ def instantiate_callbacks(
     out = [instantiate(node) for _, node in named_entries(callbacks, "callbacks")]
     for node in extra:
         if node is not None and "_target_" in node:
-            out.append(instantiate(OmegaConf.masked_copy(node, [k for k in node if k != "name"])))
+            # Resolved in place first: interpolations such as ${seed} point into the whole config.
+            spec = OmegaConf.to_container(node, resolve=True)
+            spec.pop("name", None)
+            out.append(instantiate(spec))
     return out
 
 

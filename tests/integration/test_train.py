@@ -179,10 +179,12 @@ class KillAtEpoch(L.Callback):
             raise Killed(f"killed at the start of epoch {self.epoch}")
 
 
+@pytest.mark.parametrize("augmentation", ["none", "mix"])
 def test_resume_from_last_equals_an_uninterrupted_run(
-    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+    augmentation: str, tmp_path: Path, tiny_model_dir: Path, shared_data: Path
 ) -> None:
     settings = [
+        f"augmentation={augmentation}",
         f"paths.data_dir={shared_data}",
         "data.limit_documents=48",
         "data.batch_size=8",

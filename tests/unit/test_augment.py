@@ -231,6 +231,26 @@ def test_mention_replacement_needs_a_source():
         MentionReplacement(rate=0.5)
 
 
+def test_training_mentions_come_from_fit_and_are_required_before_use(docs):
+    t = MentionReplacement(rate=1.0, training_mentions=True)
+    with pytest.raises(RuntimeError, match=r"call \.fit"):
+        t(docs[0], rng())
+    fitted = t.fit(docs)
+    assert fitted.pool == mention_pool(docs) and fitted is not t
+    assert all(fitted(docs[0], rng()).changed_spans())
+    # Without training_mentions, fit leaves a transform as it is.
+    plain = MentionReplacement.from_documents(docs[:1], rate=1.0)
+    assert plain.fit(docs) is plain
+
+
+def test_a_concept_lexicon_path_is_read_by_its_columns(tmp_path):
+    path = tmp_path / "concepts.tsv"
+    path.write_text("heart attack\tD009203\nMI\tD009203\n")
+    doc = from_marked("After a [heart attack|Disease] .")
+    t = MentionReplacement(rate=1.0, lexicon=path, lexicon_columns="concept")
+    assert surfaces(t(doc, rng()).document) == ["MI"]
+
+
 # --- token replacement -------------------------------------------------------------------------
 
 
@@ -241,6 +261,17 @@ def test_token_replacement_draws_words_with_the_same_tag():
     assert_labels_kept(result)
     # B-Disease has no words to draw from, so "pain" stays.
     assert mark(result.document) == "[X Y|Chemical] o [pain|Disease] o"
+
+
+def test_token_replacement_without_vocabulary_is_fitted_on_training_documents(docs):
+    with pytest.raises(RuntimeError, match=r"call \.fit"):
+        TokenReplacement(1.0)(docs[0], rng())
+    fitted = TokenReplacement(1.0).fit(docs)
+    expected = TokenReplacement.from_documents(docs, rate=1.0)
+    assert mark(fitted(docs[0], rng(3)).document) == mark(expected(docs[0], rng(3)).document)
+    # Mix fits every transform it holds.
+    mix = Mix([TokenReplacement(1.0), Case(0.5)], [1.0, 0.0]).fit(docs)
+    assert mark(mix(docs[0], rng(3)).document) != mark(docs[0])
 
 
 def test_token_replacement_vocabulary_is_label_wise(docs):

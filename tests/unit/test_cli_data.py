@@ -48,6 +48,33 @@ def test_check_loses_nothing_even_in_tiny_windows(iob, alignment, tiny_model_dir
     assert any(s["long_units"] for s in result["splits"].values())
 
 
+def test_augment_shows_originals_beside_augmented_sentences(iob, capsys):
+    args = [
+        "augment",
+        *iob,
+        "augmentation=token_replacement",
+        "augmentation.probability=1.0",
+        "augmentation.transform.rate=1.0",
+    ]
+    assert main([*args, "n=2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["augmentation"] == "token_replacement" and len(result["sentences"]) == 2
+    assert all(s["original"] != s["augmented"] for s in result["sentences"])
+    assert main([*args, "n=10", "--json"]) == 0
+    marked = [s for s in json.loads(capsys.readouterr().out)["sentences"] if "|" in s["original"]]
+    # Spans stay marked with their labels, on the replacement words.
+    assert marked and all(s["augmented"].count("|") == s["original"].count("|") for s in marked)
+    # The same seed shows the same sentences; the table marks spans as [text|Label].
+    assert main([*args, "n=2"]) == 0
+    table = capsys.readouterr().out
+    assert f"  + {result['sentences'][0]['augmented']}" in table
+
+
+def test_augment_without_an_augmentation_says_which_to_choose(iob):
+    with pytest.raises(ValueError, match="augmentation=mix"):
+        main(["augment", *iob])
+
+
 def test_missing_corpus_says_how_to_point_at_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="BIONER_DATA_DIR"):
         main(["stats", "dataset=ncbi_disease", f"paths.data_dir={tmp_path}"])
