@@ -66,7 +66,7 @@ def test_report_on_a_tiny_multirun(tmp_path: Path, tiny_model_dir: Path, shared_
     assert (out / "f1_vs_epsilon.png").is_file()
 
     rows = {row["attack"]: row for row in csv.DictReader((out / "results.csv").open())}
-    assert set(rows) == {"none", "fgm (epsilon=0.3)"}
+    assert set(rows) == {"none", "fgm (epsilon=0.05)"}
     for attack, row in rows.items():
         members = [load_run(r) for r in runs if load_run(r).config["attack"]["name"] in attack]
         f1s = [m.metrics["test"]["metrics"]["f1"] for m in members]
@@ -90,7 +90,7 @@ def test_report_on_a_tiny_multirun(tmp_path: Path, tiny_model_dir: Path, shared_
             pred_a.append(record["spans"])
             pred_b.append(base[record["id"]]["spans"])
     delta = evaluate(gold, pred_a).metrics()["f1"] - evaluate(gold, pred_b).metrics()["f1"]
-    fgm = rows["fgm (epsilon=0.3)"]
+    fgm = rows["fgm (epsilon=0.05)"]
     assert float(fgm["delta_f1"]) == pytest.approx(delta)
     assert 0.0 <= float(fgm["p_value"]) <= 1.0 and fgm["paired_runs"] == "2"
 
