@@ -14,6 +14,12 @@ run folders of its table, for ``bioner-report``::
 
     BIONER_DATA_DIR=../shared/data python sweeps/studies.py attack --root logs/studies
     bioner-report $(cat logs/studies/attack/final_runs.txt) --baseline attack=none
+    BIONER_DATA_DIR=../shared/data python sweeps/studies.py augmentation --root logs/studies
+    bioner-report $(cat logs/studies/augmentation/final_runs.txt) --baseline augmentation=none \
+        --group-by dataset,model,attack,alignment,augmentation  # the baseline ran robustness too
+    BIONER_DATA_DIR=../shared/data python sweeps/studies.py cv --root logs/studies \
+        --overrides augmentation=noise
+    bioner-report $(cat logs/studies/cv/final_runs.txt)
 """
 
 from __future__ import annotations
