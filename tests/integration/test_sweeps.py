@@ -20,6 +20,7 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 from test_train import QUIET, tiny_overrides
@@ -284,6 +285,9 @@ def test_ddp_slurm_takes_its_ranks_from_slurm_and_starts_no_process(
     def build():
         return instantiate(cfg.trainer, callbacks=[], logger=False, precision="32-true")
 
+    # Building a trainer sets Lightning's process-wide rank (rank_zero_only.rank); rank 1 would
+    # silence every later test's rank-zero writes and logs, so it is restored afterwards.
+    monkeypatch.setattr(rank_zero_only, "rank", getattr(rank_zero_only, "rank", 0), raising=False)
     # Without Slurm, Lightning's ddp launcher would run the command line again for rank 1.
     for name in [*SLURM_TASK, "LOCAL_RANK"]:
         monkeypatch.delenv(name, raising=False)

@@ -123,7 +123,8 @@ def datamodule(tokenizer, **kwargs) -> NERDataModule:
 def served_ids(dm: NERDataModule, split: str) -> list[str]:
     """Ids of the documents behind every feature the dataloader of ``split`` yields."""
     dataset = dm.encoded(split)
-    loader = dm.train_dataloader() if split == "train" else dm._loader(split, train=False)
+    loaders = {"train": dm.train_dataloader, "devel": dm.val_dataloader, "test": dm.test_dataloader}
+    loader = loaders[split]()
     return sorted(dataset.docs[dataset.doc_index[i]].id for b in loader for i in b["index"])
 
 
