@@ -17,7 +17,6 @@ dropped or relabelled. Each epoch logs ``augment/documents_changed`` and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import lightning as L
 import numpy as np
@@ -31,6 +30,9 @@ log = get_logger(__name__)
 
 class Augmentation(L.Callback):
     """Augment the training documents on the fly with ``transform``.
+
+    Stateless across checkpoints: the draws depend only on (seed, epoch, document), so a resumed
+    run needs nothing restored.
 
     Args:
         transform: a label-preserving transform (``Mix`` for several); fitted on the training
@@ -105,7 +107,3 @@ class Augmentation(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for key, value in self._stats.items():
             pl_module.log(key, value, on_step=False, on_epoch=True, rank_zero_only=True)
-
-    def state_dict(self) -> dict[str, Any]:
-        # Draws depend only on (seed, epoch, document): nothing else to restore on resume.
-        return {"seed": self.seed}

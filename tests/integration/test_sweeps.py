@@ -326,6 +326,16 @@ def tiny_sweep(
     ]
 
 
+def run_tiny_sweep(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path, *overrides: str, multirun: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Run :func:`tiny_sweep` to the end (it must succeed); the metrics of its jobs."""
+    command = tiny_sweep(tmp_path, tiny_model_dir, shared_data, *overrides, multirun=multirun)
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return finished_jobs(tmp_path)
+
+
 def finished_jobs(tmp_path: Path) -> dict[str, dict[str, Any]]:
     """metrics.json of every job folder of the sweep, by folder name."""
     return {
@@ -338,7 +348,7 @@ def finished_jobs(tmp_path: Path) -> dict[str, dict[str, Any]]:
 def test_optuna_search_of_two_trials_finishes_and_reports_the_best(
     tmp_path: Path, tiny_model_dir: Path, shared_data: Path
 ) -> None:
-    command = tiny_sweep(
+    jobs = run_tiny_sweep(
         tmp_path,
         tiny_model_dir,
         shared_data,
@@ -349,9 +359,6 @@ def test_optuna_search_of_two_trials_finishes_and_reports_the_best(
         "hydra.sweeper.study_name=tiny",
         multirun=False,
     )
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    jobs = finished_jobs(tmp_path)
     assert sorted(jobs) == [
         "0_bc5cdr_tiny_first_atk-pgd_aug-none_s42",
         "1_bc5cdr_tiny_first_atk-pgd_aug-none_s42",
@@ -375,7 +382,7 @@ def test_optuna_search_of_two_trials_finishes_and_reports_the_best(
 def test_submitit_local_multirun_runs_each_job_in_its_own_process(
     tmp_path: Path, tiny_model_dir: Path, shared_data: Path
 ) -> None:
-    command = tiny_sweep(
+    jobs = run_tiny_sweep(
         tmp_path,
         tiny_model_dir,
         shared_data,
@@ -383,9 +390,7 @@ def test_submitit_local_multirun_runs_each_job_in_its_own_process(
         "hydra.launcher.timeout_min=10",
         "alignment=first,all",
     )
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert sorted(finished_jobs(tmp_path)) == [
+    assert sorted(jobs) == [
         "0_bc5cdr_tiny_first_atk-none_aug-none_s42",
         "1_bc5cdr_tiny_all_atk-none_aug-none_s42",
     ]
