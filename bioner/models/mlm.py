@@ -91,6 +91,8 @@ class MaskedLanguageModel(FineTuning):
             is the encoder adapting.
         fused_optimizer: fused AdamW (``None``: where every parameter is on a CPU or CUDA device
             and no loss scaler is used).
+        fast_dropout: draw training dropout masks with :mod:`bioner.models.dropout` (``None``:
+            on the CPU).
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class MaskedLanguageModel(FineTuning):
         adam_epsilon: float = 1e-8,
         freeze_encoder: bool = False,
         fused_optimizer: bool | None = None,
+        fast_dropout: bool | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= warmup_ratio <= 1.0:
@@ -144,7 +147,8 @@ class MaskedLanguageModel(FineTuning):
         return torch.nn.functional.cross_entropy(logits.float(), batch["labels"][predicted])
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self(batch)
+        with self.training_dropout():
+            loss = self(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
