@@ -43,6 +43,7 @@ from bioner.utils import (
     prepare_run_dir,
     resolve_precision,
 )
+from bioner.utils.checkpoint import StreamedCheckpointIO
 from bioner.utils.log import get_logger
 
 log = get_logger(__name__)
@@ -75,7 +76,11 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
     loggers = instantiate_loggers(cfg.get("logger"))
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        precision=precision,
+        plugins=[StreamedCheckpointIO()],
     )
     log_config(loggers, resolved)
     try:

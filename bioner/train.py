@@ -37,6 +37,7 @@ from bioner.utils import (
     resolve_precision,
 )
 from bioner.utils.callbacks import ConfigInCheckpoint, Throughput
+from bioner.utils.checkpoint import StreamedCheckpointIO
 from bioner.utils.log import get_logger
 from bioner.utils.report import finish_evaluation
 
@@ -68,6 +69,18 @@ def best_checkpoint(trainer: L.Trainer) -> str | None:
         if callback.monitor is not None and callback.best_model_path:
             return callback.best_model_path
     return None
+
+
+def release_training_state(trainer: L.Trainer, model: L.LightningModule) -> None:
+    """Free the optimiser's moments and the gradients once fitting is over.
+
+    They take three times the weights' memory and nothing after fitting reads them, while scoring
+    the best checkpoint loads that file (weights and moments) beside them: freeing them first
+    keeps the run's peak memory at the training peak.
+    """
+    for optimizer in trainer.optimizers:
+        optimizer.state.clear()
+    model.zero_grad(set_to_none=True)
 
 
 def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> dict[str, Any]:
@@ -102,13 +115,18 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     loggers = instantiate_loggers(cfg.get("logger"))
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        precision=precision,
+        plugins=[StreamedCheckpointIO()],
     )
     log_config(loggers, resolved)
     try:
         ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer)
         if cfg.train:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            release_training_state(trainer, model)
 
         summary: dict[str, Any] = {
             "run_name": cfg.run_name,

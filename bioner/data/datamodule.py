@@ -265,8 +265,8 @@ def loader_sampler(
     """The batch sampler of a datamodule's training or evaluation loader.
 
     ``datamodule`` supplies ``batch_size``, ``eval_batch_size``, ``seed``, ``chunk_batches``,
-    ``max_tokens`` and ``trainer`` (whose world size and rank shard the batches); lengths are
-    rounded up to ``pad_to_multiple_of`` as the collator pads them.
+    ``max_tokens``, ``eval_max_tokens`` and ``trainer`` (whose world size and rank shard the
+    batches); lengths are rounded up to ``pad_to_multiple_of`` as the collator pads them.
     """
     trainer = datamodule.trainer
     num_replicas, rank = (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
@@ -277,8 +277,7 @@ def loader_sampler(
         shuffle=train,
         seed=datamodule.seed,
         chunk_batches=datamodule.chunk_batches if train else None,
-        # Without gradients evaluation needs a fraction of the memory: no cap.
-        max_tokens=datamodule.max_tokens if train else None,
+        max_tokens=datamodule.max_tokens if train else datamodule.eval_max_tokens,
         num_replicas=num_replicas,
         rank=rank,
     )
@@ -336,6 +335,9 @@ class NERDataModule(L.LightningDataModule):
             :class:`BucketBatchSampler`).
         max_tokens: most padded tokens per training batch, which bounds peak memory; batches of
             long sequences get fewer members. ``None``: no cap.
+        eval_max_tokens: the same for evaluation batches (without gradients a batch needs a
+            fraction of the memory, but attention over the longest sequences still grows with the
+            square of their length). ``None``: no cap.
         pad_to_multiple_of: pad batches to a multiple of this length (``None``: exact).
         num_workers: dataloader worker processes. 0 (collate in the main process) is fast enough
             since features are encoded once in ``setup``, and it keeps ``ckpt_path=last`` resumes
@@ -362,6 +364,7 @@ class NERDataModule(L.LightningDataModule):
         eval_batch_size: int | None = None,
         chunk_batches: int | None = 64,
         max_tokens: int | None = None,
+        eval_max_tokens: int | None = None,
         pad_to_multiple_of: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
@@ -380,6 +383,7 @@ class NERDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or 2 * batch_size
         self.chunk_batches = chunk_batches
         self.max_tokens = max_tokens
+        self.eval_max_tokens = eval_max_tokens
         self.num_workers = num_workers
         self.seed = seed
         self.limit_documents = limit_documents

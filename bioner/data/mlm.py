@@ -235,6 +235,7 @@ class MaskedLMDataModule(L.LightningDataModule):
         eval_batch_size: sequences per validation batch; ``None``: ``2 * batch_size``.
         chunk_batches: see :class:`~bioner.data.datamodule.BucketBatchSampler`.
         max_tokens: most padded tokens per training batch; ``None``: no cap.
+        eval_max_tokens: most padded tokens per validation batch; ``None``: no cap.
         pad_to_multiple_of: pad batches to a multiple of this length.
         num_workers: dataloader workers.
         seed: seeds the held-out documents, the training order and the masks.
@@ -255,6 +256,7 @@ class MaskedLMDataModule(L.LightningDataModule):
         eval_batch_size: int | None = None,
         chunk_batches: int | None = 64,
         max_tokens: int | None = None,
+        eval_max_tokens: int | None = None,
         pad_to_multiple_of: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
@@ -286,6 +288,7 @@ class MaskedLMDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or 2 * batch_size
         self.chunk_batches = chunk_batches
         self.max_tokens = max_tokens
+        self.eval_max_tokens = eval_max_tokens
         self.num_workers = num_workers
         self.seed = seed
         self.limit_documents = limit_documents

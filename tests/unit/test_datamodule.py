@@ -210,6 +210,19 @@ def test_setup_encodes_each_split_once_and_loaders_cover_every_feature(tokenizer
     )
 
 
+def test_eval_max_tokens_caps_evaluation_batches_only(tokenizer) -> None:
+    dm = NERDataModule(
+        MemoryReader(), Alignment(), tokenizer, batch_size=8, eval_batch_size=8, eval_max_tokens=8
+    )
+    dm.setup("fit")
+    devel = dm.encoded("devel")
+    batches = [b for b in dm.val_dataloader()]
+    # Three devel sentences of at least 4 sub-words: at most two per batch of 8 tokens.
+    assert all(b["input_ids"].numel() <= 8 for b in batches) and len(batches) > 1
+    assert sorted(i for b in batches for i in b["index"].tolist()) == list(range(len(devel)))
+    assert len(next(iter(dm.train_dataloader()))["index"]) == len(dm.encoded("train"))
+
+
 def test_limit_documents_takes_the_first_documents(tokenizer) -> None:
     dm = NERDataModule(MemoryReader(), Alignment(), tokenizer, limit_documents=2)
     assert [d.id for d in dm.encoded("train").docs] == ["t0", "t1"]
