@@ -159,7 +159,13 @@ class FineTuning(L.LightningModule):
 
     def training_dropout(self) -> contextlib.AbstractContextManager:
         """Where the training forward passes run: :class:`~bioner.models.dropout.FastCPUDropout`
-        when ``fast_dropout`` is true (``None``: when the module is on the CPU), else as is."""
+        when ``fast_dropout`` is true (``None``: when the module is on the CPU), else as is.
+
+        Never with gradient checkpointing: its recomputation runs in the backward pass, outside
+        this context, and must draw the very masks of the forward pass.
+        """
+        if getattr(self.model, "is_gradient_checkpointing", False):
+            return contextlib.nullcontext()
         fast = self.hparams.get("fast_dropout")
         if fast is None:
             fast = self.device.type == "cpu"
@@ -224,7 +230,8 @@ class TokenClassifier(FineTuning):
         fused_optimizer: use the fused AdamW kernel (``None``: when every parameter lives on a
             CPU or CUDA device); it is several times faster than the per-tensor loop on CPU.
         fast_dropout: draw training dropout masks with :mod:`bioner.models.dropout` (``None``:
-            on the CPU, where PyTorch's own draw takes about a tenth of a MiniLM step).
+            on the CPU, where PyTorch's own draw takes about a tenth of a MiniLM step); never
+            with gradient checkpointing.
 
     Attributes:
         results: ``"val"`` / ``"test"`` -> the :class:`StageResult` of the last pass.

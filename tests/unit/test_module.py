@@ -134,3 +134,20 @@ def test_evaluation_needs_a_decodable_dataset(encoder: HubEncoder) -> None:
     )
     with pytest.raises(TypeError, match="decode logits to spans"):
         make_trainer().validate(module, dataloaders=loader, verbose=False)
+
+
+def test_fast_dropout_on_the_cpu_but_never_with_gradient_checkpointing(
+    encoder: HubEncoder,
+) -> None:
+    from bioner.models.dropout import FastCPUDropout
+
+    id2label = {0: "O", 1: "B-X", 2: "I-X"}
+    assert isinstance(TokenClassifier(encoder, id2label).training_dropout(), FastCPUDropout)
+    assert not isinstance(
+        TokenClassifier(encoder, id2label, fast_dropout=False).training_dropout(), FastCPUDropout
+    )
+    # Checkpointing recomputes the forward pass in backward, outside the mode: masks would differ.
+    checkpointed = TokenClassifier(
+        encoder, id2label, gradient_checkpointing=True, fast_dropout=True
+    )
+    assert not isinstance(checkpointed.training_dropout(), FastCPUDropout)
