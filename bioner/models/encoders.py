@@ -186,7 +186,7 @@ class Encoder(ABC):
                     setattr(config, attr, dropout)
         with _quiet_transformers():
             model, info = AutoModelForTokenClassification.from_pretrained(
-                path, config=config, output_loading_info=True
+                path, config=config, output_loading_info=True, **fp32_weights()
             )
         prefix = f"{model.base_model_prefix}."
         head = {k for k in model.state_dict() if not k.startswith(prefix)}
@@ -466,6 +466,20 @@ class TinyBert(Encoder):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("built tiny BERT encoder in %s", folder)
+
+
+def fp32_weights() -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments that load the weights as float32.
+
+    transformers 5 loads weights in the dtype they were saved in; a checkpoint saved in fp16 or
+    bf16 would then train without fp32 master weights (mixed precision casts per operation and
+    needs them). 4.x spells the argument ``torch_dtype``.
+    """
+    import torch
+    import transformers
+
+    major = int(transformers.__version__.split(".")[0])
+    return {"dtype" if major >= 5 else "torch_dtype": torch.float32}
 
 
 def _is_complete(folder: Path) -> bool:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from bioner.models.encoders import _quiet_transformers
+from bioner.models.encoders import _quiet_transformers, fp32_weights
 from bioner.models.module import FineTuning
 from bioner.utils.log import get_logger
 
@@ -44,7 +44,9 @@ def load_masked_lm(encoder: Encoder) -> PreTrainedModel:
 
     path = encoder.resolve()
     with _quiet_transformers():
-        model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+        model, info = AutoModelForMaskedLM.from_pretrained(
+            path, output_loading_info=True, **fp32_weights()
+        )
     prefix = f"{model.base_model_prefix}."
     missing = sorted(info.get("missing_keys", ()))
     encoder_missing = [k for k in missing if k.startswith(prefix)]

@@ -167,3 +167,20 @@ def test_model_configs_instantiate(
         assert encoder.cache_dir == tmp_path
     if name == "biobert":
         assert encoder.tokenizer_kwargs == {"do_lower_case": False}
+
+
+def test_half_precision_checkpoints_train_from_fp32_weights(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    # transformers 5 keeps a checkpoint's saved dtype; a bf16 folder must still give fp32
+    # master weights (equal to the saved values), or mixed precision has nothing to cast from.
+    from transformers import AutoModel
+
+    folder = tmp_path / "bf16"
+    AutoModel.from_pretrained(tiny_model_dir).to(torch.bfloat16).save_pretrained(folder)
+    encoder = HubEncoder(str(folder))
+    model = encoder.load_model(ID2LABEL)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    saved = AutoModel.from_pretrained(folder, dtype=torch.bfloat16).embeddings.word_embeddings
+    loaded = model.base_model.embeddings.word_embeddings
+    assert torch.equal(loaded.weight, saved.weight.float())
