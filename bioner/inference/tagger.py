@@ -207,7 +207,7 @@ class Tagger:
         """
         from transformers import AutoModelForTokenClassification
 
-        from bioner.models.encoders import HubEncoder, _quiet_transformers
+        from bioner.models.encoders import HubEncoder, _quiet_transformers, fp32_weights
 
         folders = [folder] if isinstance(folder, (str, Path)) else list(folder)
         models, names = [], []
@@ -216,7 +216,7 @@ class Tagger:
             # The encoder class turns truncation off and derives the input limit, as in training.
             tokenizer = HubEncoder(str(path), name=path.name).load_tokenizer()
             with _quiet_transformers():  # no progress bars on stderr for every load
-                model = AutoModelForTokenClassification.from_pretrained(path)
+                model = AutoModelForTokenClassification.from_pretrained(path, **fp32_weights())
             alignment = _load_alignment(path, model.config.id2label)
             models.append((model, tokenizer, alignment))
             names.append(path)
@@ -338,16 +338,25 @@ class Tagger:
             if self.precision == "bf16"
             else nullcontext()
         )
+        pin = self.device.type == "cuda"
+        outputs: list[tuple[list[int], torch.Tensor]] = []
         with torch.inference_mode(), autocast:
             for batch_indices in sampler:
                 batch = member.collator([(i, features[i]) for i in batch_indices])
+                if pin:
+                    # Copies from pinned memory do not wait for the GPU's queued work.
+                    batch = {k: v.pin_memory() for k, v in batch.items()}
                 out = member.model(
-                    input_ids=batch["input_ids"].to(self.device),
-                    attention_mask=batch["attention_mask"].to(self.device),
+                    input_ids=batch["input_ids"].to(self.device, non_blocking=pin),
+                    attention_mask=batch["attention_mask"].to(self.device, non_blocking=pin),
                 ).logits
-                rows = out.float().cpu().numpy()
-                for row, i in enumerate(batch_indices):
-                    logits[i] = rows[row, : len(features[i].input_ids)]
+                # Left on the device until every batch is queued: copying each batch back at
+                # once would make the host wait for the GPU after every batch.
+                outputs.append((batch_indices, out.float()))
+        for batch_indices, out in outputs:
+            rows = out.cpu().numpy()
+            for row, i in enumerate(batch_indices):
+                logits[i] = rows[row, : len(features[i].input_ids)]
         return logits  # type: ignore[return-value]
 
 
