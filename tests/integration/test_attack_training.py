@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from test_train import QUIET, REPO, compose, tiny_overrides
+from test_train import QUIET, child_env, compose, tiny_overrides
 
 from bioner.config import CONFIG_DIR, compose_config
 from bioner.eval import evaluate_checkpoint
@@ -86,7 +85,7 @@ def run_cli(tmp_path: Path, overrides: list[str]) -> dict:
     done = subprocess.run(
         [sys.executable, "-m", "bioner.train", f"run_dir={tmp_path}", *QUIET, *overrides],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=900,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from test_train import child_env
 
 from bioner.attacks import PGD, FreeLB, Gradients, special_token_ids
 from bioner.data.alignment import Alignment
@@ -16,7 +16,6 @@ from bioner.data.readers import IOBReader
 from bioner.models.encoders import HubEncoder
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 
 
 def probe(tmp: Path, attack: str, tiny_model_dir: Path, fixtures_dir: Path) -> list[dict]:
@@ -32,7 +31,7 @@ def probe(tmp: Path, attack: str, tiny_model_dir: Path, fixtures_dir: Path) -> l
             attack,
         ],
         cwd=tmp,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=600,

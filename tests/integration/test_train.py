@@ -29,6 +29,15 @@ from bioner.models.encoders import TinyBert
 from bioner.train import train
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a ``python -m bioner...`` subprocess: this checkout first on the path,
+    what the caller had there after it (a GPU machine's bundle may live on PYTHONPATH)."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
 QUIET = [
     "logger=none",
     "callbacks.rich_progress_bar=null",
@@ -356,7 +365,7 @@ def test_ddp_sim_trains_and_scores_like_one_process(
         "trainer.max_epochs=1",
         "bootstrap_samples=0",
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = child_env()
     done = subprocess.run(
         [sys.executable, "-m", "bioner.train", *overrides],
         cwd=tmp_path,
