@@ -9,7 +9,8 @@ per step, the ratio to ``none`` and the target ratio:
 - ``freelb`` with K steps: at most (K + 0.5)x.
 
 Every attack sees the same batches (the data order is seeded), so the ratios compare like with
-like. Usage::
+like; an untimed clean run comes first, so that one-off costs per batch shape fall on no attack.
+On a GPU (``--device auto``) training uses ``trainer=gpu``. Usage::
 
     BIONER_DATA_DIR=../shared/data python bench/attack_cost.py --steps 40
     BIONER_DATA_DIR=../shared/data python bench/attack_cost.py --attacks none,pgd \\
@@ -25,7 +26,8 @@ import json
 import os
 
 import torch
-from train_speed import StepTimer  # bench/ is on sys.path when run as a script
+from measure import memory_figures  # bench/ is on sys.path when run as a script
+from train_speed import StepTimer
 
 from bioner.config import compose_config
 from bioner.train import train
@@ -52,19 +54,23 @@ def time_attack(attack: str, args: argparse.Namespace) -> dict:
         "trainer.num_sanity_val_steps=0",
         "test=false",
         f"seed={args.seed}",
+        *(["trainer=gpu"] if args.device == "gpu" else []),
         *args.extra,
     ]
     if attack == "none":
         overrides = [o for o in overrides if not o.startswith("attack.")]
     cfg = compose_config("train", overrides)
-    timer = StepTimer(args.warmup_steps)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    timer = StepTimer(args.warmup_steps, args.steps)
     summary = train(cfg, extra_callbacks=[timer])
     steps = int(cfg.attack.get("steps", 1)) if "steps" in cfg.attack else None
     return {
         "attack": attack,
         "steps": steps,
-        "seconds_per_step": (timer.end - timer.start) / (timer.steps - args.warmup_steps),
+        "seconds_per_step": (timer.end - timer.start) / args.steps,
         "precision": summary.get("precision"),
+        **memory_figures(),
     }
 
 
@@ -78,12 +84,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--run-dir", default="/tmp/bioner-bench-attacks")
     parser.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "gpu"), default="auto", help="auto: the GPU if any"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.device == "auto":
+        args.device = "gpu" if torch.cuda.is_available() else "cpu"
     attacks = args.attacks.split(",")
     if attacks[0] != "none":
         attacks.insert(0, "none")
 
+    # An untimed first run: the first training in a process pays one-off costs per batch shape
+    # (on a GPU, cuDNN attention plans are built per shape: measured, the first of five timed
+    # runs took twice as long per step as clean training after it), which would otherwise fall
+    # on whichever attack runs first. Every attack sees the same seeded batches.
+    time_attack("none", args)
     results = {a: time_attack(a, args) for a in attacks}
     base = results["none"]["seconds_per_step"]
     print(f"{'attack':<8} {'K':>3} {'s/step':>8} {'ratio':>6} {'target':>7}")
@@ -96,7 +112,11 @@ def main() -> None:
             f"{name:<8} {r['steps'] or '-':>3} {r['seconds_per_step']:8.3f} "
             f"{r['ratio']:5.2f}x {bound:>7}"
         )
-    print(json.dumps({"torch_threads": torch.get_num_threads(), "results": results}))
+    print(
+        json.dumps(
+            {"device": args.device, "torch_threads": torch.get_num_threads(), "results": results}
+        )
+    )
 
 
 if __name__ == "__main__":

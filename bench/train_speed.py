@@ -11,13 +11,29 @@ learning rate 5e-5, in its own process (so peak memory is measured apart):
   hardware, length-bucketed batches, dynamic padding).
 
 The first ``--warmup-steps`` steps are not timed. With ``--epochs E`` every recipe instead trains
-E full epochs and also reports devel strict F1. Usage::
+E full epochs and also reports devel strict F1.
+
+On a GPU (``--device auto``, the default, uses one when visible) bioner trains with
+``trainer=gpu`` and the Trainer with ``use_cpu`` off. Both recipes load the same encoder: the
+one bioner's config names (``--bioner-overrides model=...``), e.g. a BERT-base-shaped random
+encoder, ``model=tiny model.hidden_size=768 model.num_layers=12 model.num_heads=12
+model.intermediate_size=3072``. Timestamps wait for the GPU at the ends of the timed window
+only. Each recipe reports peak host RSS (with where it sits: ``rss_mib`` at fit start, after
+steps 1 and ``warmup``, at the end; ``rss_by_mapping_mib``) and peak GPU memory.
+``--profile-steps N`` profiles N more steps of each recipe with ``torch.profiler`` and prints the
+operators that take host and device time and the host-device synchronisations per step, with
+the Python lines that caused them (``bench/measure.py``). Usage::
 
     BIONER_DATA_DIR=../shared/data python bench/train_speed.py --steps 60
     BIONER_DATA_DIR=../shared/data python bench/train_speed.py --epochs 3 \
         --recipes bioner,hf_trainer_bf16_grouped
+    BIONER_DATA_DIR=../shared/data python bench/train_speed.py --steps 60 --warmup-steps 20 \
+        --batch-size 128 --profile-steps 5 --recipes bioner,hf_trainer_bf16_grouped \
+        --bioner-overrides model=tiny model.hidden_size=768 model.num_layers=12 \
+        model.num_heads=12 model.intermediate_size=3072 data.max_tokens=null
 
-The script ends by printing one JSON line with every figure.
+``bench/gpu.sh`` runs every GPU figure of the README. The script ends by printing one JSON line
+with every figure.
 """
 
 from __future__ import annotations
@@ -25,13 +41,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import lightning as L
+
+# bench/ is on sys.path when run as a script
+from measure import (
+    StepProfile,
+    current_rss_mib,
+    memory_figures,
+    now,
+    print_profile,
+    rss_by_mapping,
+)
 
 HERE = Path(__file__).resolve().parent
 RECIPES = ("hf_trainer", "hf_trainer_grouped", "hf_trainer_bf16_grouped", "bioner")
@@ -42,22 +66,44 @@ class StepTimer(L.Callback):
 
     Counts the sequences of the timed batches: with ``data.max_tokens`` a batch of long sentences
     has fewer than ``batch_size`` members, so steps times batch size would overstate the rate.
+    Timestamps wait for the GPU to finish (:func:`measure.now`). With ``profile``, also profiles
+    that many steps after the timed ones (so the profiler's overhead is not timed).
     """
 
-    def __init__(self, warmup: int) -> None:
+    def __init__(self, warmup: int, timed: int | None = None, profile: int = 0) -> None:
         self.warmup = warmup
+        self.timed = timed
         self.steps = 0
         self.sequences = 0
         self.start: float | None = None
         self.end: float | None = None
+        self.rss: dict[str, float] = {}
+        first = warmup + (timed or 0) + 1
+        self.profile = StepProfile(first, profile) if profile and timed else None
+
+    def on_fit_start(self, trainer, pl_module) -> None:  # noqa: ANN001
+        self.rss = {"fit_start": current_rss_mib()}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
+        if self.profile is not None:
+            self.profile.step_start()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         self.steps += 1
+        if self.steps in (1, self.warmup):
+            self.rss[f"after_step_{self.steps}"] = current_rss_mib()
+        if self.profile is not None:
+            self.profile.step_end()
+        if self.timed is not None and self.steps > self.warmup + self.timed:
+            return
         if self.steps > self.warmup:
             self.sequences += int(batch["input_ids"].shape[0])
         if self.steps == self.warmup:
-            self.start = time.perf_counter()
-        self.end = time.perf_counter()
+            self.start = now()
+        # Waiting for the GPU after every step would stop the host from queueing the next one
+        # meanwhile: only at the window's ends (and, with no fixed window, at every step).
+        if self.timed is None or self.steps == self.warmup + self.timed:
+            self.end = now()
 
 
 def run_bioner(args: argparse.Namespace) -> dict:
@@ -80,25 +126,33 @@ def run_bioner(args: argparse.Namespace) -> dict:
         overrides += [f"trainer.max_epochs={args.epochs}", "test=true", "bootstrap_samples=0"]
     else:
         overrides += [
-            f"trainer.max_steps={args.steps}",
+            f"trainer.max_steps={args.steps + args.profile_steps}",
             "train=true",
             "test=false",
             "trainer.limit_val_batches=0",
             "trainer.num_sanity_val_steps=0",
             "callbacks.early_stopping=null",
+            # The Trainer recipe saves nothing (save_strategy="no"); a checkpoint at an epoch end
+            # would land in the timed window.
             "callbacks.model_checkpoint=null",
+            "callbacks.last_checkpoint=null",
         ]
     cfg = compose_config("train", overrides)
-    timer = StepTimer(args.warmup_steps)
+    timed = None if args.epochs else args.steps - args.warmup_steps
+    timer = StepTimer(args.warmup_steps, timed, args.profile_steps)
     summary = train(cfg, extra_callbacks=[timer])
-    timed = timer.steps - args.warmup_steps
     result = {
         "recipe": "bioner",
         "precision": summary.get("precision"),
-        "steps": timed,
+        "steps": timer.steps - args.warmup_steps if timed is None else timed,
         "seconds": (timer.end or 0) - (timer.start or 0),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **memory_figures(),
+        "rss_mib": {**timer.rss, "end": current_rss_mib()},
+        "rss_by_mapping_mib": rss_by_mapping(),
     }
+    if timer.profile is not None and timer.profile.done:
+        print_profile("bioner", timer.profile.summary)
+        result["profile"] = {k: v for k, v in timer.profile.summary.items() if "table" not in k}
     result["sentences"] = timer.sequences
     result["sentences_per_s"] = timer.sequences / result["seconds"]
     if args.epochs:
@@ -111,14 +165,29 @@ def run_bioner(args: argparse.Namespace) -> dict:
     return result
 
 
+def encoder_folder(args: argparse.Namespace) -> str:
+    """The folder of the encoder that bioner trains, so that the Trainer recipes load the same.
+
+    Built first when it is a ``model=tiny`` encoder (for example BERT-base-shaped on a GPU).
+    """
+    from hydra.utils import instantiate
+
+    from bioner.config import compose_config
+
+    cfg = compose_config("train", ["experiment=quickstart", "run_dir=.", *args.bioner_overrides])
+    return instantiate(cfg.model).resolve()
+
+
 def run_recipe(recipe: str, args: argparse.Namespace) -> dict:
     """Run one recipe in a fresh process and return its JSON line."""
     if recipe == "bioner":
         cmd = [sys.executable, __file__, "--worker", "--run-dir", args.run_dir]
+        cmd += ["--device", args.device]
         if args.bioner_overrides:
             cmd += ["--bioner-overrides", *args.bioner_overrides]
     else:
-        cmd = [sys.executable, str(HERE / "hf_trainer_baseline.py")]
+        cmd = [sys.executable, str(HERE / "hf_trainer_baseline.py"), "--model", args.model]
+        cmd += ["--device", args.device]
         if "bf16" in recipe:
             cmd.append("--bf16")
         if recipe.endswith("_grouped"):
@@ -134,12 +203,16 @@ def run_recipe(recipe: str, args: argparse.Namespace) -> dict:
         str(args.lr),
         "--seed",
         str(args.seed),
+        "--profile-steps",
+        str(args.profile_steps),
     ]
     if args.epochs:
         cmd += ["--epochs", str(args.epochs)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
     if out.returncode:
         raise RuntimeError(f"{recipe} failed:\n{out.stderr[-3000:]}")
+    if args.profile_steps:
+        print(out.stdout[out.stdout.find("== ") :].rsplit("\n{", 1)[0], flush=True)
     return json.loads(
         next(line for line in reversed(out.stdout.splitlines()) if line.startswith("{"))
     )
@@ -158,26 +231,48 @@ def main() -> None:
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--run-dir", default="/tmp/bioner-bench-train")
     parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "gpu"),
+        default="auto",
+        help="auto: the GPU when one is visible (bioner: trainer=gpu; the Trainer: use_cpu off)",
+    )
+    parser.add_argument(
+        "--profile-steps",
+        type=int,
+        default=0,
+        help="after the timed steps, profile this many with torch.profiler and print the tables",
+    )
+    parser.add_argument(
         "--bioner-overrides", nargs="*", default=[], help="extra Hydra overrides for bioner"
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.device == "auto":
+        import torch
+
+        args.device = "gpu" if torch.cuda.is_available() else "cpu"
     if args.worker:
+        if args.device == "gpu":
+            args.bioner_overrides = ["trainer=gpu", *args.bioner_overrides]
         run_bioner(args)
         return
+    args.model = encoder_folder(args)
 
     results = {}
     for recipe in args.recipes.split(","):
         results[recipe] = run_recipe(recipe, args)
         r = results[recipe]
         f1 = f"  devel F1 {r['devel_f1']:.4f}" if "devel_f1" in r else ""
+        gpu = (
+            f"  GPU {r['peak_gpu_allocated_mib']:7.0f} MiB" if "peak_gpu_allocated_mib" in r else ""
+        )
         print(
             f"{recipe:<26} {r['sentences_per_s']:7.1f} sentences/s  "
-            f"peak RSS {r['peak_rss_mib']:7.0f} MiB{f1}",
+            f"peak RSS {r['peak_rss_mib']:7.0f} MiB{gpu}{f1}",
             flush=True,
         )
-    figures = {"results": results}
+    figures = {"device": args.device, "batch_size": args.batch_size, "results": results}
     if "bioner" in results:
         ours = results["bioner"]["sentences_per_s"]
         for name in results:

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Every GPU figure of the README's "Speed on a GPU" table, in one go (about 7 minutes on an H200):
+#
+#   BIONER_DATA_DIR=<corpora> bash bench/gpu.sh [output folder, default ./gpu-bench]
+#
+# 1. training speed, bioner against the Trainer's bf16 length-grouped recipe, on a BERT-base-shaped
+#    encoder (random weights: speed does not depend on them), batch 128 and 32, with a profile of
+#    5 steps of each at batch 128;
+# 2. the quickstart recipe (MiniLM, lr 2e-4, batch 32, 4 epochs) on both sides: speed over whole
+#    epochs and devel strict F1; bioner's run folder is the model of step 3;
+# 3. inference, bioner's Tagger against transformers.pipeline, both at batch 32 in fp32;
+# 4. the cost of each attack against clean training, on the BERT-base-shaped encoder.
+# Each step prints one JSON line (kept in <output>/<step>.log) and a timeout bounds each.
+set -uo pipefail
+OUT=${1:-gpu-bench}
+RUN=${RUN:-/tmp/bioner-gpu-quickstart}  # checkpoints are large: kept out of $OUT
+mkdir -p "$OUT"
+HERE=$(cd "$(dirname "$0")" && pwd)
+BASE="model=tiny model.hidden_size=768 model.num_layers=12 model.num_heads=12 model.intermediate_size=3072"
+step() {  # step NAME TIMEOUT COMMAND...: run, keep the log, show its last lines
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name: $*"
+  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+  echo "   exit $? after ${SECONDS}s in all"
+  grep -v '^ *\(-\||\|Name\|aten\|autograd\|void\|cuda\|cu\|nvjet\|Optimizer\|enumerate\|Activity\|Self\)' \
+    "$OUT/$name.log" | grep -v '^\s*$' | tail -n 6 | cut -c1-1500
+}
+step train_b128 150 python "$HERE/train_speed.py" --steps 60 --warmup-steps 20 --profile-steps 5 \
+  --batch-size 128 --recipes bioner,hf_trainer_bf16_grouped --bioner-overrides $BASE data.max_tokens=null
+step train_b32 120 python "$HERE/train_speed.py" --steps 60 --warmup-steps 20 --batch-size 32 \
+  --recipes bioner,hf_trainer_bf16_grouped --bioner-overrides $BASE
+step quickstart_4_epochs 200 python "$HERE/train_speed.py" --epochs 4 --batch-size 32 --lr 2e-4 \
+  --recipes bioner,hf_trainer_bf16_grouped --run-dir "$RUN"
+step predict_b32 90 python "$HERE/predict_speed.py" --model "$RUN" --batch-size 32 \
+  --pipeline-batch-size 32 --precision 32
+step attack_cost 150 python "$HERE/attack_cost.py" --steps 20 --warmup-steps 5 --extra $BASE

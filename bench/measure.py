@@ -1,0 +1,177 @@
+"""Timing, memory and profiling helpers shared by the benchmark scripts in ``bench/``.
+
+GPU work is asynchronous: a timestamp taken when the host has *queued* a step says nothing
+about when the device finished it. :func:`now` synchronises the device first, so step timers
+measure finished work on a GPU as on a CPU.
+
+:class:`StepProfile` records ``torch.profiler`` traces of a few training steps (CPU and, on a
+GPU, CUDA activity) and summarises them: the operators that take the host's and the device's
+time, and the host-device synchronisations per step (each one stalls the host until the
+device has drained its queue, so the host cannot prepare the next step meanwhile).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+import warnings
+from collections import Counter
+from typing import Any
+
+import torch
+
+# Host-side events that wait for the device: explicit synchronisations, and device-to-host
+# copies of a tensor's value (``.item()``, ``.tolist()``, ``.cpu()``, ``bool(tensor)``).
+SYNC_EVENTS = (
+    "cudaStreamSynchronize",
+    "cudaDeviceSynchronize",
+    "cudaEventSynchronize",
+    "aten::_local_scalar_dense",
+)
+
+
+def now() -> float:
+    """``time.perf_counter()`` once the current CUDA device (if any) has finished its work."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def current_rss_mib() -> float:
+    """This process's resident memory now (Linux; 0 where ``/proc`` is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except OSError:
+        return 0.0
+    return pages * resource.getpagesize() / 2**20
+
+
+def rss_by_mapping(top: int = 8) -> dict[str, float]:
+    """Resident MiB of this process per mapped file (``[heap]``, anonymous, each library).
+
+    Tells where host memory sits, e.g. CUDA libraries loaded whole against Python's own heap.
+    """
+    sizes: dict[str, float] = {}
+    name = "?"
+    try:
+        with open("/proc/self/smaps") as f:
+            for line in f:
+                first = line.split(maxsplit=1)[0]
+                if "-" in first and not first.endswith(":"):  # a mapping's header line
+                    parts = line.split()
+                    name = parts[5] if len(parts) > 5 else "[anonymous]"
+                    name = name.rsplit("/", 1)[-1]
+                elif first == "Rss:":
+                    sizes[name] = sizes.get(name, 0.0) + int(line.split()[1]) / 1024
+    except OSError:
+        return {}
+    return dict(sorted(sizes.items(), key=lambda kv: -kv[1])[:top])
+
+
+def memory_figures() -> dict[str, float]:
+    """Peak host RSS of this process and, on a GPU, peak allocated and reserved device memory."""
+    out = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["peak_gpu_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        out["peak_gpu_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
+    return out
+
+
+class StepProfile:
+    """Profile the steps ``first .. first + count - 1`` of a training loop.
+
+    Call :meth:`step_start` and :meth:`step_end` around each step (from a Lightning or
+    Hugging Face callback); the summary is ready once :attr:`done`.
+
+    Args:
+        first: the 1-based number of the first profiled step (earlier steps warm up).
+        count: how many steps to profile.
+        rows: operators listed per table.
+    """
+
+    def __init__(self, first: int, count: int, rows: int = 25) -> None:
+        self.first = first
+        self.count = count
+        self.rows = rows
+        self.steps = 0
+        self.done = False
+        self.summary: dict[str, Any] = {}
+        self._prof: torch.profiler.profile | None = None
+        self._start = 0.0
+        self._warnings: warnings.catch_warnings | None = None
+        self._caught: list[warnings.WarningMessage] = []
+
+    def step_start(self) -> None:
+        self.steps += 1
+        if self.steps != self.first or self.done:
+            return
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        if len(activities) > 1:
+            # Each synchronising CUDA call then warns from the Python line that made it.
+            self._warnings = warnings.catch_warnings(record=True)
+            self._caught = self._warnings.__enter__()
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+        self._start = now()
+        self._prof = torch.profiler.profile(activities=activities)
+        self._prof.__enter__()
+
+    def step_end(self) -> None:
+        if self._prof is None or self.steps != self.first + self.count - 1:
+            return
+        seconds = now() - self._start
+        self._prof.__exit__(None, None, None)
+        self.summary = summarise(self._prof, self.count, seconds, self.rows)
+        if self._warnings is not None:
+            torch.cuda.set_sync_debug_mode("default")
+            self._warnings.__exit__(None, None, None)
+            sites = Counter(
+                f"{w.filename}:{w.lineno}" for w in self._caught if "synchroniz" in str(w.message)
+            )
+            self.summary["sync_sites"] = {k: v / self.count for k, v in sites.most_common()}
+        self._prof = None
+        self.done = True
+
+
+def summarise(prof: torch.profiler.profile, steps: int, seconds: float, rows: int) -> dict:
+    """Per-step figures and the top operator tables of a finished profile."""
+    events = prof.key_averages()
+    # Kernels only: operators also report the time of the kernels they launched.
+    kernels = [
+        e
+        for e in events
+        if e.device_type == torch.autograd.DeviceType.CUDA
+        # record_function ranges (``Optimizer.step#AdamW.step``) also show on the device.
+        and not getattr(e, "is_user_annotation", False)
+        and "#" not in e.key
+    ]
+    device_total = sum(e.self_device_time_total for e in kernels) / 1e3
+    syncs = {e.key: e.count / steps for e in events if e.key in SYNC_EVENTS}
+    summary = {
+        "steps": steps,
+        "ms_per_step": 1e3 * seconds / steps,
+        # Sum of kernel times: how busy the device was (overlapping streams counted twice).
+        "device_busy_ms_per_step": device_total / steps,
+        "syncs_per_step": syncs,
+        "table_host": events.table(sort_by="self_cpu_time_total", row_limit=rows),
+    }
+    if device_total:
+        summary["table_device"] = events.table(sort_by="self_device_time_total", row_limit=rows)
+    return summary
+
+
+def print_profile(name: str, summary: dict) -> None:
+    """Print a :func:`summarise` result for a human reader."""
+    print(
+        f"== {name}: {summary['ms_per_step']:.1f} ms per step over {summary['steps']} profiled "
+        f"steps; device busy {summary['device_busy_ms_per_step']:.1f} ms per step; "
+        f"host-device syncs per step {summary['syncs_per_step']}"
+    )
+    for site, per_step in summary.get("sync_sites", {}).items():
+        print(f"   sync per step {per_step:5.1f} at {site}")
+    print(summary["table_host"])
+    if "table_device" in summary:
+        print(summary["table_device"])
