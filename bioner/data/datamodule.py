@@ -490,10 +490,12 @@ class NERDataModule(L.LightningDataModule):
         label2id = {label: i for i, label in enumerate(self.labels)}
         features: list[Feature] = []
         doc_index: list[int] = []
-        for d, doc in enumerate(docs):
-            encoded = self.alignment.encode(doc, self.tokenizer, label2id)
-            features += encoded
-            doc_index += [d] * len(encoded)
+        step = 1024  # documents per tokenizer call
+        for lo in range(0, len(docs), step):
+            encoded = self.alignment.encode_many(docs[lo : lo + step], self.tokenizer, label2id)
+            for d, doc_features in enumerate(encoded, start=lo):
+                features += doc_features
+                doc_index += [d] * len(doc_features)
         log.info(
             "%s/%s: %d documents, %d sequences", self.reader.name, split, len(docs), len(features)
         )

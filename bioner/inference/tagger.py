@@ -302,8 +302,7 @@ class Tagger:
         """One model's spans for each document: encode, batch by length, forward, decode."""
         features: list[Feature] = []
         owner: list[int] = []
-        for d, doc in enumerate(docs):
-            encoded = member.alignment.encode(doc, member.tokenizer)
+        for d, encoded in enumerate(member.alignment.encode_many(docs, member.tokenizer)):
             features += encoded
             owner += [d] * len(encoded)
         logits = self._forward(member, features)

@@ -332,3 +332,21 @@ def test_decode_real_model_outputs_from_a_padded_batch(tiny_model_dir) -> None:
     for span in spans:
         assert span.start in starts and span.end in ends and span.label in TYPES
         assert sum(s <= span.start and span.end <= e for s, e in doc.sentences) == 1
+
+
+def test_encoding_documents_together_equals_one_by_one(tokenizer) -> None:
+    # Different documents, sentence counts, windows (a small max_length) and an empty document:
+    # the shared tokenizer call must hand every unit its own rows.
+    docs = [
+        make_doc([["Naloxone", "reverses", "hypotension"], ["in", "rats"]], [(0, 0, 1, "Chem")]),
+        Document("empty", "", [], [], []),
+        make_doc([["cardiotoxicity"] * 9], [(0, 2, 5, "Dis")], doc_id="long"),
+        make_doc([["x"]], [], doc_id="one"),
+    ]
+    label2id = {"O": 0, "B-Chem": 1, "I-Chem": 2, "B-Dis": 3, "I-Dis": 4}
+    for alignment in (Alignment(), Alignment(unit="document"), Alignment(max_length=8, stride=2)):
+        for ids in (label2id, None):
+            together = alignment.encode_many(docs, tokenizer, ids)
+            assert together == [alignment.encode(doc, tokenizer, ids) for doc in docs]
+            assert together[1] == []
+            assert (len(together[2]) > 1) == (alignment.max_length == 8)  # windowed
