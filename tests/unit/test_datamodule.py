@@ -248,3 +248,25 @@ def test_decode_of_gold_logits_gives_gold_spans_and_skips_unpredicted_docs(
     docs, preds = split.decode(logits, dm.id2label)
     assert [d.id for d in docs] == ["t0", "t2", "t3", "t4"]
     assert "scoring 4 of 5 documents" in caplog.text
+
+
+@pytest.mark.parametrize("cuda", [False, True])
+def test_auto_padding_and_pinning_follow_the_trainer_device(
+    tokenizer, monkeypatch: pytest.MonkeyPatch, cuda: bool
+) -> None:
+    # The CUDA path runs on the CPU too: only the device question is answered differently.
+    dm = NERDataModule(
+        MemoryReader(), Alignment(), tokenizer, batch_size=8, pad_to_multiple_of="auto"
+    )
+    monkeypatch.setattr(dm, "_on_cuda", lambda: cuda)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert loader.pin_memory is cuda
+    widths = [b["input_ids"].shape[1] for b in loader]
+    longest = max(len(f.input_ids) for f in dm.encoded("train").features)
+    assert widths == [8 * -(-longest // 8) if cuda else longest]
+    exact = NERDataModule(MemoryReader(), Alignment(), tokenizer, pad_to_multiple_of=None)
+    monkeypatch.setattr(exact, "_on_cuda", lambda: True)
+    assert next(iter(exact.train_dataloader()))["input_ids"].shape[1] == longest
+    with pytest.raises(ValueError, match="pad_to_multiple_of"):
+        NERDataModule(MemoryReader(), Alignment(), tokenizer, pad_to_multiple_of="eight")
