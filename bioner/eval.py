@@ -15,6 +15,7 @@ scores beside them (``f1_raw``, ``f1``, ``delta_f1`` and every raw metric per sp
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from bioner.config import CONFIG_DIR
+from bioner.data.alignment import Alignment
 from bioner.models.module import TokenClassifier
 from bioner.utils import (
     finish_loggers,
@@ -39,11 +41,53 @@ from bioner.utils.report import finish_evaluation
 log = get_logger(__name__)
 
 
-def training_config(ckpt_path: str | Path) -> DictConfig:
+# The nodes of a checkpoint's stored config that bioner-eval instantiates, and the only module
+# each may name in a `_target_` (the alignment is read as plain parameters): a checkpoint from
+# elsewhere is data, and instantiate would call whatever it names.
+CHECKPOINT_TARGETS = {
+    "model": "bioner.models.encoders.",
+    "data": "bioner.data.datamodule.",
+    "dataset": "bioner.data.readers.",
+}
+
+
+class UntrustedCheckpointError(ValueError):
+    """A checkpoint holds what only a trusted checkpoint may hold (pickled objects, targets)."""
+
+
+def _check_targets(node: Any, prefix: str, where: str, path: Path) -> None:
+    """Raise :class:`UntrustedCheckpointError` if any ``_target_`` under ``node`` is outside
+    ``prefix``."""
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if target is not None and not (isinstance(target, str) and target.startswith(prefix)):
+            raise UntrustedCheckpointError(
+                f"{path}: its stored config names {where}._target_={target!r}; bioner-eval "
+                f"instantiates only {prefix}* from a checkpoint. If you trust where the "
+                "checkpoint came from, pass trust_checkpoint=true"
+            )
+        for key, value in node.items():
+            _check_targets(value, prefix, f"{where}.{key}", path)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_targets(value, prefix, f"{where}[{i}]", path)
+
+
+def training_config(ckpt_path: str | Path, trust: bool = False) -> DictConfig:
     """The resolved training config stored in a bioner checkpoint.
+
+    Args:
+        ckpt_path: the checkpoint.
+        trust: unpickle the checkpoint (``torch.load(weights_only=False)``, which runs whatever
+            code a crafted file holds) and instantiate any ``_target_`` in its config. Without
+            it the checkpoint is read with ``weights_only=True`` (tensors and plain containers,
+            all that ``bioner-train`` writes) and the config may name only bioner's encoders,
+            data module and readers.
 
     Raises:
         FileNotFoundError: no such file.
+        UntrustedCheckpointError: without ``trust``, the file holds pickled objects or its config
+            names other targets.
         ValueError: the checkpoint was not written by ``bioner-train``.
     """
     path = Path(ckpt_path)
@@ -51,16 +95,27 @@ def training_config(ckpt_path: str | Path) -> DictConfig:
         raise FileNotFoundError(
             f"checkpoint {path} does not exist; pass ckpt_path=<run>/checkpoints/best.ckpt"
         )
-    # mmap: only the small config is read, not the weights. weights_only=False because a
-    # Lightning checkpoint holds more than tensors; load only checkpoints you trust.
-    checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    # mmap: only the small config is read, not the weights.
+    try:
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=not trust)
+    except pickle.UnpicklingError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UntrustedCheckpointError(
+            f"{path} holds pickled objects beyond tensors and plain containers, which loading "
+            f"would run as code ({first_line}). bioner-train's checkpoints hold none; if you "
+            "trust where this one came from, pass trust_checkpoint=true"
+        ) from err
     if "bioner_config" not in checkpoint:
         raise ValueError(
             f"{path} holds no bioner config (not written by bioner-train); evaluate it with the "
             "train entry point instead: bioner-train train=false ckpt_path=... with the model "
             "and alignment it was trained with"
         )
-    return OmegaConf.create(checkpoint["bioner_config"])
+    config = checkpoint["bioner_config"]
+    if not trust:
+        for key, prefix in CHECKPOINT_TARGETS.items():
+            _check_targets(config.get(key), prefix, key, path)
+    return OmegaConf.create(config)
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
@@ -70,11 +125,14 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         raise ValueError(f"splits may be devel and test, not {sorted(unknown)}")
     run_dir, resolved = prepare_run_dir(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    trained = training_config(cfg.ckpt_path)
+    trust = bool(cfg.get("trust_checkpoint", False))
+    trained = training_config(cfg.ckpt_path, trust=trust)
     dataset_cfg = cfg.dataset if cfg.get("dataset") is not None else trained.dataset
 
     reader = instantiate(dataset_cfg)
-    alignment = instantiate(trained.alignment)
+    alignment = Alignment.from_record(
+        OmegaConf.to_container(trained.alignment), f"{cfg.ckpt_path} (alignment)"
+    )
     encoder = instantiate(trained.model)
     # The training run's data settings keep padding and batching, hence the scores, identical.
     changes = {k: v for k, v in (cfg.get("data") or {}).items() if v is not None}
@@ -85,7 +143,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         tokenizer=encoder.load_tokenizer(),
     )
     datamodule.prepare_data()
-    model = TokenClassifier.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", encoder=encoder)
+    model = TokenClassifier.load_from_checkpoint(
+        cfg.ckpt_path, map_location="cpu", encoder=encoder, weights_only=not trust
+    )
     if set(model.id2label.values()) != set(datamodule.labels):
         log.warning(
             "the checkpoint's labels %s differ from %s's %s: types the model never learnt count "

@@ -1,0 +1,94 @@
+"""``bioner-eval`` on checkpoints: untrusted files are data, never code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from test_train import compose
+
+from bioner.config import compose_config
+from bioner.eval import UntrustedCheckpointError, evaluate_checkpoint
+from bioner.train import train
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, shared_data: Path):
+    """The best checkpoint of a one-epoch tiny-BERT run on a BC5CDR subset."""
+    run_dir = tmp_path_factory.mktemp("run")
+    train(
+        compose(
+            run_dir,
+            tiny_model_dir,
+            f"paths.data_dir={shared_data}",
+            "data.limit_documents=16",
+            "data.batch_size=8",
+            "trainer.max_epochs=1",
+            "bootstrap_samples=0",
+        )
+    )
+    return run_dir / "checkpoints" / "best.ckpt"
+
+
+def evaluate(ckpt: Path, out: Path, *overrides: str) -> dict:
+    return evaluate_checkpoint(
+        compose_config(
+            "eval",
+            [
+                f"ckpt_path={ckpt}",
+                f"run_dir={out}",
+                "data.limit_documents=16",
+                "bootstrap_samples=0",
+                "trainer.enable_progress_bar=false",
+                *overrides,
+            ],
+        )
+    )
+
+
+class _Payload:
+    """Unpickling this runs a shell command that creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_is_read_without_unpickling(checkpoint: Path, tmp_path: Path) -> None:
+    # bioner-train's own checkpoints hold only what weights_only=True reads.
+    torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert evaluate(checkpoint, tmp_path / "clean")["test"]["documents"] == 16
+
+    marker = tmp_path / "pwned"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state["extra"] = _Payload(marker)
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save(state, crafted)
+    with pytest.raises(UntrustedCheckpointError, match="trust_checkpoint=true"):
+        evaluate(crafted, tmp_path / "refused")
+    assert not marker.exists()
+    # Only when told to trust it is the file unpickled (and the payload runs).
+    evaluate(crafted, tmp_path / "trusted", "trust_checkpoint=true")
+    assert marker.exists()
+
+
+def test_a_checkpoint_config_may_name_only_bioner_classes(checkpoint: Path, tmp_path: Path) -> None:
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    payload = tmp_path / "payload.pt"
+    marker = tmp_path / "pwned"
+    torch.save(_Payload(marker), payload)
+    for node, value in (
+        ("model", {"_target_": "torch.load", "f": str(payload), "weights_only": False}),
+        ("data", {**state["bioner_config"]["data"], "reader": {"_target_": "torch.load"}}),
+        ("alignment", {"_target_": "torch.load", "f": str(payload), "weights_only": False}),
+    ):
+        crafted = dict(state, bioner_config={**state["bioner_config"], node: value})
+        path = tmp_path / f"{node}.ckpt"
+        torch.save(crafted, path)
+        with pytest.raises(ValueError, match="torch.load"):
+            evaluate(path, tmp_path / node)
+        assert not marker.exists()
