@@ -25,8 +25,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
 from bioner.data.alignment import Alignment
+from bioner.errors import ConfigError, UserError
 from bioner.models.module import TokenClassifier
 from bioner.utils import (
     finish_loggers,
@@ -51,7 +53,7 @@ CHECKPOINT_TARGETS = {
 }
 
 
-class UntrustedCheckpointError(ValueError):
+class UntrustedCheckpointError(UserError, ValueError):
     """A checkpoint holds what only a trusted checkpoint may hold (pickled objects, targets)."""
 
 
@@ -106,7 +108,7 @@ def training_config(ckpt_path: str | Path, trust: bool = False) -> DictConfig:
             "trust where this one came from, pass trust_checkpoint=true"
         ) from err
     if "bioner_config" not in checkpoint:
-        raise ValueError(
+        raise ConfigError(
             f"{path} holds no bioner config (not written by bioner-train); evaluate it with the "
             "train entry point instead: bioner-train train=false ckpt_path=... with the model "
             "and alignment it was trained with"
@@ -122,7 +124,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Score ``cfg.ckpt_path`` on ``cfg.splits``; return the content of ``metrics.json``."""
     unknown = set(cfg.splits) - {"devel", "test"}
     if unknown:
-        raise ValueError(f"splits may be devel and test, not {sorted(unknown)}")
+        raise ConfigError(f"splits may be devel and test, not {sorted(unknown)}")
     run_dir, resolved = prepare_run_dir(cfg)
     L.seed_everything(cfg.seed, workers=True)
     trust = bool(cfg.get("trust_checkpoint", False))
@@ -178,6 +180,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+@cli_main("bioner-eval")
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Console entry point."""

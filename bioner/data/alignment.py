@@ -81,6 +81,7 @@ from bioner.data.tags import (
     tags_to_word_spans,
     word_to_char_spans,
 )
+from bioner.errors import ConfigError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -267,14 +268,14 @@ class Alignment:
             source: where it comes from, for messages.
 
         Raises:
-            ValueError: another ``_target_``, an unknown parameter or a value of the wrong type.
+            ConfigError: another ``_target_``, an unknown parameter or a value of the wrong type.
         """
         if not isinstance(node, Mapping):
-            raise ValueError(f"{source}: 'alignment' must be a mapping, not {type(node).__name__}")
+            raise ConfigError(f"{source}: 'alignment' must be a mapping, not {type(node).__name__}")
         params = dict(node)
         target = params.pop("_target_", ALIGNMENT_TARGET)
         if target != ALIGNMENT_TARGET:
-            raise ValueError(
+            raise ConfigError(
                 f"{source}: refusing alignment _target_={target!r}; a bioner record names only "
                 f"{ALIGNMENT_TARGET} (nothing named in a model folder or checkpoint is run)"
             )
@@ -289,11 +290,11 @@ class Alignment:
         }
         for key, value in params.items():
             if key not in allowed:
-                raise ValueError(
+                raise ConfigError(
                     f"{source}: unknown alignment parameter {key!r}; allowed: {sorted(allowed)}"
                 )
             if isinstance(value, bool) or not isinstance(value, allowed[key]):
-                raise ValueError(
+                raise ConfigError(
                     f"{source}: alignment {key}={value!r} is a {type(value).__name__}, not "
                     f"{' or '.join(t.__name__ for t in allowed[key])}"
                 )

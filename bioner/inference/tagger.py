@@ -30,6 +30,7 @@ from bioner.data.datamodule import BucketBatchSampler, Collator
 from bioner.data.document import Document, Span
 from bioner.data.sentences import split_sentences
 from bioner.data.tokenize import word_ranges
+from bioner.errors import ConfigError
 from bioner.inference.export import METADATA_FILE
 from bioner.inference.inputs import TextRecord
 from bioner.postprocess.base import PostProcessor, PredictedSpan, apply_steps
@@ -373,14 +374,14 @@ def _load_alignment(path: Path, id2label: dict) -> Alignment:
         node = meta["alignment"]
         types = [str(t) for t in meta["entity_types"]]
     except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(
+        raise ConfigError(
             f"{meta_file} is not a bioner export record ({err}); it must hold 'alignment' (the "
             "alignment's parameters) and 'entity_types', as bioner-train writes it"
         ) from err
     alignment = Alignment.from_record(node, str(meta_file))
     expected = set(alignment.labels(types))
     if labels != expected:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: the model's labels {sorted(labels)} are not those of {METADATA_FILE} "
             f"({sorted(expected)}); the folder mixes files of different runs"
         )

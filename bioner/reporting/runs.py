@@ -27,6 +27,7 @@ import yaml
 
 from bioner.data.document import Document, Span
 from bioner.data.readers.base import SPLITS, CorpusNotFoundError
+from bioner.errors import UserError
 from bioner.inference.formats import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 _LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """Input that a report cannot be built from; the message names the folder and the fix."""
 
 

@@ -539,7 +539,9 @@ def test_command_line_prints_and_writes(
     assert status == 0
     assert printed.strip() == (out / "results.md").read_text().strip()
     assert not list(out.glob("*.png"))
-    assert main([str(tmp_path / "nope")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path / "nope")])
+    assert exit_.value.code == 2
+    assert "bioner-report: error: " in capsys.readouterr().err
     default = main([str(tmp_path / "multirun"), "--no-plots"])
     assert default == 0 and (tmp_path / "multirun" / "report" / "results.md").is_file()

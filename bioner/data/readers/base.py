@@ -19,13 +19,14 @@ from typing import Any
 from bioner.data.document import Document, count_types
 from bioner.data.download import DownloadError, fetch
 from bioner.data.errors import CorpusFormatError
+from bioner.errors import UserError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "devel", "test")
 
 
-class CorpusNotFoundError(FileNotFoundError):
+class CorpusNotFoundError(UserError, FileNotFoundError):
     """Corpus files are missing (and were not, or could not be, downloaded).
 
     Args:
