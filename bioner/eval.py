@@ -2,7 +2,10 @@
 
 The encoder and alignment are rebuilt from the training config stored in the checkpoint, so the
 checkpoint is all that is needed; the dataset is the training one unless ``dataset=...`` names
-another (with the same entity types). Writes ``metrics.json``, predictions and confusion plots
+another. Labels are matched by name; when the corpus's entity types are not the model's, the
+scores cover the types both share, and ``metrics.json["label_sets"]`` counts per split the
+predictions of types the corpus does not annotate and the gold mentions of types the model cannot
+predict (:mod:`bioner.evaluation.label_sets`). Writes ``metrics.json``, predictions and confusion plots
 into its own run folder, exactly as a training run does.
 
 ``postprocess=abbreviations`` (any option or list of the ``postprocess`` group, as in
@@ -28,7 +31,9 @@ from omegaconf import DictConfig, OmegaConf
 from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
 from bioner.data.alignment import Alignment
+from bioner.data.tags import entity_types_of
 from bioner.errors import ConfigError, UserError
+from bioner.evaluation.label_sets import LabelSets
 from bioner.models.module import TokenClassifier
 from bioner.utils import (
     finish_loggers,
@@ -136,6 +141,11 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         OmegaConf.to_container(trained.alignment), f"{cfg.ckpt_path} (alignment)"
     )
     encoder = instantiate(trained.model)
+    model = TokenClassifier.load_from_checkpoint(
+        cfg.ckpt_path, map_location="cpu", encoder=encoder, weights_only=not trust
+    )
+    # Labels are matched by name: gold tags get the model's ids whatever the corpus's order.
+    labels = [model.id2label[i] for i in range(len(model.id2label))]
     # The training run's data settings keep padding and batching, hence the scores, identical.
     changes = {k: v for k, v in (cfg.get("data") or {}).items() if v is not None}
     datamodule = instantiate(
@@ -143,19 +153,28 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         reader=reader,
         alignment=alignment,
         tokenizer=encoder.load_tokenizer(),
+        labels=labels,
     )
     datamodule.prepare_data()
-    model = TokenClassifier.load_from_checkpoint(
-        cfg.ckpt_path, map_location="cpu", encoder=encoder, weights_only=not trust
-    )
-    if set(model.id2label.values()) != set(datamodule.labels):
+    label_sets = LabelSets(tuple(entity_types_of(labels)), tuple(reader.entity_types))
+    if label_sets.differ:
+        model.label_sets = label_sets
         log.warning(
-            "the checkpoint's labels %s differ from %s's %s: types the model never learnt count "
-            "as missed",
-            sorted(model.id2label.values()),
+            "the model predicts %s, %s annotates %s: scores cover the shared types %s only; "
+            "predictions of %s and gold mentions of %s are counted apart (metrics.json: "
+            "label_sets)",
+            list(label_sets.model),
             reader.name,
-            datamodule.labels,
+            list(label_sets.corpus),
+            label_sets.shared,
+            label_sets.model_only or "no other type",
+            label_sets.corpus_only or "no other type",
         )
+        if not label_sets.shared:
+            raise ConfigError(
+                f"{cfg.ckpt_path} predicts {list(label_sets.model)}, {reader.name} annotates "
+                f"{list(label_sets.corpus)}: no type in common, nothing to score"
+            )
 
     loggers = instantiate_loggers(cfg.get("logger"))
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
@@ -173,6 +192,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         "dataset": reader.name,
         "precision": str(precision),
     }
+    if label_sets.differ:
+        set_aside = {model.results[k].split: v for k, v in model.set_aside.items()}
+        summary["label_sets"] = {**label_sets.describe(), **set_aside}
     if trainer.is_global_zero:
         summary = finish_evaluation(cfg, run_dir, model, datamodule, loggers, summary)
         log.info("Run folder: %s", Path(run_dir).resolve())

@@ -353,6 +353,10 @@ class NERDataModule(L.LightningDataModule):
             ``fold``, so ``val/*`` and ``test/*`` metrics (and checkpoint selection) are those of
             the held-out fold, and the corpus's test split is never read.
         fold: the held-out fold, in ``[0, folds)``; set together with ``folds``.
+        labels: the model's tag list (index = label id) when a trained model is scored on a
+            corpus of other or differently ordered types (``bioner-eval``): gold tags are encoded
+            by name with these ids, and tags the model lacks as ``O``. ``None``: the reader's
+            types in the alignment's scheme.
     """
 
     def __init__(
@@ -371,6 +375,7 @@ class NERDataModule(L.LightningDataModule):
         limit_documents: int | None = None,
         folds: int | None = None,
         fold: int | None = None,
+        labels: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if limit_documents is not None and limit_documents < 1:
@@ -389,6 +394,7 @@ class NERDataModule(L.LightningDataModule):
         self.limit_documents = limit_documents
         self.folds = folds
         self.fold = fold
+        self._labels = None if labels is None else [str(label) for label in labels]
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no padding token; bioner pads batches with it")
         self.collator = Collator(tokenizer.pad_token_id, pad_to_multiple_of)
@@ -400,7 +406,9 @@ class NERDataModule(L.LightningDataModule):
 
     @property
     def labels(self) -> list[str]:
-        """The model's tag list (index = label id) for the reader's entity types."""
+        """The model's tag list (index = label id): ``labels`` if given, else the reader's types."""
+        if self._labels is not None:
+            return list(self._labels)
         return self.alignment.labels(self.reader.entity_types)
 
     @property
@@ -477,6 +485,9 @@ class NERDataModule(L.LightningDataModule):
     def _encode(self, split: str, docs: list[Document]) -> EncodedSplit:
         """``docs`` encoded by the alignment, as the dataset of ``split``."""
         label2id = {label: i for i, label in enumerate(self.labels)}
+        # Gold tags of types a given model lacks: O (what that model should say there).
+        for label in self.alignment.labels(self.reader.entity_types):
+            label2id.setdefault(label, label2id["O"])
         features: list[Feature] = []
         doc_index: list[int] = []
         for d, doc in enumerate(docs):

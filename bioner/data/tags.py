@@ -6,6 +6,8 @@ Tags are strings ``O`` or ``P-Type`` with prefix ``P`` in ``B I E S``. A *word s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bioner.data.document import Range, Span
 
 SCHEMES = ("IOB1", "IOB2", "IOBES")
@@ -33,6 +35,13 @@ def split_tag(tag: str) -> tuple[str, str | None]:
     if not sep or prefix not in "BIES" or len(prefix) != 1 or not label:
         raise ValueError(f"malformed tag {tag!r}: expected 'O' or 'B-', 'I-', 'E-', 'S-' + type")
     return prefix, label
+
+
+def entity_types_of(labels: Sequence[str]) -> list[str]:
+    """The entity types of a tag list (``["O", "B-Chemical", "I-Chemical"]`` -> ``["Chemical"]``),
+    in order of first appearance."""
+    types = (split_tag(label)[1] for label in labels)
+    return list(dict.fromkeys(t for t in types if t is not None))
 
 
 def label_list(entity_types: list[str], scheme: str = "IOB2") -> list[str]:

@@ -24,6 +24,7 @@ from torch import nn
 from bioner.attacks.adversaries import Gradients
 from bioner.data.document import Document, Span
 from bioner.evaluation import SpanEvaluation, evaluate
+from bioner.evaluation.label_sets import LabelSets
 from bioner.models.dropout import FastCPUDropout
 from bioner.postprocess.base import PostProcessor, PredictedSpan, apply_steps
 from bioner.utils.log import get_logger
@@ -268,6 +269,10 @@ class TokenClassifier(FineTuning):
         self._logits: dict[int, np.ndarray] = {}
         # Set by an attack callback (bioner.attacks) in its setup; None trains on clean data.
         self.adversary: Adversary | None = None
+        # Set by bioner-eval when the corpus's types are not the model's: scores cover the
+        # shared types, and `set_aside[stage]` counts what was left out (LabelSets.restrict).
+        self.label_sets: LabelSets | None = None
+        self.set_aside: dict[str, dict[str, Any]] = {}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         if "labels" not in batch:
@@ -325,6 +330,10 @@ class TokenClassifier(FineTuning):
         docs, scored = dataset.decode_scored(logits, self.id2label)
         preds = [[span for span, _ in spans] for spans in scored]
         scores = [[score for _, score in spans] for spans in scored]
+        if self.label_sets is not None and self.label_sets.differ:
+            docs, preds, scores, self.set_aside[stage] = self.label_sets.restrict(
+                docs, preds, scores
+            )
         evaluation = evaluate(docs, preds)
         self.results[stage] = StageResult(dataset.split, docs, preds, evaluation, scores)
         # Every rank holds the same numbers; sync_dist only keeps Lightning's DDP checks quiet.

@@ -92,3 +92,71 @@ def test_a_checkpoint_config_may_name_only_bioner_classes(checkpoint: Path, tmp_
         with pytest.raises(ValueError, match="torch.load"):
             evaluate(path, tmp_path / node)
         assert not marker.exists()
+
+
+def test_a_corpus_with_fewer_types_is_scored_on_the_shared_ones(
+    checkpoint: Path, tmp_path: Path, shared_data: Path
+) -> None:
+    # The checkpoint predicts Chemical and Disease; bc5cdr_chem annotates Chemical only.
+    both = evaluate(checkpoint, tmp_path / "both", f"paths.data_dir={shared_data}")
+    chem = evaluate(
+        checkpoint, tmp_path / "chem", "dataset=bc5cdr_chem", f"paths.data_dir={shared_data}"
+    )
+    for split in ("devel", "test"):
+        metrics = chem[split]["metrics"]
+        # The headline is the Chemical score: Disease predictions are not false positives ...
+        assert metrics["f1"] == pytest.approx(metrics["f1_Chemical"])
+        assert [row["type"] for row in chem[split]["per_type"]] == ["Chemical"]
+        # ... and equals the Chemical score on the two-type corpus (the same mentions).
+        assert metrics["f1_Chemical"] == pytest.approx(both[split]["metrics"]["f1_Chemical"])
+        # The Disease predictions are counted apart.
+        disease = {row["type"]: row for row in both[split]["per_type"]}["Disease"]
+        dropped = chem["label_sets"][split]["dropped_predictions"]
+        assert dropped == ({"Disease": disease["tp"] + disease["fp"]} if dropped else {})
+        assert chem["label_sets"][split]["unpredictable_gold"] == {}
+    assert chem["label_sets"]["scored_types"] == ["Chemical"]
+    assert chem["label_sets"]["model_only"] == ["Disease"]
+    assert "label_sets" not in both
+
+
+def test_a_corpus_with_more_types_does_not_crash(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    run_dir = tmp_path / "chem_run"
+    train(
+        compose(
+            run_dir,
+            tiny_model_dir,
+            "dataset=bc5cdr_chem",
+            f"paths.data_dir={shared_data}",
+            "data.limit_documents=16",
+            "data.batch_size=8",
+            "trainer.max_epochs=1",
+            "bootstrap_samples=0",
+        )
+    )
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    chem = evaluate(ckpt, tmp_path / "chem")
+    both = evaluate(ckpt, tmp_path / "both", "dataset=bc5cdr", f"paths.data_dir={shared_data}")
+    for split in ("devel", "test"):
+        # Disease mentions, which the model cannot predict, are counted apart, not as missed.
+        assert both[split]["metrics"]["f1"] == pytest.approx(chem[split]["metrics"]["f1"])
+        gold = both["label_sets"][split]["unpredictable_gold"]
+        assert set(gold) == {"Disease"} and gold["Disease"] > 0
+    assert both["label_sets"]["corpus_only"] == ["Disease"]
+
+
+def test_the_same_types_in_another_order_score_the_same(
+    checkpoint: Path, tmp_path: Path, shared_data: Path
+) -> None:
+    same = evaluate(checkpoint, tmp_path / "same", f"paths.data_dir={shared_data}")
+    swapped = evaluate(
+        checkpoint,
+        tmp_path / "swapped",
+        f"paths.data_dir={shared_data}",
+        "dataset=bc5cdr",
+        "dataset.entity_types=[Disease,Chemical]",
+    )
+    assert "label_sets" not in swapped
+    for split in ("devel", "test"):
+        assert swapped[split]["metrics"] == same[split]["metrics"]

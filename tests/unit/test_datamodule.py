@@ -248,3 +248,21 @@ def test_decode_of_gold_logits_gives_gold_spans_and_skips_unpredicted_docs(
     docs, preds = split.decode(logits, dm.id2label)
     assert [d.id for d in docs] == ["t0", "t2", "t3", "t4"]
     assert "scoring 4 of 5 documents" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "model_types", [["Disease", "Chemical"], ["Chemical"], ["Chemical", "Disease", "Gene"]]
+)
+def test_gold_labels_take_a_given_models_ids_by_name(tokenizer, model_types: list[str]) -> None:
+    alignment = Alignment(label_strategy="all")
+    own = NERDataModule(MemoryReader(), alignment, tokenizer)
+    labels = alignment.labels(model_types)
+    given = NERDataModule(MemoryReader(), alignment, tokenizer, labels=labels)
+    assert given.labels == labels and given.id2label == dict(enumerate(labels))
+    for split in ("train", "devel"):
+        for a, b in zip(own.encoded(split).features, given.encoded(split).features):
+            expected = [
+                i if i < 0 else own.labels[i] if own.labels[i][2:] in model_types else "O"
+                for i in a.labels
+            ]
+            assert [i if i < 0 else labels[i] for i in b.labels] == expected

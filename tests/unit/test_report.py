@@ -29,6 +29,7 @@ from bioner.reporting import (
     to_markdown,
     write_outputs,
 )
+from bioner.reporting.render import per_type_table
 
 CHEMICALS = ["aspirin", "lithium", "cocaine", "haloperidol", "dopamine"]
 DISEASES = ["seizures", "hypertension", "nephritis", "anemia"]
@@ -545,3 +546,19 @@ def test_command_line_prints_and_writes(
     assert "bioner-report: error: " in capsys.readouterr().err
     default = main([str(tmp_path / "multirun"), "--no-plots"])
     assert default == 0 and (tmp_path / "multirun" / "report" / "results.md").is_file()
+
+
+def test_a_type_without_gold_shows_a_dash_not_zero(tmp_path: Path, data_root: Path) -> None:
+    # A run scored on a corpus without Disease mentions (predictions of Disease all false
+    # positives, as bioner-eval wrote before it scored the shared types only).
+    docs = [
+        Document(d.id, d.text, [s for s in d.spans if s.label != "Disease"], d.sentences, d.words)
+        for d in load(data_root)
+    ]
+    preds = predict(load(data_root), 0.2, 1)
+    make_run(tmp_path / "r", data_root, "chem_only", docs, preds, 1)
+    report = build_report([tmp_path / "r"])
+    (setting,) = report.settings
+    assert "Disease" not in setting.per_type and "Chemical" in setting.per_type
+    header, rows = per_type_table(report)
+    assert header == ["setting", "runs", "Chemical"]
