@@ -5,8 +5,8 @@ checkpoint is all that is needed; the dataset is the training one unless ``datas
 another. Labels are matched by name; when the corpus's entity types are not the model's, the
 scores cover the types both share, and ``metrics.json["label_sets"]`` counts per split the
 predictions of types the corpus does not annotate and the gold mentions of types the model cannot
-predict (:mod:`bioner.evaluation.label_sets`). Writes ``metrics.json``, predictions and confusion plots
-into its own run folder, exactly as a training run does.
+predict (:mod:`bioner.evaluation.label_sets`). Writes ``metrics.json``, predictions and
+confusion plots into its own run folder, exactly as a training run does.
 
 ``postprocess=abbreviations`` (any option or list of the ``postprocess`` group, as in
 ``bioner-predict``) post-processes each document's predicted spans before scoring and writing:

@@ -372,11 +372,13 @@ class SpanEvaluation:
         for label in self.types:
             counts = family(f"type/{label}")
             scores = prf(*counts)
+            # Under resampling a type can vanish from a sample (no gold, no predicted span): its
+            # scores are undefined there (NaN, not 0), and it leaves the macro mean.
+            defined = sum(counts) > 0
             for name, value in zip(("precision", "recall", "f1"), scores):
-                out[f"{name}_{label}"] = value
+                out[f"{name}_{label}"] = np.where(defined, value, np.nan)
             per_type.append(scores)
-            # Under resampling a type can vanish from a sample; it then leaves the macro mean.
-            present.append(sum(counts) > 0)
+            present.append(defined)
         if per_type:
             mask = np.stack(present)
             n_present = mask.sum(axis=0)
