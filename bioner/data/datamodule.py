@@ -160,7 +160,8 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     Every rank gets the same number of batches (DDP synchronises every training step, and a rank
     without evaluation batches would skip the gathering of predictions): the last ranks repeat
-    a few batches from the start. Evaluation drops the repeats by feature index before scoring.
+    batches from the start, cycling through them as often as needed when there are fewer batches
+    than ranks. Evaluation drops the repeats by feature index before scoring.
 
     Args:
         lengths: length of each example (padded length, if batches are padded further).
@@ -255,7 +256,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         batches = self._all_batches()
         if self.num_replicas > 1 and batches:
             missing = len(self) * self.num_replicas - len(batches)
-            batches += batches[:missing]
+            # Cycling, not a slice: with fewer batches than ranks (3 examples, batch 4, 4 ranks)
+            # a slice leaves some ranks without a batch, and the others wait for them forever.
+            batches += [batches[i % len(batches)] for i in range(missing)]
         yield from batches[self.rank :: self.num_replicas]
 
 

@@ -340,6 +340,41 @@ def test_minilm_learns_bc5cdr_in_a_minute(tmp_path: Path, shared_data: Path) -> 
 
 
 @pytest.mark.slow
+def test_ddp_sim_with_fewer_batches_than_ranks_does_not_hang(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    # One training and one evaluation batch for 4 ranks: three ranks repeat it.
+    run_dir = tmp_path / "ddp4"
+    overrides = [
+        f"run_dir={run_dir}",
+        *QUIET,
+        *tiny_overrides(tiny_model_dir),
+        "trainer=ddp_sim",
+        "trainer.devices=4",
+        f"paths.data_dir={shared_data}",
+        "data.limit_documents=1",
+        "data.batch_size=64",
+        "data.eval_batch_size=64",
+        "data.max_tokens=null",
+        "data.eval_max_tokens=null",
+        "trainer.max_epochs=1",
+        "bootstrap_samples=0",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bioner.train", *overrides],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["devel"]["documents"] == metrics["test"]["documents"] == 1
+
+
+@pytest.mark.slow
 def test_ddp_sim_trains_and_scores_like_one_process(
     tmp_path: Path, tiny_model_dir: Path, shared_data: Path
 ) -> None:
