@@ -12,7 +12,6 @@ import torch
 from bioner.data.alignment import Alignment
 from bioner.data.datamodule import NERDataModule
 from bioner.data.readers import IOBReader
-from bioner.evaluation import evaluate
 from bioner.models.encoders import HubEncoder
 from bioner.models.module import (
     TokenClassifier,
@@ -113,10 +112,26 @@ def test_validation_scores_decoded_spans_of_every_document(
     trainer = make_trainer(precision="32-true")
     logged = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
     result = module.results["val"]
-    gold = datamodule.encoded("devel").docs
+    split = datamodule.encoded("devel")
+    gold = split.docs
     assert result.split == "devel" and [d.id for d in result.docs] == [d.id for d in gold]
-    expected = evaluate(gold, result.predictions).metrics()
-    assert result.evaluation.metrics() == expected
+    # The predictions are the alignment's decoding of the model's own logits, computed here one
+    # feature at a time (the validation pass batched and padded them).
+    logits = {}
+    module.model.eval()  # Lightning puts it back into training mode after validating
+    with torch.inference_mode():
+        for i, feature in enumerate(split.features):
+            ids = torch.tensor([feature.input_ids])
+            out = module.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+            logits[i] = out[0].numpy()
+    assert result.predictions == split.decode(logits, module.id2label)[1]
+    # The scores are those of the predictions, counted here by hand.
+    tp = sum(len(set(d.spans) & set(p)) for d, p in zip(gold, result.predictions))
+    n_pred = sum(len(p) for p in result.predictions)
+    n_gold = sum(len(d.spans) for d in gold)
+    expected = {"tp": tp, "fp": n_pred - tp, "fn": n_gold - tp, "f1": 2 * tp / (n_pred + n_gold)}
+    metrics = result.evaluation.metrics()
+    assert {k: metrics[k] for k in expected} == pytest.approx(expected)
     assert logged["val/f1"] == pytest.approx(expected["f1"], abs=1e-6)
     for entity_type in result.evaluation.types:
         assert f"val/f1_{entity_type}" in logged
