@@ -14,9 +14,9 @@ from bioner.data.datamodule import NERDataModule
 from bioner.data.readers import IOBReader
 from bioner.models.encoders import HubEncoder
 from bioner.models.module import (
+    LinearWarmupDecay,
     TokenClassifier,
     decay_groups,
-    linear_warmup_decay,
     merge_logits,
 )
 
@@ -60,13 +60,13 @@ def test_no_weight_decay_on_biases_and_layernorm(encoder: HubEncoder) -> None:
 
 
 def test_linear_warmup_then_decay_to_zero() -> None:
-    f = linear_warmup_decay(warmup_steps=4, total_steps=20)
+    f = LinearWarmupDecay(warmup_steps=4, total_steps=20)
     values = [f(s) for s in range(21)]
     assert 0 < values[0] < values[1] < values[3] < 1
     assert values[4] == 1.0
     assert all(a >= b for a, b in zip(values[4:], values[5:]))
     assert values[20] == 0.0
-    assert linear_warmup_decay(0, 10)(0) == 1.0
+    assert LinearWarmupDecay(0, 10)(0) == 1.0
 
 
 def test_merge_keeps_one_copy_of_features_seen_on_two_ranks() -> None:
