@@ -160,55 +160,6 @@ def test_overlap_matching_is_maximum_not_greedy() -> None:
     assert match_spans(gold, list(gold), same_type=True) == [(0, 0), (1, 1)]
 
 
-def best_matching(gold: list[Span], pred: list[Span], same_type: bool) -> tuple[int, int]:
-    """(pairs, identical pairs) of the best one-to-one pairing, by trying every assignment."""
-    from itertools import permutations
-
-    def ok(g: Span, p: Span) -> bool:
-        return g.start < p.end and p.start < g.end and (not same_type or g.label == p.label)
-
-    best = (0, 0)
-    if len(gold) <= len(pred):
-        assignments = (
-            [(i, j) for i, j in enumerate(c)] for c in permutations(range(len(pred)), len(gold))
-        )
-    else:
-        assignments = (
-            [(i, j) for j, i in enumerate(c)] for c in permutations(range(len(gold)), len(pred))
-        )
-    for assignment in assignments:
-        found = [(gold[i], pred[j]) for i, j in assignment if ok(gold[i], pred[j])]
-        best = max(best, (len(found), sum(same_bounds(g, p) for g, p in found)))
-    return best
-
-
-def same_bounds(a: Span, b: Span) -> bool:
-    return (a.start, a.end) == (b.start, b.end)
-
-
-def test_overlap_matching_equals_brute_force_on_random_spans() -> None:
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-
-    def spans(n: int) -> list[Span]:
-        starts = rng.integers(0, 20, size=n)
-        return sorted(
-            Span(int(s), int(s + rng.integers(1, 8)), str(rng.choice(["A", "B"]))) for s in starts
-        )
-
-    for _ in range(300):
-        gold, pred = spans(int(rng.integers(0, 5))), spans(int(rng.integers(0, 5)))
-        for same_type in (True, False):
-            pairs = match_spans(gold, pred, same_type)
-            assert len({g for g, _ in pairs}) == len({p for _, p in pairs}) == len(pairs)
-            for g, p in pairs:
-                assert gold[g].start < pred[p].end and pred[p].start < gold[g].end
-                assert not same_type or gold[g].label == pred[p].label
-            exact = sum(same_bounds(gold[g], pred[p]) for g, p in pairs)
-            assert (len(pairs), exact) == best_matching(gold, pred, same_type)
-
-
 def test_overlap_requires_same_type() -> None:
     g, p = Span(0, 5, "X"), Span(2, 8, "Y")
     assert match_spans([g], [p], same_type=True) == []
