@@ -2,8 +2,8 @@
 examples someone thought of. Each property names what it checks; hypothesis shrinks a failure to
 a minimal example.
 
-Examples are small and the budgets modest (the suite runs on two shared cores); raise
-``max_examples`` locally with ``--hypothesis-profile=thorough``.
+Examples are small and the budget modest (200 per property: the suite runs on two shared cores);
+``pytest --hypothesis-profile=thorough`` tries 3,000 (profiles: tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from itertools import permutations
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from bioner.data.alignment import Alignment
@@ -22,7 +22,6 @@ from bioner.data.tags import convert_tags, tags_to_spans, tags_to_word_spans, wo
 from bioner.evaluation import evaluate, match_spans
 from bioner.models.encoders import HubEncoder
 
-settings.register_profile("thorough", max_examples=2000, deadline=None)
 TYPES = ["Chemical", "Disease", "Gene"]
 
 # Words as tokenizers meet them: plain, biomedical punctuation, digits, accents and non-Latin
@@ -79,9 +78,6 @@ def tokenizer(tiny_model_dir: Path):
 # ------------------------------------------------------------------ alignment and windows
 
 
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
 @given(
     doc=documents(),
     strategy=st.sampled_from(["first", "all", "last"]),
@@ -109,7 +105,6 @@ def tag_sequences(draw: st.DrawFn) -> list[str]:
     return word_spans_to_tags(n, draw(word_spans(n)), "IOB2")
 
 
-@settings(max_examples=300, deadline=None)
 @given(tags=tag_sequences())
 def test_iob2_and_iobes_convert_both_ways_and_keep_the_spans(tags: list[str]) -> None:
     iobes = convert_tags(tags, "IOB2", "IOBES", on_invalid="reject")
@@ -122,7 +117,6 @@ def test_iob2_and_iobes_convert_both_ways_and_keep_the_spans(tags: list[str]) ->
     assert tags_to_word_spans(iob1, "IOB1", "reject")[0] == spans
 
 
-@settings(max_examples=300, deadline=None)
 @given(tags=st.lists(st.sampled_from(["O", "B-A", "I-A", "B-B", "I-B"]), max_size=12))
 def test_repairing_any_tag_sequence_gives_valid_iob2_with_the_same_spans(tags: list[str]) -> None:
     repaired = convert_tags(tags, "IOB2", "IOB2")
@@ -132,7 +126,6 @@ def test_repairing_any_tag_sequence_gives_valid_iob2_with_the_same_spans(tags: l
 # ------------------------------------------------------------------ scores
 
 
-@settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_strict_scores_equal_seqeval(data: st.DataObject) -> None:
     seqeval_metrics = pytest.importorskip("seqeval.metrics")
@@ -188,7 +181,6 @@ def best_matching(gold: list[Span], pred: list[Span], same_type: bool) -> tuple[
     return best
 
 
-@settings(max_examples=400, deadline=None)
 @given(gold=SPANS, pred=SPANS, same_type=st.booleans())
 def test_overlap_matching_is_maximum_with_the_most_identical_pairs(
     gold: list[Span], pred: list[Span], same_type: bool
