@@ -73,7 +73,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bioner.data.document import Document, Span
+from bioner.data.document import GOLD_FREE_WORDS, Document, Span
 from bioner.data.tags import (
     label_list,
     spans_to_tags,
@@ -432,8 +432,11 @@ class Alignment:
 
     def _word_label_ids(self, doc: Document, label2id: Mapping[str, int]) -> list[_SubwordLabels]:
         """Per word, a lookup ``n_subwords - 1 -> label ids`` (built lazily, shared by words)."""
+        # Evaluation text segmented without its gold spans: they label the words they overlap
+        # (the labels only feed the evaluation loss; scores compare character spans).
+        snap = bool(doc.meta.get(GOLD_FREE_WORDS))
         try:
-            tags = spans_to_tags(doc.words, doc.spans, self.scheme)
+            tags = spans_to_tags(doc.words, doc.spans, self.scheme, snap=snap)
         except ValueError as err:
             raise ValueError(f"document {doc.id}: {err}; run Document.validate()") from err
         cache: dict[str, _SubwordLabels] = {}

@@ -452,7 +452,8 @@ class NERDataModule(L.LightningDataModule):
         ``devel`` is the inner devel split of the other folds, and ``train`` the rest of them.
         """
         if self.folds is None or self.fold is None:
-            return self._corpus_split(split)
+            docs = self._corpus_split(split)
+            return docs if split == "train" else self._evaluation_documents(docs)
         if split not in STAGE_SPLITS["fit"] + STAGE_SPLITS["test"]:
             raise ValueError(f"unknown split {split!r}; choose one of train, devel, test")
         if self._fold_docs is None:
@@ -474,7 +475,13 @@ class NERDataModule(L.LightningDataModule):
                 len(held_out),
                 self.fold,
             )
-        return self._fold_docs[split]
+        docs = self._fold_docs[split]
+        return docs if split == "train" else self._evaluation_documents(docs)
+
+    def _evaluation_documents(self, docs: list[Document]) -> list[Document]:
+        """Scored documents as the reader segments evaluation text (without gold spans)."""
+        view = getattr(self.reader, "evaluation_document", None)
+        return docs if view is None else [view(doc) for doc in docs]
 
     def encoded(self, split: str) -> EncodedSplit:
         """The encoded ``split``, built on first use and kept."""
