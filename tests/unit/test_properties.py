@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 from bioner.data.alignment import Alignment
 from bioner.data.document import Document, Span
 from bioner.data.roundtrip import roundtrip_check
-from bioner.data.tags import convert_tags, tags_to_spans, tags_to_word_spans, word_spans_to_tags
+from bioner.data.tags import (
+    char_to_word_spans,
+    convert_tags,
+    snap_to_words,
+    tags_to_spans,
+    tags_to_word_spans,
+    word_spans_to_tags,
+)
 from bioner.evaluation import evaluate, match_spans
 from bioner.models.encoders import HubEncoder
 
@@ -94,6 +101,23 @@ def test_alignment_and_windows_round_trip_loses_nothing(
     report = roundtrip_check([doc], tokenizer, alignment, TYPES)
     assert report["gold"] == len(doc.spans)
     assert report["lost"] == 0 and report["spurious"] == 0, report["examples"]
+
+
+@given(doc=documents(), cuts=st.lists(st.integers(0, 60), max_size=4))
+def test_snapping_to_words_is_exact_on_word_boundaries_and_covers_the_span_otherwise(
+    doc: Document, cuts: list[int]
+) -> None:
+    assert snap_to_words(doc.words, doc.spans) == char_to_word_spans(doc.words, doc.spans)
+    # Spans moved off word boundaries snap to the whole words they overlap, never overlapping.
+    moved = [
+        Span(max(0, s.start - c % 2), min(len(doc.text), s.end + c % 3), s.label)
+        for s, c in zip(doc.spans, cuts)
+    ]
+    snapped = snap_to_words(doc.words, moved)
+    assert all(a[1] <= b[0] for a, b in zip(snapped, snapped[1:]))
+    for first, end, _ in snapped:
+        lo, hi = doc.words[first][0], doc.words[end - 1][1]
+        assert any(lo < s.end and s.start < hi for s in moved)
 
 
 # ------------------------------------------------------------------ tag schemes
