@@ -241,6 +241,13 @@ class GoldSource:
         dataset = dict(run.config.get("dataset") or {})
         if "_target_" not in dataset:
             raise ReportError(f"{run.path / 'config.yaml'} has no dataset config with a _target_")
+        # A run folder may come from elsewhere: its config is data, and only a bioner reader is
+        # built from it (instantiate would call whatever it names).
+        if not str(dataset["_target_"]).startswith("bioner.data.readers."):
+            raise ReportError(
+                f"{run.path / 'config.yaml'}: refusing dataset._target_={dataset['_target_']!r}; "
+                "a report builds only bioner.data.readers.* from a run's config"
+            )
         run_root = str((run.config.get("paths") or {}).get("data_dir", ""))
         own = str(dataset.get("data_dir", ""))
         if self.data_dir is not None and run_root and own.startswith(run_root):

@@ -430,6 +430,17 @@ def test_gold_comes_from_the_corpus_else_from_the_predictions_file(
         build_report([tmp_path / "multirun"], baseline="attack=none", data_dir=moved)
 
 
+def test_a_run_config_may_name_only_a_bioner_reader(
+    study: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    for run_dir in (r for runs in study.values() for r in runs):
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        config["dataset"]["_target_"] = "torch.load"
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ReportError, match="refusing dataset._target_='torch.load'"):
+        build_report([tmp_path / "multirun"], baseline="attack=none", bootstrap_samples=50)
+
+
 # ---------------------------------------------------------------------- k-fold, robustness
 
 
