@@ -2,8 +2,11 @@
 
 The encoder and alignment are rebuilt from the training config stored in the checkpoint, so the
 checkpoint is all that is needed; the dataset is the training one unless ``dataset=...`` names
-another (with the same entity types). Writes ``metrics.json``, predictions and confusion plots
-into its own run folder, exactly as a training run does.
+another. Labels are matched by name; when the corpus's entity types are not the model's, the
+scores cover the types both share, and ``metrics.json["label_sets"]`` counts per split the
+predictions of types the corpus does not annotate and the gold mentions of types the model cannot
+predict (:mod:`bioner.evaluation.label_sets`). Writes ``metrics.json``, predictions and
+confusion plots into its own run folder, exactly as a training run does.
 
 ``postprocess=abbreviations`` (any option or list of the ``postprocess`` group, as in
 ``bioner-predict``) post-processes each document's predicted spans before scoring and writing:
@@ -15,6 +18,7 @@ scores beside them (``f1_raw``, ``f1``, ``delta_f1`` and every raw metric per sp
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
+from bioner.data.alignment import Alignment
+from bioner.data.tags import entity_types_of
+from bioner.errors import ConfigError, UserError
+from bioner.evaluation.label_sets import LabelSets
 from bioner.models.module import TokenClassifier
 from bioner.utils import (
     finish_loggers,
@@ -39,11 +48,53 @@ from bioner.utils.report import finish_evaluation
 log = get_logger(__name__)
 
 
-def training_config(ckpt_path: str | Path) -> DictConfig:
+# The nodes of a checkpoint's stored config that bioner-eval instantiates, and the only module
+# each may name in a `_target_` (the alignment is read as plain parameters): a checkpoint from
+# elsewhere is data, and instantiate would call whatever it names.
+CHECKPOINT_TARGETS = {
+    "model": "bioner.models.encoders.",
+    "data": "bioner.data.datamodule.",
+    "dataset": "bioner.data.readers.",
+}
+
+
+class UntrustedCheckpointError(UserError, ValueError):
+    """A checkpoint holds what only a trusted checkpoint may hold (pickled objects, targets)."""
+
+
+def _check_targets(node: Any, prefix: str, where: str, path: Path) -> None:
+    """Raise :class:`UntrustedCheckpointError` if any ``_target_`` under ``node`` is outside
+    ``prefix``."""
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if target is not None and not (isinstance(target, str) and target.startswith(prefix)):
+            raise UntrustedCheckpointError(
+                f"{path}: its stored config names {where}._target_={target!r}; bioner-eval "
+                f"instantiates only {prefix}* from a checkpoint. If you trust where the "
+                "checkpoint came from, pass trust_checkpoint=true"
+            )
+        for key, value in node.items():
+            _check_targets(value, prefix, f"{where}.{key}", path)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_targets(value, prefix, f"{where}[{i}]", path)
+
+
+def training_config(ckpt_path: str | Path, trust: bool = False) -> DictConfig:
     """The resolved training config stored in a bioner checkpoint.
+
+    Args:
+        ckpt_path: the checkpoint.
+        trust: unpickle the checkpoint (``torch.load(weights_only=False)``, which runs whatever
+            code a crafted file holds) and instantiate any ``_target_`` in its config. Without
+            it the checkpoint is read with ``weights_only=True`` (tensors and plain containers,
+            all that ``bioner-train`` writes) and the config may name only bioner's encoders,
+            data module and readers.
 
     Raises:
         FileNotFoundError: no such file.
+        UntrustedCheckpointError: without ``trust``, the file holds pickled objects or its config
+            names other targets.
         ValueError: the checkpoint was not written by ``bioner-train``.
     """
     path = Path(ckpt_path)
@@ -51,31 +102,50 @@ def training_config(ckpt_path: str | Path) -> DictConfig:
         raise FileNotFoundError(
             f"checkpoint {path} does not exist; pass ckpt_path=<run>/checkpoints/best.ckpt"
         )
-    # mmap: only the small config is read, not the weights. weights_only=False because a
-    # Lightning checkpoint holds more than tensors; load only checkpoints you trust.
-    checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    # mmap: only the small config is read, not the weights.
+    try:
+        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=not trust)
+    except pickle.UnpicklingError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UntrustedCheckpointError(
+            f"{path} holds pickled objects beyond tensors and plain containers, which loading "
+            f"would run as code ({first_line}). bioner-train's checkpoints hold none; if you "
+            "trust where this one came from, pass trust_checkpoint=true"
+        ) from err
     if "bioner_config" not in checkpoint:
-        raise ValueError(
+        raise ConfigError(
             f"{path} holds no bioner config (not written by bioner-train); evaluate it with the "
             "train entry point instead: bioner-train train=false ckpt_path=... with the model "
             "and alignment it was trained with"
         )
-    return OmegaConf.create(checkpoint["bioner_config"])
+    config = checkpoint["bioner_config"]
+    if not trust:
+        for key, prefix in CHECKPOINT_TARGETS.items():
+            _check_targets(config.get(key), prefix, key, path)
+    return OmegaConf.create(config)
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Score ``cfg.ckpt_path`` on ``cfg.splits``; return the content of ``metrics.json``."""
     unknown = set(cfg.splits) - {"devel", "test"}
     if unknown:
-        raise ValueError(f"splits may be devel and test, not {sorted(unknown)}")
+        raise ConfigError(f"splits may be devel and test, not {sorted(unknown)}")
     run_dir, resolved = prepare_run_dir(cfg)
     L.seed_everything(cfg.seed, workers=True)
-    trained = training_config(cfg.ckpt_path)
+    trust = bool(cfg.get("trust_checkpoint", False))
+    trained = training_config(cfg.ckpt_path, trust=trust)
     dataset_cfg = cfg.dataset if cfg.get("dataset") is not None else trained.dataset
 
     reader = instantiate(dataset_cfg)
-    alignment = instantiate(trained.alignment)
+    alignment = Alignment.from_record(
+        OmegaConf.to_container(trained.alignment), f"{cfg.ckpt_path} (alignment)"
+    )
     encoder = instantiate(trained.model)
+    model = TokenClassifier.load_from_checkpoint(
+        cfg.ckpt_path, map_location="cpu", encoder=encoder, weights_only=not trust
+    )
+    # Labels are matched by name: gold tags get the model's ids whatever the corpus's order.
+    labels = [model.id2label[i] for i in range(len(model.id2label))]
     # The training run's data settings keep padding and batching, hence the scores, identical.
     changes = {k: v for k, v in (cfg.get("data") or {}).items() if v is not None}
     datamodule = instantiate(
@@ -83,17 +153,28 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         reader=reader,
         alignment=alignment,
         tokenizer=encoder.load_tokenizer(),
+        labels=labels,
     )
     datamodule.prepare_data()
-    model = TokenClassifier.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", encoder=encoder)
-    if set(model.id2label.values()) != set(datamodule.labels):
+    label_sets = LabelSets(tuple(entity_types_of(labels)), tuple(reader.entity_types))
+    if label_sets.differ:
+        model.label_sets = label_sets
         log.warning(
-            "the checkpoint's labels %s differ from %s's %s: types the model never learnt count "
-            "as missed",
-            sorted(model.id2label.values()),
+            "the model predicts %s, %s annotates %s: scores cover the shared types %s only; "
+            "predictions of %s and gold mentions of %s are counted apart (metrics.json: "
+            "label_sets)",
+            list(label_sets.model),
             reader.name,
-            datamodule.labels,
+            list(label_sets.corpus),
+            label_sets.shared,
+            label_sets.model_only or "no other type",
+            label_sets.corpus_only or "no other type",
         )
+        if not label_sets.shared:
+            raise ConfigError(
+                f"{cfg.ckpt_path} predicts {list(label_sets.model)}, {reader.name} annotates "
+                f"{list(label_sets.corpus)}: no type in common, nothing to score"
+            )
 
     loggers = instantiate_loggers(cfg.get("logger"))
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
@@ -111,6 +192,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         "dataset": reader.name,
         "precision": str(precision),
     }
+    if label_sets.differ:
+        set_aside = {model.results[k].split: v for k, v in model.set_aside.items()}
+        summary["label_sets"] = {**label_sets.describe(), **set_aside}
     if trainer.is_global_zero:
         summary = finish_evaluation(cfg, run_dir, model, datamodule, loggers, summary)
         log.info("Run folder: %s", Path(run_dir).resolve())
@@ -118,6 +202,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+@cli_main("bioner-eval")
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Console entry point."""

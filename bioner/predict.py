@@ -22,6 +22,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
 from bioner.inference.run import predict_files
 from bioner.postprocess import build_postprocessors
@@ -43,6 +44,7 @@ def _main(cfg: DictConfig) -> None:
     predict(cfg)
 
 
+@cli_main("bioner-predict")
 def main() -> None:
     """Console entry point."""
     sys.argv[1:] = _model_shorthand(sys.argv[1:])

@@ -33,6 +33,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
 from bioner.train import resolve_ckpt_path
 from bioner.utils import (
@@ -117,6 +118,7 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+@cli_main("bioner-pretrain")
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="pretrain")
 def main(cfg: DictConfig) -> float | None:
     """Console entry point; returns the final validation MLM loss (for sweeps)."""

@@ -18,7 +18,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bioner.reporting import ReportError, build_report, to_markdown, write_outputs
+from bioner.cli.errors import cli_main
+from bioner.reporting import build_report, to_markdown, write_outputs
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -60,6 +61,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bootstrap-samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="seed of the paired bootstrap")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--debug", action="store_true", help="full tracebacks of input errors")
     args = parser.parse_args(argv)
     if args.out is None:
         if len(args.paths) != 1:
@@ -68,24 +70,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@cli_main("bioner-report")
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit status (2 for input a report cannot use)."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        report = build_report(
-            args.paths,
-            split=args.split,
-            baseline=args.baseline,
-            group_by=args.group_by.split(",") if args.group_by else None,
-            pool_datasets=args.pool_datasets,
-            data_dir=args.data_dir,
-            bootstrap_samples=args.bootstrap_samples,
-            seed=args.seed,
-        )
-    except ReportError as err:
-        print(f"bioner-report: error: {err}", file=sys.stderr)
-        return 2
+    # A ReportError (input a report cannot use) exits 2 with its message (cli_main).
+    report = build_report(
+        args.paths,
+        split=args.split,
+        baseline=args.baseline,
+        group_by=args.group_by.split(",") if args.group_by else None,
+        pool_datasets=args.pool_datasets,
+        data_dir=args.data_dir,
+        bootstrap_samples=args.bootstrap_samples,
+        seed=args.seed,
+    )
     print(to_markdown(report))
     written = write_outputs(report, args.out, plots=not args.no_plots)
     print(f"Wrote {', '.join(sorted(written))} to {args.out}", file=sys.stderr)

@@ -26,6 +26,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
 from bioner.inference.export import export_pretrained
 from bioner.utils import (
@@ -162,6 +163,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     return summary
 
 
+@cli_main("bioner-train")
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Console entry point; returns devel strict F1 for hyper-parameter sweeps."""

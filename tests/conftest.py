@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 # Nothing in the test suite may reach the network.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -16,6 +17,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Encoders that bioner builds (the tiny BERT) go to a per-run folder, not the user's cache;
 # `paths.cache_dir` reads this variable, so composed configs and fixtures share one build.
 os.environ["BIONER_CACHE_DIR"] = tempfile.mkdtemp(prefix="bioner-test-cache-")
+
+# Property-based tests (tests/unit/test_properties.py): a modest budget by default, more with
+# `pytest --hypothesis-profile=thorough`. No deadline: the shared machine's timings vary.
+settings.register_profile(
+    "default",
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+settings.register_profile("thorough", settings.get_profile("default"), max_examples=3000)
+settings.load_profile("default")
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -40,6 +40,7 @@ from bioner.augment.base import Transform, check_rate, match_case
 from bioner.augment.edits import Edit, EditError, EditResult, apply_edits
 from bioner.data.document import Document, Range, Span
 from bioner.data.tokenize import word_ranges
+from bioner.errors import UserError
 
 # Plain logging: bioner.augment does not import Lightning (augment sits below models).
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class Translator(Protocol):
     def __call__(self, texts: list[str], source: str, target: str) -> list[str]: ...
 
 
-class TranslationModelNotFoundError(FileNotFoundError):
+class TranslationModelNotFoundError(UserError, FileNotFoundError):
     """A translation model cannot be loaded; the message says how to make it available."""
 
 

@@ -20,7 +20,9 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from bioner.cli.errors import DEBUG_FLAG, cli_main
 from bioner.config import compose_config
+from bioner.errors import ConfigError
 
 COMMANDS = ("stats", "check", "download", "augment")
 
@@ -82,7 +84,7 @@ def augment(cfg: DictConfig) -> dict[str, Any]:
     from bioner.utils.run import instantiate_callbacks
 
     if "_target_" not in cfg.augmentation:
-        raise ValueError(
+        raise ConfigError(
             "bioner-data augment needs an augmentation: augmentation=mix (or mention_replacement, "
             "synonym, token_replacement, shuffle, noise, back_translation; see conf/augmentation)"
         )
@@ -171,11 +173,12 @@ def _render(command: str, result: dict[str, Any]) -> str:
     return f"{title}\n{_table(rows, header)}\n({result['seconds']:.1f} s)"
 
 
+@cli_main("bioner-data")
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bioner-data``."""
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
-    args = [a for a in args if a != "--json"]
+    args = [a for a in args if a not in ("--json", DEBUG_FLAG)]
     if not args or args[0] not in COMMANDS or args[0] in ("-h", "--help"):
         print(__doc__.strip(), file=sys.stderr)
         return 2

@@ -73,7 +73,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bioner.data.document import Document, Span
+from bioner.data.document import GOLD_FREE_WORDS, Document, Span
 from bioner.data.tags import (
     label_list,
     spans_to_tags,
@@ -81,6 +81,7 @@ from bioner.data.tags import (
     tags_to_word_spans,
     word_to_char_spans,
 )
+from bioner.errors import ConfigError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -91,6 +92,8 @@ DECODES = ("first", "last", "mean", "max", "majority")
 DECODE_RULES = ("mass", "argmax")
 ALIGN_SCHEMES = ("IOB2", "IOBES")
 UNITS = ("sentence", "document")
+# The only _target_ an alignment record may name (what bioner-train writes into bioner.json).
+ALIGNMENT_TARGET = "bioner.data.alignment.Alignment"
 # transformers' "no limit" sentinel for model_max_length is 1e30; anything this large is unset.
 _UNSET_MAX_LENGTH = 100_000
 # Context of a word at the unit's own start or end: nothing was cut there.
@@ -250,6 +253,53 @@ class Alignment:
             f"unit={self.unit!r}, decode_rule={self.decode_rule!r})"
         )
 
+    @classmethod
+    def from_record(cls, node: Mapping[str, Any], source: str) -> Alignment:
+        """The alignment described by ``node``, a record in a file someone else may have written.
+
+        ``node`` holds the constructor's plain parameters, optionally with the ``_target_`` that
+        ``bioner-train`` writes (``bioner.data.alignment.Alignment``). Nothing named in it is
+        imported or called: a model folder or checkpoint from elsewhere is data, and Hydra's
+        ``instantiate`` would call any ``_target_`` (``torch.load`` of a crafted pickle runs a
+        shell command).
+
+        Args:
+            node: the record (``bioner.json``'s ``alignment``, a checkpoint's ``alignment``).
+            source: where it comes from, for messages.
+
+        Raises:
+            ConfigError: another ``_target_``, an unknown parameter or a value of the wrong type.
+        """
+        if not isinstance(node, Mapping):
+            raise ConfigError(f"{source}: 'alignment' must be a mapping, not {type(node).__name__}")
+        params = dict(node)
+        target = params.pop("_target_", ALIGNMENT_TARGET)
+        if target != ALIGNMENT_TARGET:
+            raise ConfigError(
+                f"{source}: refusing alignment _target_={target!r}; a bioner record names only "
+                f"{ALIGNMENT_TARGET} (nothing named in a model folder or checkpoint is run)"
+            )
+        allowed = {
+            "label_strategy": (str,),
+            "decode": (str,),
+            "scheme": (str,),
+            "max_length": (int, type(None)),
+            "stride": (int,),
+            "unit": (str,),
+            "decode_rule": (str,),
+        }
+        for key, value in params.items():
+            if key not in allowed:
+                raise ConfigError(
+                    f"{source}: unknown alignment parameter {key!r}; allowed: {sorted(allowed)}"
+                )
+            if isinstance(value, bool) or not isinstance(value, allowed[key]):
+                raise ConfigError(
+                    f"{source}: alignment {key}={value!r} is a {type(value).__name__}, not "
+                    f"{' or '.join(t.__name__ for t in allowed[key])}"
+                )
+        return cls(**params)
+
     def replace(self, **changes: Any) -> Alignment:
         """A copy with some arguments changed (checked as by the constructor), e.g.
         ``alignment.replace(decode_rule="argmax")``."""
@@ -404,8 +454,11 @@ class Alignment:
 
     def _word_label_ids(self, doc: Document, label2id: Mapping[str, int]) -> list[_SubwordLabels]:
         """Per word, a lookup ``n_subwords - 1 -> label ids`` (built lazily, shared by words)."""
+        # Evaluation text segmented without its gold spans: they label the words they overlap
+        # (the labels only feed the evaluation loss; scores compare character spans).
+        snap = bool(doc.meta.get(GOLD_FREE_WORDS))
         try:
-            tags = spans_to_tags(doc.words, doc.spans, self.scheme)
+            tags = spans_to_tags(doc.words, doc.spans, self.scheme, snap=snap)
         except ValueError as err:
             raise ValueError(f"document {doc.id}: {err}; run Document.validate()") from err
         cache: dict[str, _SubwordLabels] = {}

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bioner.data.document import Document, Span
-from bioner.data.folds import check_fold, split_fold
+from bioner.data.folds import check_fold, split_fold, split_inner_devel
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
@@ -160,7 +160,8 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     Every rank gets the same number of batches (DDP synchronises every training step, and a rank
     without evaluation batches would skip the gathering of predictions): the last ranks repeat
-    a few batches from the start. Evaluation drops the repeats by feature index before scoring.
+    batches from the start, cycling through them as often as needed when there are fewer batches
+    than ranks. Evaluation drops the repeats by feature index before scoring.
 
     Args:
         lengths: length of each example (padded length, if batches are padded further).
@@ -255,7 +256,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         batches = self._all_batches()
         if self.num_replicas > 1 and batches:
             missing = len(self) * self.num_replicas - len(batches)
-            batches += batches[:missing]
+            # Cycling, not a slice: with fewer batches than ranks (3 examples, batch 4, 4 ranks)
+            # a slice leaves some ranks without a batch, and the others wait for them forever.
+            batches += [batches[i % len(batches)] for i in range(missing)]
         yield from batches[self.rank :: self.num_replicas]
 
 
@@ -363,11 +366,17 @@ class NERDataModule(L.LightningDataModule):
         folds: k-fold cross-validation with this many folds (at least 2), or ``None`` for the
             corpus's own splits. The corpus's train and devel documents are pooled and split by
             document into ``folds`` folds (see :mod:`bioner.data.folds`: fixed by their own seed,
-            not by ``seed``, so every run seed sees the same folds). Training uses every fold
-            but ``fold``; **both the devel and the test dataloaders serve the held-out fold**
-            ``fold``, so ``val/*`` and ``test/*`` metrics (and checkpoint selection) are those of
-            the held-out fold, and the corpus's test split is never read.
+            not by ``seed``, so every run seed sees the same folds). The test dataloader serves
+            the held-out fold ``fold``; the other folds are the training documents but for an
+            inner devel split (about a tenth of them, by document:
+            :func:`~bioner.data.folds.split_inner_devel`) that the devel dataloader serves, so
+            checkpoint selection and early stopping never see the held-out fold. The corpus's
+            test split is never read.
         fold: the held-out fold, in ``[0, folds)``; set together with ``folds``.
+        labels: the model's tag list (index = label id) when a trained model is scored on a
+            corpus of other or differently ordered types (``bioner-eval``): gold tags are encoded
+            by name with these ids, and tags the model lacks as ``O``. ``None``: the reader's
+            types in the alignment's scheme.
     """
 
     def __init__(
@@ -387,6 +396,7 @@ class NERDataModule(L.LightningDataModule):
         limit_documents: int | None = None,
         folds: int | None = None,
         fold: int | None = None,
+        labels: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if limit_documents is not None and limit_documents < 1:
@@ -406,6 +416,7 @@ class NERDataModule(L.LightningDataModule):
         self.limit_documents = limit_documents
         self.folds = folds
         self.fold = fold
+        self._labels = None if labels is None else [str(label) for label in labels]
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no padding token; bioner pads batches with it")
         if isinstance(pad_to_multiple_of, str) and pad_to_multiple_of != "auto":
@@ -420,11 +431,13 @@ class NERDataModule(L.LightningDataModule):
         # Set by bioner.augment.Augmentation (a callback): (training documents, epoch) -> the
         # documents to train on in that epoch.
         self.augmentation: Callable[[list[Document], int], list[Document]] | None = None
-        self._fold_docs: tuple[list[Document], list[Document]] | None = None
+        self._fold_docs: dict[str, list[Document]] | None = None
 
     @property
     def labels(self) -> list[str]:
-        """The model's tag list (index = label id) for the reader's entity types."""
+        """The model's tag list (index = label id): ``labels`` if given, else the reader's types."""
+        if self._labels is not None:
+            return list(self._labels)
         return self.alignment.labels(self.reader.entity_types)
 
     @property
@@ -458,49 +471,54 @@ class NERDataModule(L.LightningDataModule):
     def documents(self, split: str) -> list[Document]:
         """The documents that the dataloader of ``split`` serves.
 
-        Without folds, the corpus split. With ``folds``/``fold``: ``train`` is the pooled corpus
-        train and devel documents outside fold ``fold``; ``devel`` and ``test`` are both fold
-        ``fold`` (the held-out documents that get scored).
+        Without folds, the corpus split. With ``folds``/``fold``: ``test`` is fold ``fold`` of the
+        pooled corpus train and devel documents (the held-out documents that get scored);
+        ``devel`` is the inner devel split of the other folds, and ``train`` the rest of them.
         """
         if self.folds is None or self.fold is None:
-            return self._corpus_split(split)
+            docs = self._corpus_split(split)
+            return docs if split == "train" else self._evaluation_documents(docs)
         if split not in STAGE_SPLITS["fit"] + STAGE_SPLITS["test"]:
             raise ValueError(f"unknown split {split!r}; choose one of train, devel, test")
         if self._fold_docs is None:
             pooled = self._corpus_split("train") + self._corpus_split("devel")
-            self._fold_docs = split_fold(pooled, self.folds, self.fold)
+            rest, held_out = split_fold(pooled, self.folds, self.fold)
+            train, inner = split_inner_devel(rest)
+            self._fold_docs = {"train": train, "devel": inner, "test": held_out}
             log.info(
-                "%s: cross-validation fold %d of %d folds: training on %d of the %d train+devel "
-                "documents; devel AND test both score the %d held-out documents of fold %d (the "
-                "corpus's test split is not used)",
+                "%s: cross-validation fold %d of %d folds: of the %d train+devel documents, "
+                "training on %d, picking the checkpoint on an inner devel split of %d, and "
+                "testing on the %d held-out documents of fold %d (the corpus's test split is not "
+                "used)",
                 self.reader.name,
                 self.fold,
                 self.folds,
-                len(self._fold_docs[0]),
                 len(pooled),
-                len(self._fold_docs[1]),
+                len(train),
+                len(inner),
+                len(held_out),
                 self.fold,
             )
-        train, held_out = self._fold_docs
-        return train if split == "train" else held_out
+        docs = self._fold_docs[split]
+        return docs if split == "train" else self._evaluation_documents(docs)
+
+    def _evaluation_documents(self, docs: list[Document]) -> list[Document]:
+        """Scored documents as the reader segments evaluation text (without gold spans)."""
+        view = getattr(self.reader, "evaluation_document", None)
+        return docs if view is None else [view(doc) for doc in docs]
 
     def encoded(self, split: str) -> EncodedSplit:
         """The encoded ``split``, built on first use and kept."""
         if split not in self._encoded:
-            twin = {"devel": "test", "test": "devel"}.get(split)
-            if self.folds is not None and twin in self._encoded:
-                # Devel and test serve the same held-out fold: encode it once.
-                other = self._encoded[twin]
-                self._encoded[split] = EncodedSplit(
-                    split, other.docs, other.features, other.doc_index, self.alignment
-                )
-                return self._encoded[split]
             self._encoded[split] = self._encode(split, self.documents(split))
         return self._encoded[split]
 
     def _encode(self, split: str, docs: list[Document]) -> EncodedSplit:
         """``docs`` encoded by the alignment, as the dataset of ``split``."""
         label2id = {label: i for i, label in enumerate(self.labels)}
+        # Gold tags of types a given model lacks: O (what that model should say there).
+        for label in self.alignment.labels(self.reader.entity_types):
+            label2id.setdefault(label, label2id["O"])
         features: list[Feature] = []
         doc_index: list[int] = []
         step = 1024  # documents per tokenizer call

@@ -12,6 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+# Document.meta key: the words and sentences were segmented without looking at the gold spans
+# (evaluation text, see CorpusReader.evaluation_document), so a gold span may start or end inside
+# a word or cross a sentence break; labels and CoNLL columns snap it to the words it overlaps.
+GOLD_FREE_WORDS = "gold_free_words"
+
 
 @dataclass(frozen=True, order=True, slots=True)
 class Span:

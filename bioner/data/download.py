@@ -18,6 +18,8 @@ from typing import Any
 from urllib.error import URLError
 from urllib.request import urlopen
 
+from bioner.errors import UserError
+
 log = logging.getLogger(__name__)
 
 #: Seconds to wait for a server; short, so that an offline machine fails at once.
@@ -25,11 +27,11 @@ TIMEOUT_S = 10.0
 _CHUNK = 1 << 20
 
 
-class DownloadError(OSError):
+class DownloadError(UserError, OSError):
     """A file could not be downloaded (no network, server error); the message says what to do."""
 
 
-class ChecksumError(ValueError):
+class ChecksumError(UserError, ValueError):
     """A downloaded or existing file does not have the sha256 its config records."""
 
 

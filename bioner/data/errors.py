@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bioner.errors import UserError
 
-class CorpusFormatError(ValueError):
+
+class CorpusFormatError(UserError, ValueError):
     """A corpus file cannot be read as it stands.
 
     The message always names the file, the 1-based line (when there is one) and what to do.

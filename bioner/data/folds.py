@@ -28,6 +28,11 @@ from bioner.data.document import Document
 
 # Fixed on purpose (not the run seed): see the module docstring.
 FOLD_SEED = 5318
+# The inner devel split of a fold's training documents: one document in INNER_DEVEL_SHARE (by id,
+# with a seed of its own). It picks the checkpoint and drives early stopping, so the held-out fold
+# is scored by a model that never saw it, not even to choose an epoch.
+INNER_DEVEL_SHARE = 10
+INNER_SEED = FOLD_SEED + 1
 
 
 def check_fold(folds: int | None, fold: int | None) -> None:
@@ -98,3 +103,22 @@ def split_fold(
     train = [d for d, f in zip(docs, assigned) if f != fold]
     held_out = [d for d, f in zip(docs, assigned) if f == fold]
     return train, held_out
+
+
+def split_inner_devel(docs: Sequence[Document]) -> tuple[list[Document], list[Document]]:
+    """Training documents and the inner devel documents (about one in
+    :data:`INNER_DEVEL_SHARE`, at least one) of a fold's training documents, by id.
+
+    Both keep the order of ``docs``.
+
+    Raises:
+        ValueError: fewer than two distinct documents.
+    """
+    n_ids = len({d.id for d in docs})
+    if n_ids < 2:
+        raise ValueError(
+            f"a cross-validation fold needs at least 2 training documents (one for the inner devel "
+            f"split that picks the checkpoint), but has {n_ids}: lower cv.folds or raise "
+            "data.limit_documents"
+        )
+    return split_fold(docs, min(INNER_DEVEL_SHARE, n_ids), 0, seed=INNER_SEED)

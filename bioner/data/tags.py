@@ -6,6 +6,9 @@ Tags are strings ``O`` or ``P-Type`` with prefix ``P`` in ``B I E S``. A *word s
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+
 from bioner.data.document import Range, Span
 
 SCHEMES = ("IOB1", "IOB2", "IOBES")
@@ -33,6 +36,13 @@ def split_tag(tag: str) -> tuple[str, str | None]:
     if not sep or prefix not in "BIES" or len(prefix) != 1 or not label:
         raise ValueError(f"malformed tag {tag!r}: expected 'O' or 'B-', 'I-', 'E-', 'S-' + type")
     return prefix, label
+
+
+def entity_types_of(labels: Sequence[str]) -> list[str]:
+    """The entity types of a tag list (``["O", "B-Chemical", "I-Chemical"]`` -> ``["Chemical"]``),
+    in order of first appearance."""
+    types = (split_tag(label)[1] for label in labels)
+    return list(dict.fromkeys(t for t in types if t is not None))
 
 
 def label_list(entity_types: list[str], scheme: str = "IOB2") -> list[str]:
@@ -150,14 +160,37 @@ def char_to_word_spans(words: list[Range], spans: list[Span]) -> list[WordSpan]:
     return out
 
 
+def snap_to_words(words: list[Range], spans: list[Span]) -> list[WordSpan]:
+    """Map character spans to the word spans they overlap (whole words), for gold spans over
+    words that were segmented without them (evaluation documents, see
+    :data:`bioner.data.document.GOLD_FREE_WORDS`). A span on word boundaries maps exactly; a span
+    inside a word takes the whole word; of spans that would share a word, the first is kept.
+    """
+    starts = [s for s, _ in words]
+    out: list[WordSpan] = []
+    for span in sorted(spans):
+        first = max(bisect_right(starts, span.start) - 1, 0)
+        if first < len(words) and words[first][1] <= span.start:
+            first += 1  # the span starts in the gap after that word
+        end = bisect_left(starts, span.end)
+        if first >= end or (out and first < out[-1][1]):
+            continue  # on no word, or on a word an earlier span holds
+        out.append((first, end, span.label))
+    return out
+
+
 def word_to_char_spans(words: list[Range], spans: list[WordSpan]) -> list[Span]:
     """Map word spans back to character spans over the words' offsets."""
     return [Span(words[first][0], words[end - 1][1], label) for first, end, label in spans]
 
 
-def spans_to_tags(words: list[Range], spans: list[Span], scheme: str = "IOB2") -> list[str]:
-    """Word tags for character ``spans`` over ``words``."""
-    return word_spans_to_tags(len(words), char_to_word_spans(words, spans), scheme)
+def spans_to_tags(
+    words: list[Range], spans: list[Span], scheme: str = "IOB2", snap: bool = False
+) -> list[str]:
+    """Word tags for character ``spans`` over ``words``; ``snap``: spans need not fall on word
+    boundaries (:func:`snap_to_words`)."""
+    word_spans = snap_to_words(words, spans) if snap else char_to_word_spans(words, spans)
+    return word_spans_to_tags(len(words), word_spans, scheme)
 
 
 def tags_to_spans(

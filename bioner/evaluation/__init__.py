@@ -3,7 +3,12 @@
 Nothing here imports torch or Lightning; matplotlib is imported only to draw a plot.
 """
 
-from bioner.evaluation.bootstrap import bootstrap_ci, bootstrap_distribution, paired_bootstrap
+from bioner.evaluation.bootstrap import (
+    bootstrap_ci,
+    bootstrap_distribution,
+    bootstrap_intervals,
+    paired_bootstrap,
+)
 from bioner.evaluation.confusion import ConfusionMatrix, confusion_matrix
 from bioner.evaluation.metrics import (
     SCHEMES,
@@ -22,6 +27,7 @@ __all__ = [
     "SpanEvaluation",
     "bootstrap_ci",
     "bootstrap_distribution",
+    "bootstrap_intervals",
     "confusion_matrix",
     "default_perturbations",
     "evaluate",

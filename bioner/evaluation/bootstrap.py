@@ -10,7 +10,10 @@ match) gets an interval this way. In a sample the macro mean runs over the types
 that sample.
 
 Confidence interval (percentile method): the ``alpha / 2`` and ``1 - alpha / 2`` quantiles
-(numpy's default linear interpolation) of the ``n`` bootstrap values.
+(numpy's default linear interpolation) of the ``n`` bootstrap values. A type absent from a sample
+(no gold and no predicted span of it) has undefined per-type scores there: they are NaN, left out
+of the quantiles (``numpy.nanquantile``) rather than entered as 0, and
+:func:`bootstrap_intervals` says how many samples defined each score.
 
 Paired test (Berg-Kirkpatrick, Burkett and Klein, EMNLP 2012, "An Empirical Investigation of
 Statistical Significance in NLP"): ``delta = m(A) - m(B)`` on all documents. Each sample scores
@@ -75,6 +78,24 @@ def bootstrap_distribution(
     return {k: v for k, v in values.items() if k not in _NOT_SCORES}
 
 
+def bootstrap_intervals(
+    evaluation: SpanEvaluation, n: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> tuple[dict[str, tuple[float, float]], dict[str, int]]:
+    """Percentile intervals of every score of ``evaluation`` and how many samples defined each.
+
+    Returns:
+        ``({metric: (low, high)}, {metric: samples that defined it})``; a score no sample
+        defined gets no interval.
+    """
+    _check(n, alpha)
+    intervals, defined = {}, {}
+    for key, values in bootstrap_distribution(evaluation, n, seed).items():
+        defined[key] = int(np.count_nonzero(~np.isnan(values)))
+        if defined[key]:
+            intervals[key] = _interval(values, alpha)
+    return intervals, defined
+
+
 def bootstrap_ci(
     gold: Sequence[Document],
     pred: Sequence[Sequence[Span]],
@@ -93,15 +114,14 @@ def bootstrap_ci(
 
     Returns:
         ``{metric: (low, high)}`` for every key of :meth:`SpanEvaluation.metrics` except the raw
-        counts ``tp``, ``fp``, ``fn``.
+        counts ``tp``, ``fp``, ``fn`` (per-type scores over the samples where the type occurs;
+        :func:`bootstrap_intervals` also counts those samples).
     """
-    _check(n, alpha)
-    values = bootstrap_distribution(evaluate(gold, pred), n, seed)
-    return {k: _interval(v, alpha) for k, v in values.items()}
+    return bootstrap_intervals(evaluate(gold, pred), n, seed, alpha)[0]
 
 
 def _interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
-    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    low, high = np.nanquantile(values, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
 
 
@@ -126,9 +146,10 @@ def paired_bootstrap(
         alpha: coverage of the interval of the difference is ``1 - alpha``.
 
     Returns:
-        ``{"metric", "a", "b", "delta", "p_value", "ci", "n"}``: the metric of A and of B,
-        ``delta = a - b``, the one-sided p-value defined in the module docstring, and the
-        percentile interval ``(low, high)`` of ``delta_i``.
+        ``{"metric", "a", "b", "delta", "p_value", "ci", "n", "n_defined"}``: the metric of A
+        and of B, ``delta = a - b``, the one-sided p-value defined in the module docstring, the
+        percentile interval ``(low, high)`` of ``delta_i``, and how many of the ``n`` samples
+        defined ``delta_i`` (fewer than ``n`` for a type some samples lack).
     """
     _check(n, alpha)
     eval_a, eval_b = evaluate(gold, pred_a), evaluate(gold, pred_b)
@@ -147,12 +168,17 @@ def paired_bootstrap(
         - eval_b.metrics_from_counts(totals[:, split:])[metric]
     )
     delta = point_a[metric] - point_b[metric]
+    # A per-type delta is undefined in samples without the type; they take no part.
+    defined = delta_i[~np.isnan(delta_i)]
+    if not defined.size:
+        raise ValueError(f"metric {metric!r} is undefined in every bootstrap sample")
     return {
         "metric": metric,
         "a": point_a[metric],
         "b": point_b[metric],
         "delta": delta,
-        "p_value": float(np.mean(delta_i >= 2 * delta)),
-        "ci": _interval(delta_i, alpha),
+        "p_value": float(np.mean(defined >= 2 * delta)),
+        "ci": _interval(defined, alpha),
         "n": n,
+        "n_defined": int(defined.size),
     }

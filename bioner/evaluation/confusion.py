@@ -4,7 +4,7 @@ Every gold span and every predicted span is counted exactly once, in one of six 
 document, spans are paired one to one in two rounds:
 
 1. Same-type pairs, matched as the ``overlap`` scheme of :mod:`bioner.evaluation.metrics` does
-   (identical spans first, then greedily by decreasing overlap). An identical pair is
+   (a maximum matching, with the most identical pairs among those). An identical pair is
    **correct** (diagonal of :attr:`ConfusionMatrix.exact`); otherwise it is a **boundary error**
    (diagonal of :attr:`ConfusionMatrix.boundary`).
 2. The spans left over, paired the same way whatever their types (which now always differ). An

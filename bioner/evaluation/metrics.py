@@ -13,10 +13,9 @@ Matching schemes (SemEval-2013 Task 9.1 names in brackets):
   ``precision_<Type>``, ``recall_<Type>``, ``f1_<Type>`` use it.
 - ``boundary`` [SemEval "exact"]: same start and end, type ignored (``*_boundary``).
 - ``overlap`` [SemEval "type"]: the prediction shares at least one character with a gold span of
-  the same type (``*_overlap``). Pairs are matched one to one: among same-type pairs that
-  overlap, identical spans are paired first, then the remaining pairs greedily by decreasing
-  number of shared characters (ties: gold order, then prediction order, both sorted by
-  ``(start, end, label)``); a span already paired is skipped. Each pair is one true positive;
+  the same type (``*_overlap``). Pairs are matched one to one by a maximum bipartite matching
+  of the same-type pairs that overlap (as many pairs as possible), and among maximum matchings
+  one with the most identical pairs (:func:`match_spans`). Each pair is one true positive;
   unpaired predictions are false positives, unpaired gold spans false negatives.
 - ``partial`` [SemEval "partial", MUC half credit]: like ``overlap`` but type ignored, and a pair
   with different boundaries earns 0.5 true positive instead of 1 (``*_partial``); so
@@ -149,7 +148,12 @@ def _overlapping(gold: list[Span], pred: list[Span]) -> Iterator[tuple[int, int]
 
 
 def match_spans(gold: list[Span], pred: list[Span], same_type: bool) -> list[tuple[int, int]]:
-    """Pair overlapping spans one to one, as the ``overlap`` scheme defines (module docstring).
+    """Pair overlapping spans one to one, as the ``overlap`` scheme defines (module docstring):
+    a maximum matching, and among maximum matchings one with the most identical pairs.
+
+    A greedy pairing (identical first, then by decreasing overlap) can pair fewer: gold
+    ``[0,10) [10,13)`` against predictions ``[0,2) [2,12)`` pairs ``[0,10)`` with ``[2,12)`` and
+    strands the rest, where ``[0,10)-[0,2)`` and ``[10,13)-[2,12)`` pair both.
 
     Args:
         gold: gold spans, sorted.
@@ -157,26 +161,92 @@ def match_spans(gold: list[Span], pred: list[Span], same_type: bool) -> list[tup
         same_type: pair only spans of the same type (``overlap``) or any types (``partial``).
 
     Returns:
-        ``(gold index, pred index)`` pairs in the order they were made.
+        ``(gold index, pred index)`` pairs, sorted.
     """
-    candidates = []
+    edges: dict[tuple[int, int], bool] = {}
     for gi, pi in _overlapping(gold, pred):
         g, p = gold[gi], pred[pi]
-        if same_type and g.label != p.label:
-            continue
-        identical = g.start == p.start and g.end == p.end
-        shared = min(g.end, p.end) - max(g.start, p.start)
-        candidates.append((not identical, -shared, gi, pi))
-    candidates.sort()
-    used_gold: set[int] = set()
-    used_pred: set[int] = set()
+        if not same_type or g.label == p.label:
+            edges[gi, pi] = g.start == p.start and g.end == p.end
+    if not edges:
+        return []
+    # Matchings decompose over the connected components of the overlap graph (small: the spans
+    # around one stretch of text); each is solved exactly.
+    parent = {("g", gi): ("g", gi) for gi, _ in edges} | {("p", pi): ("p", pi) for _, pi in edges}
+
+    def root(node: tuple[str, int]) -> tuple[str, int]:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for gi, pi in edges:
+        parent[root(("g", gi))] = root(("p", pi))
+    components: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for gi, pi in edges:
+        components.setdefault(root(("g", gi)), []).append((gi, pi))
     pairs = []
-    for _, _, gi, pi in candidates:
-        if gi not in used_gold and pi not in used_pred:
-            used_gold.add(gi)
-            used_pred.add(pi)
-            pairs.append((gi, pi))
-    return pairs
+    for component in components.values():
+        if len(component) == 1:
+            pairs += component
+            continue
+        rows = sorted({gi for gi, _ in component})
+        cols = sorted({pi for _, pi in component})
+        # Weight K per pair plus 1 per identical pair, K > the most identical pairs possible:
+        # the most pairs first, then the most identical ones.
+        k = min(len(rows), len(cols)) + 1
+        weights = np.zeros((len(rows), len(cols)))
+        for gi, pi in component:
+            weights[rows.index(gi), cols.index(pi)] = k + edges[gi, pi]
+        pairs += [
+            (rows[r], cols[c]) for r, c in _max_weight_assignment(weights) if weights[r, c] > 0
+        ]
+    return sorted(pairs)
+
+
+def _max_weight_assignment(weights: np.ndarray) -> list[tuple[int, int]]:
+    """Rows matched to distinct columns with the largest total weight (Hungarian method with
+    potentials, O(n^2 m)); every row of the smaller side is assigned, weight-0 cells included.
+
+    Hand-written because the component matrices are tiny and bioner does not depend on scipy
+    (``scipy.optimize.linear_sum_assignment(weights, maximize=True)`` gives the same total).
+    """
+    transposed = weights.shape[0] > weights.shape[1]
+    cost = -(weights.T if transposed else weights)
+    n, m = cost.shape
+    u, v = np.zeros(n + 1), np.zeros(m + 1)
+    match = [0] * (m + 1)  # match[j]: the row (1-based) assigned to column j, 0 if none
+    way = [0] * (m + 1)
+    for i in range(1, n + 1):
+        match[0] = i
+        j0 = 0
+        minv = [np.inf] * (m + 1)
+        used = [False] * (m + 1)
+        while True:
+            used[j0] = True
+            i0, delta, j1 = match[j0], np.inf, 0
+            for j in range(1, m + 1):
+                if not used[j]:
+                    reduced = cost[i0 - 1, j - 1] - u[i0] - v[j]
+                    if reduced < minv[j]:
+                        minv[j], way[j] = reduced, j0
+                    if minv[j] < delta:
+                        delta, j1 = minv[j], j
+            for j in range(m + 1):
+                if used[j]:
+                    u[match[j]] += delta
+                    v[j] -= delta
+                else:
+                    minv[j] -= delta
+            j0 = j1
+            if match[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            match[j0] = match[j1]
+            j0 = j1
+    out = [(match[j] - 1, j - 1) for j in range(1, m + 1) if match[j]]
+    return [(c, r) for r, c in out] if transposed else out
 
 
 def _sentence_buckets(doc: Document, spans: list[Span]) -> list[list[Span]]:
@@ -302,11 +372,13 @@ class SpanEvaluation:
         for label in self.types:
             counts = family(f"type/{label}")
             scores = prf(*counts)
+            # Under resampling a type can vanish from a sample (no gold, no predicted span): its
+            # scores are undefined there (NaN, not 0), and it leaves the macro mean.
+            defined = sum(counts) > 0
             for name, value in zip(("precision", "recall", "f1"), scores):
-                out[f"{name}_{label}"] = value
+                out[f"{name}_{label}"] = np.where(defined, value, np.nan)
             per_type.append(scores)
-            # Under resampling a type can vanish from a sample; it then leaves the macro mean.
-            present.append(sum(counts) > 0)
+            present.append(defined)
         if per_type:
             mask = np.stack(present)
             n_present = mask.sum(axis=0)

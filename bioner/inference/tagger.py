@@ -30,6 +30,7 @@ from bioner.data.datamodule import BucketBatchSampler, Collator
 from bioner.data.document import Document, Span
 from bioner.data.sentences import split_sentences
 from bioner.data.tokenize import word_ranges
+from bioner.errors import ConfigError
 from bioner.inference.export import METADATA_FILE
 from bioner.inference.inputs import TextRecord
 from bioner.postprocess.base import PostProcessor, PredictedSpan, apply_steps
@@ -361,9 +362,11 @@ class Tagger:
 
 
 def _load_alignment(path: Path, id2label: dict) -> Alignment:
-    """The alignment recorded in ``path/bioner.json``, checked against the model's labels."""
-    from hydra.utils import instantiate
+    """The alignment recorded in ``path/bioner.json``, checked against the model's labels.
 
+    The record is read as plain parameters (:meth:`Alignment.from_record`): a downloaded folder
+    is data, and nothing it names is imported or called.
+    """
     labels = {str(v) for v in id2label.values()}
     meta_file = path / METADATA_FILE
     if not meta_file.is_file():
@@ -377,16 +380,17 @@ def _load_alignment(path: Path, id2label: dict) -> Alignment:
         return Alignment(scheme=scheme)
     try:
         meta = json.loads(meta_file.read_text())
-        alignment = instantiate(meta["alignment"])
-        types = list(meta["entity_types"])
+        node = meta["alignment"]
+        types = [str(t) for t in meta["entity_types"]]
     except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(
-            f"{meta_file} is not a bioner export record ({err}); it must hold 'alignment' (a "
-            "_target_ node) and 'entity_types', as bioner-train writes it"
+        raise ConfigError(
+            f"{meta_file} is not a bioner export record ({err}); it must hold 'alignment' (the "
+            "alignment's parameters) and 'entity_types', as bioner-train writes it"
         ) from err
+    alignment = Alignment.from_record(node, str(meta_file))
     expected = set(alignment.labels(types))
     if labels != expected:
-        raise ValueError(
+        raise ConfigError(
             f"{path}: the model's labels {sorted(labels)} are not those of {METADATA_FILE} "
             f"({sorted(expected)}); the folder mixes files of different runs"
         )

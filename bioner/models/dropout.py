@@ -12,7 +12,10 @@ It is a :class:`~torch.overrides.TorchFunctionMode`: inside ``with FastCPUDropou
 ``torch.nn.functional.dropout`` on a CPU tensor, and every ``scaled_dot_product_attention`` with
 ``dropout_p > 0`` on CPU tensors (written out as the math that PyTorch runs on the CPU when
 attention has dropout), uses the cheaper mask. Any encoder that calls these functions benefits,
-whatever its modules are called; everything else passes through unchanged.
+whatever its modules are called; everything else passes through unchanged. Its attention runs in
+float32 even under bf16 autocast, as PyTorch's CPU kernels accumulate (on a CPU without native
+bf16 that is also 7x faster than emulated bf16 matmuls: 460 against 3,316 ms forward and
+backward for 32 x 12 heads x 48 x 32; SDPA's math path 336 ms).
 """
 
 from __future__ import annotations
@@ -69,18 +72,25 @@ def attention(
 ) -> torch.Tensor:
     """``scaled_dot_product_attention`` without causal masking, with the cheaper dropout.
 
-    A boolean mask keeps the ``True`` positions; a float mask is added to the scores.
+    A boolean mask keeps the ``True`` positions; a float mask is added to the scores. The scores,
+    the softmax and the weighted sum are computed in float32 whatever the inputs' dtype or an
+    enclosing autocast, as PyTorch's CPU attention kernels accumulate: in bfloat16 the scores
+    lose about three significant digits before the softmax amplifies the error (mean error about
+    twice SDPA's at larger score scales). The result has the inputs' dtype, as SDPA's.
     """
+    dtype = query.dtype
     scale = query.size(-1) ** -0.5 if scale is None else scale
-    scores = torch.matmul(query, key.transpose(-2, -1)).mul_(scale)
-    if attn_mask is not None:
-        if attn_mask.dtype == torch.bool:
-            # The smallest finite value, not -inf: a fully masked row stays finite (uniform).
-            scores = scores.masked_fill(~attn_mask, torch.finfo(scores.dtype).min)
-        else:
-            scores = scores + attn_mask
-    probs = torch.softmax(scores, dim=-1)
-    return torch.matmul(dropout(probs, dropout_p), value)
+    with torch.autocast("cpu", enabled=False):
+        q, k, v = query.float(), key.float(), value.float()
+        scores = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
+        if attn_mask is not None:
+            if attn_mask.dtype == torch.bool:
+                # The smallest finite value, not -inf: a fully masked row stays finite (uniform).
+                scores = scores.masked_fill(~attn_mask, torch.finfo(scores.dtype).min)
+            else:
+                scores = scores + attn_mask.float()
+        probs = torch.softmax(scores, dim=-1)
+        return torch.matmul(dropout(probs, dropout_p), v).to(dtype)
 
 
 def _bind(names: tuple[str, ...], defaults: dict[str, Any], args: tuple, kwargs: dict) -> dict:

@@ -25,6 +25,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bioner.errors import UserError
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -48,7 +50,7 @@ _DROPOUT_ATTRS = (
 )
 
 
-class EncoderNotFoundError(FileNotFoundError):
+class EncoderNotFoundError(UserError, FileNotFoundError):
     """An encoder's checkpoint cannot be found or fetched; the message says what to do instead."""
 
 

@@ -12,6 +12,7 @@ files or output formats.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,6 +25,7 @@ from torch import nn
 from bioner.attacks.adversaries import Gradients
 from bioner.data.document import Document, Span
 from bioner.evaluation import SpanEvaluation, evaluate
+from bioner.evaluation.label_sets import LabelSets
 from bioner.models.dropout import FastCPUDropout
 from bioner.postprocess.base import PostProcessor, PredictedSpan, apply_steps
 from bioner.utils.log import get_logger
@@ -117,15 +119,21 @@ def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     ]
 
 
-def linear_warmup_decay(warmup_steps: int, total_steps: int):
-    """LR multiplier: 0 -> 1 linearly over ``warmup_steps``, then 1 -> 0 at ``total_steps``."""
+class LinearWarmupDecay:
+    """LR multiplier: 0 -> 1 linearly over ``warmup_steps``, then 1 -> 0 at ``total_steps``.
 
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+    An object rather than a closure: ``LambdaLR`` checkpoints its attributes, and
+    :meth:`FineTuning.on_train_epoch_start` moves ``total_steps`` when an epoch's length changes.
+    """
 
-    return factor
+    def __init__(self, warmup_steps: int, total_steps: int) -> None:
+        self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / (self.warmup_steps + 1)
+        return max(0.0, (self.total_steps - step) / max(1, self.total_steps - self.warmup_steps))
 
 
 def merge_logits(parts: Iterable[Mapping[int, np.ndarray] | None]) -> dict[int, np.ndarray]:
@@ -187,6 +195,26 @@ class FineTuning(L.LightningModule):
             return
         self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
+    def on_train_epoch_start(self) -> None:
+        # Augmentation rebuilds the training loader every epoch, and augmented texts make other
+        # numbers of batches, so the step count planned from the first epoch drifts. Re-plan the
+        # end from this epoch's length (exact in the last epoch): the decay ends at 0 on the last
+        # step actually taken.
+        trainer = self.trainer
+        batches = trainer.num_training_batches
+        if trainer.max_epochs is None or trainer.max_epochs < 0 or not np.isfinite(batches):
+            return
+        for config in trainer.lr_scheduler_configs:
+            for schedule in getattr(config.scheduler, "lr_lambdas", []):
+                if isinstance(schedule, LinearWarmupDecay):
+                    per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
+                    total = trainer.global_step + per_epoch * (
+                        trainer.max_epochs - trainer.current_epoch
+                    )
+                    if trainer.max_steps != -1:
+                        total = min(total, trainer.max_steps)
+                    schedule.total_steps = total
+
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         groups = decay_groups(self.model, hp.weight_decay)
@@ -205,7 +233,7 @@ class FineTuning(L.LightningModule):
             )
         total = int(total)
         warmup = round(total * hp.warmup_ratio)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(warmup, total))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, LinearWarmupDecay(warmup, total))
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"},
@@ -268,6 +296,10 @@ class TokenClassifier(FineTuning):
         self._logits: dict[int, np.ndarray] = {}
         # Set by an attack callback (bioner.attacks) in its setup; None trains on clean data.
         self.adversary: Adversary | None = None
+        # Set by bioner-eval when the corpus's types are not the model's: scores cover the
+        # shared types, and `set_aside[stage]` counts what was left out (LabelSets.restrict).
+        self.label_sets: LabelSets | None = None
+        self.set_aside: dict[str, dict[str, Any]] = {}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         if "labels" not in batch:
@@ -325,6 +357,10 @@ class TokenClassifier(FineTuning):
         docs, scored = dataset.decode_scored(logits, self.id2label)
         preds = [[span for span, _ in spans] for spans in scored]
         scores = [[score for _, score in spans] for spans in scored]
+        if self.label_sets is not None and self.label_sets.differ:
+            docs, preds, scores, self.set_aside[stage] = self.label_sets.restrict(
+                docs, preds, scores
+            )
         evaluation = evaluate(docs, preds)
         self.results[stage] = StageResult(dataset.split, docs, preds, evaluation, scores)
         # Every rank holds the same numbers; sync_dist only keeps Lightning's DDP checks quiet.

@@ -426,7 +426,10 @@ def summarise(setting: Setting, split: str) -> None:
     by_type: dict[str, list[dict[str, float]]] = {}
     for section in sections:
         for row in section.get("per_type") or []:
-            by_type.setdefault(row["type"], []).append(row)
+            # No gold mention: the type's F1 is undefined, not 0 (shown as "—"), e.g. a
+            # Chemical+Disease model scored by an older bioner on a Chemical-only corpus.
+            if row.get("support", 1) > 0:
+                by_type.setdefault(row["type"], []).append(row)
     for type_, rows in sorted(by_type.items()):
         stats = {}
         for key in ("precision", "recall", "f1", "support"):

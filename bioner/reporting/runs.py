@@ -27,6 +27,7 @@ import yaml
 
 from bioner.data.document import Document, Span
 from bioner.data.readers.base import SPLITS, CorpusNotFoundError
+from bioner.errors import UserError
 from bioner.inference.formats import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 _LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """Input that a report cannot be built from; the message names the folder and the fix."""
 
 
@@ -240,6 +241,13 @@ class GoldSource:
         dataset = dict(run.config.get("dataset") or {})
         if "_target_" not in dataset:
             raise ReportError(f"{run.path / 'config.yaml'} has no dataset config with a _target_")
+        # A run folder may come from elsewhere: its config is data, and only a bioner reader is
+        # built from it (instantiate would call whatever it names).
+        if not str(dataset["_target_"]).startswith("bioner.data.readers."):
+            raise ReportError(
+                f"{run.path / 'config.yaml'}: refusing dataset._target_={dataset['_target_']!r}; "
+                "a report builds only bioner.data.readers.* from a run's config"
+            )
         run_root = str((run.config.get("paths") or {}).get("data_dir", ""))
         own = str(dataset.get("data_dir", ""))
         if self.data_dir is not None and run_root and own.startswith(run_root):

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from bioner.config import named_entries
-from bioner.evaluation import bootstrap_ci, confusion_matrix
+from bioner.evaluation import bootstrap_intervals, confusion_matrix
 from bioner.inference.formats import write_conll, write_jsonl
 from bioner.postprocess import PostProcessor, build_postprocessors
 from bioner.utils.log import get_logger
@@ -64,12 +64,17 @@ def report_split(
     write_conll(run_dir / "predictions" / f"{split}.conll", docs, preds)
     confusion = confusion_matrix(docs, preds)
     confusion.plot(run_dir / f"confusion_{split}.png")
-    ci = bootstrap_ci(docs, preds, n=ci_samples, seed=seed) if ci_samples else {}
+    ci, defined = (
+        bootstrap_intervals(result.evaluation, n=ci_samples, seed=seed) if ci_samples else ({}, {})
+    )
     return {
         "documents": len(docs),
         "metrics": result.evaluation.metrics(),
         "per_type": result.evaluation.per_type(),
         "ci95": {k: list(v) for k, v in ci.items()},
+        # Scores that some resamples left undefined (a type absent from them), and how many of
+        # the ci_samples resamples defined them: their intervals are over those only.
+        "ci95_defined": {k: v for k, v in defined.items() if v < ci_samples},
         "confusion": confusion.to_dict(),
     }
 

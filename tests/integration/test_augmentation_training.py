@@ -123,3 +123,57 @@ def test_devel_and_test_are_never_augmented(
         assert summary[split]["documents"] == len(gold)
         m = summary[split]["metrics"]
         assert m["tp"] + m["fn"] == sum(len(d.spans) for d in gold)
+
+
+class StepRecorder(L.Callback):
+    """The learning rate of every optimiser step and the batches of every epoch."""
+
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+        self.batches: list[int] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.batches.append(int(trainer.num_training_batches))
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_the_schedule_ends_on_the_last_step_when_augmentation_changes_epoch_lengths(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    record = StepRecorder()
+    cfg = compose(
+        tmp_path,
+        tiny_model_dir,
+        "augmentation=mix",
+        f"paths.data_dir={shared_data}",
+        "data.limit_documents=60",
+        "data.batch_size=4",
+        # Short windows: an augmented sentence of other length is cut into another number of
+        # windows, so each epoch has its own number of batches.
+        "alignment.max_length=12",
+        "alignment.stride=4",
+        "trainer.max_epochs=4",
+        "trainer.limit_val_batches=1",
+        "module.warmup_ratio=0.1",
+        "callbacks.early_stopping=null",
+        "bootstrap_samples=0",
+        "test=false",
+    )
+    trainer_steps: list[int] = []
+
+    class Final(L.Callback):
+        def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            trainer_steps.append(trainer.global_step)
+            record.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])  # after the last step
+
+    train(cfg, [record, Final()])
+    assert len(set(record.batches)) > 1, record.batches  # the epochs did differ in length
+    assert trainer_steps == [sum(record.batches)]
+    used, final = record.lrs[:-1], record.lrs[-1]
+    assert len(used) == sum(record.batches)
+    # Every step trains (no step at lr 0 after an early end), and the decay ends at 0 exactly
+    # after the last one (not above 0, as when epochs got shorter than planned).
+    assert min(used) > 0 and final == 0.0
+    assert max(used) == pytest.approx(cfg.module.lr, rel=0.05)

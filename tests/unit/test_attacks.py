@@ -153,13 +153,23 @@ def test_the_perturbation_never_touches_the_weights(
     adversary = prepared(name, specials)
     before = copy.deepcopy(model.state_dict())
     adversary.attack(model, batch)
-    # An attack for evaluation computes no parameter gradient at all.
+    # An attack for evaluation computes no parameter gradient, and leaves the weights as they were.
     assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # A training step moves every weight by its gradient and by nothing else: the perturbation
+    # lives in the embedding *outputs*, never in the embedding matrix the optimiser updates.
     out = adversary.training_loss(model, batch, Gradients())
     out.loss.backward()
-    after = model.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)
-    assert model.get_input_embeddings().weight.grad is not None
+    params = dict(model.named_parameters())
+    expected = {
+        k: before[k] - p.grad.detach() if p.grad is not None else before[k]
+        for k, p in params.items()
+    }
+    torch.optim.SGD(model.parameters(), lr=1.0).step()
+    for key, param in params.items():
+        torch.testing.assert_close(param.detach(), expected[key], rtol=0, atol=0, msg=key)
+    (embeddings,) = (k for k, p in params.items() if p is model.get_input_embeddings().weight)
+    assert not torch.equal(params[embeddings].detach(), before[embeddings])  # the step moved it
 
 
 def test_training_loss_is_clean_plus_weighted_adversarial(

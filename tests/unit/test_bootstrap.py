@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from bioner.data.document import Document, Span
-from bioner.evaluation import bootstrap_ci, bootstrap_distribution, evaluate, paired_bootstrap
+from bioner.evaluation import (
+    bootstrap_ci,
+    bootstrap_distribution,
+    bootstrap_intervals,
+    evaluate,
+    paired_bootstrap,
+)
 
 TYPES = ["Chemical", "Disease", "Gene"]
 
@@ -62,7 +68,27 @@ def test_vectorised_resampling_equals_resampling_the_corpus() -> None:
         for key, value in expected.items():
             if key not in ("tp", "fp", "fn"):
                 assert values[key][i] == pytest.approx(value, abs=1e-12), (i, key)
+        # A type absent from the sample has undefined scores there, not 0.
+        if "f1_Gene" not in expected:
+            assert np.isnan(values["f1_Gene"][i]) and np.isnan(values["precision_Gene"][i])
     assert lacking_gene > 0  # the macro mean was checked on samples where a type vanished
+
+
+def test_a_type_missing_from_a_resample_is_left_out_not_counted_as_zero() -> None:
+    gold = corpus(15, seed=8)  # Gene only in the first document, predicted right
+    pred = [list(doc.spans) for doc in gold]
+    n = 400
+    intervals, defined = bootstrap_intervals(evaluate(gold, pred), n=n, seed=3)
+    # About (1 - 1/15)^15 = 36% of resamples lack the one Gene document.
+    assert 0.2 * n < n - defined["f1_Gene"] < 0.5 * n
+    assert defined["f1_Chemical"] == defined["f1"] == n
+    # Where defined, Gene is always perfect: the interval is [1, 1], not [0, 1].
+    assert intervals["f1_Gene"] == (1.0, 1.0)
+    assert bootstrap_ci(gold, pred, n=n, seed=3)["f1_Gene"] == (1.0, 1.0)
+    # The paired test of a per-type score uses the samples that define it.
+    worse = [[s for s in p if s.label != "Gene"] for p in pred]
+    result = paired_bootstrap(gold, pred, worse, n=n, seed=3, metric="f1_Gene")
+    assert result["n_defined"] == defined["f1_Gene"] and result["ci"] == (1.0, 1.0)
 
 
 def test_ci_contains_point_estimate_and_is_deterministic() -> None:

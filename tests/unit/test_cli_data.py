@@ -70,14 +70,18 @@ def test_augment_shows_originals_beside_augmented_sentences(iob, capsys):
     assert f"  + {result['sentences'][0]['augmented']}" in table
 
 
-def test_augment_without_an_augmentation_says_which_to_choose(iob):
-    with pytest.raises(ValueError, match="augmentation=mix"):
+def test_augment_without_an_augmentation_says_which_to_choose(iob, capsys):
+    with pytest.raises(SystemExit) as exit_:
         main(["augment", *iob])
+    assert exit_.value.code == 2
+    assert "augmentation=mix" in capsys.readouterr().err
 
 
-def test_missing_corpus_says_how_to_point_at_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="BIONER_DATA_DIR"):
+def test_missing_corpus_says_how_to_point_at_it(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
         main(["stats", "dataset=ncbi_disease", f"paths.data_dir={tmp_path}"])
+    assert exit_.value.code == 2
+    assert "BIONER_DATA_DIR" in capsys.readouterr().err
 
 
 def test_unknown_command_prints_usage(capsys):

@@ -71,6 +71,14 @@ def test_same_type_overlap_takes_precedence_over_identical_other_type() -> None:
     assert d["exact"]["Chemical"]["Disease"] == 0
 
 
+def test_boundary_errors_are_paired_by_a_maximum_matching() -> None:
+    # Greedy pairing would pair [0,10) with [2,12) and leave one missed and one spurious span.
+    doc = Document("d", "x" * 13, [Span(0, 10, "A"), Span(10, 13, "A")])
+    d = confusion_matrix([doc], [[Span(0, 2, "A"), Span(2, 12, "A")]]).to_dict()
+    assert d["boundary"]["A"]["A"] == 2
+    assert d["exact"]["A"]["none"] == d["exact"]["none"]["A"] == 0
+
+
 def random_corpus(seed: int, n_docs: int = 150) -> tuple[list[Document], list[list[Span]]]:
     rng = random.Random(seed)
     types = ["A", "B", "C"]

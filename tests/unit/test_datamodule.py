@@ -175,6 +175,21 @@ def test_ranks_get_equal_batch_counts_and_cover_everything(shuffle: bool) -> Non
     assert set(i for batches in uneven for b in batches for i in b) == set(range(45))
 
 
+@pytest.mark.parametrize(("n", "batch_size", "ranks"), [(3, 4, 4), (1, 1, 3), (5, 2, 8)])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_fewer_batches_than_ranks_still_give_every_rank_its_batches(
+    n: int, batch_size: int, ranks: int, shuffle: bool
+) -> None:
+    lengths = list(range(3, 3 + n))
+    per_rank = [
+        batches_of(BucketBatchSampler(lengths, batch_size, shuffle, num_replicas=ranks, rank=r))
+        for r in range(ranks)
+    ]
+    expected = len(BucketBatchSampler(lengths, batch_size, shuffle, num_replicas=ranks))
+    assert expected >= 1 and all(len(batches) == expected for batches in per_rank)
+    assert {i for batches in per_rank for b in batches for i in b} == set(range(n))
+
+
 def test_collator_pads_dynamically_and_keeps_indices() -> None:
     items = [
         (4, Feature([101, 7, 102], [-100, 1, -100], [None, 0, None], 0, 0)),
@@ -270,3 +285,21 @@ def test_auto_padding_and_pinning_follow_the_trainer_device(
     assert next(iter(exact.train_dataloader()))["input_ids"].shape[1] == longest
     with pytest.raises(ValueError, match="pad_to_multiple_of"):
         NERDataModule(MemoryReader(), Alignment(), tokenizer, pad_to_multiple_of="eight")
+
+
+@pytest.mark.parametrize(
+    "model_types", [["Disease", "Chemical"], ["Chemical"], ["Chemical", "Disease", "Gene"]]
+)
+def test_gold_labels_take_a_given_models_ids_by_name(tokenizer, model_types: list[str]) -> None:
+    alignment = Alignment(label_strategy="all")
+    own = NERDataModule(MemoryReader(), alignment, tokenizer)
+    labels = alignment.labels(model_types)
+    given = NERDataModule(MemoryReader(), alignment, tokenizer, labels=labels)
+    assert given.labels == labels and given.id2label == dict(enumerate(labels))
+    for split in ("train", "devel"):
+        for a, b in zip(own.encoded(split).features, given.encoded(split).features):
+            expected = [
+                i if i < 0 else own.labels[i] if own.labels[i][2:] in model_types else "O"
+                for i in a.labels
+            ]
+            assert [i if i < 0 else labels[i] for i in b.labels] == expected

@@ -99,6 +99,25 @@ def test_attention_without_dropout_equals_sdpa(mask_kind: str) -> None:
         assert torch.allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.parametrize("spread", [1.0, 3.0, 6.0])
+def test_attention_under_bf16_autocast_is_as_accurate_as_sdpa(spread: float) -> None:
+    # bf16 inputs as a bf16-autocast encoder makes them; larger spreads give larger scores, where
+    # bf16 scores and softmax lost accuracy. Errors against a float64 reference.
+    torch.manual_seed(9)
+    q, k, v = (torch.randn(4, 6, 48, 32) * s for s in (spread, spread, 1.0))
+    keep = torch.ones(4, 1, 48, 48, dtype=torch.bool)
+    keep[0, :, :, 30:] = False
+    exact = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), attn_mask=keep)
+    q, k, v = q.bfloat16(), k.bfloat16(), v.bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = attention(q, k, v, keep, 0.0, None)
+        sdpa = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+    assert ours.dtype == sdpa.dtype == torch.bfloat16
+    ours_error = (ours.double() - exact).abs().mean().item()
+    sdpa_error = (sdpa.double() - exact).abs().mean().item()
+    assert ours_error <= 1.1 * sdpa_error, (ours_error, sdpa_error)
+
+
 def test_attention_drops_probabilities_with_the_cheaper_mask() -> None:
     torch.manual_seed(7)
     q, k, v = (torch.randn(2, 2, 5, 4) for _ in range(3))

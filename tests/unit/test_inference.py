@@ -268,3 +268,51 @@ def test_texts_that_are_sentences_already_are_not_split(exported: Path) -> None:
         make_document(text, split=False), [feature], [logits], member.id2label
     )
     assert [s.to_span() for s in whole.predict([text])[0]] == expected
+
+
+class _Payload:
+    """Unpickling this runs a shell command that creates ``marker`` (what an attacker ships)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_model_folder_cannot_run_code(exported: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "downloaded"
+    shutil.copytree(exported, copy)
+    marker = tmp_path / "pwned"
+    torch.save(_Payload(marker), copy / "extra.pt")
+    meta = json.loads((copy / "bioner.json").read_text())
+    meta["alignment"] = {
+        "_target_": "torch.load",
+        "f": str(copy / "extra.pt"),
+        "weights_only": False,
+    }
+    (copy / "bioner.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="refusing alignment _target_='torch.load'"):
+        Tagger.load(copy, device="cpu")
+    assert not marker.exists()
+    # Hydra's own keys and nested nodes are not parameters either.
+    for alignment in (
+        {"_target_": "bioner.data.alignment.Alignment", "_args_": ["first"]},
+        {"unit": {"_target_": "torch.load", "f": str(copy / "extra.pt")}},
+    ):
+        meta["alignment"] = alignment
+        (copy / "bioner.json").write_text(json.dumps(meta))
+        with pytest.raises(ValueError, match="bioner.json: "):
+            Tagger.load(copy, device="cpu")
+    assert not marker.exists()
+    # A record without the _target_ is the same alignment as one with it.
+    meta["alignment"] = json.loads((exported / "bioner.json").read_text())["alignment"]
+    del meta["alignment"]["_target_"]
+    (copy / "bioner.json").write_text(json.dumps(meta))
+    assert repr(Tagger.load(copy, device="cpu").members[0].alignment) == repr(
+        Tagger.load(exported, device="cpu").members[0].alignment
+    )

@@ -146,6 +146,20 @@ def test_overlap_pairs_identical_spans_first() -> None:
     assert m["recall_overlap"] == 1.0
 
 
+def test_overlap_matching_is_maximum_not_greedy() -> None:
+    # Greedy pairing by overlap gives [0,10)-[2,12) (8 characters) and strands both others.
+    gold = [Span(0, 10, "A"), Span(10, 13, "A")]
+    pred = [Span(0, 2, "A"), Span(2, 12, "A")]
+    assert match_spans(gold, pred, same_type=True) == [(0, 0), (1, 1)]
+    doc = Document("d", "a" * 13, gold, [(0, 13)], [(0, 2), (2, 10), (10, 12), (12, 13)])
+    m = evaluate([doc], [pred]).metrics()
+    assert m["recall_overlap"] == m["precision_overlap"] == 1.0
+    assert m["recall_partial"] == 0.5  # two pairs, neither identical
+    # Among maximum matchings (both cross pairings overlap too), the most identical pairs.
+    gold = [Span(0, 10, "A"), Span(5, 30, "A")]
+    assert match_spans(gold, list(gold), same_type=True) == [(0, 0), (1, 1)]
+
+
 def test_overlap_requires_same_type() -> None:
     g, p = Span(0, 5, "X"), Span(2, 8, "Y")
     assert match_spans([g], [p], same_type=True) == []

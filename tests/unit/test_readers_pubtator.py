@@ -89,6 +89,38 @@ def test_bc5cdr_pubtator_config_reads_the_fixture(fixtures_dir: Path) -> None:
     assert r.load("test")[0].sentences[0] == (0, 34)  # forced title boundary, no full stop
 
 
+def test_evaluation_text_is_segmented_without_the_gold_spans(
+    fixtures_dir: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from bioner.data.alignment import Alignment
+    from bioner.data.datamodule import NERDataModule
+    from bioner.data.document import GOLD_FREE_WORDS
+    from bioner.inference.formats import write_conll
+    from bioner.models.encoders import HubEncoder
+
+    cfg = compose_config(
+        "data", ["dataset=bc5cdr_pubtator", f"dataset.data_dir={fixtures_dir / 'pubtator'}"]
+    )
+    reader = instantiate(cfg.dataset)
+    doc = reader.load("train")[1]
+    view = reader.evaluation_document(doc)
+    # "5-HT" inside "5-HT6" no longer splits the word: the model must find the boundary itself.
+    assert [view.word_text(i) for i in range(5)] == ["Serotonin", "5", "-", "HT6", "receptor"]
+    assert view.spans == doc.spans and view.meta[GOLD_FREE_WORDS] and view.text == doc.text
+    assert view.sentences[0] == doc.sentences[0]  # the title still ends a sentence
+    assert not doc.meta.get(GOLD_FREE_WORDS)  # the training document is unchanged
+    # The datamodule serves scored splits so and training as the corpus reads it; labels and
+    # CoNLL gold columns snap a gold span to the words it overlaps.
+    tokenizer = HubEncoder(str(tiny_model_dir), name="tiny").load_tokenizer()
+    dm = NERDataModule(reader, Alignment(), tokenizer)
+    for split in ("devel", "test"):
+        assert all(d.meta[GOLD_FREE_WORDS] for d in dm.encoded(split).docs)
+        assert all(f.labels is not None for f in dm.encoded(split).features)
+    assert not any(d.meta.get(GOLD_FREE_WORDS) for d in dm.encoded("train").docs)
+    lines = "".join(write_conll(tmp_path / "x.conll", [view], [[]]).read_text())
+    assert "5\tB-Chemical\tO\n-\tI-Chemical\tO\nHT6\tI-Chemical\tO\n" in lines
+
+
 def test_crlf_bom_and_missing_final_blank_line(tmp_path: Path) -> None:
     content = document("1", mention("1", "seizures", "Disease")).rstrip("\n")
     crlf = "\ufeff" + content.replace("\n", "\r\n")

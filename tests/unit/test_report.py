@@ -29,6 +29,7 @@ from bioner.reporting import (
     to_markdown,
     write_outputs,
 )
+from bioner.reporting.render import per_type_table
 
 CHEMICALS = ["aspirin", "lithium", "cocaine", "haloperidol", "dopamine"]
 DISEASES = ["seizures", "hypertension", "nephritis", "anemia"]
@@ -429,6 +430,17 @@ def test_gold_comes_from_the_corpus_else_from_the_predictions_file(
         build_report([tmp_path / "multirun"], baseline="attack=none", data_dir=moved)
 
 
+def test_a_run_config_may_name_only_a_bioner_reader(
+    study: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    for run_dir in (r for runs in study.values() for r in runs):
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        config["dataset"]["_target_"] = "torch.load"
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ReportError, match="refusing dataset._target_='torch.load'"):
+        build_report([tmp_path / "multirun"], baseline="attack=none", bootstrap_samples=50)
+
+
 # ---------------------------------------------------------------------- k-fold, robustness
 
 
@@ -539,7 +551,25 @@ def test_command_line_prints_and_writes(
     assert status == 0
     assert printed.strip() == (out / "results.md").read_text().strip()
     assert not list(out.glob("*.png"))
-    assert main([str(tmp_path / "nope")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path / "nope")])
+    assert exit_.value.code == 2
+    assert "bioner-report: error: " in capsys.readouterr().err
     default = main([str(tmp_path / "multirun"), "--no-plots"])
     assert default == 0 and (tmp_path / "multirun" / "report" / "results.md").is_file()
+
+
+def test_a_type_without_gold_shows_a_dash_not_zero(tmp_path: Path, data_root: Path) -> None:
+    # A run scored on a corpus without Disease mentions (predictions of Disease all false
+    # positives, as bioner-eval wrote before it scored the shared types only).
+    docs = [
+        Document(d.id, d.text, [s for s in d.spans if s.label != "Disease"], d.sentences, d.words)
+        for d in load(data_root)
+    ]
+    preds = predict(load(data_root), 0.2, 1)
+    make_run(tmp_path / "r", data_root, "chem_only", docs, preds, 1)
+    report = build_report([tmp_path / "r"])
+    (setting,) = report.settings
+    assert "Disease" not in setting.per_type and "Chemical" in setting.per_type
+    header, rows = per_type_table(report)
+    assert header == ["setting", "runs", "Chemical"]

@@ -11,6 +11,7 @@ import pytest
 
 from bioner.data.alignment import DECODES, Alignment
 from bioner.data.document import Document, Span
+from bioner.data.readers import IOBReader, PubTatorReader
 from bioner.data.roundtrip import roundtrip_check, simulated_logits
 from bioner.models.encoders import PackagedEncoder, TinyBert
 
@@ -103,10 +104,6 @@ def test_losses_are_counted(tokenizer) -> None:
 
 
 def _bc5cdr_sample(shared_data: Path, n: int) -> tuple[list[Document], list[str]]:
-    try:
-        from bioner.data.readers import IOBReader
-    except ImportError:  # the readers package is being written in parallel
-        pytest.skip("bioner.data.readers.IOBReader not available")
     reader = IOBReader(
         name="bc5cdr",
         data_dir=shared_data / "bc5cdr",
@@ -141,10 +138,6 @@ def test_bc5cdr_sample_with_the_tiny_tokenizer(shared_data: Path, tiny_model_dir
 
 
 def test_pubtator_abstracts_far_longer_than_a_window(shared_data: Path, tokenizer) -> None:
-    try:
-        from bioner.data.readers import PubTatorReader
-    except ImportError:
-        pytest.skip("bioner.data.readers.PubTatorReader not available")
     reader = PubTatorReader(
         name="bc5cdr_pubtator",
         data_dir=shared_data / "bc5cdr_pubtator",

@@ -19,13 +19,14 @@ from typing import Any
 from bioner.data.document import Document, count_types
 from bioner.data.download import DownloadError, fetch
 from bioner.data.errors import CorpusFormatError
+from bioner.errors import UserError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "devel", "test")
 
 
-class CorpusNotFoundError(FileNotFoundError):
+class CorpusNotFoundError(UserError, FileNotFoundError):
     """Corpus files are missing (and were not, or could not be, downloaded).
 
     Args:
@@ -129,6 +130,15 @@ class CorpusReader(ABC):
                 doc.validate()
             self._cache[split] = docs
         return list(self._cache[split])
+
+    def evaluation_document(self, doc: Document) -> Document:
+        """``doc`` as evaluation input: words and sentences that owe nothing to its gold spans.
+
+        The default returns ``doc``: its words are the corpus's own tokens (IOB files), input as
+        given. Readers that split words or place sentences by the gold spans (PubTator) segment
+        the text afresh here, so that gold spans cannot shape what the model sees at test time.
+        """
+        return doc
 
     def ensure_available(self, download: bool = False) -> None:
         """Check that every file is present; fetch public files first when ``download``.

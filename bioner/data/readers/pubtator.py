@@ -10,7 +10,10 @@ Format, one block per document, blocks separated by a blank line::
 The document text is ``title + " " + abstract`` (offsets index it, 0-based, end exclusive).
 Every mention's text must equal ``text[start:end]``. Words come from
 :mod:`bioner.data.tokenize`, split further at every mention boundary; sentences from
-:mod:`bioner.data.sentences`, with a forced boundary between title and abstract.
+:mod:`bioner.data.sentences`, with a forced boundary between title and abstract. Those mention
+boundaries serve training; documents scored (devel, test, a held-out fold) are segmented afresh
+without them (:meth:`PubTatorReader.evaluation_document`): a gold mention inside a word (``Na`` in
+``Na+/K+-ATPase``) is then found only if the model's own segmentation finds it.
 
 A corpus comes either as one file per split (``files``), or as one file (``corpus``, plain or
 ``.gz``) split by lists of PMIDs (``pmids``), as MedMentions is.
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bioner.data.document import Document, Span
+from bioner.data.document import GOLD_FREE_WORDS, Document, Span
 from bioner.data.errors import CorpusFormatError
 from bioner.data.readers.base import CorpusReader, read_text, split_lines
 from bioner.data.sentences import split_sentences
@@ -164,6 +167,20 @@ class PubTatorReader(CorpusReader):
         meta = {"source": str(path), "line": rec.line, "title_end": len(rec.title)}
         doc = Document(rec.pmid, rec.text, spans, sentences, words, meta)
         return doc, len(unique) - len(kept), len(rec.mentions) - len(unique)
+
+    def evaluation_document(self, doc: Document) -> Document:
+        """``doc`` with words and sentences computed from its text alone (the title still ends
+        a sentence); its gold spans are unchanged and may now start or end inside a word."""
+        title_end = doc.meta.get("title_end")
+        forced = [title_end] if title_end else []
+        return Document(
+            doc.id,
+            doc.text,
+            list(doc.spans),
+            split_sentences(doc.text, forced=forced),
+            word_ranges(doc.text),
+            {**doc.meta, GOLD_FREE_WORDS: True},
+        )
 
     def _no_overlaps(self, mentions: list[_Mention], path: Path) -> list[_Mention]:
         """Mentions without overlaps, by the ``overlaps`` policy."""
