@@ -174,7 +174,8 @@ class SpanMetric(Metric):
                 self.exact_match.cpu().numpy(),
             ]
         )
-        evaluation = SpanEvaluation([], seen, count_columns(seen), totals[None, :])
+        # One row, the totals: the same formulas as evaluate(...).metrics(), by the same code.
+        evaluation = SpanEvaluation(["totals"], seen, count_columns(seen), totals[None, :])
         return {
             k: torch.as_tensor(float(v), dtype=torch.float64)
             for k, v in evaluation.metrics_from_counts(totals).items()
