@@ -9,15 +9,19 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+# Inside the package, so that a wheel carries the configs (package data, see pyproject.toml).
+# A user's own config folder joins them through Hydra's search path: `--config-dir my_conf` on
+# an entry point, or the override `hydra.searchpath=[file:///abs/my_conf]` anywhere.
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def compose_config(config_name: str, overrides: list[str] | None = None) -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` with Hydra ``overrides`` (as on the command line)."""
+    """Compose ``bioner/conf/<config_name>.yaml`` with Hydra ``overrides`` (as on the command
+    line); ``hydra.searchpath=[file:///abs/my_conf]`` adds a folder of your own configs."""
     if not CONFIG_DIR.is_dir():
         raise FileNotFoundError(
-            f"bioner's config folder {CONFIG_DIR} is missing; install bioner from a source "
-            "checkout with `pip install -e .` so that conf/ sits next to the package"
+            f"bioner's config folder {CONFIG_DIR} is missing: this bioner was installed without "
+            "its package data; reinstall it (`pip install --force-reinstall bioner`)"
         )
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides or []))

@@ -72,7 +72,8 @@ from bioner.data.document import Document, Span
 SCHEMES = ("strict", "boundary", "overlap", "partial")
 # Suffixes of summary keys; a type with one of these names would collide with them.
 _RESERVED_TYPES = frozenset({"macro", *SCHEMES[1:]})
-_EXACT_MATCH = (
+# The exact-match tallies of each document (the ``exact_match`` columns).
+EXACT_MATCH = (
     "sentences",
     "sentences_matched",
     "sentences_with_entities",
@@ -262,7 +263,9 @@ def _sentence_buckets(doc: Document, spans: list[Span]) -> list[list[Span]]:
     return buckets
 
 
-def _document_counts(doc: Document, pred: list[Span]) -> dict[Column, float]:
+def document_counts(doc: Document, pred: list[Span]) -> dict[Column, float]:
+    """One document's counts, keyed by the ``(family, statistic)`` columns of
+    :func:`count_columns`; ``type/<Type>`` columns only for the types it has. ``pred`` sorted."""
     gold = sorted(doc.spans)
     row: dict[Column, float] = {}
 
@@ -290,7 +293,7 @@ def _document_counts(doc: Document, pred: list[Span]) -> dict[Column, float]:
         partial += 1.0 if same else 0.5
     put("partial", partial, len(pred), len(gold))
 
-    em = dict.fromkeys(_EXACT_MATCH, 0.0)
+    em = dict.fromkeys(EXACT_MATCH, 0.0)
     for g, p in zip(_sentence_buckets(doc, gold), _sentence_buckets(doc, pred)):
         hit = g == p  # both were filled from sorted lists, so they are sorted
         em["sentences"] += 1
@@ -463,6 +466,24 @@ class SpanEvaluation:
         return "\n".join(lines)
 
 
+def check_type_names(types: Sequence[str]) -> None:
+    """Raise ``ValueError`` if an entity type is named like a summary key (``f1_macro``...)."""
+    clash = _RESERVED_TYPES.intersection(types)
+    if clash:
+        raise ValueError(
+            f"entity type(s) {sorted(clash)} would collide with the summary keys f1_<name>; "
+            "rename the type in the dataset config"
+        )
+
+
+def count_columns(types: Sequence[str]) -> list[Column]:
+    """The columns of :attr:`SpanEvaluation.counts` for these entity types, in their order."""
+    columns: list[Column] = [(f, s) for f in SCHEMES for s in ("tp", "fp", "fn")]
+    columns += [(f"type/{t}", s) for t in types for s in ("tp", "fp", "fn")]
+    columns += [("exact_match", k) for k in EXACT_MATCH]
+    return columns
+
+
 def evaluate(gold: Sequence[Document], pred: Sequence[Sequence[Span]]) -> SpanEvaluation:
     """Score predicted character spans against gold documents.
 
@@ -478,17 +499,10 @@ def evaluate(gold: Sequence[Document], pred: Sequence[Sequence[Span]]) -> SpanEv
             named like a summary key (``macro``, ``boundary``, ``overlap``, ``partial``).
     """
     preds = validate_predictions(gold, pred)
-    rows = [_document_counts(doc, p) for doc, p in zip(gold, preds)]
+    rows = [document_counts(doc, p) for doc, p in zip(gold, preds)]
     types = types_of(gold, preds)
-    clash = _RESERVED_TYPES.intersection(types)
-    if clash:
-        raise ValueError(
-            f"entity type(s) {sorted(clash)} would collide with the summary keys f1_<name>; "
-            "rename the type in the dataset config"
-        )
-    columns: list[Column] = [(f, s) for f in SCHEMES for s in ("tp", "fp", "fn")]
-    columns += [(f"type/{t}", s) for t in types for s in ("tp", "fp", "fn")]
-    columns += [("exact_match", k) for k in _EXACT_MATCH]
+    check_type_names(types)
+    columns = count_columns(types)
     counts = np.array([[row.get(c, 0.0) for c in columns] for row in rows], dtype=float)
     counts = counts.reshape(len(rows), len(columns))
     return SpanEvaluation([doc.id for doc in gold], types, columns, counts)

@@ -1,6 +1,7 @@
 """Raw text to entity spans with a trained bioner model: :class:`Tagger`.
 
-``Tagger.load(folder).predict(["text", ...])`` returns, per text, :class:`PredictedSpan`\\ s
+``Tagger.load(folder).predict(["text", ...])`` returns, per text (``predict("text")``: for that
+one text), :class:`PredictedSpan`\\ s
 whose offsets index that text exactly. Texts become documents with the project's own sentence
 splitter and offset-keeping word tokenizer (:func:`bioner.data.sentences.split_sentences`,
 :func:`bioner.data.tokenize.word_ranges`), are encoded with the alignment the model was trained
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import torch
@@ -227,14 +228,22 @@ class Tagger:
 
     # ------------------------------------------------------------------ prediction
 
-    def predict(self, texts: Iterable[str]) -> list[list[PredictedSpan]]:
-        """The spans of each text, offsets into that text.
+    @overload
+    def predict(self, texts: str) -> list[PredictedSpan]: ...
 
-        Raises:
-            TypeError: ``texts`` is a single string (pass ``[text]``).
+    @overload
+    def predict(self, texts: Iterable[str]) -> list[list[PredictedSpan]]: ...
+
+    def predict(
+        self, texts: str | Iterable[str]
+    ) -> list[PredictedSpan] | list[list[PredictedSpan]]:
+        """The spans of one text, or of each text of a list, offsets into that text.
+
+        ``predict("text")`` returns that text's spans; ``predict(["text", ...])`` one list of
+        spans per text, in input order.
         """
         if isinstance(texts, str):
-            raise TypeError("Tagger.predict takes a list of texts; pass [text] for a single text")
+            return self.predict([texts])[0]
         records = (TextRecord(str(i), text) for i, text in enumerate(texts))
         return [spans for _, spans in self.predict_stream(records)]
 

@@ -10,13 +10,13 @@ from hydra.utils import instantiate
 from test_train import compose
 
 from bioner.augment.callback import Augmentation
-from bioner.config import compose_config
+from bioner.config import CONFIG_DIR, compose_config
 from bioner.data.document import Document
 from bioner.train import train
 from bioner.utils.run import instantiate_callbacks
 
 REPO = Path(__file__).resolve().parents[2]
-AUGMENTATIONS = sorted(p.stem for p in (REPO / "conf" / "augmentation").glob("*.yaml"))
+AUGMENTATIONS = sorted(p.stem for p in (CONFIG_DIR / "augmentation").glob("*.yaml"))
 # Back-translation needs MarianMT from the hub; its training run uses the offline translator.
 OFFLINE = {
     "back_translation": [

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -189,3 +192,38 @@ def test_eval_config_takes_the_dataset_from_the_checkpoint_unless_given(tmp_path
         "eval", ["ckpt_path=x.ckpt", f"run_dir={tmp_path}", "dataset=ncbi_disease"]
     )
     assert cfg.dataset.name == "ncbi_disease" and cfg.run_name == "ncbi_disease"
+
+
+def _user_config_dir(tmp_path: Path) -> Path:
+    """A user's config folder outside the project, with an experiment of their own."""
+    folder = tmp_path / "my_conf"
+    (folder / "experiment").mkdir(parents=True)
+    (folder / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\n"
+        "defaults:\n  - override /dataset: ncbi_disease\n  - override /model: tiny\n"
+        "module:\n  lr: 1.23e-4\n"
+    )
+    return folder
+
+
+def test_a_user_config_folder_joins_the_search_path(tmp_path: Path) -> None:
+    folder = _user_config_dir(tmp_path)
+    cfg = compose(tmp_path, f"hydra.searchpath=[file://{folder}]", "experiment=mine")
+    assert (cfg.dataset.name, cfg.model.name, cfg.module.lr) == ("ncbi_disease", "tiny", 1.23e-4)
+
+
+def test_an_entry_point_takes_a_user_config_dir(tmp_path: Path) -> None:
+    folder = _user_config_dir(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(CONFIG_DIR.parents[1])}
+    run = subprocess.run(
+        [sys.executable, "-m", "bioner.train", "--config-dir", "my_conf", "experiment=mine"]
+        + ["--cfg", "job"],
+        cwd=folder.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    job = OmegaConf.create(run.stdout)
+    assert (job.dataset.name, job.model.name, job.module.lr) == ("ncbi_disease", "tiny", 1.23e-4)

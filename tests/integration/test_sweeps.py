@@ -28,7 +28,7 @@ from test_train import QUIET, tiny_overrides
 from bioner.config import CONFIG_DIR, compose_config
 from bioner.utils import instantiate_callbacks
 
-REPO = CONFIG_DIR.parent
+REPO = Path(__file__).resolve().parents[2]
 SWEEP_FILES = sorted((REPO / "sweeps").glob("*.yaml"))
 OPTUNA = CONFIG_DIR / "hparams_search" / "optuna.yaml"
 # W&B's sweep distributions that this file knows how to sample (bounds min and max).

@@ -19,7 +19,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from bioner.config import compose_config
+from bioner.config import CONFIG_DIR, compose_config
 from bioner.data.alignment import Alignment
 from bioner.data.document import Document
 from bioner.data.readers import CorpusNotFoundError
@@ -86,7 +86,7 @@ FIXTURE_DIRS = {
 
 
 def test_dataset_lists_are_complete() -> None:
-    configs = {p.stem for p in (REPO / "conf" / "dataset").glob("*.yaml")}
+    configs = {p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml")}
     assert configs == set(REAL) | set(FIXTURE_DIRS)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import warnings
 from pathlib import Path
 
@@ -206,8 +207,15 @@ def test_loading_run_folders_and_bad_folders(exported: Path, tmp_path: Path) -> 
     assert Tagger.load(run, device="cpu").predict(["Naloxone."]) == Tagger.load(
         exported, device="cpu"
     ).predict(["Naloxone."])
-    with pytest.raises(TypeError, match=r"pass \[text\]"):
-        Tagger.load(exported, device="cpu").predict("Naloxone.")
+
+
+def test_predict_takes_one_text_or_a_list(exported: Path) -> None:
+    tagger = Tagger.load(exported, device="cpu")
+    texts = ["Naloxone reverses hypotension.", "Cisplatin induced nephrotoxicity."]
+    one = tagger.predict(texts[1])
+    assert one and all(isinstance(s, PredictedSpan) for s in one)
+    assert one == tagger.predict(texts)[1]
+    assert tagger.predict(t for t in texts) == tagger.predict(texts)
 
 
 def test_export_records_are_checked(exported: Path, tmp_path: Path) -> None:
@@ -316,3 +324,19 @@ def test_a_model_folder_cannot_run_code(exported: Path, tmp_path: Path) -> None:
     assert repr(Tagger.load(copy, device="cpu").members[0].alignment) == repr(
         Tagger.load(exported, device="cpu").members[0].alignment
     )
+
+
+def test_the_readme_python_example_runs(
+    exported: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Use from Python", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    placeholder = '"logs/train/runs/<run>"'
+    assert placeholder in code
+    monkeypatch.setenv("BIONER_DATA_DIR", str(shared_data))
+    exec(compile(code.replace(placeholder, repr(str(exported))), "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    first = out.splitlines()[0].split()
+    assert int(first[0]) < int(first[1]) and first[3] in TYPES  # a span: start end text type
+    assert re.search(r"^strict F1 0\.\d{4}, Chemical 0\.\d{4}$", out, flags=re.M)
