@@ -68,7 +68,7 @@ def time_attack(attack: str, args: argparse.Namespace) -> dict:
     return {
         "attack": attack,
         "steps": steps,
-        "seconds_per_step": (timer.end - timer.start) / args.steps,
+        "seconds_per_step": timer.seconds / args.steps,
         "precision": summary.get("precision"),
         **memory_figures(),
     }

@@ -23,14 +23,7 @@ from pathlib import Path
 import torch
 
 # bench/ is on sys.path when run as a script
-from measure import (
-    StepProfile,
-    current_rss_mib,
-    memory_figures,
-    now,
-    print_profile,
-    rss_by_mapping,
-)
+from measure import StepWindow
 from transformers import (
     AutoModelForTokenClassification,
     AutoTokenizer,
@@ -99,40 +92,17 @@ def read_conll(path: Path) -> tuple[list[list[str]], list[list[str]]]:
     return sentences, tags
 
 
-class StepTimer(TrainerCallback):
-    """Times the steps after ``warmup`` steps, so start-up and the first slow steps don't count.
-
-    Timestamps wait for the GPU (:func:`measure.now`). With ``profile``, the steps after the
-    ``timed`` ones are profiled (and not timed).
-    """
-
-    def __init__(self, warmup: int, timed: int | None = None, profile: int = 0) -> None:
-        self.warmup = warmup
-        self.timed = timed
-        self.start: float | None = None
-        self.end: float | None = None
-        self.rss: dict[str, float] = {}
-        first = warmup + (timed or 0) + 1
-        self.profile = StepProfile(first, profile) if profile and timed else None
+class StepTimer(StepWindow, TrainerCallback):
+    """Times the Trainer's steps (:class:`measure.StepWindow`) as a Trainer callback."""
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
-        self.rss = {"fit_start": current_rss_mib()}
+        self.fit_start()
 
     def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
-        if self.profile is not None:
-            self.profile.step_start()
+        self.step_start()
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
-        if state.global_step in (1, self.warmup):
-            self.rss[f"after_step_{state.global_step}"] = current_rss_mib()
-        if self.profile is not None:
-            self.profile.step_end()
-        if self.timed is not None and state.global_step > self.warmup + self.timed:
-            return
-        if state.global_step == self.warmup:
-            self.start = now()
-        if self.timed is None or state.global_step == self.warmup + self.timed:
-            self.end = now()
+        self.step_end()
 
 
 def main() -> None:
@@ -195,23 +165,17 @@ def main() -> None:
     )
     trainer.train()
     timed_steps = timed or trainer.state.global_step - args.warmup_steps
-    seconds = (timer.end or 0.0) - (timer.start or 0.0)
     recipe = "hf_trainer" + ("_bf16" if args.bf16 else "")
     recipe += "_grouped" if args.group_by_length else ""
     result = {
         "recipe": recipe,
-        "sentences_per_s": timed_steps * args.batch_size / seconds,
+        "sentences_per_s": timed_steps * args.batch_size / timer.seconds,
         "steps": timed_steps,
-        "seconds": seconds,
+        "seconds": timer.seconds,
         "torch_threads": torch.get_num_threads(),
         "device": "cpu" if use_cpu else "gpu",
-        **memory_figures(),
-        "rss_mib": {**timer.rss, "end": current_rss_mib()},
-        "rss_by_mapping_mib": rss_by_mapping(),
+        **timer.figures(recipe),
     }
-    if timer.profile is not None and timer.profile.done:
-        print_profile(recipe, timer.profile.summary)
-        result["profile"] = {k: v for k, v in timer.profile.summary.items() if "table" not in k}
     if args.epochs:
         dev_words, dev_tags = read_conll(Path(args.data) / "bc5cdr" / "devel.tsv")
         dev = encode(tokenizer, dev_words, dev_tags, label2id)

@@ -136,6 +136,67 @@ class StepProfile:
         self.done = True
 
 
+class StepWindow:
+    """The timed and profiled window of a training loop, shared by every recipe's step timer.
+
+    The first ``warmup`` steps are not timed; then ``timed`` steps are (``None``: every later
+    step); then ``profile`` steps are profiled (:class:`StepProfile`, outside the timed window so
+    its overhead is not timed). Timestamps wait for the GPU only at the window's ends: waiting
+    after every step would stop the host from queueing the next one meanwhile. RSS is sampled at
+    fit start and after steps 1 and ``warmup``.
+
+    A loop adapter calls :meth:`fit_start`, :meth:`step_start` and :meth:`step_end`.
+    """
+
+    def __init__(self, warmup: int, timed: int | None = None, profile: int = 0) -> None:
+        self.warmup = warmup
+        self.timed = timed
+        self.steps = 0
+        self.start: float | None = None
+        self.end: float | None = None
+        self.rss: dict[str, float] = {}
+        first = warmup + (timed or 0) + 1
+        self.profile = StepProfile(first, profile) if profile and timed else None
+
+    def fit_start(self) -> None:
+        self.rss = {"fit_start": current_rss_mib()}
+
+    def step_start(self) -> None:
+        if self.profile is not None:
+            self.profile.step_start()
+
+    def step_end(self) -> bool:
+        """Count a finished step; ``True`` when it was a timed one."""
+        self.steps += 1
+        if self.steps in (1, self.warmup):
+            self.rss[f"after_step_{self.steps}"] = current_rss_mib()
+        if self.profile is not None:
+            self.profile.step_end()
+        if self.timed is not None and self.steps > self.warmup + self.timed:
+            return False
+        if self.steps == self.warmup:
+            self.start = now()
+        if self.timed is None or self.steps == self.warmup + self.timed:
+            self.end = now()
+        return self.steps > self.warmup
+
+    @property
+    def seconds(self) -> float:
+        return (self.end or 0.0) - (self.start or 0.0)
+
+    def figures(self, name: str) -> dict[str, Any]:
+        """Memory figures, the RSS trace and, if profiled, the profile (its tables printed)."""
+        out: dict[str, Any] = {
+            **memory_figures(),
+            "rss_mib": {**self.rss, "end": current_rss_mib()},
+            "rss_by_mapping_mib": rss_by_mapping(),
+        }
+        if self.profile is not None and self.profile.done:
+            print_profile(name, self.profile.summary)
+            out["profile"] = {k: v for k, v in self.profile.summary.items() if "table" not in k}
+        return out
+
+
 def summarise(prof: torch.profiler.profile, steps: int, seconds: float, rows: int) -> dict:
     """Per-step figures and the top operator tables of a finished profile."""
     events = prof.key_averages()

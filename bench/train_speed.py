@@ -48,62 +48,32 @@ from pathlib import Path
 import lightning as L
 
 # bench/ is on sys.path when run as a script
-from measure import (
-    StepProfile,
-    current_rss_mib,
-    memory_figures,
-    now,
-    print_profile,
-    rss_by_mapping,
-)
+from measure import StepWindow
 
 HERE = Path(__file__).resolve().parent
 RECIPES = ("hf_trainer", "hf_trainer_grouped", "hf_trainer_bf16_grouped", "bioner")
 
 
-class StepTimer(L.Callback):
-    """Times the training steps after ``warmup`` (start-up and the first slow steps excluded).
+class StepTimer(StepWindow, L.Callback):
+    """Times bioner's training steps (:class:`measure.StepWindow`) as a Lightning callback.
 
     Counts the sequences of the timed batches: with ``data.max_tokens`` a batch of long sentences
     has fewer than ``batch_size`` members, so steps times batch size would overstate the rate.
-    Timestamps wait for the GPU to finish (:func:`measure.now`). With ``profile``, also profiles
-    that many steps after the timed ones (so the profiler's overhead is not timed).
     """
 
     def __init__(self, warmup: int, timed: int | None = None, profile: int = 0) -> None:
-        self.warmup = warmup
-        self.timed = timed
-        self.steps = 0
+        super().__init__(warmup, timed, profile)
         self.sequences = 0
-        self.start: float | None = None
-        self.end: float | None = None
-        self.rss: dict[str, float] = {}
-        first = warmup + (timed or 0) + 1
-        self.profile = StepProfile(first, profile) if profile and timed else None
 
     def on_fit_start(self, trainer, pl_module) -> None:  # noqa: ANN001
-        self.rss = {"fit_start": current_rss_mib()}
+        self.fit_start()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
-        if self.profile is not None:
-            self.profile.step_start()
+        self.step_start()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
-        self.steps += 1
-        if self.steps in (1, self.warmup):
-            self.rss[f"after_step_{self.steps}"] = current_rss_mib()
-        if self.profile is not None:
-            self.profile.step_end()
-        if self.timed is not None and self.steps > self.warmup + self.timed:
-            return
-        if self.steps > self.warmup:
+        if self.step_end():
             self.sequences += int(batch["input_ids"].shape[0])
-        if self.steps == self.warmup:
-            self.start = now()
-        # Waiting for the GPU after every step would stop the host from queueing the next one
-        # meanwhile: only at the window's ends (and, with no fixed window, at every step).
-        if self.timed is None or self.steps == self.warmup + self.timed:
-            self.end = now()
 
 
 def run_bioner(args: argparse.Namespace) -> dict:
@@ -145,14 +115,9 @@ def run_bioner(args: argparse.Namespace) -> dict:
         "recipe": "bioner",
         "precision": summary.get("precision"),
         "steps": timer.steps - args.warmup_steps if timed is None else timed,
-        "seconds": (timer.end or 0) - (timer.start or 0),
-        **memory_figures(),
-        "rss_mib": {**timer.rss, "end": current_rss_mib()},
-        "rss_by_mapping_mib": rss_by_mapping(),
+        "seconds": timer.seconds,
+        **timer.figures("bioner"),
     }
-    if timer.profile is not None and timer.profile.done:
-        print_profile("bioner", timer.profile.summary)
-        result["profile"] = {k: v for k, v in timer.profile.summary.items() if "table" not in k}
     result["sentences"] = timer.sequences
     result["sentences_per_s"] = timer.sequences / result["seconds"]
     if args.epochs:
