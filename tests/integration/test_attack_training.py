@@ -5,14 +5,11 @@ run: fp32, bf16-mixed with gradient checkpointing and accumulation, DDP over 2 C
 from __future__ import annotations
 
 import csv
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from test_train import QUIET, assert_scores_match_predictions, child_env, compose, tiny_overrides
+from test_train import assert_scores_match_predictions, compose, run_train, tiny_overrides
 
 from bioner.config import CONFIG_DIR, compose_config
 from bioner.eval import evaluate_checkpoint
@@ -81,26 +78,13 @@ def test_every_attack_trains_on_the_cpu(
     assert adversarial > clean
 
 
-def run_cli(tmp_path: Path, overrides: list[str]) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "bioner.train", f"run_dir={tmp_path}", *QUIET, *overrides],
-        cwd=tmp_path,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return json.loads((tmp_path / "metrics.json").read_text())
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_every_attack_trains_under_ddp_sim(
     attack: str, tmp_path: Path, tiny_model_dir: Path, shared_data: Path
 ) -> None:
     overrides = [*tiny_overrides(tiny_model_dir), f"attack={attack}", "trainer=ddp_sim"]
-    metrics = run_cli(tmp_path, [*overrides, f"paths.data_dir={shared_data}", *SHORT])
+    metrics = run_train(tmp_path, tmp_path, [*overrides, f"paths.data_dir={shared_data}", *SHORT])
     assert metrics["devel"]["documents"] == 10
 
 
@@ -113,7 +97,8 @@ def test_every_attack_trains_on_gpus(
     overrides, devices = GPU_SETTINGS[setting]
     if torch.cuda.device_count() < devices:
         pytest.skip(f"needs {devices} GPUs")
-    run_cli(
+    run_train(
+        tmp_path,
         tmp_path,
         [
             *tiny_overrides(tiny_model_dir),

@@ -38,6 +38,21 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path}
 
 
+def run_train(cwd: Path, run_dir: Path, overrides: list[str], timeout: int = 900) -> dict:
+    """``python -m bioner.train run_dir=<run_dir> <QUIET> <overrides>`` in ``cwd`` (in its own
+    process, as a user runs it); asserts it succeeded and returns its ``metrics.json``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bioner.train", f"run_dir={run_dir}", *QUIET, *overrides],
+        cwd=cwd,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
 QUIET = [
     "logger=none",
     "callbacks.rich_progress_bar=null",
@@ -369,8 +384,6 @@ def test_ddp_sim_with_fewer_batches_than_ranks_does_not_hang(
     # One training and one evaluation batch for 4 ranks: three ranks repeat it.
     run_dir = tmp_path / "ddp4"
     overrides = [
-        f"run_dir={run_dir}",
-        *QUIET,
         *tiny_overrides(tiny_model_dir),
         "trainer=ddp_sim",
         "trainer.devices=4",
@@ -383,17 +396,7 @@ def test_ddp_sim_with_fewer_batches_than_ranks_does_not_hang(
         "trainer.max_epochs=1",
         "bootstrap_samples=0",
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-m", "bioner.train", *overrides],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = run_train(tmp_path, run_dir, overrides, timeout=600)
     assert metrics["devel"]["documents"] == metrics["test"]["documents"] == 1
 
 
@@ -403,8 +406,6 @@ def test_ddp_sim_trains_and_scores_like_one_process(
 ) -> None:
     run_dir = tmp_path / "ddp"
     overrides = [
-        f"run_dir={run_dir}",
-        *QUIET,
         *tiny_overrides(tiny_model_dir),
         "trainer=ddp_sim",
         f"paths.data_dir={shared_data}",
@@ -414,17 +415,7 @@ def test_ddp_sim_trains_and_scores_like_one_process(
         "trainer.max_epochs=1",
         "bootstrap_samples=0",
     ]
-    env = child_env()
-    done = subprocess.run(
-        [sys.executable, "-m", "bioner.train", *overrides],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    distributed = json.loads((run_dir / "metrics.json").read_text())
+    distributed = run_train(tmp_path, run_dir, overrides, timeout=600)
     assert distributed["devel"]["documents"] == distributed["test"]["documents"] == 61
     # The same checkpoint scored by one process: identical metrics.
     threads = torch.get_num_threads()
