@@ -18,6 +18,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # `paths.cache_dir` reads this variable, so composed configs and fixtures share one build.
 os.environ["BIONER_CACHE_DIR"] = tempfile.mkdtemp(prefix="bioner-test-cache-")
 
+# pytest-xdist (`-n auto` in pyproject.toml): each worker gets its share of the cores for torch,
+# its subprocesses included (they inherit the variables), instead of every worker spinning one
+# OpenMP thread per core on all of them.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1 and "OMP_NUM_THREADS" not in os.environ:
+    _threads = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = _threads
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per core, at most 4. Each worker holds torch, a tiny BERT and
+    sometimes a MiniLM, and many tests start training subprocesses of their own; more workers
+    than that buy little and cost memory (about 2 GiB each at peak)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
 # Property-based tests (tests/unit/test_properties.py): a modest budget by default, more with
 # `pytest --hypothesis-profile=thorough`. No deadline: the shared machine's timings vary.
 settings.register_profile(
