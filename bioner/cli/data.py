@@ -38,8 +38,12 @@ def stats(cfg: DictConfig) -> dict[str, Any]:
     from bioner.data.stats import corpus_stats
 
     started = time.perf_counter()
-    result = corpus_stats(_reader(cfg))
-    return {"dataset": cfg.dataset.name, "splits": result, "seconds": time.perf_counter() - started}
+    reader = _reader(cfg)
+    result = corpus_stats(reader)
+    summary = {"dataset": cfg.dataset.name, "splits": result}
+    # What dataset.split and dataset.filter did (empty when neither is set).
+    summary.update(reader.preparation())
+    return {**summary, "seconds": time.perf_counter() - started}
 
 
 def check(cfg: DictConfig) -> dict[str, Any]:
@@ -153,6 +157,21 @@ def _render(command: str, result: dict[str, Any]) -> str:
             for name, s in splits.items()
         ]
         title = f"{result['dataset']}"
+        if "split" in result:
+            ratio = result["split"]
+            title += (
+                f" · dataset.split: {'+'.join(ratio['source'])} dealt by ratio "
+                f"{'/'.join(f'{r:g}' for r in ratio['ratios'])}, seed {ratio['seed']}, "
+                f"{'stratified by entity types' if ratio['stratify'] else 'not stratified'}"
+            )
+        if "filter" in result:
+            parts = []
+            for name, f in result["filter"].items():
+                rules = ", ".join(f"{k} {v:,}" for k, v in f["removed"].items())
+                parts.append(
+                    f"{name} {f['documents'] - f['kept']:,}" + (f" ({rules})" if rules else "")
+                )
+            title += "\ndataset.filter removed: " + ", ".join(parts)
     elif command == "check":
         keys = ["gold", "lost", "changed", "spurious", "units", "windows", "long_units"]
         header = ["split", *keys]

@@ -98,6 +98,15 @@ FIXTURE_DIRS = {
     "medmentions_st21pv": "pubtator/medmentions",
     "i2b2_2010": "i2b2",
 }
+# i2b2 2010 has no devel split of its own: its run also redraws the splits by ratio (by note) and
+# filters, which must reach metrics.json.
+PREPARATION = {
+    "i2b2_2010": [
+        "dataset/split=ratio",
+        "dataset.split.ratios=[0.5,0.25,0.25]",
+        "dataset.filter.drop_empty_train=true",
+    ]
+}
 
 
 def test_dataset_lists_are_complete() -> None:
@@ -123,10 +132,18 @@ def test_every_dataset_config_trains_with_the_tiny_bert(
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=2",
         "bootstrap_samples=0",
+        *PREPARATION.get(dataset, []),
     )
     summary = train(cfg)
     assert_scores_match_predictions(tmp_path, summary)
     assert (tmp_path / "checkpoints" / "best.ckpt").is_file()
+    if dataset in PREPARATION:
+        prepared = summary["dataset_preparation"]
+        assert prepared["split"]["ratios"] == [0.5, 0.25, 0.25]
+        assert set(prepared["filter"]) == {"train", "devel", "test"}
+        assert summary["devel"]["documents"] == prepared["filter"]["devel"]["kept"]
+    else:
+        assert "dataset_preparation" not in summary
 
 
 @pytest.fixture(scope="module")
