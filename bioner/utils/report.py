@@ -229,7 +229,9 @@ def finish_evaluation(
 
     summary = dict(extra)
     # dataset.split and dataset.filter: how the scored and trained documents were chosen.
-    preparation = datamodule.reader.preparation()
+    # (Callers that score predictions without a data module pass none.)
+    reader = getattr(datamodule, "reader", None)
+    preparation = reader.preparation() if hasattr(reader, "preparation") else {}
     if preparation:
         summary["dataset_preparation"] = preparation
     results = dict(module.results)
