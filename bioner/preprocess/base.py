@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -147,6 +147,11 @@ class Preprocessor:
         guarded = bytearray(len(text))
         for span in protect:
             guarded[span.start : span.end] = b"\x01" * (span.end - span.start)
+        # A rewrite never straddles a sentence or gold span boundary, so that every boundary
+        # has one place in the new text.
+        cuts = sorted(
+            {b for r in doc.sentences for b in r} | {b for x in doc.spans for b in (x.start, x.end)}
+        )
         pieces: list[str] = []
         new_words: list[Range] = []
         edits: list[Edit] = []
@@ -161,7 +166,7 @@ class Preprocessor:
                 if any(run[k][1] != run[k + 1][0] for k in range(n - 1)):
                     continue  # words with space between them are not one run
                 lo, hi = run[0][0], run[-1][1]
-                if any(guarded[lo:hi]):
+                if any(guarded[lo:hi]) or bisect_left(cuts, hi) - bisect_right(cuts, lo) > 0:
                     continue
                 surfaces = [text[s:e] for s, e in run]
                 for step in self.steps:

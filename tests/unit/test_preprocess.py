@@ -76,6 +76,11 @@ def test_gold_spans_are_never_rewritten_in_training() -> None:
     new, mapping = Preprocessor([ShorthandExpander()]).normalise(doc)
     assert new.text == "The patient versus the patients"
     assert [mapping.span_to_original(s) for s in new.spans] == gold
+    # A rewrite never straddles a span boundary: "w" of "w/o" is a span of its own here.
+    doc = make_document("pt w/o x")
+    doc.spans = [Span(3, 4, "X")]
+    new, mapping = Preprocessor([ShorthandExpander()]).normalise(doc)
+    assert new.text == "patient w/o x" and new.spans == [Span(8, 9, "X")]
 
 
 def test_a_user_table_adds_and_overrides_and_bad_lines_name_file_and_line(tmp_path: Path) -> None:
