@@ -8,6 +8,10 @@ predictions of types the corpus does not annotate and the gold mentions of types
 predict (:mod:`bioner.evaluation.label_sets`). Writes ``metrics.json``, predictions and
 confusion plots into its own run folder, exactly as a training run does.
 
+Text normalisation (``preprocess=...`` in training) is applied as the training run applied it,
+with what it learnt from the training text (kept in the checkpoint); spans are scored on the
+original text.
+
 ``postprocess=abbreviations`` (any option or list of the ``postprocess`` group, as in
 ``bioner-predict``) post-processes each document's predicted spans before scoring and writing:
 the ``devel`` and ``test`` sections of ``metrics.json``, the prediction files and the confusion
@@ -31,10 +35,12 @@ from omegaconf import DictConfig, OmegaConf
 from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
 from bioner.data.alignment import Alignment
+from bioner.data.datamodule import NERDataModule
 from bioner.data.tags import entity_types_of
 from bioner.errors import ConfigError, UserError
 from bioner.evaluation.label_sets import LabelSets
 from bioner.models.module import TokenClassifier
+from bioner.preprocess import Preprocessor
 from bioner.utils import (
     finish_loggers,
     instantiate_loggers,
@@ -125,6 +131,18 @@ def training_config(ckpt_path: str | Path, trust: bool = False) -> DictConfig:
     return OmegaConf.create(config)
 
 
+def training_preprocess(ckpt_path: str | Path, trust: bool = False) -> Preprocessor | None:
+    """The fitted preprocessing of the run that wrote ``ckpt_path`` (``None`` if it had none).
+
+    It is read from the data module's state in the checkpoint as plain values
+    (:meth:`~bioner.preprocess.Preprocessor.from_record`), so evaluation rewrites text exactly
+    as training did, with the lexicon training learnt, whichever corpus is scored.
+    """
+    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=not trust)
+    record = checkpoint.get(NERDataModule.__qualname__, {}).get("preprocess")
+    return None if record is None else Preprocessor.from_record(record, str(ckpt_path))
+
+
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Score ``cfg.ckpt_path`` on ``cfg.splits``; return the content of ``metrics.json``."""
     unknown = set(cfg.splits) - {"devel", "test"}
@@ -154,6 +172,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         alignment=alignment,
         tokenizer=encoder.load_tokenizer(),
         labels=labels,
+        preprocess=training_preprocess(cfg.ckpt_path, trust),
     )
     datamodule.prepare_data()
     label_sets = LabelSets(tuple(entity_types_of(labels)), tuple(reader.entity_types))

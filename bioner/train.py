@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
 from bioner.inference.export import export_pretrained
+from bioner.preprocess import build_preprocessor
 from bioner.utils import (
     finish_loggers,
     instantiate_callbacks,
@@ -104,7 +105,11 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     alignment = instantiate(cfg.alignment)
     encoder = instantiate(cfg.model)
     datamodule = instantiate(
-        cfg.data, reader=reader, alignment=alignment, tokenizer=encoder.load_tokenizer()
+        cfg.data,
+        reader=reader,
+        alignment=alignment,
+        tokenizer=encoder.load_tokenizer(),
+        preprocess=build_preprocessor(cfg.get("preprocess")),
     )
     # Stop before loading any weights when the corpus is missing; downloads happen only here.
     datamodule.prepare_data()
@@ -156,6 +161,9 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
                     "dataset": cfg.dataset.name,
                     "encoder": encoder.name,
                 }
+                if datamodule.preprocess is not None:
+                    # bioner-predict rewrites raw text as training did (fitted state included).
+                    metadata["preprocess"] = datamodule.preprocess.record()
                 export_pretrained(model.model, datamodule.tokenizer, run_dir / "model", metadata)
                 log.info("Run folder: %s", Path(run_dir).resolve())
     finally:

@@ -4,6 +4,7 @@ Usage::
 
     bioner-data stats dataset=bc5cdr [--json]
     bioner-data check dataset=bc5cdr model=minilm alignment=first [--json] [alignment.max_length=32]
+        [preprocess=[shorthand,spelling]]
     bioner-data download bc5cdr
     bioner-data augment dataset=bc5cdr augmentation=mix n=5 [seed=1] [split=train] [--json]
 
@@ -38,30 +39,50 @@ def stats(cfg: DictConfig) -> dict[str, Any]:
     from bioner.data.stats import corpus_stats
 
     started = time.perf_counter()
-    result = corpus_stats(_reader(cfg))
-    return {"dataset": cfg.dataset.name, "splits": result, "seconds": time.perf_counter() - started}
+    reader = _reader(cfg)
+    result = corpus_stats(reader)
+    summary = {"dataset": cfg.dataset.name, "splits": result}
+    # What dataset.split and dataset.filter did (empty when neither is set).
+    summary.update(reader.preparation())
+    return {**summary, "seconds": time.perf_counter() - started}
 
 
 def check(cfg: DictConfig) -> dict[str, Any]:
     """The lossless round trip, gold spans -> sub-words -> spans, on every split."""
     from bioner.data.roundtrip import roundtrip_check
+    from bioner.preprocess import build_preprocessor
 
     started = time.perf_counter()
     reader = _reader(cfg)
     encoder = instantiate(cfg.model)
     alignment = instantiate(cfg.alignment)
     tokenizer = encoder.load_tokenizer()
+    # preprocess=[...]: fitted on train and applied as training (train: gold spans protected) and
+    # evaluation (devel, test) apply it; spans are mapped back before they are compared.
+    preprocess = build_preprocessor(cfg.get("preprocess"))
+    if preprocess is not None:
+        preprocess.fit(reader.load("train"))
     splits = {
-        split: roundtrip_check(reader.load(split), tokenizer, alignment, reader.entity_types)
+        split: roundtrip_check(
+            reader.load(split),
+            tokenizer,
+            alignment,
+            reader.entity_types,
+            preprocess=preprocess,
+            protect=split == "train",
+        )
         for split in reader.splits
     }
-    return {
+    result = {
         "dataset": cfg.dataset.name,
         "model": encoder.name,
         "alignment": {k: v for k, v in cfg.alignment.items() if k != "_target_"},
         "splits": splits,
         "seconds": time.perf_counter() - started,
     }
+    if preprocess is not None:
+        result["preprocess"] = repr(preprocess)
+    return result
 
 
 def download(cfg: DictConfig) -> dict[str, Any]:
@@ -153,12 +174,31 @@ def _render(command: str, result: dict[str, Any]) -> str:
             for name, s in splits.items()
         ]
         title = f"{result['dataset']}"
+        if "split" in result:
+            ratio = result["split"]
+            title += (
+                f" · dataset.split: {'+'.join(ratio['source'])} dealt by ratio "
+                f"{'/'.join(f'{r:g}' for r in ratio['ratios'])}, seed {ratio['seed']}, "
+                f"{'stratified by entity types' if ratio['stratify'] else 'not stratified'}"
+            )
+        if "filter" in result:
+            parts = []
+            for name, f in result["filter"].items():
+                rules = ", ".join(f"{k} {v:,}" for k, v in f["removed"].items())
+                parts.append(
+                    f"{name} {f['documents'] - f['kept']:,}" + (f" ({rules})" if rules else "")
+                )
+            title += "\ndataset.filter removed: " + ", ".join(parts)
     elif command == "check":
         keys = ["gold", "lost", "changed", "spurious", "units", "windows", "long_units"]
+        if "preprocess" in result:
+            keys.append("rewrites")
         header = ["split", *keys]
         rows = [[name, *(s[k] for k in keys)] for name, s in splits.items()]
         settings = " ".join(f"{k}={v}" for k, v in result["alignment"].items())
         title = f"{result['dataset']} · model={result['model']} · {settings}"
+        if "preprocess" in result:
+            title += f" · {result['preprocess']}"
     elif command == "augment":
         lines = [
             f"{result['dataset']}/{result['split']} · augmentation={result['augmentation']} · "

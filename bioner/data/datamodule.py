@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from bioner.data.alignment import Alignment, Feature
     from bioner.data.readers import CorpusReader
+    from bioner.preprocess import OffsetMap, Preprocessor
 
 log = get_logger(__name__)
 
@@ -52,6 +53,9 @@ class EncodedSplit(Dataset):
         features: every feature of every document, document by document.
         doc_index: ``doc_index[i]`` is the position in ``docs`` of ``features[i]``'s document.
         alignment: the alignment that encoded the features; it also decodes them.
+        originals: with ``preprocess``, the documents before normalisation (``docs`` are the
+            normalised ones the features encode); decoding maps spans back onto them.
+        maps: with ``originals``, each document's offset map.
     """
 
     def __init__(
@@ -61,9 +65,13 @@ class EncodedSplit(Dataset):
         features: list[Feature],
         doc_index: list[int],
         alignment: Alignment,
+        originals: list[Document] | None = None,
+        maps: list[OffsetMap] | None = None,
     ) -> None:
         self.split = split
         self.docs = docs
+        self.originals = originals
+        self.maps = maps
         self.features = features
         self.doc_index = doc_index
         self.alignment = alignment
@@ -97,18 +105,23 @@ class EncodedSplit(Dataset):
     ) -> tuple[list[Document], list[list[tuple[Span, float]]]]:
         """:meth:`decode` with each span's confidence (``Alignment.decode_scored``).
 
+        With ``preprocess``, the documents are the original ones and the spans are mapped back
+        onto their text.
+
         Returns:
             The decoded documents and, aligned with them, their ``(span, score)`` pairs.
         """
         docs, preds = [], []
-        for doc, idx in zip(self.docs, self._by_doc):
+        for d, (doc, idx) in enumerate(zip(self.docs, self._by_doc)):
             if not all(i in logits for i in idx):
                 continue
             features = [self.features[i] for i in idx]
+            scored = self.alignment.decode_scored(doc, features, [logits[i] for i in idx], id2label)
+            if self.originals is not None and self.maps is not None:
+                doc, mapping = self.originals[d], self.maps[d]
+                scored = [(mapping.span_to_original(span), score) for span, score in scored]
             docs.append(doc)
-            preds.append(
-                self.alignment.decode_scored(doc, features, [logits[i] for i in idx], id2label)
-            )
+            preds.append(scored)
         if len(docs) < len(self.docs):
             log.warning(
                 "%s: scoring %d of %d documents; the others were not predicted (limited batches)",
@@ -377,6 +390,10 @@ class NERDataModule(L.LightningDataModule):
             corpus of other or differently ordered types (``bioner-eval``): gold tags are encoded
             by name with these ids, and tags the model lacks as ``O``. ``None``: the reader's
             types in the alignment's scheme.
+        preprocess: text normalisation (``conf/preprocess``): fitted on the training documents
+            unless fitted already (``bioner-eval`` restores the training run's), applied to every
+            split before encoding (training documents with their gold spans protected), and
+            undone on every decoded span. Saved in checkpoints (:meth:`state_dict`).
     """
 
     def __init__(
@@ -397,6 +414,7 @@ class NERDataModule(L.LightningDataModule):
         folds: int | None = None,
         fold: int | None = None,
         labels: Sequence[str] | None = None,
+        preprocess: Preprocessor | None = None,
     ) -> None:
         super().__init__()
         if limit_documents is not None and limit_documents < 1:
@@ -417,6 +435,7 @@ class NERDataModule(L.LightningDataModule):
         self.folds = folds
         self.fold = fold
         self._labels = None if labels is None else [str(label) for label in labels]
+        self.preprocess = preprocess or None
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no padding token; bioner pads batches with it")
         if isinstance(pad_to_multiple_of, str) and pad_to_multiple_of != "auto":
@@ -432,6 +451,16 @@ class NERDataModule(L.LightningDataModule):
         # documents to train on in that epoch.
         self.augmentation: Callable[[list[Document], int], list[Document]] | None = None
         self._fold_docs: dict[str, list[Document]] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The fitted preprocessing (plain values), kept in every checkpoint."""
+        return {"preprocess": self.preprocess.record()} if self.preprocess is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.preprocess is not None and "preprocess" in state_dict:
+            from bioner.preprocess import Preprocessor
+
+            self.preprocess = Preprocessor.from_record(state_dict["preprocess"], "checkpoint")
 
     @property
     def labels(self) -> list[str]:
@@ -519,6 +548,25 @@ class NERDataModule(L.LightningDataModule):
         # Gold tags of types a given model lacks: O (what that model should say there).
         for label in self.alignment.labels(self.reader.entity_types):
             label2id.setdefault(label, label2id["O"])
+        originals: list[Document] | None = None
+        maps: list[OffsetMap] | None = None
+        if self.preprocess is not None:
+            if not self.preprocess.fitted:
+                self.preprocess.fit(self.documents("train"))
+            # Training text is rewritten around its gold spans (never inside them), so every
+            # entity keeps its exact text; evaluation text is rewritten as raw text would be.
+            protect = split == "train"
+            pairs = [self.preprocess.normalise(d, d.spans if protect else ()) for d in docs]
+            originals, docs = docs, [p[0] for p in pairs]
+            maps = [p[1] for p in pairs]
+            log.info(
+                "%s/%s: preprocessing made %d rewrites in %d of %d documents",
+                self.reader.name,
+                split,
+                sum(len(m) for m in maps),
+                sum(1 for m in maps if len(m)),
+                len(docs),
+            )
         features: list[Feature] = []
         doc_index: list[int] = []
         step = 1024  # documents per tokenizer call
@@ -530,7 +578,7 @@ class NERDataModule(L.LightningDataModule):
         log.info(
             "%s/%s: %d documents, %d sequences", self.reader.name, split, len(docs), len(features)
         )
-        return EncodedSplit(split, docs, features, doc_index, self.alignment)
+        return EncodedSplit(split, docs, features, doc_index, self.alignment, originals, maps)
 
     def _on_cuda(self) -> bool:
         return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"

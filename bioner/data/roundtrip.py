@@ -22,6 +22,8 @@ from bioner.data.document import Document, Span
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from bioner.preprocess import Preprocessor
+
 # Logit of the simulated label: large enough that its softmax is one-hot to float precision,
 # so the per-type sums of the decoder cannot favour a type with many labels.
 _CONFIDENT = 100.0
@@ -47,8 +49,15 @@ def roundtrip_check(
     alignment: Alignment,
     entity_types: Sequence[str],
     max_examples: int = 10,
+    preprocess: Preprocessor | None = None,
+    protect: bool = True,
 ) -> dict[str, Any]:
     """Encode every document's gold spans and decode them back with simulated logits.
+
+    With ``preprocess`` (fitted), each document is normalised first, as training
+    (``protect=True``: words inside gold spans are never rewritten) or evaluation
+    (``protect=False``) normalises it, and the decoded spans are mapped back onto the original
+    text before they are compared with the original gold spans.
 
     Args:
         docs: validated documents.
@@ -56,6 +65,8 @@ def roundtrip_check(
         alignment: label strategy, decoding, scheme and windows under test.
         entity_types: the dataset's entity types.
         max_examples: how many lost gold spans to describe in ``examples``.
+        preprocess: text normalisation to run the documents through, or ``None``.
+        protect: keep words inside gold spans as they are (training's rule).
 
     Returns:
         ``gold`` (gold entities), ``lost`` (gold spans not predicted exactly), ``changed`` (lost
@@ -63,7 +74,8 @@ def roundtrip_check(
         all), ``spurious`` (predicted spans that are not gold), ``documents``, ``units``
         (non-empty units), ``windows`` (features), ``long_units`` (units that needed more than
         one window), ``max_subwords`` (sub-words of the longest unit, special tokens excluded),
-        ``seconds`` and ``examples`` (the first lost spans: document id, text, label).
+        ``seconds``, ``examples`` (the first lost spans: document id, text, label) and
+        ``rewrites`` (the edits ``preprocess`` made; 0 without it).
     """
     start = time.perf_counter()
     labels = alignment.labels(entity_types)
@@ -79,18 +91,34 @@ def roundtrip_check(
         unit=alignment.unit,
     )
     counts = dict.fromkeys(
-        ("gold", "lost", "changed", "spurious", "units", "windows", "long_units", "max_subwords"),
+        (
+            "gold",
+            "lost",
+            "changed",
+            "spurious",
+            "units",
+            "windows",
+            "long_units",
+            "max_subwords",
+            "rewrites",
+        ),
         0,
     )
     examples: list[dict[str, Any]] = []
     for doc in docs:
-        features = alignment.encode(doc, tokenizer, label2id)
-        reference = consistent.encode(doc, tokenizer, label2id)
+        seen, mapping = doc, None
+        if preprocess is not None:
+            seen, mapping = preprocess.normalise(doc, doc.spans if protect else ())
+            counts["rewrites"] += len(mapping)
+        features = alignment.encode(seen, tokenizer, label2id)
+        reference = consistent.encode(seen, tokenizer, label2id)
         logits = [
             simulated_logits(f.labels or [], r.labels or [], len(labels))
             for f, r in zip(features, reference)
         ]
-        predicted = alignment.decode(doc, features, logits, id2label)
+        predicted = alignment.decode(seen, features, logits, id2label)
+        if mapping is not None:
+            predicted = [mapping.span_to_original(span) for span in predicted]
         gold = set(doc.spans)
         pred = set(predicted)
         lost = sorted(gold - pred)

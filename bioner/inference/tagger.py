@@ -35,6 +35,7 @@ from bioner.errors import ConfigError
 from bioner.inference.export import METADATA_FILE
 from bioner.inference.inputs import TextRecord
 from bioner.postprocess.base import PostProcessor, PredictedSpan, apply_steps
+from bioner.preprocess import Preprocessor
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ class _Member:
     alignment: Alignment
     id2label: dict[int, str]
     collator: Collator
+    preprocess: Preprocessor | None = None
 
 
 class Tagger:
@@ -146,6 +148,7 @@ class Tagger:
         precision: str | int = "32",
         folders: Sequence[str | Path] | None = None,
         decode_rule: str | None = None,
+        preprocess: Sequence[Preprocessor | None] | None = None,
     ) -> None:
         if not models:
             raise ValueError("a Tagger needs at least one model")
@@ -164,8 +167,9 @@ class Tagger:
         self.split_sentences = split_sentences
         self.postprocess = list(postprocess)
         names = list(folders) if folders is not None else [f"model {i}" for i in range(len(models))]
+        preprocess = list(preprocess) if preprocess is not None else [None] * len(models)
         self.members: list[_Member] = []
-        for (model, tokenizer, alignment), name in zip(models, names):
+        for (model, tokenizer, alignment), name, pre in zip(models, names, preprocess, strict=True):
             id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
             if tokenizer.pad_token_id is None:
                 raise ValueError(f"{name}: the tokenizer has no padding token")
@@ -181,6 +185,7 @@ class Tagger:
                     id2label,
                     # Fewer distinct batch shapes on a GPU (see NERDataModule.pad_to_multiple_of).
                     Collator(tokenizer.pad_token_id, 8 if self.device.type == "cuda" else None),
+                    pre,
                 )
             )
 
@@ -213,7 +218,7 @@ class Tagger:
         from bioner.models.encoders import HubEncoder, _quiet_transformers, fp32_weights
 
         folders = [folder] if isinstance(folder, (str, Path)) else list(folder)
-        models, names = [], []
+        models, names, preprocess = [], [], []
         for item in folders:
             path = model_folder(item)
             # The encoder class turns truncation off and derives the input limit, as in training.
@@ -223,8 +228,9 @@ class Tagger:
             alignment = _load_alignment(path, model.config.id2label)
             models.append((model, tokenizer, alignment))
             names.append(path)
-            log.info("tagger model %s: %s", path, alignment)
-        return cls(models, postprocess=postprocess, folders=names, **kwargs)
+            preprocess.append(_load_preprocess(path))
+            log.info("tagger model %s: %s (preprocess: %s)", path, alignment, preprocess[-1])
+        return cls(models, postprocess=postprocess, folders=names, preprocess=preprocess, **kwargs)
 
     # ------------------------------------------------------------------ prediction
 
@@ -310,7 +316,15 @@ class Tagger:
         return [apply_steps(self.postprocess, doc.text, spans) for doc, spans in zip(docs, pooled)]
 
     def _run(self, member: _Member, docs: list[Document]) -> list[list[PredictedSpan]]:
-        """One model's spans for each document: encode, batch by length, forward, decode."""
+        """One model's spans for each document: encode, batch by length, forward, decode.
+
+        With the model's preprocessing, the model sees the rewritten documents and the spans are
+        mapped back onto the original text.
+        """
+        originals, maps = docs, None
+        if member.preprocess is not None:
+            pairs = [member.preprocess.normalise(doc) for doc in docs]
+            docs, maps = [p[0] for p in pairs], [p[1] for p in pairs]
         features: list[Feature] = []
         owner: list[int] = []
         for d, encoded in enumerate(member.alignment.encode_many(docs, member.tokenizer)):
@@ -321,14 +335,17 @@ class Tagger:
         for i, d in enumerate(owner):
             by_doc[d].append(i)
         out = []
-        for doc, idx in zip(docs, by_doc):
+        for d, (doc, idx) in enumerate(zip(docs, by_doc)):
             if not idx:  # no words: nothing to tag
                 out.append([])
                 continue
             scored = member.alignment.decode_scored(
                 doc, [features[i] for i in idx], [logits[i] for i in idx], member.id2label
             )
-            out.append([PredictedSpan.from_span(span, doc.text, score) for span, score in scored])
+            if maps is not None:
+                scored = [(maps[d].span_to_original(span), score) for span, score in scored]
+            text = originals[d].text
+            out.append([PredictedSpan.from_span(span, text, score) for span, score in scored])
         return out
 
     def _forward(self, member: _Member, features: list[Feature]) -> list[np.ndarray]:
@@ -368,6 +385,15 @@ class Tagger:
             for row, i in enumerate(batch_indices):
                 logits[i] = rows[row, : len(features[i].input_ids)]
         return logits  # type: ignore[return-value]
+
+
+def _load_preprocess(path: Path) -> Preprocessor | None:
+    """The preprocessing recorded in ``path/bioner.json`` (read as plain values), if any."""
+    meta_file = path / METADATA_FILE
+    if not meta_file.is_file():
+        return None
+    record = json.loads(meta_file.read_text()).get("preprocess")
+    return None if not record else Preprocessor.from_record(record, str(meta_file))
 
 
 def _load_alignment(path: Path, id2label: dict) -> Alignment:

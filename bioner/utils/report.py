@@ -17,6 +17,10 @@ gains a ``postprocess`` section with the raw scores beside them::
       "test": {...}
     }
 
+With ``dataset.split`` or ``dataset.filter`` set, ``metrics.json["dataset_preparation"]`` says how
+the documents were dealt (``split``: ratios, seed, documents per split) and what each split lost
+(``filter``: documents before, kept, removed per rule, gold mentions removed).
+
 Post-processed metrics also reach the loggers as ``<stage>/postprocess/<name>`` (``val/f1`` and
 ``test/f1`` logged by the evaluation passes stay the raw ones). Robustness scores the raw model.
 """
@@ -224,6 +228,12 @@ def finish_evaluation(
     from bioner.attacks.robustness import plot_robustness
 
     summary = dict(extra)
+    # dataset.split and dataset.filter: how the scored and trained documents were chosen.
+    # (Callers that score predictions without a data module pass none.)
+    reader = getattr(datamodule, "reader", None)
+    preparation = reader.preparation() if hasattr(reader, "preparation") else {}
+    if preparation:
+        summary["dataset_preparation"] = preparation
     results = dict(module.results)
     steps = build_postprocessors(cfg.get("postprocess"))
     if steps:

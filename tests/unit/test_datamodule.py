@@ -245,17 +245,23 @@ def test_limit_documents_takes_the_first_documents(tokenizer) -> None:
         NERDataModule(MemoryReader(), Alignment(), tokenizer, limit_documents=0)
 
 
+def gold_logits(split, num_labels: int) -> dict[int, np.ndarray]:
+    """Confident logits of each feature's gold labels (ignored positions: ``O``)."""
+    logits = {}
+    for i, feature in enumerate(split.features):
+        one_hot = np.full((len(feature.input_ids), num_labels), -5.0)
+        for row, label in enumerate(feature.labels):
+            one_hot[row, max(label, 0)] = 5.0
+        logits[i] = one_hot
+    return logits
+
+
 def test_decode_of_gold_logits_gives_gold_spans_and_skips_unpredicted_docs(
     tokenizer, caplog: pytest.LogCaptureFixture
 ) -> None:
     dm = NERDataModule(MemoryReader(), Alignment(), tokenizer)
     split = dm.encoded("train")
-    logits = {}
-    for i, feature in enumerate(split.features):
-        one_hot = np.full((len(feature.input_ids), len(dm.labels)), -5.0)
-        for row, label in enumerate(feature.labels):
-            one_hot[row, max(label, 0)] = 5.0
-        logits[i] = one_hot
+    logits = gold_logits(split, len(dm.labels))
     docs, preds = split.decode(logits, dm.id2label)
     assert [d.id for d in docs] == [d.id for d in CORPUS["train"]]
     assert preds == [d.spans for d in CORPUS["train"]]
@@ -303,3 +309,27 @@ def test_gold_labels_take_a_given_models_ids_by_name(tokenizer, model_types: lis
                 for i in a.labels
             ]
             assert [i if i < 0 else labels[i] for i in b.labels] == expected
+
+
+def test_preprocessed_splits_decode_onto_the_original_documents(tokenizer, tmp_path: Path) -> None:
+    from bioner.preprocess import Preprocessor, ShorthandExpander
+
+    table = tmp_path / "shorthand.tsv"
+    table.write_text("causes\tleads to\nheparin\tHeparin sodium\n")
+    dm = NERDataModule(
+        MemoryReader(), Alignment(), tokenizer, preprocess=Preprocessor([ShorthandExpander(table)])
+    )
+    for name in ("train", "test"):
+        split = dm.encoded(name)
+        docs, preds = split.decode(gold_logits(split, len(dm.labels)), dm.id2label)
+        assert docs == CORPUS[name] and preds == [d.spans for d in CORPUS[name]]
+    # Training text is rewritten around gold spans only; test text everywhere (a gold word too).
+    assert dm.encoded("train").docs[0].text == "Aspirin leads to ulcers"
+    assert dm.encoded("test").docs[0].text == "Heparin sodium and bleeding"
+    # The fitted steps travel in checkpoints.
+    state = dm.state_dict()
+    other = NERDataModule(
+        MemoryReader(), Alignment(), tokenizer, preprocess=Preprocessor([ShorthandExpander()])
+    )
+    other.load_state_dict(state)
+    assert other.encoded("test").docs[0].text == "Heparin sodium and bleeding"

@@ -19,6 +19,8 @@ from typing import Any
 from bioner.data.document import Document, count_types
 from bioner.data.download import DownloadError, fetch
 from bioner.data.errors import CorpusFormatError
+from bioner.data.filters import DocumentFilter
+from bioner.data.splits import RatioSplit
 from bioner.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -79,9 +81,15 @@ class CorpusReader(ABC):
             devel/test label that training never had is an error).
         download: public files as ``{url, path, sha256}`` mappings, ``path`` relative to
             ``data_dir``; empty for corpora that cannot be fetched.
+        filter: the rules of ``dataset.filter`` (:class:`~bioner.data.filters.DocumentFilter`'s
+            arguments); ``None``: keep every document.
+        split: the rule of ``dataset.split`` (:class:`~bioner.data.splits.RatioSplit`'s
+            arguments), or ``None`` (or ``ratios: null``) for the corpus's own splits.
 
     Attributes:
         splits: always ``["train", "devel", "test"]``.
+        sources: the splits read from the corpus files: :attr:`splits`, or ``split.source``
+            when ``dataset.split`` redraws them.
         repairs: per split, the number of fix-ups a lenient option made (tag repairs, dropped
             overlaps, skipped concepts); each is also logged as a warning.
     """
@@ -92,6 +100,8 @@ class CorpusReader(ABC):
         data_dir: str | Path,
         entity_types: Sequence[str] | None = None,
         download: Sequence[Mapping[str, Any]] | None = None,
+        filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
+        split: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.data_dir = Path(data_dir).expanduser()
@@ -100,6 +110,13 @@ class CorpusReader(ABC):
         self._inferred: list[str] | None = None
         self.download = [dict(entry) for entry in download or ()]
         self.repairs: dict[str, int] = {}
+        self.filter = DocumentFilter(**dict(filter or {}))
+        split = dict(split or {})
+        self.ratio_split = RatioSplit(**split) if split.get("ratios") is not None else None
+        self.sources: list[str] = (
+            list(self.ratio_split.source) if self.ratio_split is not None else list(SPLITS)
+        )
+        self._source_docs: dict[str, list[Document]] = {}
         self._cache: dict[str, list[Document]] = {}
 
     def __repr__(self) -> str:
@@ -111,11 +128,17 @@ class CorpusReader(ABC):
         if self._configured is not None:
             return list(self._configured)
         if self._inferred is None:
-            self._inferred = sorted(count_types(self.load("train")))
+            # The training file as read (before dataset.split and dataset.filter).
+            self._inferred = sorted(count_types(self._read_source("train")))
         return list(self._inferred)
 
     def load(self, split: str) -> list[Document]:
         """Validated documents of ``split`` (read once, then cached).
+
+        With ``dataset.split``, the documents of :attr:`sources` are pooled and dealt into the
+        splits (:class:`~bioner.data.splits.RatioSplit`); then ``dataset.filter`` drops those
+        that break its rules (:class:`~bioner.data.filters.DocumentFilter`, counted per split in
+        ``filter.removed``).
 
         Raises:
             CorpusNotFoundError: files are missing.
@@ -124,12 +147,37 @@ class CorpusReader(ABC):
         if split not in self.splits:
             raise ValueError(f"unknown split {split!r}; choose one of {', '.join(self.splits)}")
         if split not in self._cache:
+            if self.ratio_split is None:
+                docs = self._read_source(split)
+            else:
+                pooled = {s: self._read_source(s) for s in self.sources}
+                docs = self.ratio_split.apply(pooled, self.name)[split]
+            self._cache[split] = self.filter.apply(split, docs, self.name)
+        return list(self._cache[split])
+
+    def preparation(self) -> dict[str, Any]:
+        """What ``dataset.split`` and ``dataset.filter`` did to the splits loaded so far, for
+        ``metrics.json`` and ``bioner-data stats`` (empty when neither is configured)."""
+        report: dict[str, Any] = {}
+        if self.ratio_split is not None and self.ratio_split.summary:
+            report["split"] = dict(self.ratio_split.summary)
+        if self.filter.active:
+            report["filter"] = {s: dict(v) for s, v in self.filter.removed.items()}
+        return report
+
+    def _read_source(self, split: str) -> list[Document]:
+        """Validated documents of the corpus file(s) of ``split``, as they are (read once)."""
+        if split not in self._source_docs:
+            if split not in self.sources:
+                raise ValueError(
+                    f"{self.name}: dataset.split.source={self.sources} does not read {split!r}"
+                )
             self.ensure_available()
             docs = self._read(split, self._allowed(split))
             for doc in docs:
                 doc.validate()
-            self._cache[split] = docs
-        return list(self._cache[split])
+            self._source_docs[split] = docs
+        return self._source_docs[split]
 
     def evaluation_document(self, doc: Document) -> Document:
         """``doc`` as evaluation input: words and sentences that owe nothing to its gold spans.
@@ -205,8 +253,14 @@ class CorpusReader(ABC):
         """Parse ``split``; labels outside ``allowed`` (when not ``None``) are format errors."""
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, errors: str = "strict") -> str:
     """The decoded content of a UTF-8 (optionally BOM-prefixed, optionally gzipped) file.
+
+    Args:
+        path: the file.
+        errors: ``strict`` (a byte that is not UTF-8 is an error) or ``surrogateescape``: such
+            bytes become lone surrogates, and ``dataset.filter.undecodable=drop`` drops the
+            documents holding them.
 
     Raises:
         CorpusFormatError: the file is empty, is not valid UTF-8 or is a broken gzip file.
@@ -220,11 +274,15 @@ def read_text(path: Path) -> str:
                 path, None, f"not a readable gzip file ({err})", "download or compress it again"
             ) from err
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig", errors=errors)
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise CorpusFormatError(
-            path, line, f"not valid UTF-8 ({err.reason})", "re-save the file as UTF-8"
+            path,
+            line,
+            f"not valid UTF-8 ({err.reason})",
+            "re-save the file as UTF-8, or drop the documents holding such bytes with "
+            "dataset.filter.undecodable=drop",
         ) from err
     if not text.strip():
         raise CorpusFormatError(

@@ -70,8 +70,10 @@ class I2B2Reader(CorpusReader):
         seed: int = 0,
         on_mismatch: str = "error",
         download: Sequence[Mapping[str, Any]] | None = None,
+        filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
+        split: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, data_dir, entity_types, download)
+        super().__init__(name, data_dir, entity_types, download, filter, split)
         if not 0.0 <= dev_fraction < 1.0:
             raise ValueError(f"dev_fraction must be in [0, 1), not {dev_fraction}")
         if on_mismatch not in ("error", "skip"):
@@ -158,7 +160,7 @@ class I2B2Reader(CorpusReader):
 
     def _note(self, txt: Path, con: Path, allowed: set[str] | None) -> tuple[Document, int]:
         """The document of one note, and the number of mismatching concepts skipped."""
-        text = read_text(txt)
+        text = read_text(txt, self.filter.decode_errors)
         lines: list[list[Range]] = []  # token ranges per physical line
         pos = 0
         for line in text.split("\n"):
@@ -172,7 +174,11 @@ class I2B2Reader(CorpusReader):
         concepts: dict[tuple[int, int, str], tuple[int, int, int]] = {}  # span -> .con line, L1, L2
         skipped = 0
         # An empty .con is a note without concepts, not a broken file.
-        con_lines = split_lines(read_text(con)) if con.read_bytes().strip() else []
+        con_lines = (
+            split_lines(read_text(con, self.filter.decode_errors))
+            if con.read_bytes().strip()
+            else []
+        )
         for no, raw in enumerate(con_lines, 1):
             line = raw.strip()
             if not line:

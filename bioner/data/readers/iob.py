@@ -53,8 +53,10 @@ class IOBReader(CorpusReader):
         on_invalid: str = "reject",
         files: Mapping[str, str] | None = None,
         download: Sequence[Mapping[str, Any]] | None = None,
+        filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
+        split: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, data_dir, entity_types, download)
+        super().__init__(name, data_dir, entity_types, download, filter, split)
         if scheme not in SCHEMES:
             raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
         if on_invalid not in ("reject", "repair"):
@@ -62,8 +64,9 @@ class IOBReader(CorpusReader):
         self.scheme = scheme
         self.on_invalid = on_invalid
         self.files = dict(files or DEFAULT_FILES)
-        if set(self.files) != set(self.splits):
-            raise ValueError(f"files must name exactly the splits {self.splits}, got {self.files}")
+        # With dataset.split, only the source splits are read (a corpus in one file: [train]).
+        if not set(self.sources) <= set(self.files):
+            raise ValueError(f"files must name the splits {self.sources}, got {self.files}")
         self._prefixes = "BIES" if scheme == "IOBES" else "BI"
 
     def path(self, split: str) -> Path:
@@ -71,11 +74,11 @@ class IOBReader(CorpusReader):
         return self.data_dir / self.files[split]
 
     def required_files(self) -> list[Path]:
-        return [self.path(split) for split in self.splits]
+        return [self.path(split) for split in self.sources]
 
     def _read(self, split: str, allowed: set[str] | None) -> list[Document]:
         path = self.path(split)
-        lines = split_lines(read_text(path))
+        lines = split_lines(read_text(path, self.filter.decode_errors))
         by_docstart = any(line.startswith("-DOCSTART-") for line in lines)
         checked: set[str] = set()  # tags whose form, scheme and type passed
         docs: list[Document] = []

@@ -90,15 +90,18 @@ class PubTatorReader(CorpusReader):
         pmids: Mapping[str, str] | None = None,
         overlaps: str = "error",
         download: Sequence[Mapping[str, Any]] | None = None,
+        filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
+        split: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, data_dir, entity_types, download)
+        super().__init__(name, data_dir, entity_types, download, filter, split)
         if overlaps not in OVERLAPS:
             raise ValueError(f"overlaps must be one of {', '.join(OVERLAPS)}, not {overlaps!r}")
         if (files is None) == (corpus is None) or (corpus is None) != (pmids is None):
             raise ValueError("give either `files` (one per split) or both `corpus` and `pmids`")
-        for what, mapping in (("files", files), ("pmids", pmids)):
-            if mapping is not None and set(mapping) != set(self.splits):
-                raise ValueError(f"{what} must name exactly the splits {self.splits}")
+        if files is not None and not set(self.sources) <= set(files):
+            raise ValueError(f"files must name the splits {self.sources}, got {sorted(files)}")
+        if pmids is not None and set(pmids) != set(self.splits):
+            raise ValueError(f"pmids must name exactly the splits {self.splits}")
         self.files = None if files is None else dict(files)
         self.corpus = corpus
         self.pmids = None if pmids is None else dict(pmids)
@@ -119,7 +122,7 @@ class PubTatorReader(CorpusReader):
         return self._resolve(rel)
 
     def required_files(self) -> list[Path]:
-        paths = dict.fromkeys(self.path(split) for split in self.splits)
+        paths = dict.fromkeys(self.path(split) for split in self.sources)
         if self.pmids:
             paths.update(dict.fromkeys(self.data_dir / self.pmids[s] for s in self.splits))
         return list(paths)
@@ -127,7 +130,7 @@ class PubTatorReader(CorpusReader):
     def _read(self, split: str, allowed: set[str] | None) -> list[Document]:
         path = self.path(split)
         if path not in self._records:
-            self._records[path] = _parse(path)
+            self._records[path] = _parse(path, self.filter.decode_errors)
         records = self._records[path]
         if self.pmids:
             wanted = self._pmid_lists(records)[split]
@@ -246,8 +249,9 @@ class PubTatorReader(CorpusReader):
         return lists
 
 
-def _parse(path: Path) -> list[_Record]:
-    """Records of a PubTator file, with every mention checked against the text."""
+def _parse(path: Path, errors: str = "strict") -> list[_Record]:
+    """Records of a PubTator file, with every mention checked against the text (``errors``: how
+    bytes that are not UTF-8 are decoded, see :func:`~bioner.data.readers.base.read_text`)."""
     records: list[_Record] = []
     seen: dict[str, int] = {}
     cur: _Record | None = None
@@ -262,7 +266,7 @@ def _parse(path: Path) -> list[_Record]:
             records.append(cur)
             cur = None
 
-    for no, line in enumerate(split_lines(read_text(path)), 1):
+    for no, line in enumerate(split_lines(read_text(path, errors)), 1):
         if not line.strip():
             close()
             continue

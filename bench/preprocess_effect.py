@@ -1,0 +1,175 @@
+"""What text normalisation (``preprocess=...``) does to F1: paired runs over seeds and corpora.
+
+For each corpus and seed, trains twice with everything equal but ``preprocess`` (``none``
+against ``--preprocess``), then compares the two on the devel and test splits:
+
+- per seed, the strict F1 of each and the difference;
+- a **paired bootstrap** over documents (:func:`bioner.evaluation.paired_bootstrap`, as
+  ``bioner-report --baseline`` does): the predictions of the seed-matched runs are pooled, the
+  same documents are drawn for both systems, and the one-sided p-value is that of "preprocessing
+  scores higher";
+- a **sign-flip permutation test** over the per-seed differences (exact; with 3 seeds its
+  smallest two-sided p-value is 0.25, so it can only flag a consistent sign, not significance).
+
+Runs are written under ``--out/<dataset>/<none|shorthand+spelling>/s<seed>`` and reused when their
+``metrics.json`` exists, so an interrupted benchmark continues. Usage::
+
+    BIONER_DATA_DIR=../shared/data python bench/preprocess_effect.py \\
+        --datasets bc5cdr_pubtator,ncbi_disease --seeds 1,2,3 \\
+        --overrides experiment=quickstart logger=none
+    # a smoke run of the whole pipeline (random tiny model, a few steps):
+    BIONER_DATA_DIR=../shared/data python bench/preprocess_effect.py --seeds 1,2,3 \\
+        --overrides model=tiny trainer.max_epochs=1 trainer.limit_train_batches=3 \\
+        data.limit_documents=30 logger=none
+
+The script prints a table and ends with one JSON line holding every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bioner.config import compose_config
+from bioner.data.document import Document
+from bioner.evaluation import evaluate, paired_bootstrap
+from bioner.inference.formats import read_jsonl
+from bioner.train import train
+
+QUIET = [
+    "callbacks.rich_progress_bar=null",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "bootstrap_samples=0",
+]
+
+
+def folder(variant: str) -> str:
+    """The folder of a ``preprocess`` choice: ``[shorthand,spelling]`` -> ``shorthand+spelling``."""
+    return variant.strip("[]").replace(",", "+").replace(" ", "") or "none"
+
+
+def run(out: Path, dataset: str, variant: str, seed: int, overrides: list[str]) -> Path:
+    """Train one setting into its folder (unless done already); return the folder."""
+    run_dir = out / dataset / folder(variant) / f"s{seed}"
+    if not (run_dir / "metrics.json").is_file():
+        cfg = compose_config(
+            "train",
+            [
+                f"run_dir={run_dir}",
+                f"dataset={dataset}",
+                f"seed={seed}",
+                f"preprocess={variant}",
+                *QUIET,
+                *overrides,
+            ],
+        )
+        train(cfg)
+    return run_dir
+
+
+def predictions(run_dir: Path, split: str) -> tuple[list[Document], list[list[Any]]]:
+    """Gold documents and predicted spans of a run's split, by document id order."""
+    records = sorted(read_jsonl(run_dir / "predictions" / f"{split}.jsonl"), key=lambda r: r["id"])
+    gold = [Document(r["id"], r["text"], sorted(r["gold"])) for r in records]
+    return gold, [r["spans"] for r in records]
+
+
+def sign_flip_p(deltas: list[float]) -> float:
+    """Exact two-sided sign-flip permutation p-value of the mean of paired differences."""
+    observed = abs(float(np.mean(deltas)))
+    flips = list(itertools.product((1, -1), repeat=len(deltas)))
+    hits = sum(
+        abs(float(np.mean([s * d for s, d in zip(signs, deltas)]))) >= observed - 1e-12
+        for signs in flips
+    )
+    return hits / len(flips)
+
+
+def compare(
+    out: Path, dataset: str, variant: str, seeds: list[int], split: str, samples: int
+) -> dict[str, Any]:
+    """Per-seed F1 of both variants, the paired bootstrap and the sign-flip test on ``split``."""
+    gold_all: list[Document] = []
+    pred_pre: list[list[Any]] = []
+    pred_none: list[list[Any]] = []
+    per_seed = []
+    for seed in seeds:
+        gold_b, base = predictions(out / dataset / "none" / f"s{seed}", split)
+        gold_a, pre = predictions(out / dataset / folder(variant) / f"s{seed}", split)
+        if [d.id for d in gold_a] != [d.id for d in gold_b] or [d.spans for d in gold_a] != [
+            d.spans for d in gold_b
+        ]:
+            raise SystemExit(f"{dataset} seed {seed}: the two runs scored different {split} gold")
+        f1_pre = evaluate(gold_a, pre).metrics()["f1"]
+        f1_none = evaluate(gold_b, base).metrics()["f1"]
+        per_seed.append({"seed": seed, "f1_none": f1_none, "f1_pre": f1_pre})
+        gold_all += gold_a
+        pred_pre += pre
+        pred_none += base
+    test = paired_bootstrap(gold_all, pred_pre, pred_none, n=samples, seed=0)
+    deltas = [s["f1_pre"] - s["f1_none"] for s in per_seed]
+    return {
+        "dataset": dataset,
+        "split": split,
+        "per_seed": per_seed,
+        "delta_mean": float(np.mean(deltas)),
+        "delta_sd": float(np.std(deltas, ddof=1)) if len(deltas) > 1 else 0.0,
+        "pooled": test,
+        "sign_flip_p": sign_flip_p(deltas),
+    }
+
+
+def table(rows: list[dict[str, Any]], variant: str) -> str:
+    head = (
+        f"| corpus | split | F1 none (per seed) | F1 {variant} (per seed) | Δ mean ± sd (points) "
+        "| pooled Δ [95% CI] | p (bootstrap, one-sided) | p (sign flip) |"
+    )
+    lines = [head, "|" + " --- |" * 8]
+    for r in rows:
+        none = " / ".join(f"{s['f1_none']:.4f}" for s in r["per_seed"])
+        pre = " / ".join(f"{s['f1_pre']:.4f}" for s in r["per_seed"])
+        t = r["pooled"]
+        lines.append(
+            f"| {r['dataset']} | {r['split']} | {none} | {pre} | "
+            f"{100 * r['delta_mean']:+.2f} ± {100 * r['delta_sd']:.2f} | "
+            f"{100 * t['delta']:+.2f} [{100 * t['ci'][0]:+.2f}, {100 * t['ci'][1]:+.2f}] | "
+            f"{t['p_value']:.3f} | {r['sign_flip_p']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--datasets", default="bc5cdr_pubtator,ncbi_disease")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--preprocess", default="[shorthand,spelling]")
+    parser.add_argument("--out", default="logs/bench/preprocess_effect")
+    parser.add_argument("--samples", type=int, default=1000, help="paired bootstrap samples")
+    parser.add_argument("--overrides", nargs="*", default=[], help="train overrides for all runs")
+    args = parser.parse_args()
+    out = Path(args.out)
+    datasets = [d for d in args.datasets.split(",") if d]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    variant = args.preprocess
+    for dataset, seed in itertools.product(datasets, seeds):
+        for name in ("none", variant):
+            run(out, dataset, name, seed, list(args.overrides))
+    rows = [
+        compare(out, dataset, variant, seeds, split, args.samples)
+        for dataset in datasets
+        for split in ("devel", "test")
+    ]
+    print(table(rows, variant), flush=True)
+    print(json.dumps({"preprocess": variant, "overrides": args.overrides, "results": rows}))
+
+
+if __name__ == "__main__":
+    main()
