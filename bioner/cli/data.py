@@ -4,6 +4,7 @@ Usage::
 
     bioner-data stats dataset=bc5cdr [--json]
     bioner-data check dataset=bc5cdr model=minilm alignment=first [--json] [alignment.max_length=32]
+        [module.head=multilabel]
     bioner-data download bc5cdr
     bioner-data augment dataset=bc5cdr augmentation=mix n=5 [seed=1] [split=train] [--json]
 
@@ -22,6 +23,7 @@ from omegaconf import DictConfig
 
 from bioner.cli.errors import DEBUG_FLAG, cli_main
 from bioner.config import compose_config
+from bioner.data.document import OVERLAP_KINDS
 from bioner.errors import ConfigError
 
 COMMANDS = ("stats", "check", "download", "augment")
@@ -34,7 +36,8 @@ def _reader(cfg: DictConfig) -> Any:
 
 
 def stats(cfg: DictConfig) -> dict[str, Any]:
-    """Documents, sentences, tokens and mentions per type for every split."""
+    """Documents, sentences, tokens, mentions per type and overlapping mentions (nested, crossing,
+    same extent) for every split."""
     from bioner.data.stats import corpus_stats
 
     started = time.perf_counter()
@@ -140,7 +143,8 @@ def _render(command: str, result: dict[str, Any]) -> str:
     splits = result.get("splits", {})
     if command == "stats":
         types = sorted({t for s in splits.values() for t in s["per_type"]})
-        header = ["split", "documents", "sentences", "tokens", "mentions", *types]
+        kinds = list(OVERLAP_KINDS)
+        header = ["split", "documents", "sentences", "tokens", "mentions", *kinds, *types]
         rows = [
             [
                 name,
@@ -148,13 +152,15 @@ def _render(command: str, result: dict[str, Any]) -> str:
                 s["sentences"],
                 s["tokens"],
                 s["mentions"],
+                *(s["overlaps"][k] for k in kinds),
                 *(s["per_type"].get(t, 0) for t in types),
             ]
             for name, s in splits.items()
         ]
         title = f"{result['dataset']}"
     elif command == "check":
-        keys = ["gold", "lost", "changed", "spurious", "units", "windows", "long_units"]
+        keys = ["gold", "beyond_head", "lost", "changed", "spurious", "units", "windows"]
+        keys.append("long_units")
         header = ["split", *keys]
         rows = [[name, *(s[k] for k in keys)] for name, s in splits.items()]
         settings = " ".join(f"{k}={v}" for k, v in result["alignment"].items())
