@@ -245,19 +245,28 @@ class FineTuning(L.LightningModule):
 def multilabel_loss(
     logits: torch.Tensor, labels: torch.Tensor, layers: torch.Tensor
 ) -> torch.Tensor:
-    """Mean cross-entropy of the multi-label head over every (sub-word, layer) with a label.
+    """Cross-entropy of the multi-label head: summed over layers, averaged over the labelled
+    sub-words.
+
+    Summing over layers gives each layer the weight a flat head gives its one tag: a mean over
+    layers would shrink every type's gradient by the number of types (21 for MedMentions).
 
     Args:
         logits: ``(batch, length, num_labels)`` model outputs.
-        labels: ``(batch, length, layers)`` label ids in each layer's tags, ``-100`` ignored.
+        labels: ``(batch, length, layers)`` label ids in each layer's tags, ``-100`` ignored
+            (the same sub-words in every layer).
         layers: ``(layers, tags - 1)`` the outputs of each layer's tags but ``O``.
     """
     picked = logits[..., layers]  # (batch, length, layers, tags - 1)
     # O's logit is fixed at 0: softmax is shift-invariant, so each layer loses nothing by it.
     full = torch.cat([picked.new_zeros(*picked.shape[:-1], 1), picked], dim=-1)
-    return nn.functional.cross_entropy(
-        full.reshape(-1, full.shape[-1]).float(), labels.reshape(-1), ignore_index=-100
+    total = nn.functional.cross_entropy(
+        full.reshape(-1, full.shape[-1]).float(),
+        labels.reshape(-1),
+        ignore_index=-100,
+        reduction="sum",
     )
+    return total / (labels[..., 0] != -100).sum().clamp(min=1)
 
 
 class TokenClassifier(FineTuning):
@@ -282,9 +291,9 @@ class TokenClassifier(FineTuning):
             with gradient checkpointing.
         head: ``flat``, one tag per word (the encoder's own cross-entropy), or ``multilabel``,
             one tag layer per entity type, which can predict nested entities: the loss is the
-            mean cross-entropy over every layer and sub-word (the layers of
-            :func:`bioner.data.alignment.layer_columns`). The alignment must use the same head
-            (the configs interpolate ``alignment.head: ${module.head}``).
+            cross-entropy summed over the layers (:func:`bioner.data.alignment.layer_columns`)
+            and averaged over the labelled sub-words (:func:`multilabel_loss`). The alignment
+            must use the same head (the configs interpolate ``alignment.head: ${module.head}``).
 
     Attributes:
         results: ``"val"`` / ``"test"`` -> the :class:`StageResult` of the last pass.
