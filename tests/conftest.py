@@ -33,6 +33,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     than that buy little and cost memory (about 2 GiB each at peak)."""
     return max(1, min(4, os.cpu_count() or 1))
 
+
 # Property-based tests (tests/unit/test_properties.py): a modest budget by default, more with
 # `pytest --hypothesis-profile=thorough`. No deadline: the shared machine's timings vary.
 settings.register_profile(

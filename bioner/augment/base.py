@@ -140,7 +140,8 @@ class WordInfo:
         start: first character.
         end: one past the last character.
         text: the word's text.
-        span: index into ``doc.spans`` of the span containing the word, or ``-1`` (outside).
+        span: index into ``doc.spans`` of the span containing the word (of nested spans, the one
+            reaching furthest right), or ``-1`` (outside every span).
         sentence: index into ``doc.sentences``.
     """
 
@@ -160,11 +161,16 @@ class WordInfo:
 def word_infos(doc: Document) -> list[WordInfo]:
     """Every word of ``doc`` with its span and sentence (a valid document puts each in one)."""
     span_starts = [s.start for s in doc.spans]
+    # reach[k]: the span among spans[:k + 1] that ends furthest right. Without overlaps it is
+    # spans[k]; with nested spans a word after an inner span is still inside the outer one.
+    reach: list[int] = []
+    for k, s in enumerate(doc.spans):
+        reach.append(k if not reach or s.end > doc.spans[reach[-1]].end else reach[-1])
     sent_starts = [s for s, _ in doc.sentences]
     out = []
     for i, (start, end) in enumerate(doc.words):
         k = bisect_right(span_starts, start) - 1
-        span = k if k >= 0 and doc.spans[k].end >= end else -1
+        span = reach[k] if k >= 0 and doc.spans[reach[k]].end >= end else -1
         sentence = bisect_right(sent_starts, start) - 1
         out.append(WordInfo(i, start, end, doc.text[start:end], span, sentence))
     return out

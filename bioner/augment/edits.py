@@ -31,6 +31,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from bioner.data.document import Document, Range, Span
 from bioner.data.tokenize import split_at, word_ranges
@@ -91,6 +92,9 @@ def _check(doc: Document, edits: list[Edit]) -> None:
     n = len(doc.text)
     prev: Edit | None = None
     span_starts = [s.start for s in doc.spans]
+    # reach[k]: the furthest end among spans[:k + 1] (non-decreasing), so that the spans an edit
+    # may touch are found walking back from the last span starting before the edit's end.
+    reach = list(accumulate((s.end for s in doc.spans), max))
     sent_starts = [s for s, _ in doc.sentences]
     for ed in edits:
         where = f"document {doc.id}: edit ({ed.start}, {ed.end}, {ed.new!r})"
@@ -101,12 +105,13 @@ def _check(doc: Document, edits: list[Edit]) -> None:
         ):
             raise EditError(f"{where} overlaps edit ({prev.start}, {prev.end}, {prev.new!r})")
         prev = ed
-        # The span starting at or before the edit is the only one it can be inside or cross
-        # (spans are sorted and disjoint); the next one can only be crossed.
-        i = bisect_right(span_starts, ed.start) - 1
-        for span in doc.spans[max(i, 0) : i + 2]:
-            if ed.start == ed.end:
-                continue  # an insertion never crosses a boundary: it is inside or outside
+        # Spans starting before the edit's end, back to the first that reaches past its start
+        # (spans may nest, so not only the nearest one); an insertion never crosses a boundary:
+        # it is inside or outside.
+        k = bisect_left(span_starts, ed.end) - 1 if ed.start < ed.end else -1
+        while k >= 0 and reach[k] > ed.start:
+            span = doc.spans[k]
+            k -= 1
             overlaps = ed.start < span.end and span.start < ed.end
             inside = span.start <= ed.start and ed.end <= span.end
             if overlaps and not inside:

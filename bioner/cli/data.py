@@ -4,7 +4,7 @@ Usage::
 
     bioner-data stats dataset=bc5cdr [--json]
     bioner-data check dataset=bc5cdr model=minilm alignment=first [--json] [alignment.max_length=32]
-        [preprocess=[shorthand,spelling]]
+        [preprocess=[shorthand,spelling]] [module.head=multilabel]
     bioner-data download bc5cdr
     bioner-data augment dataset=bc5cdr augmentation=mix n=5 [seed=1] [split=train] [--json]
 
@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from bioner.cli.errors import DEBUG_FLAG, cli_main
 from bioner.config import compose_config
+from bioner.data.document import OVERLAP_KINDS
 from bioner.errors import ConfigError
 
 COMMANDS = ("stats", "check", "download", "augment")
@@ -35,7 +36,8 @@ def _reader(cfg: DictConfig) -> Any:
 
 
 def stats(cfg: DictConfig) -> dict[str, Any]:
-    """Documents, sentences, tokens and mentions per type for every split."""
+    """Documents, sentences, tokens, mentions per type and overlapping mentions (nested, crossing,
+    same extent) for every split."""
     from bioner.data.stats import corpus_stats
 
     started = time.perf_counter()
@@ -161,7 +163,8 @@ def _render(command: str, result: dict[str, Any]) -> str:
     splits = result.get("splits", {})
     if command == "stats":
         types = sorted({t for s in splits.values() for t in s["per_type"]})
-        header = ["split", "documents", "sentences", "tokens", "mentions", *types]
+        kinds = list(OVERLAP_KINDS)
+        header = ["split", "documents", "sentences", "tokens", "mentions", *kinds, *types]
         rows = [
             [
                 name,
@@ -169,6 +172,7 @@ def _render(command: str, result: dict[str, Any]) -> str:
                 s["sentences"],
                 s["tokens"],
                 s["mentions"],
+                *(s["overlaps"][k] for k in kinds),
                 *(s["per_type"].get(t, 0) for t in types),
             ]
             for name, s in splits.items()
@@ -190,7 +194,8 @@ def _render(command: str, result: dict[str, Any]) -> str:
                 )
             title += "\ndataset.filter removed: " + ", ".join(parts)
     elif command == "check":
-        keys = ["gold", "lost", "changed", "spurious", "units", "windows", "long_units"]
+        keys = ["gold", "beyond_head", "lost", "changed", "spurious", "units", "windows"]
+        keys.append("long_units")
         if "preprocess" in result:
             keys.append("rewrites")
         header = ["split", *keys]

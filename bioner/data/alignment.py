@@ -57,6 +57,17 @@ than a window is split at sub-word boundaries across consecutive overlapping win
 sub-words is then read from the window where *that sub-word* has the most context, and the word
 is decoded from those sub-words as usual.
 
+Heads (``head``, set by ``module.head``). ``flat``: one tag per word over every type (a softmax
+over ``O``, ``B-X``, ``I-X``, ...); of overlapping gold spans it trains on the longest of each
+group (:func:`~bioner.data.document.flat_layer`) and predicts one non-overlapping layer.
+``multilabel``: one tag layer per entity type, so a ``Chemical`` inside a ``Disease`` can be
+predicted. The network's outputs are the same tag list; layer ``X`` is a softmax over ``O``
+(a logit fixed at 0; softmax is shift-invariant, so nothing is lost) and the outputs of
+``B-X``, ``I-X`` (``E-X``, ``S-X``) (:func:`layer_columns`); the ``O`` output is unused. Its
+training labels are one id per layer and sub-word, and each layer is decoded on its own by the
+flat rules above, windows included, so the alignment and window guarantees hold per type. Spans
+of one type that overlap still need one layer each: of those, the longest is trained.
+
 A word that the tokenizer turns into no sub-word at all (a zero-width space, a lone combining
 accent, a control character) gets one ``[UNK]`` sub-word so that its label is never lost.
 """
@@ -73,8 +84,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bioner.data.document import GOLD_FREE_WORDS, Document, Span
+from bioner.data.document import GOLD_FREE_WORDS, Document, Span, flat_layer
 from bioner.data.tags import (
+    entity_types_of,
     label_list,
     spans_to_tags,
     split_tag,
@@ -92,6 +104,7 @@ DECODES = ("first", "last", "mean", "max", "majority")
 DECODE_RULES = ("mass", "argmax")
 ALIGN_SCHEMES = ("IOB2", "IOBES")
 UNITS = ("sentence", "document")
+HEADS = ("flat", "multilabel")
 # The only _target_ an alignment record may name (what bioner-train writes into bioner.json).
 ALIGNMENT_TARGET = "bioner.data.alignment.Alignment"
 # transformers' "no limit" sentinel for model_max_length is 1e30; anything this large is unset.
@@ -110,8 +123,9 @@ class Feature:
 
     Attributes:
         input_ids: sub-word ids, special tokens included.
-        labels: training label id per sub-word, ``-100`` where ignored and on special tokens;
-            ``None`` when encoded without labels.
+        labels: training label id per sub-word, ``-100`` where ignored and on special tokens
+            (``head="multilabel"``: a tuple of one id per layer); ``None`` when encoded without
+            labels.
         word_ids: index into ``doc.words`` of each sub-word, ``None`` on special tokens.
         unit: index of the unit (sentence index, or 0 for ``unit="document"``).
         window: index of the window within its unit.
@@ -206,6 +220,8 @@ class Alignment:
             sets to the encoder's limit).
         stride: overlap in sub-words between consecutive windows of a long unit.
         unit: ``sentence`` encodes each sentence on its own; ``document`` the whole document.
+        head: ``flat`` (one tag per word) or ``multilabel`` (one tag layer per entity type;
+            module docstring); ``module.head`` in the configs.
     """
 
     def __init__(
@@ -217,8 +233,10 @@ class Alignment:
         stride: int = 128,
         unit: str = "sentence",
         decode_rule: str = "mass",
+        head: str = "flat",
     ) -> None:
         for value, allowed, what in (
+            (head, HEADS, "head"),
             (label_strategy, LABEL_STRATEGIES, "label_strategy"),
             (decode, DECODES, "decode"),
             (decode_rule, DECODE_RULES, "decode_rule"),
@@ -245,12 +263,13 @@ class Alignment:
         self.max_length = max_length
         self.stride = stride
         self.unit = unit
+        self.head = head
 
     def __repr__(self) -> str:
         return (
             f"Alignment(label_strategy={self.label_strategy!r}, decode={self.decode_method!r}, "
             f"scheme={self.scheme!r}, max_length={self.max_length}, stride={self.stride}, "
-            f"unit={self.unit!r}, decode_rule={self.decode_rule!r})"
+            f"unit={self.unit!r}, decode_rule={self.decode_rule!r}, head={self.head!r})"
         )
 
     @classmethod
@@ -287,6 +306,7 @@ class Alignment:
             "stride": (int,),
             "unit": (str,),
             "decode_rule": (str,),
+            "head": (str,),
         }
         for key, value in params.items():
             if key not in allowed:
@@ -311,6 +331,7 @@ class Alignment:
             "stride": self.stride,
             "unit": self.unit,
             "decode_rule": self.decode_rule,
+            "head": self.head,
         }
         unknown = set(changes) - set(params)
         if unknown:
@@ -369,7 +390,8 @@ class Alignment:
         Args:
             doc: the document; its ``words`` and ``sentences`` define the units.
             tokenizer: a fast tokenizer (needs ``word_ids()``).
-            label2id: tag -> label id; ``None`` encodes without labels (inference).
+            label2id: tag -> label id; ``None`` encodes without labels (inference). With
+                ``head="multilabel"`` its types are the layers.
 
         Returns:
             Features in unit order, windows in order within each unit.
@@ -416,9 +438,12 @@ class Alignment:
         out: list[list[Feature]] = []
         k = 0  # the tokenizer's row of the next unit
         for doc, units in zip(docs, units_of):
-            tag_ids: list[_SubwordLabels] | None = None
+            tag_ids: list[list[_SubwordLabels]] | None = None
+            ignored: int | tuple[int, ...] = IGNORE_INDEX  # the label of a special token
             if label2id is not None and units:
-                tag_ids = self._word_label_ids(doc, label2id)
+                tag_ids = self._layer_label_ids(doc, label2id)
+                if self.head == "multilabel":
+                    ignored = (IGNORE_INDEX,) * len(tag_ids)
             features: list[Feature] = []
             for unit, lo, hi in units:
                 ids, counts = _group_subwords(
@@ -428,11 +453,18 @@ class Alignment:
                 word_of = [lo + w for w, c in enumerate(counts) for _ in range(c)]
                 labels = None
                 if tag_ids is not None:
-                    labels = [
-                        IGNORE_INDEX if t is None else t
-                        for w in range(lo, hi)
-                        for t in tag_ids[w][counts[w - lo] - 1]
-                    ]
+                    if self.head == "flat":
+                        labels = [
+                            IGNORE_INDEX if t is None else t
+                            for w in range(lo, hi)
+                            for t in tag_ids[0][w][counts[w - lo] - 1]
+                        ]
+                    else:  # one id per layer and sub-word
+                        labels = [
+                            tuple(IGNORE_INDEX if t is None else t for t in ts)
+                            for w in range(lo, hi)
+                            for ts in zip(*(layer[w][counts[w - lo] - 1] for layer in tag_ids))
+                        ]
                 starts = np.concatenate(([0], np.cumsum(counts)[:-1])).tolist()
                 for j, (s, e) in enumerate(plan_windows(starts, len(ids), size, self.stride)):
                     features.append(
@@ -440,9 +472,7 @@ class Alignment:
                             input_ids=prefix + ids[s:e] + suffix,
                             labels=None
                             if labels is None
-                            else [IGNORE_INDEX] * len(prefix)
-                            + labels[s:e]
-                            + [IGNORE_INDEX] * len(suffix),
+                            else [ignored] * len(prefix) + labels[s:e] + [ignored] * len(suffix),
                             word_ids=[None] * len(prefix) + word_of[s:e] + [None] * len(suffix),
                             unit=unit,
                             window=j,
@@ -452,13 +482,40 @@ class Alignment:
             out.append(features)
         return out
 
-    def _word_label_ids(self, doc: Document, label2id: Mapping[str, int]) -> list[_SubwordLabels]:
+    def learnable(self, spans: list[Span]) -> list[Span]:
+        """The spans of ``spans`` (sorted) that the head can hold: for ``flat`` the longest of
+        each overlapping group, for ``multilabel`` that per type. The others are still gold and
+        scored, but neither trained on nor predictable."""
+        if self.head == "flat":
+            return flat_layer(spans)
+        types = dict.fromkeys(s.label for s in spans)
+        return sorted(s for t in types for s in flat_layer([s for s in spans if s.label == t]))
+
+    def _layer_label_ids(
+        self, doc: Document, label2id: Mapping[str, int]
+    ) -> list[list[_SubwordLabels]]:
+        """Per layer (one for ``flat``, one per type of ``label2id`` for ``multilabel``), the
+        word label lookups of :meth:`_word_label_ids` over the spans that layer learns."""
+        if self.head == "flat":
+            return [self._word_label_ids(doc, flat_layer(doc.spans), label2id)]
+        layers = []
+        # Types mapped to O's id are ones the model lacks (bioner-eval): no layer learns them.
+        types = [t for t in entity_types_of(list(label2id)) if label2id[f"B-{t}"] != label2id["O"]]
+        for label in types:
+            spans = flat_layer([s for s in doc.spans if s.label == label])
+            layer2id = {tag: i for i, tag in enumerate(label_list([label], self.scheme))}
+            layers.append(self._word_label_ids(doc, spans, layer2id))
+        return layers
+
+    def _word_label_ids(
+        self, doc: Document, spans: list[Span], label2id: Mapping[str, int]
+    ) -> list[_SubwordLabels]:
         """Per word, a lookup ``n_subwords - 1 -> label ids`` (built lazily, shared by words)."""
         # Evaluation text segmented without its gold spans: they label the words they overlap
         # (the labels only feed the evaluation loss; scores compare character spans).
         snap = bool(doc.meta.get(GOLD_FREE_WORDS))
         try:
-            tags = spans_to_tags(doc.words, doc.spans, self.scheme, snap=snap)
+            tags = spans_to_tags(doc.words, spans, self.scheme, snap=snap)
         except ValueError as err:
             raise ValueError(f"document {doc.id}: {err}; run Document.validate()") from err
         cache: dict[str, _SubwordLabels] = {}
@@ -494,7 +551,8 @@ class Alignment:
             id2label: label id -> tag, in this alignment's scheme.
 
         Returns:
-            Sorted, non-overlapping spans; each lies inside one unit.
+            Sorted spans, each inside one unit; non-overlapping for the ``flat`` head (the
+            ``multilabel`` head's layers may overlap one another).
         """
         return [span for span, _ in self.decode_scored(doc, features, logits, id2label)]
 
@@ -516,6 +574,13 @@ class Alignment:
         """
         if len(features) != len(logits):
             raise ValueError(f"{len(features)} features but {len(logits)} logit arrays")
+        if self.head == "multilabel":
+            flat = self.replace(head="flat")
+            out: list[tuple[Span, float]] = []
+            for layer2id, columns in layer_columns(id2label):
+                layer = [_layer_logits(np.asarray(raw), columns) for raw in logits]
+                out += flat.decode_scored(doc, features, layer, dict(enumerate(layer2id)))
+            return sorted(out)
         table = _LabelTable(id2label, self.scheme)
         by_unit: dict[int, list[tuple[Feature, np.ndarray]]] = {}
         for feature, raw in zip(features, logits):
@@ -618,6 +683,23 @@ class Alignment:
                 return np.add.reduceat(votes, starts, axis=0) + 0.5 * mean, mean
             scores = mean
         return scores, scores
+
+
+def layer_columns(id2label: Mapping[int, str]) -> list[tuple[list[str], list[int]]]:
+    """For each entity type of ``id2label`` (in order), its layer's tags (``O``, then the type's
+    tags in ``B I E S`` order) and the model outputs of those tags but ``O`` (whose logit the
+    layer fixes at 0). The decoder checks the tags against the scheme."""
+    label2id = {str(v): int(k) for k, v in id2label.items()}
+    out = []
+    for label in entity_types_of([str(v) for _, v in sorted(id2label.items())]):
+        tags = [f"{p}-{label}" for p in "BIES" if f"{p}-{label}" in label2id]
+        out.append((["O", *tags], [label2id[t] for t in tags]))
+    return out
+
+
+def _layer_logits(logits: np.ndarray, columns: list[int]) -> np.ndarray:
+    """One layer's logits: a 0 for ``O``, then the model's outputs at ``columns``."""
+    return np.concatenate([np.zeros((len(logits), 1)), logits[:, columns]], axis=1)
 
 
 class _SubwordLabels:

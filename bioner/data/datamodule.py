@@ -304,7 +304,8 @@ class Collator:
     """Pad a list of ``(index, feature)`` items to the longest one (dynamic padding).
 
     Returns tensors ``input_ids``, ``attention_mask``, ``index`` (feature indices) and, when every
-    feature has labels, ``labels`` (``-100`` on padding).
+    feature has labels, ``labels`` (``-100`` on padding; ``(batch, length, layers)`` for the
+    multi-label head).
 
     Args:
         pad_token_id: the tokenizer's padding id.
@@ -335,10 +336,17 @@ class Collator:
             "index": torch.tensor([i for i, _ in items], dtype=torch.long),
         }
         if all(f.labels is not None for _, f in items):
-            labels = np.full((len(items), width), IGNORE_INDEX, dtype=np.int64)
-            labels[mask] = np.fromiter(
-                (t for _, f in items for t in f.labels), dtype=np.int64, count=int(lengths.sum())
-            )
+            first = items[0][1].labels[0]
+            if isinstance(first, tuple):  # module.head=multilabel: one label per layer
+                labels = np.full((len(items), width, len(first)), IGNORE_INDEX, dtype=np.int64)
+                labels[mask] = np.array([t for _, f in items for t in f.labels], dtype=np.int64)
+            else:
+                labels = np.full((len(items), width), IGNORE_INDEX, dtype=np.int64)
+                labels[mask] = np.fromiter(
+                    (t for _, f in items for t in f.labels),
+                    dtype=np.int64,
+                    count=int(lengths.sum()),
+                )
             batch["labels"] = torch.from_numpy(labels)
         return batch
 
@@ -578,6 +586,19 @@ class NERDataModule(L.LightningDataModule):
         log.info(
             "%s/%s: %d documents, %d sequences", self.reader.name, split, len(docs), len(features)
         )
+        total = sum(len(d.spans) for d in docs)
+        hidden = total - sum(len(self.alignment.learnable(d.spans)) for d in docs)
+        if hidden:
+            what = "trains on" if split == "train" else "can predict"
+            log.warning(
+                "%s/%s: %d of %d gold spans lie inside or across a longer one%s; the %s head %s "
+                "only the longest of each group (the others are still scored)%s",
+                self.reader.name, split, hidden, total,
+                "" if self.alignment.head == "flat" else " of the same type",
+                self.alignment.head, what,
+                "; module.head=multilabel learns nested spans of other types"
+                if self.alignment.head == "flat" else "",
+            )  # fmt: skip
         return EncodedSplit(split, docs, features, doc_index, self.alignment, originals, maps)
 
     def _on_cuda(self) -> bool:

@@ -50,7 +50,9 @@ class Document:
     Attributes:
         id: corpus identifier (PMID, note name, ``split-index`` for corpora without ids).
         text: the full text; every offset below indexes it.
-        spans: gold entity spans, sorted, non-overlapping.
+        spans: every gold entity span, sorted; spans may nest in one another or cross (MedMentions
+            has both): :func:`overlaps` counts them, :func:`flat_layer` picks a non-overlapping
+            layer for a model that tags one label per word.
         sentences: character ranges of sentences, sorted, non-overlapping; every span lies inside
             one sentence.
         words: character ranges of words, sorted, non-overlapping; every span starts at the
@@ -95,7 +97,11 @@ class Document:
 
         ordered(self.sentences, "sentence")
         ordered(self.words, "word")
-        ordered([(s.start, s.end) for s in self.spans], "span")
+        if self.spans != sorted(self.spans):
+            raise ValueError(f"document {self.id}: spans are not sorted")
+        for span in self.spans:
+            if span.end > n:
+                raise ValueError(f"document {self.id}: span {span} ends after the text ({n})")
         word_starts = {s for s, _ in self.words}
         word_ends = {e for _, e in self.words}
         sent_starts = [s for s, _ in self.sentences]
@@ -117,3 +123,45 @@ class Document:
 def count_types(docs: list[Document]) -> Counter[str]:
     """Entity mentions per type over ``docs``."""
     return Counter(span.label for doc in docs for span in doc.spans)
+
+
+# Kinds of overlap between gold spans, as :func:`overlaps` counts them.
+OVERLAP_KINDS = ("nested", "crossing", "same_extent")
+
+
+def overlaps(spans: list[Span]) -> dict[str, int]:
+    """How many of ``spans`` (sorted) overlap another, by kind.
+
+    ``nested``: spans lying inside a longer span; ``crossing``: spans that share characters with
+    another span without either containing the other; ``same_extent``: spans with the offsets of
+    an earlier span (another type). A span may count under several kinds.
+    """
+    nested, crossing, same = set(), set(), set()
+    for i, a in enumerate(spans):
+        for j in range(i + 1, len(spans)):
+            b = spans[j]
+            if b.start >= a.end:
+                break  # sorted by start: no later span reaches a
+            if (a.start, a.end) == (b.start, b.end):
+                same.add(j)
+            elif b.end <= a.end:
+                nested.add(j)  # b starts at or after a.start and ends inside a
+            elif b.start == a.start:
+                nested.add(i)  # same start, b longer (sorted by end within a start)
+            else:
+                crossing.update((i, j))
+    return {"nested": len(nested), "crossing": len(crossing), "same_extent": len(same)}
+
+
+def flat_layer(spans: list[Span]) -> list[Span]:
+    """The longest of each group of overlapping spans (the earlier in ``spans`` on ties), in the
+    order of ``spans``: the layer a model with one tag per word can learn.
+
+    Of nested spans the outermost is kept; of crossing ones the longer.
+    """
+    kept: list[int] = []
+    for i in sorted(range(len(spans)), key=lambda i: spans[i].start - spans[i].end):
+        s = spans[i]
+        if all(s.end <= spans[k].start or spans[k].end <= s.start for k in kept):
+            kept.append(i)
+    return [spans[i] for i in sorted(kept)]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bioner.data.alignment import IGNORE_INDEX, Alignment
+from bioner.data.alignment import IGNORE_INDEX, Alignment, layer_columns
 from bioner.data.document import Document, Span
 
 if TYPE_CHECKING:
@@ -30,16 +30,30 @@ _CONFIDENT = 100.0
 
 
 def simulated_logits(
-    labels: Sequence[int], consistent: Sequence[int], num_labels: int
+    labels: Sequence[Any],
+    consistent: Sequence[Any],
+    num_labels: int,
+    layers: Sequence[Sequence[int]] | None = None,
 ) -> np.ndarray:
     """One-hot logits of ``labels``, using ``consistent`` where ``labels`` is ignored (-100).
 
     Positions ignored in both (special tokens) get ``O`` (id 0); the decoder never reads them.
+    ``layers``: the multi-label head's output columns per layer
+    (:func:`~bioner.data.alignment.layer_columns`); ``labels`` then hold one id per layer, and
+    every output but the chosen ones is ``-_CONFIDENT``, so that each layer's fixed ``O`` logit
+    (0) wins where the layer's label is ``O``.
     """
-    chosen = np.where(np.asarray(labels) == IGNORE_INDEX, consistent, labels)
+    labels = np.asarray(labels)
+    chosen = np.where(labels == IGNORE_INDEX, np.asarray(consistent), labels)
     chosen = np.where(chosen == IGNORE_INDEX, 0, chosen)
-    logits = np.zeros((len(chosen), num_labels))
-    logits[np.arange(len(chosen)), chosen] = _CONFIDENT
+    if layers is None:
+        logits = np.zeros((len(chosen), num_labels))
+        logits[np.arange(len(chosen)), chosen] = _CONFIDENT
+        return logits
+    logits = np.full((len(chosen), num_labels), -_CONFIDENT)
+    for k, columns in enumerate(layers):
+        rows = np.flatnonzero(chosen[:, k] > 0)
+        logits[rows, np.asarray(columns)[chosen[rows, k] - 1]] = _CONFIDENT
     return logits
 
 
@@ -69,7 +83,9 @@ def roundtrip_check(
         protect: keep words inside gold spans as they are (training's rule).
 
     Returns:
-        ``gold`` (gold entities), ``lost`` (gold spans not predicted exactly), ``changed`` (lost
+        ``gold`` (gold entities the head can hold), ``beyond_head`` (gold spans it cannot: nested
+        in or crossing a longer one, see :meth:`Alignment.learnable`; not counted in ``gold``),
+        ``lost`` (of ``gold``, spans not predicted exactly), ``changed`` (lost
         gold spans that some predicted span overlaps, i.e. predicted wrongly rather than not at
         all), ``spurious`` (predicted spans that are not gold), ``documents``, ``units``
         (non-empty units), ``windows`` (features), ``long_units`` (units that needed more than
@@ -89,10 +105,15 @@ def roundtrip_check(
         max_length=alignment.max_length,
         stride=alignment.stride,
         unit=alignment.unit,
+        head=alignment.head,
     )
+    layers = None
+    if alignment.head == "multilabel":
+        layers = [columns for _, columns in layer_columns(id2label)]
     counts = dict.fromkeys(
         (
             "gold",
+            "beyond_head",
             "lost",
             "changed",
             "spurious",
@@ -113,13 +134,14 @@ def roundtrip_check(
         features = alignment.encode(seen, tokenizer, label2id)
         reference = consistent.encode(seen, tokenizer, label2id)
         logits = [
-            simulated_logits(f.labels or [], r.labels or [], len(labels))
+            simulated_logits(f.labels or [], r.labels or [], len(labels), layers)
             for f, r in zip(features, reference)
         ]
         predicted = alignment.decode(seen, features, logits, id2label)
         if mapping is not None:
             predicted = [mapping.span_to_original(span) for span in predicted]
-        gold = set(doc.spans)
+        gold = set(alignment.learnable(doc.spans))
+        counts["beyond_head"] += len(doc.spans) - len(gold)
         pred = set(predicted)
         lost = sorted(gold - pred)
         counts["gold"] += len(gold)

@@ -39,10 +39,12 @@ Other keys of :meth:`SpanEvaluation.metrics`:
   This is seqeval's / scikit-learn's ``average="macro"``.
 - ``entity_accuracy = tp / (tp + fp + fn)`` (strict; 0 when all are 0).
 - ``exact_match_documents``: share of documents whose predicted span multiset equals the gold
-  one. ``exact_match_sentences``: the same per sentence of ``doc.sentences`` (a document without
-  sentences is one sentence). A span belongs to every sentence from the last one starting at or
-  before its start to the last one starting before its end, so a prediction crossing a sentence
-  break spoils both sentences, and one lying between sentences spoils the sentence before it.
+  one (nested and crossing spans included: predicting only the outer span of a nested pair is
+  no match). ``exact_match_sentences``: the same per sentence of ``doc.sentences`` (a document
+  without sentences is one sentence). A span belongs to every sentence from the last one
+  starting at or before its start to the last one starting before its end, so a prediction
+  crossing a sentence break spoils both sentences, and one lying between sentences spoils the
+  sentence before it.
   The ``..._with_entities`` variants count only sentences / documents with at least one gold
   span. All four are 0 over an empty set.
 - ``tp``, ``fp``, ``fn``: strict micro counts (as floats).

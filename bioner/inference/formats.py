@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bioner.data.document import GOLD_FREE_WORDS, Document, Span
+from bioner.data.document import GOLD_FREE_WORDS, Document, Span, flat_layer
 from bioner.data.tags import spans_to_tags
 from bioner.postprocess.base import PredictedSpan
 
@@ -114,7 +114,10 @@ def _word_tags(doc: Document, spans: Sequence[Span], scheme: str, what: str) -> 
     # Gold spans of evaluation text segmented without them are written snapped to their words.
     snap = what == "gold" and bool(doc.meta.get(GOLD_FREE_WORDS))
     try:
-        return spans_to_tags(doc.words, sorted(spans), scheme, snap=snap)
+        # The gold column holds one layer: of nested or crossing gold spans (MedMentions) the
+        # longest of each group; the JSONL predictions file keeps every gold span.
+        spans = flat_layer(sorted(spans)) if what == "gold" else sorted(spans)
+        return spans_to_tags(doc.words, spans, scheme, snap=snap)
     except ValueError as err:
         raise ValueError(
             f"document {doc.id}: {what} spans cannot be written as word tags ({err}); CoNLL "

@@ -23,7 +23,9 @@ import torch
 from torch import nn
 
 from bioner.attacks.adversaries import Gradients
+from bioner.data.alignment import HEADS, layer_columns
 from bioner.data.document import Document, Span
+from bioner.errors import ConfigError
 from bioner.evaluation import SpanEvaluation, evaluate
 from bioner.evaluation.label_sets import LabelSets
 from bioner.models.dropout import FastCPUDropout
@@ -240,6 +242,33 @@ class FineTuning(L.LightningModule):
         }
 
 
+def multilabel_loss(
+    logits: torch.Tensor, labels: torch.Tensor, layers: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy of the multi-label head: summed over layers, averaged over the labelled
+    sub-words.
+
+    Summing over layers gives each layer the weight a flat head gives its one tag: a mean over
+    layers would shrink every type's gradient by the number of types (21 for MedMentions).
+
+    Args:
+        logits: ``(batch, length, num_labels)`` model outputs.
+        labels: ``(batch, length, layers)`` label ids in each layer's tags, ``-100`` ignored
+            (the same sub-words in every layer).
+        layers: ``(layers, tags - 1)`` the outputs of each layer's tags but ``O``.
+    """
+    picked = logits[..., layers]  # (batch, length, layers, tags - 1)
+    # O's logit is fixed at 0: softmax is shift-invariant, so each layer loses nothing by it.
+    full = torch.cat([picked.new_zeros(*picked.shape[:-1], 1), picked], dim=-1)
+    total = nn.functional.cross_entropy(
+        full.reshape(-1, full.shape[-1]).float(),
+        labels.reshape(-1),
+        ignore_index=-100,
+        reduction="sum",
+    )
+    return total / (labels[..., 0] != -100).sum().clamp(min=1)
+
+
 class TokenClassifier(FineTuning):
     """A token classifier on a pretrained encoder, trained with AdamW and a linear schedule.
 
@@ -260,6 +289,11 @@ class TokenClassifier(FineTuning):
         fast_dropout: draw training dropout masks with :mod:`bioner.models.dropout` (``None``:
             on the CPU, where PyTorch's own draw takes about a tenth of a MiniLM step); never
             with gradient checkpointing.
+        head: ``flat``, one tag per word (the encoder's own cross-entropy), or ``multilabel``,
+            one tag layer per entity type, which can predict nested entities: the loss is the
+            cross-entropy summed over the layers (:func:`bioner.data.alignment.layer_columns`)
+            and averaged over the labelled sub-words (:func:`multilabel_loss`). The alignment
+            must use the same head (the configs interpolate ``alignment.head: ${module.head}``).
 
     Attributes:
         results: ``"val"`` / ``"test"`` -> the :class:`StageResult` of the last pass.
@@ -277,15 +311,24 @@ class TokenClassifier(FineTuning):
         gradient_checkpointing: bool = False,
         fused_optimizer: bool | None = None,
         fast_dropout: bool | None = None,
+        head: str = "flat",
     ) -> None:
         super().__init__()
         if not 0.0 <= warmup_ratio <= 1.0:
             raise ValueError(f"warmup_ratio must be in [0, 1], not {warmup_ratio}")
+        if head not in HEADS:
+            raise ConfigError(f"module.head={head!r}: choose one of {', '.join(HEADS)}")
         # Plain types before saving: Hydra passes mappings as DictConfig, which checkpoints loaded
         # with torch.load(weights_only=True) cannot hold.
         id2label = {int(k): str(v) for k, v in id2label.items()}
         self.save_hyperparameters(ignore=["encoder"], logger=False)
         self.id2label = id2label
+        self.head = head
+        self._layers: torch.Tensor | None = None
+        if head == "multilabel":
+            # (layers, tags per layer - 1): the outputs each layer reads beside its fixed O logit.
+            columns = [cols for _, cols in layer_columns(id2label)]
+            self._layers = torch.tensor(columns, dtype=torch.long)
         self.model = encoder.load_model(
             self.id2label, dropout=dropout, gradient_checkpointing=gradient_checkpointing
         )
@@ -306,6 +349,11 @@ class TokenClassifier(FineTuning):
             raise ValueError("training batches need labels; the training documents have none")
         size = batch["input_ids"].shape[0]
         if self.adversary is not None and self.adversary.active:
+            if self.head != "flat":
+                raise ConfigError(
+                    f"adversarial training supports module.head=flat only, not {self.head!r}; "
+                    "set attack=none"
+                )
             gradients = Gradients(self.trainer.accumulate_grad_batches, self._loss_scaler())
             with self.training_dropout():
                 adv = self.adversary.training_loss(self.model, batch, gradients)
@@ -314,27 +362,31 @@ class TokenClassifier(FineTuning):
             self.log("train/loss_adversarial", adv.adversarial, batch_size=size)
             return adv.loss
         with self.training_dropout():
+            logits, loss = self._forward(batch, batch["labels"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        return loss
+
+    def _forward(
+        self, batch: dict[str, torch.Tensor], labels: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits and, given labels, the loss of the configured head."""
+        if self._layers is None:
             out = self.model(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                labels=batch["labels"],
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels
             )
-        self.log("train/loss", out.loss, prog_bar=True, batch_size=size)
-        return out.loss
+            return out.logits, out.loss
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        if labels is None:
+            return out.logits, None
+        return out.logits, multilabel_loss(out.logits, labels, self._layers.to(out.logits.device))
 
     # ------------------------------------------------------------------ evaluation
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
-        out = self.model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            labels=batch.get("labels"),
-        )
-        if out.loss is not None:
-            self.log(
-                f"{stage}/loss", out.loss, batch_size=batch["input_ids"].shape[0], sync_dist=True
-            )
-        logits = out.logits.float().cpu().numpy()
+        logits_t, loss = self._forward(batch, batch.get("labels"))
+        if loss is not None:
+            self.log(f"{stage}/loss", loss, batch_size=batch["input_ids"].shape[0], sync_dist=True)
+        logits = logits_t.float().cpu().numpy()
         lengths = batch["attention_mask"].sum(dim=1).tolist()
         for row, (index, n) in enumerate(zip(batch["index"].tolist(), lengths)):
             self._logits[index] = logits[row, :n]

@@ -1,7 +1,9 @@
 """Overlap resolution: one span per stretch of text when several models or types claim it.
 
 Running a chemical model and a disease model together (``model=[chem,disease]``) can give two
-spans over the same words; CoNLL output and span-level scoring need at most one.
+spans over the same words; CoNLL output and span-level scoring need at most one. Corpora with
+nested gold spans (MedMentions) and the multi-label head want nesting kept: ``keep=nested``
+keeps a span inside another and resolves only crossing spans and spans of one extent.
 """
 
 from __future__ import annotations
@@ -11,19 +13,22 @@ from collections.abc import Sequence
 
 from bioner.postprocess.base import PredictedSpan
 
-KEEP = ("score", "longest")
+KEEP = ("score", "longest", "nested")
 
 
 class OverlapResolver:
-    """Keep a set of non-overlapping spans, preferring the highest score or the longest span.
+    """Keep a set of non-overlapping (or only nested) spans, preferring the highest score or the
+    longest span.
 
     Spans are considered best first and kept when they overlap no span kept before. ``score``
     ranks by score, then length; ``longest`` by length, then score; remaining ties go to the
     earlier span, then to the type first in alphabetical order, so the result never depends on
-    input order.
+    input order. ``nested`` ranks as ``score`` does but keeps a span that lies strictly inside a
+    kept span or holds one: only a span that crosses a kept one (shares characters, neither
+    holding the other) or has a kept span's very offsets is dropped.
 
     Args:
-        keep: ``score`` or ``longest``.
+        keep: ``score``, ``longest`` or ``nested``.
     """
 
     def __init__(self, keep: str = "score") -> None:
@@ -37,8 +42,15 @@ class OverlapResolver:
     def __call__(self, text: str, spans: Sequence[PredictedSpan]) -> list[PredictedSpan]:
         def rank(s: PredictedSpan) -> tuple:
             length = s.end - s.start
-            first = (-s.score, -length) if self.keep == "score" else (-length, -s.score)
+            first = (-length, -s.score) if self.keep == "longest" else (-s.score, -length)
             return (*first, s.start, s.type)
+
+        if self.keep == "nested":
+            kept_nested: list[PredictedSpan] = []
+            for span in sorted(spans, key=rank):
+                if all(_nests_or_apart(span, k) for k in kept_nested):
+                    kept_nested.append(span)
+            return sorted(kept_nested, key=lambda s: (s.start, s.end, s.type))
 
         # Kept spans never overlap, so sorted by start they are sorted by end too: a new span can
         # only collide with its two neighbours.
@@ -52,3 +64,12 @@ class OverlapResolver:
             kept.insert(i, span)
             starts.insert(i, span.start)
         return kept
+
+
+def _nests_or_apart(a: PredictedSpan, b: PredictedSpan) -> bool:
+    """Whether ``a`` and ``b`` share no character, or one lies inside the other (not both)."""
+    if a.end <= b.start or b.end <= a.start:
+        return True
+    if (a.start, a.end) == (b.start, b.end):
+        return False
+    return (a.start <= b.start and b.end <= a.end) or (b.start <= a.start and a.end <= b.end)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from bioner.config import named_entries
+from bioner.data.document import flat_layer
 from bioner.evaluation import bootstrap_intervals, confusion_matrix
 from bioner.inference.formats import write_conll, write_jsonl
 from bioner.postprocess import PostProcessor, build_postprocessors
@@ -65,7 +66,17 @@ def report_split(
     run_dir = Path(run_dir)
     split, docs, preds = result.split, result.docs, result.predictions
     write_jsonl(run_dir / "predictions" / f"{split}.jsonl", docs, preds)
-    write_conll(run_dir / "predictions" / f"{split}.conll", docs, preds)
+    # One tag per word holds one layer: nested predictions (module.head=multilabel) go to the
+    # CoNLL file as the longest of each group, and the JSONL file holds them all.
+    flat = [flat_layer(sorted(p)) for p in preds]
+    left_out = sum(len(p) for p in preds) - sum(len(p) for p in flat)
+    if left_out:
+        log.warning(
+            "%s: %d nested or crossing predicted spans are in %s.jsonl but not in %s.conll "
+            "(one tag per word: the longest of each group)",
+            split, left_out, split, split,
+        )  # fmt: skip
+    write_conll(run_dir / "predictions" / f"{split}.conll", docs, flat)
     confusion = confusion_matrix(docs, preds)
     confusion.plot(run_dir / f"confusion_{split}.png")
     ci, defined = (

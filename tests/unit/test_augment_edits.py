@@ -205,3 +205,21 @@ def test_random_edits_keep_every_span_exact():
             assert span.text(new.text) == _expected_span_text(doc, old, edits)
         checked += 1
     assert checked > 200
+
+
+def test_edits_inside_nested_spans_keep_them_and_crossing_an_outer_one_is_refused():
+    #             0         1         2
+    #             0123456789012345678901234567
+    base = from_marked("left breast cancer surgery helped.")
+    outer, disease, organ = Span(0, 26, "Procedure"), Span(5, 18, "Disease"), Span(5, 11, "Organ")
+    doc = Document(base.id, base.text, [outer, organ, disease], base.sentences, base.words)
+    doc.validate()
+    new = apply_edits(doc, [Edit(12, 18, "tumour")]).document  # inside outer and disease
+    assert [s.text(new.text) for s in new.spans] == [
+        "left breast tumour surgery",
+        "breast",
+        "breast tumour",
+    ]
+    # Past the nested spans, but across the outer span's end: the nearest spans do not show it.
+    with pytest.raises(EditError, match=r"crosses the boundary of span Span\(start=0, end=26"):
+        apply_edits(doc, [Edit(19, 33, "x")])

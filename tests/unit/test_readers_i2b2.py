@@ -148,7 +148,6 @@ def test_mismatching_concept_text_errors_or_is_skipped(
         ('c="labs" 3:1 3:0||t="test"', "ends before it starts"),
         ('c="labs" 3:0 3:0 t="test"', "not a concept line"),
         ('c="labs" 3:0 3:0||t="diagnosis"', "label 'diagnosis'"),
-        ('c="lisinopril 10" 2:6 2:7||t="treatment"', "overlaps concept 'lisinopril'"),
     ],
 )
 def test_concept_line_errors_name_file_and_line(corpus: Path, line: str, problem: str) -> None:
@@ -157,6 +156,18 @@ def test_concept_line_errors_name_file_and_line(corpus: Path, line: str, problem
     err = format_error(I2B2Reader("i2b2", corpus, dev_fraction=0.0))
     assert err.path == str(con) and err.line == 5
     assert problem in err.problem
+
+
+def test_overlapping_concepts_are_kept_with_a_warning(
+    corpus: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    con = corpus / CON
+    con.write_text(con.read_text() + 'c="lisinopril 10" 2:6 2:7||t="treatment"\n')
+    with caplog.at_level(logging.WARNING):
+        docs = I2B2Reader("i2b2", corpus, dev_fraction=0.0).load("train")
+    texts = [s.text(d.text) for d in docs for s in d.spans]
+    assert "lisinopril 10" in texts and "lisinopril" in texts
+    assert "concepts overlapping another, kept: 1 nested" in caplog.text
 
 
 def test_missing_concept_file_and_empty_note(corpus: Path) -> None:

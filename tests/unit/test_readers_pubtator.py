@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import importlib.util
 import logging
 import shutil
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 from hydra.utils import instantiate
 
 from bioner.config import compose_config
-from bioner.data.document import Span
+from bioner.data.document import Span, overlaps
 from bioner.data.errors import CorpusFormatError
 from bioner.data.readers import PubTatorReader
 
@@ -194,15 +196,43 @@ def test_label_outside_configured_types(tmp_path: Path) -> None:
     assert err.line == 3 and "'Drug'" in err.problem
 
 
-def test_overlapping_mentions_are_an_error_by_default(tmp_path: Path) -> None:
+NESTED_AND_CROSSING = document(
+    "1",
+    mention("1", "users of cocaine", "Disease"),
+    mention("1", "cocaine", "Chemical", 1, TEXT.lower()),  # nested in the one above
+    mention("1", "Cocaine and", "Chemical"),
+    mention("1", "and seizures", "Disease"),  # crosses the one above
+)
+
+
+def test_overlapping_mentions_are_kept_and_counted_by_default(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    r = reader(write(tmp_path, NESTED_AND_CROSSING))
+    with caplog.at_level(logging.INFO):
+        doc = r.load("train")[0]
+    assert [s.text(doc.text) for s in doc.spans] == [
+        "Cocaine and",
+        "and seizures",
+        "users of cocaine",
+        "cocaine",
+    ]
+    assert r.repairs == {}
+    assert "1 nested, 2 crossing, 0 same extent" in caplog.text
+    doc.validate()  # every span on word boundaries, inside one sentence
+    scored = r.evaluation_document(doc)
+    assert scored.spans == doc.spans
+
+
+def test_overlapping_mentions_are_an_error_on_request(tmp_path: Path) -> None:
     content = document(
         "1",
         mention("1", "users of cocaine", "Disease"),
         mention("1", "cocaine", "Chemical", 1, TEXT.lower()),
     )
-    err = format_error(reader(write(tmp_path, content)))
+    err = format_error(reader(write(tmp_path, content), overlaps="error"))
     assert err.line == 4 and "overlaps mention" in err.problem and "line 3" in err.problem
-    assert "overlaps=keep_longest" in err.fix
+    assert "overlaps=keep " in err.fix and "keep_longest" in err.fix
 
 
 def test_keep_longest_drops_counts_and_logs(
@@ -325,3 +355,96 @@ def test_medmentions_format_sample(shared_data: Path) -> None:
         for doc in split:
             doc.validate()
             assert len(doc.sentences) > 3
+
+
+# The synthetic 50-document release (tests/fixtures/make_medmentions.py writes it).
+RELEASE = Path(__file__).resolve().parent.parent / "fixtures" / "pubtator" / "medmentions_release"
+
+
+def release_reader(**overrides: str) -> PubTatorReader:
+    cfg = compose_config(
+        "data",
+        [
+            "dataset=medmentions_st21pv",
+            f"dataset.data_dir={RELEASE}",
+            *(f"dataset.{k}={v}" for k, v in overrides.items()),
+        ],
+    )
+    return instantiate(cfg.dataset)
+
+
+def release_mentions() -> dict[str, list[tuple[int, int, str, str]]]:
+    """Every mention line of the fixture, parsed independently of the reader."""
+    found: dict[str, list[tuple[int, int, str, str]]] = {}
+    for line in (RELEASE / "corpus_pubtator.txt").read_text().splitlines():
+        fields = line.split("\t")
+        if len(fields) == 6:
+            found.setdefault(fields[0], []).append(
+                (int(fields[1]), int(fields[2]), fields[4], fields[3])
+            )
+    return found
+
+
+def test_release_fixture_loads_every_mention_with_the_default_config(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    r = release_reader()
+    with caplog.at_level(logging.INFO):
+        docs = {split: r.load(split) for split in r.splits}
+    assert {s: len(d) for s, d in docs.items()} == {"train": 30, "devel": 10, "test": 10}
+    # Official lists: each document sits in the split whose list names it.
+    for split, name in MM_PMIDS.items():
+        listed = set((RELEASE / name).read_text().split())
+        assert {d.id for d in docs[split]} <= listed, split
+    assert "4342 of 4392 listed PMIDs are not in the corpus file" in caplog.text
+    assert "nested" in caplog.text and "crossing" in caplog.text
+    expected = release_mentions()
+    edges = {"title start": 0, "title end": 0, "abstract start": 0, "text end": 0}
+    kinds = dict.fromkeys(("nested", "crossing", "same_extent"), 0)
+    for doc in (d for split in docs.values() for d in split):
+        doc.validate()
+        got = [(s.start, s.end, s.label, s.text(doc.text)) for s in doc.spans]
+        assert got == sorted(expected[doc.id]), doc.id  # every mention, none dropped
+        title_end = doc.meta["title_end"]
+        assert any(e == title_end for _, e in doc.sentences)  # the title ends a sentence
+        edges["title start"] += any(s.start == 0 for s in doc.spans)
+        edges["title end"] += any(s.end == title_end for s in doc.spans)
+        edges["abstract start"] += any(s.start == title_end + 1 for s in doc.spans)
+        edges["text end"] += any(s.end == len(doc.text) for s in doc.spans)
+        for kind, n in overlaps(doc.spans).items():
+            kinds[kind] += n
+    assert all(edges.values()), edges
+    assert all(kinds.values()), kinds
+
+
+def test_release_fixture_pmid_lists_are_the_official_ones() -> None:
+    cfg = compose_config("data", ["dataset=medmentions_st21pv"])
+    for entry in cfg.dataset.download:
+        if "pmids" in entry.path:
+            digest = hashlib.sha256((RELEASE / entry.path).read_bytes()).hexdigest()
+            assert digest == entry.sha256, entry.path
+
+
+def test_release_fixture_is_what_its_script_writes(tmp_path: Path) -> None:
+    script = RELEASE.parent.parent / "make_medmentions.py"
+    spec = importlib.util.spec_from_file_location("make_medmentions", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(RELEASE, tmp_path)
+    name = "corpus_pubtator.txt"
+    assert (tmp_path / name).read_bytes() == (RELEASE / name).read_bytes()
+
+
+@pytest.mark.parametrize("policy", ["keep_longest", "error"])
+def test_release_fixture_under_the_other_policies(policy: str) -> None:
+    r = release_reader(overlaps=policy)
+    if policy == "error":
+        err = format_error(r)
+        assert "overlaps mention" in err.problem and err.path.endswith("corpus_pubtator.txt")
+        return
+    docs = r.load("train")
+    kept = sum(len(d.spans) for d in docs)
+    listed = {d.id for d in docs}
+    total = sum(len(m) for pmid, m in release_mentions().items() if pmid in listed)
+    assert r.repairs == {"train": total - kept} and total > kept
+    assert all(not any(overlaps(d.spans).values()) for d in docs)

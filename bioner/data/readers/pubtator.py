@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bioner.data.document import GOLD_FREE_WORDS, Document, Span
+from bioner.data.document import GOLD_FREE_WORDS, Document, Span, flat_layer, overlaps
 from bioner.data.errors import CorpusFormatError
 from bioner.data.readers.base import CorpusReader, read_text, split_lines
 from bioner.data.sentences import split_sentences
@@ -43,7 +43,7 @@ _FORMAT = (
     "PMID<TAB>start<TAB>end<TAB>text<TAB>type[<TAB>id], documents separated by a blank line"
 )
 _OFFSETS = "offsets are 0-based, end exclusive, into title + ' ' + abstract"
-OVERLAPS = ("error", "keep_longest")
+OVERLAPS = ("keep", "keep_longest", "error")
 
 
 @dataclass
@@ -74,9 +74,10 @@ class PubTatorReader(CorpusReader):
         corpus: one file holding every split (``.txt`` or ``.txt.gz``; if the named one is absent,
             the other is used).
         pmids: per split, a file listing that split's PMIDs, one per line.
-        overlaps: ``error`` on overlapping or nested mentions, or ``keep_longest``: keep the
-            longest of each overlapping group (the earlier on ties) and count the rest in
-            :attr:`repairs`, with a warning.
+        overlaps: ``keep`` every mention, nested, crossing or not (the counts are logged, and
+            ``bioner-data stats`` shows them); ``keep_longest``: keep the longest of each
+            overlapping group (the earlier in the file on ties) and count the rest in
+            :attr:`repairs`, with a warning; ``error``: stop at the first overlapping mention.
         download: public files, see :class:`~bioner.data.readers.base.CorpusReader`.
     """
 
@@ -88,7 +89,7 @@ class PubTatorReader(CorpusReader):
         files: Mapping[str, str] | None = None,
         corpus: str | None = None,
         pmids: Mapping[str, str] | None = None,
-        overlaps: str = "error",
+        overlaps: str = "keep",
         download: Sequence[Mapping[str, Any]] | None = None,
         filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
         split: Mapping[str, Any] | None = None,
@@ -142,6 +143,12 @@ class PubTatorReader(CorpusReader):
             docs.append(doc)
             dropped += n_dropped
             duplicates += n_dup
+        if self.overlaps == "keep":
+            kinds = [overlaps(doc.spans) for doc in docs]
+            counts = {k: sum(c[k] for c in kinds) for k in kinds[0]} if kinds else {}
+            if any(counts.values()):
+                found = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items())
+                log.info("%s/%s: kept every gold mention: %s", self.name, split, found)
         if duplicates:
             log.warning(
                 "%s/%s: %d exact duplicate mention lines in %s read once",
@@ -186,7 +193,9 @@ class PubTatorReader(CorpusReader):
         )
 
     def _no_overlaps(self, mentions: list[_Mention], path: Path) -> list[_Mention]:
-        """Mentions without overlaps, by the ``overlaps`` policy."""
+        """The mentions to keep, by the ``overlaps`` policy."""
+        if self.overlaps == "keep":
+            return mentions
         if self.overlaps == "error":
             last: _Mention | None = None  # the mention reaching furthest right so far
             for m in sorted(mentions, key=lambda m: (m.start, m.end)):
@@ -196,17 +205,15 @@ class PubTatorReader(CorpusReader):
                         m.line,
                         f"mention [{m.start}, {m.end}) {m.label} overlaps mention "
                         f"[{last.start}, {last.end}) {last.label} of line {last.line}",
-                        "set dataset.overlaps=keep_longest to keep the longest of overlapping "
+                        "set dataset.overlaps=keep to keep every mention (module.head=multilabel "
+                        "learns nested ones), keep_longest to keep the longest of overlapping "
                         "mentions, or remove one of them",
                     )
                 if last is None or m.end > last.end:
                     last = m
             return mentions
-        kept: list[_Mention] = []
-        for m in sorted(mentions, key=lambda m: (m.start - m.end, m.line)):
-            if all(m.end <= k.start or k.end <= m.start for k in kept):
-                kept.append(m)
-        return kept
+        by_span = {Span(m.start, m.end, m.label): m for m in mentions}
+        return [by_span[s] for s in flat_layer(list(by_span))]
 
     def _pmid_lists(self, records: list[_Record]) -> dict[str, set[str]]:
         """PMIDs per split from the list files; each PMID may belong to one split only."""
