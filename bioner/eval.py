@@ -18,6 +18,7 @@ scores beside them (``f1_raw``, ``f1``, ``delta_f1`` and every raw metric per sp
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -125,24 +126,103 @@ def training_config(ckpt_path: str | Path, trust: bool = False) -> DictConfig:
     return OmegaConf.create(config)
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """``path`` itself, or for a run folder its ``checkpoints/best.ckpt`` (else ``last.ckpt``).
+
+    Raises:
+        FileNotFoundError: nothing there, or a folder without a checkpoint.
+    """
+    path = Path(path)
+    if path.is_dir():
+        folders = [path / "checkpoints", path]
+        for name in ("best.ckpt", "last.ckpt"):
+            for folder in folders:
+                if (folder / name).is_file():
+                    return folder / name
+        raise FileNotFoundError(
+            f"{path} is a folder without a checkpoint (looked for checkpoints/best.ckpt and "
+            "last.ckpt); pass ckpt_path=<run folder> of a finished training run, or the .ckpt file"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist; pass ckpt_path=<run folder> or "
+            "ckpt_path=<run>/checkpoints/best.ckpt"
+        )
+    return path
+
+
+def rebase_data_dir(
+    dataset: DictConfig, stored_root: str | None, root: str | None, default_root: str | None = None
+) -> DictConfig:
+    """The trained ``dataset`` config with its ``data_dir`` moved from the data folder of the
+    training run (``stored_root``) to the one of this run (``root``: ``BIONER_DATA_DIR`` or
+    ``paths.data_dir``).
+
+    A checkpoint stores resolved paths, relative ones relative to where training ran; the corpus
+    is the same folder under whatever data folder this machine and shell use. Only when ``root``
+    is the default one (``default_root``: neither ``BIONER_DATA_DIR`` nor ``paths.data_dir`` was
+    given), lacks the corpus and the stored folder exists is the stored one kept, with a warning.
+    A ``data_dir`` outside the stored data folder (given with ``dataset.data_dir=...`` at
+    training) is kept as it is.
+    """
+    data_dir = dataset.get("data_dir")
+    if data_dir is None or stored_root is None or root is None:
+        return dataset
+    try:
+        relative = Path(os.path.normpath(data_dir)).relative_to(os.path.normpath(stored_root))
+    except ValueError:
+        return dataset
+    rebased = Path(root).expanduser() / relative
+    if str(rebased) == str(data_dir):
+        return dataset
+    if root == default_root and not rebased.exists() and Path(data_dir).expanduser().exists():
+        log.warning(
+            "corpus folder %s (under the default data folder %s) does not exist; using %s, where "
+            "the checkpoint's training run found it (BIONER_DATA_DIR or paths.data_dir=... set "
+            "the data folder)",
+            rebased,
+            root,
+            data_dir,
+        )
+        return dataset
+    return OmegaConf.merge(dataset, {"data_dir": str(rebased)})
+
+
+def eval_dataset(cfg: DictConfig, trained: DictConfig) -> DictConfig:
+    """The dataset config to score: ``dataset=<name>`` if given, else the training one, with its
+    data folder under this run's ``paths.data_dir``; ``dataset.data_dir=...`` wins over both."""
+    given = cfg.get("dataset") or {}
+    if "_target_" in given:
+        dataset = given
+    else:
+        stored_root = OmegaConf.select(trained, "paths.data_dir")
+        paths = cfg.paths
+        dataset = rebase_data_dir(
+            trained.dataset, stored_root, paths.data_dir, paths.get("default_data_dir")
+        )
+    if given.get("data_dir") is not None:
+        dataset = OmegaConf.merge(dataset, {"data_dir": given.data_dir})
+    return dataset
+
+
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Score ``cfg.ckpt_path`` on ``cfg.splits``; return the content of ``metrics.json``."""
     unknown = set(cfg.splits) - {"devel", "test"}
     if unknown:
         raise ConfigError(f"splits may be devel and test, not {sorted(unknown)}")
+    ckpt_path = resolve_checkpoint(cfg.ckpt_path)
     run_dir, resolved = prepare_run_dir(cfg)
     L.seed_everything(cfg.seed, workers=True)
     trust = bool(cfg.get("trust_checkpoint", False))
-    trained = training_config(cfg.ckpt_path, trust=trust)
-    dataset_cfg = cfg.dataset if cfg.get("dataset") is not None else trained.dataset
+    trained = training_config(ckpt_path, trust=trust)
 
-    reader = instantiate(dataset_cfg)
+    reader = instantiate(eval_dataset(cfg, trained))
     alignment = Alignment.from_record(
-        OmegaConf.to_container(trained.alignment), f"{cfg.ckpt_path} (alignment)"
+        OmegaConf.to_container(trained.alignment), f"{ckpt_path} (alignment)"
     )
     encoder = instantiate(trained.model)
     model = TokenClassifier.load_from_checkpoint(
-        cfg.ckpt_path, map_location="cpu", encoder=encoder, weights_only=not trust
+        ckpt_path, map_location="cpu", encoder=encoder, weights_only=not trust
     )
     # Labels are matched by name: gold tags get the model's ids whatever the corpus's order.
     labels = [model.id2label[i] for i in range(len(model.id2label))]
@@ -154,6 +234,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         alignment=alignment,
         tokenizer=encoder.load_tokenizer(),
         labels=labels,
+        splits=list(cfg.splits),
     )
     datamodule.prepare_data()
     label_sets = LabelSets(tuple(entity_types_of(labels)), tuple(reader.entity_types))
@@ -172,7 +253,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         )
         if not label_sets.shared:
             raise ConfigError(
-                f"{cfg.ckpt_path} predicts {list(label_sets.model)}, {reader.name} annotates "
+                f"{ckpt_path} predicts {list(label_sets.model)}, {reader.name} annotates "
                 f"{list(label_sets.corpus)}: no type in common, nothing to score"
             )
 
@@ -188,7 +269,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "run_name": cfg.run_name,
         "run_dir": str(run_dir),
-        "checkpoint": str(cfg.ckpt_path),
+        "checkpoint": str(ckpt_path),
         "dataset": reader.name,
         "precision": str(precision),
     }

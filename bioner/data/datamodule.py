@@ -377,6 +377,8 @@ class NERDataModule(L.LightningDataModule):
             corpus of other or differently ordered types (``bioner-eval``): gold tags are encoded
             by name with these ids, and tags the model lacks as ``O``. ``None``: the reader's
             types in the alignment's scheme.
+        splits: the splits this run scores (``bioner-eval``): :meth:`prepare_data` then checks
+            and fetches only their files. ``None``: every split.
     """
 
     def __init__(
@@ -397,6 +399,7 @@ class NERDataModule(L.LightningDataModule):
         folds: int | None = None,
         fold: int | None = None,
         labels: Sequence[str] | None = None,
+        splits: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if limit_documents is not None and limit_documents < 1:
@@ -417,6 +420,8 @@ class NERDataModule(L.LightningDataModule):
         self.folds = folds
         self.fold = fold
         self._labels = None if labels is None else [str(label) for label in labels]
+        # Cross-validation folds pool train and devel, whatever split is scored.
+        self._splits = None if splits is None or folds is not None else list(splits)
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no padding token; bioner pads batches with it")
         if isinstance(pad_to_multiple_of, str) and pad_to_multiple_of != "auto":
@@ -446,8 +451,8 @@ class NERDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Make sure the corpus files exist, fetching public ones (the only place downloads
-        happen)."""
-        self.reader.ensure_available(download=True)
+        happen, unless the machine is offline)."""
+        self.reader.ensure_available(download=True, splits=self._splits)
 
     def setup(self, stage: str | None = None) -> None:
         splits = STAGE_SPLITS.get(stage or "", ("train", "devel", "test"))
