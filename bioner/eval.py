@@ -1,4 +1,15 @@
-"""Score a checkpoint: ``bioner-eval ckpt_path=<run>/checkpoints/best.ckpt [dataset=...]``.
+"""Score a checkpoint: ``bioner-eval ckpt_path=<run folder or .ckpt> [dataset=...]``.
+
+Examples::
+
+    bioner-eval ckpt_path=logs/train/runs/<run>                 # its best.ckpt, devel and test
+    bioner-eval ckpt_path=<run> 'splits=[test]' paths.data_dir=/data/corpora
+    bioner-eval ckpt_path=<run> dataset=ncbi_disease robustness=default
+    bioner-eval ckpt_path=<run> postprocess=abbreviations run_dir=evals/abbrev
+
+The corpus is looked for under this run's data folder (``BIONER_DATA_DIR`` or
+``paths.data_dir=...``), in the sub-folder it had at training; ``dataset.data_dir=<folder>``
+points at it directly. Only the files of the scored ``splits`` are read.
 
 The encoder and alignment are rebuilt from the training config stored in the checkpoint, so the
 checkpoint is all that is needed; the dataset is the training one unless ``dataset=...`` names
@@ -29,6 +40,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from bioner.cli.app import check_config
 from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
 from bioner.data.alignment import Alignment
@@ -212,6 +224,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"splits may be devel and test, not {sorted(unknown)}")
     ckpt_path = resolve_checkpoint(cfg.ckpt_path)
     run_dir, resolved = prepare_run_dir(cfg)
+    check_config(cfg, resolved)  # before any weights load
     L.seed_everything(cfg.seed, workers=True)
     trust = bool(cfg.get("trust_checkpoint", False))
     trained = training_config(ckpt_path, trust=trust)
@@ -283,7 +296,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-@cli_main("bioner-eval")
+@cli_main("bioner-eval", config="eval")
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Console entry point."""

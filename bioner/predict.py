@@ -22,6 +22,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from bioner.cli.app import check_config
 from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
 from bioner.inference.run import predict_files
@@ -30,6 +31,7 @@ from bioner.postprocess import build_postprocessors
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Tag ``cfg.input`` into ``cfg.output``; return the counts (documents, spans, seconds)."""
+    check_config(cfg)  # before the model loads
     steps = build_postprocessors(cfg.get("postprocess"))
     tagger = instantiate(cfg.tagger, postprocess=steps, _convert_="all")
     return predict_files(tagger, cfg.input, cfg.output, cfg.input_format, cfg.format)
@@ -44,7 +46,7 @@ def _main(cfg: DictConfig) -> None:
     predict(cfg)
 
 
-@cli_main("bioner-predict")
+@cli_main("bioner-predict", config="predict", aliases={"model": "tagger.folder"})
 def main() -> None:
     """Console entry point."""
     sys.argv[1:] = _model_shorthand(sys.argv[1:])

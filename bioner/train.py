@@ -26,6 +26,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from bioner.cli.app import check_config
 from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
 from bioner.inference.export import export_pretrained
@@ -95,6 +96,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     """
     started = time.perf_counter()
     run_dir, resolved = prepare_run_dir(cfg)
+    check_config(cfg, resolved)  # before any weights load
     if torch.cuda.is_available():
         # TF32 matmuls on Ampere and later: much faster, accuracy unaffected for fine-tuning.
         torch.set_float32_matmul_precision("high")
@@ -163,7 +165,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     return summary
 
 
-@cli_main("bioner-train")
+@cli_main("bioner-train", config="train")
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Console entry point; returns devel strict F1 for hyper-parameter sweeps."""
