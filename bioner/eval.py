@@ -57,6 +57,7 @@ from bioner.utils import (
 )
 from bioner.utils.log import get_logger
 from bioner.utils.report import finish_evaluation
+from bioner.utils.run import write_run_readme
 
 log = get_logger(__name__)
 
@@ -273,6 +274,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     loggers = instantiate_loggers(cfg.get("logger"))
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, precision=precision)
+    # Loggers see the precision chosen, not `auto`.
+    resolved["trainer"]["precision"] = str(precision)
     log_config(loggers, resolved)
     if "devel" in cfg.splits:
         trainer.validate(model, datamodule=datamodule, verbose=False)
@@ -291,6 +294,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         summary["label_sets"] = {**label_sets.describe(), **set_aside}
     if trainer.is_global_zero:
         summary = finish_evaluation(cfg, run_dir, model, datamodule, loggers, summary)
+        write_run_readme(run_dir, cfg, summary)
         log.info("Run folder: %s", Path(run_dir).resolve())
     finish_loggers(loggers)
     return summary

@@ -42,6 +42,12 @@ from bioner.utils.callbacks import ConfigInCheckpoint, Throughput
 from bioner.utils.checkpoint import StreamedCheckpointIO
 from bioner.utils.log import get_logger
 from bioner.utils.report import finish_evaluation
+from bioner.utils.run import (
+    log_outcome,
+    training_outcome,
+    warn_early_stopping_with_max_steps,
+    write_run_readme,
+)
 
 log = get_logger(__name__)
 
@@ -124,18 +130,35 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
         precision=precision,
         plugins=[StreamedCheckpointIO()],
     )
+    # Loggers see the precision chosen, not `auto`.
+    resolved["trainer"]["precision"] = str(precision)
     log_config(loggers, resolved)
+    if trainer.is_global_zero:
+        write_run_readme(run_dir, cfg, {"run_name": cfg.run_name})  # completed at the end
     try:
         ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer)
-        if cfg.train:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-            release_training_state(trainer, model)
-
         summary: dict[str, Any] = {
             "run_name": cfg.run_name,
             "run_dir": str(run_dir),
             "precision": str(precision),
         }
+        if cfg.train:
+            warn_early_stopping_with_max_steps(cfg)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            release_training_state(trainer, model)
+            outcome = training_outcome(trainer)
+            summary["training"] = outcome
+            best = outcome["best_epoch"]
+            log.info(
+                "training stopped: %s, after %d steps in %d epochs; best checkpoint from epoch %s",
+                outcome["stop_reason"],
+                outcome["steps"],
+                outcome["epochs"],
+                "(none)" if best is None else best,
+            )
+            if trainer.is_global_zero:
+                log_outcome(loggers, outcome)
+                write_run_readme(run_dir, cfg, summary)
         if cfg.cv.folds is not None:
             summary["cv"] = {"folds": cfg.cv.folds, "fold": cfg.cv.fold}
         speeds = [rate for cb in callbacks if isinstance(cb, Throughput) for rate in cb.history]
@@ -159,6 +182,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
                     "encoder": encoder.name,
                 }
                 export_pretrained(model.model, datamodule.tokenizer, run_dir / "model", metadata)
+                write_run_readme(run_dir, cfg, summary)
                 log.info("Run folder: %s", Path(run_dir).resolve())
     finally:
         finish_loggers(loggers)
