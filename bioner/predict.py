@@ -16,6 +16,7 @@ would read ``model=...`` as choosing one of its options.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -25,6 +26,7 @@ from omegaconf import DictConfig
 from bioner.cli.app import check_config
 from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
+from bioner.errors import ConfigError
 from bioner.inference.run import predict_files
 from bioner.postprocess import build_postprocessors
 
@@ -32,6 +34,12 @@ from bioner.postprocess import build_postprocessors
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Tag ``cfg.input`` into ``cfg.output``; return the counts (documents, spans, seconds)."""
     check_config(cfg)  # before the model loads
+    if str(cfg.output) != "-" and Path(cfg.output).is_dir():
+        suffix = {"bioc": "xml"}.get(cfg.format, cfg.format)
+        raise ConfigError(
+            f"output={cfg.output} is a folder; name a file in it, e.g. "
+            f"output={Path(cfg.output) / f'spans.{suffix}'}"
+        )
     steps = build_postprocessors(cfg.get("postprocess"))
     tagger = instantiate(cfg.tagger, postprocess=steps, _convert_="all")
     return predict_files(tagger, cfg.input, cfg.output, cfg.input_format, cfg.format)

@@ -382,7 +382,6 @@ _QUIET_LOGGERS = {
     "lightning.pytorch.callbacks.model_summary": logging.WARNING,  # Total FLOPs: 0
     "wandb": logging.WARNING,
     "transformers": logging.ERROR,
-    "hydra.core.utils": logging.CRITICAL,  # "Error executing job ...": bioner says what failed
     "huggingface_hub": logging.ERROR,
 }
 
