@@ -174,7 +174,8 @@ def rebase_data_dir(
     A checkpoint stores resolved paths, relative ones relative to where training ran; the corpus
     is the same folder under whatever data folder this machine and shell use. Only when ``root``
     is the default one (``default_root``: neither ``BIONER_DATA_DIR`` nor ``paths.data_dir`` was
-    given), lacks the corpus and the stored folder exists is the stored one kept, with a warning.
+    given), lacks the corpus (its folder is missing or empty) and the stored folder holds files is
+    the stored one kept, with a warning.
     A ``data_dir`` outside the stored data folder (given with ``dataset.data_dir=...`` at
     training) is kept as it is.
     """
@@ -188,7 +189,7 @@ def rebase_data_dir(
     rebased = Path(root).expanduser() / relative
     if str(rebased) == str(data_dir):
         return dataset
-    if root == default_root and not rebased.exists() and Path(data_dir).expanduser().exists():
+    if root == default_root and not _holds_files(rebased) and _holds_files(Path(data_dir)):
         log.warning(
             "corpus folder %s (under the default data folder %s) does not exist; using %s, where "
             "the checkpoint's training run found it (BIONER_DATA_DIR or paths.data_dir=... set "
@@ -199,6 +200,12 @@ def rebase_data_dir(
         )
         return dataset
     return OmegaConf.merge(dataset, {"data_dir": str(rebased)})
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether ``folder`` exists and is not empty (a failed download leaves an empty one)."""
+    folder = folder.expanduser()
+    return folder.is_dir() and any(folder.iterdir())
 
 
 def eval_dataset(cfg: DictConfig, trained: DictConfig) -> DictConfig:

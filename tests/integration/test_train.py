@@ -185,7 +185,7 @@ def test_a_run_writes_every_artefact(run) -> None:
     # Loggers see the precision chosen, and learning rates named by parameter group.
     hparams = (run_dir / "csv" / "hparams.yaml").read_text()
     assert f"precision: {summary['precision']}" in hparams and "precision: auto" not in hparams
-    assert "lr-AdamW/weights" in csv_text and "lr-AdamW/biases_norms" in csv_text
+    assert "lr/weights" in csv_text and "lr/biases_norms" in csv_text
     # How training ended, in metrics.json, the loggers and the run folder's README.
     training = summary["training"]
     assert training["stop_reason"] == "max_epochs=2 reached" and training["epochs"] == 2

@@ -70,9 +70,11 @@ def test_an_explicit_data_folder_wins_even_without_the_corpus(
     stored = OmegaConf.create({"data_dir": "data/toy"})
     given = rebase_data_dir(stored, "data", "/nowhere", default_root="/home/cache")
     assert given.data_dir == "/nowhere/toy"
-    # Left at its default, the data folder falls back to where training found the corpus.
-    default = rebase_data_dir(stored, "data", "/home/cache", default_root="/home/cache")
-    assert default.data_dir == "data/toy"
+    # Left at its default, the data folder falls back to where training found the corpus, also
+    # when a failed download left an empty folder there.
+    (tmp_path / "cache" / "toy").mkdir(parents=True)
+    cache = str(tmp_path / "cache")
+    assert rebase_data_dir(stored, "data", cache, default_root=cache).data_dir == "data/toy"
 
 
 def test_a_run_folder_stands_for_its_best_checkpoint(tmp_path: Path) -> None:
