@@ -281,9 +281,10 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     loggers = instantiate_loggers(cfg.get("logger"))
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, precision=precision)
-    # Loggers see the precision chosen, not `auto`.
-    resolved["trainer"]["precision"] = str(precision)
-    log_config(loggers, resolved)
+    # Loggers see the precision chosen, not `auto` (config.yaml and the checkpoint keep `auto`:
+    # the run's settings, which bioner-report groups by).
+    chosen = {**resolved["trainer"], "precision": str(precision)}
+    log_config(loggers, {**resolved, "trainer": chosen})
     if "devel" in cfg.splits:
         trainer.validate(model, datamodule=datamodule, verbose=False)
     if "test" in cfg.splits:

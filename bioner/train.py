@@ -130,9 +130,10 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
         precision=precision,
         plugins=[StreamedCheckpointIO()],
     )
-    # Loggers see the precision chosen, not `auto`.
-    resolved["trainer"]["precision"] = str(precision)
-    log_config(loggers, resolved)
+    # Loggers see the precision chosen, not `auto` (config.yaml and the checkpoint keep `auto`:
+    # the run's settings, which bioner-report groups by).
+    chosen = {**resolved["trainer"], "precision": str(precision)}
+    log_config(loggers, {**resolved, "trainer": chosen})
     if trainer.is_global_zero:
         write_run_readme(run_dir, cfg, {"run_name": cfg.run_name})  # completed at the end
     try:
