@@ -84,3 +84,18 @@ def test_run_dir_is_hydra_s_output_folder_too() -> None:
     assert with_run_dir(["seed=1"]) == ["seed=1"]
     assert with_run_dir(["-m", "run_dir=out"]) == ["-m", "run_dir=out"]
     assert with_run_dir(["run_dir=a", "hydra.run.dir=b"]) == ["run_dir=a", "hydra.run.dir=b"]
+
+
+def test_the_console_scripts_answer_help_and_typos_themselves(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr("sys.argv", ["bioner-predict", "--help"])
+    with pytest.raises(SystemExit) as done:
+        bioner.predict.main()
+    assert done.value.code == 0 and "model=???" in capsys.readouterr().out
+    monkeypatch.setattr("sys.argv", ["bioner-train", "model=tiny", "module.lrr=1e-4"])
+    with pytest.raises(SystemExit) as done:
+        bioner.train.main()
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "Did you mean module.lr?" in err
+    assert "+module.lrr" not in err  # Hydra's advice to append would add a key nothing reads
