@@ -82,7 +82,10 @@ def cli_main(
                 app.quiet_console()
             if config is not None and help and {"-h", "--help"} & set(sys.argv[1:]):
                 doc = sys.modules[main.__module__].__doc__ or ""
-                print(app.command_help(prog, config, doc, aliases))
+                try:
+                    print(app.command_help(prog, config, doc, aliases), flush=True)
+                except BrokenPipeError:  # `--help | head` closed the pipe: nothing more to say
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 raise SystemExit(0)
             if config is not None:
                 sys.argv[1:] = app.with_run_dir(sys.argv[1:])
