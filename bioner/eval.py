@@ -1,4 +1,15 @@
-"""Score a checkpoint: ``bioner-eval ckpt_path=<run>/checkpoints/best.ckpt [dataset=...]``.
+"""Score a checkpoint: ``bioner-eval ckpt_path=<run folder or .ckpt> [dataset=...]``.
+
+Examples::
+
+    bioner-eval ckpt_path=logs/train/runs/<run>                 # its best.ckpt, devel and test
+    bioner-eval ckpt_path=<run> 'splits=[test]' paths.data_dir=/data/corpora
+    bioner-eval ckpt_path=<run> dataset=ncbi_disease robustness=default
+    bioner-eval ckpt_path=<run> postprocess=abbreviations run_dir=evals/abbrev
+
+The corpus is looked for under this run's data folder (``BIONER_DATA_DIR`` or
+``paths.data_dir=...``), in the sub-folder it had at training; ``dataset.data_dir=<folder>``
+points at it directly. Only the files of the scored ``splits`` are read.
 
 The encoder and alignment are rebuilt from the training config stored in the checkpoint, so the
 checkpoint is all that is needed; the dataset is the training one unless ``dataset=...`` names
@@ -22,6 +33,7 @@ scores beside them (``f1_raw``, ``f1``, ``delta_f1`` and every raw metric per sp
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -32,6 +44,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from bioner.cli.app import check_config
 from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
 from bioner.data.alignment import Alignment
@@ -50,6 +63,7 @@ from bioner.utils import (
 )
 from bioner.utils.log import get_logger
 from bioner.utils.report import finish_evaluation
+from bioner.utils.run import write_run_readme
 
 log = get_logger(__name__)
 
@@ -143,24 +157,111 @@ def training_preprocess(ckpt_path: str | Path, trust: bool = False) -> Preproces
     return None if record is None else Preprocessor.from_record(record, str(ckpt_path))
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """``path`` itself, or for a run folder its ``checkpoints/best.ckpt`` (else ``last.ckpt``).
+
+    Raises:
+        FileNotFoundError: nothing there, or a folder without a checkpoint.
+    """
+    path = Path(path)
+    if path.is_dir():
+        folders = [path / "checkpoints", path]
+        for name in ("best.ckpt", "last.ckpt"):
+            for folder in folders:
+                if (folder / name).is_file():
+                    return folder / name
+        raise FileNotFoundError(
+            f"{path} is a folder without a checkpoint (looked for checkpoints/best.ckpt and "
+            "last.ckpt); pass ckpt_path=<run folder> of a finished training run, or the .ckpt file"
+        )
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist; pass ckpt_path=<run folder> or "
+            "ckpt_path=<run>/checkpoints/best.ckpt"
+        )
+    return path
+
+
+def rebase_data_dir(
+    dataset: DictConfig, stored_root: str | None, root: str | None, default_root: str | None = None
+) -> DictConfig:
+    """The trained ``dataset`` config with its ``data_dir`` moved from the data folder of the
+    training run (``stored_root``) to the one of this run (``root``: ``BIONER_DATA_DIR`` or
+    ``paths.data_dir``).
+
+    A checkpoint stores resolved paths, relative ones relative to where training ran; the corpus
+    is the same folder under whatever data folder this machine and shell use. Only when ``root``
+    is the default one (``default_root``: neither ``BIONER_DATA_DIR`` nor ``paths.data_dir`` was
+    given), lacks the corpus (its folder is missing or empty) and the stored folder holds files is
+    the stored one kept, with a warning.
+    A ``data_dir`` outside the stored data folder (given with ``dataset.data_dir=...`` at
+    training) is kept as it is.
+    """
+    data_dir = dataset.get("data_dir")
+    if data_dir is None or stored_root is None or root is None:
+        return dataset
+    try:
+        relative = Path(os.path.normpath(data_dir)).relative_to(os.path.normpath(stored_root))
+    except ValueError:
+        return dataset
+    rebased = Path(root).expanduser() / relative
+    if str(rebased) == str(data_dir):
+        return dataset
+    if root == default_root and not _holds_files(rebased) and _holds_files(Path(data_dir)):
+        log.warning(
+            "corpus folder %s (under the default data folder %s) does not exist; using %s, where "
+            "the checkpoint's training run found it (BIONER_DATA_DIR or paths.data_dir=... set "
+            "the data folder)",
+            rebased,
+            root,
+            data_dir,
+        )
+        return dataset
+    return OmegaConf.merge(dataset, {"data_dir": str(rebased)})
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether ``folder`` exists and is not empty (a failed download leaves an empty one)."""
+    folder = folder.expanduser()
+    return folder.is_dir() and any(folder.iterdir())
+
+
+def eval_dataset(cfg: DictConfig, trained: DictConfig) -> DictConfig:
+    """The dataset config to score: ``dataset=<name>`` if given, else the training one, with its
+    data folder under this run's ``paths.data_dir``; ``dataset.data_dir=...`` wins over both."""
+    given = cfg.get("dataset") or {}
+    if "_target_" in given:
+        dataset = given
+    else:
+        stored_root = OmegaConf.select(trained, "paths.data_dir")
+        paths = cfg.paths
+        dataset = rebase_data_dir(
+            trained.dataset, stored_root, paths.data_dir, paths.get("default_data_dir")
+        )
+    if given.get("data_dir") is not None:
+        dataset = OmegaConf.merge(dataset, {"data_dir": given.data_dir})
+    return dataset
+
+
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Score ``cfg.ckpt_path`` on ``cfg.splits``; return the content of ``metrics.json``."""
     unknown = set(cfg.splits) - {"devel", "test"}
     if unknown:
         raise ConfigError(f"splits may be devel and test, not {sorted(unknown)}")
+    ckpt_path = resolve_checkpoint(cfg.ckpt_path)
     run_dir, resolved = prepare_run_dir(cfg)
+    check_config(cfg, resolved)  # before any weights load
     L.seed_everything(cfg.seed, workers=True)
     trust = bool(cfg.get("trust_checkpoint", False))
-    trained = training_config(cfg.ckpt_path, trust=trust)
-    dataset_cfg = cfg.dataset if cfg.get("dataset") is not None else trained.dataset
+    trained = training_config(ckpt_path, trust=trust)
 
-    reader = instantiate(dataset_cfg)
+    reader = instantiate(eval_dataset(cfg, trained))
     alignment = Alignment.from_record(
-        OmegaConf.to_container(trained.alignment), f"{cfg.ckpt_path} (alignment)"
+        OmegaConf.to_container(trained.alignment), f"{ckpt_path} (alignment)"
     )
     encoder = instantiate(trained.model)
     model = TokenClassifier.load_from_checkpoint(
-        cfg.ckpt_path, map_location="cpu", encoder=encoder, weights_only=not trust
+        ckpt_path, map_location="cpu", encoder=encoder, weights_only=not trust
     )
     # Labels are matched by name: gold tags get the model's ids whatever the corpus's order.
     labels = [model.id2label[i] for i in range(len(model.id2label))]
@@ -172,7 +273,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         alignment=alignment,
         tokenizer=encoder.load_tokenizer(),
         labels=labels,
-        preprocess=training_preprocess(cfg.ckpt_path, trust),
+        preprocess=training_preprocess(ckpt_path, trust),
+        splits=list(cfg.splits),
     )
     datamodule.prepare_data()
     label_sets = LabelSets(tuple(entity_types_of(labels)), tuple(reader.entity_types))
@@ -191,14 +293,17 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         )
         if not label_sets.shared:
             raise ConfigError(
-                f"{cfg.ckpt_path} predicts {list(label_sets.model)}, {reader.name} annotates "
+                f"{ckpt_path} predicts {list(label_sets.model)}, {reader.name} annotates "
                 f"{list(label_sets.corpus)}: no type in common, nothing to score"
             )
 
     loggers = instantiate_loggers(cfg.get("logger"))
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, precision=precision)
-    log_config(loggers, resolved)
+    # Loggers see the precision chosen, not `auto` (config.yaml and the checkpoint keep `auto`:
+    # the run's settings, which bioner-report groups by).
+    chosen = {**resolved["trainer"], "precision": str(precision)}
+    log_config(loggers, {**resolved, "trainer": chosen})
     if "devel" in cfg.splits:
         trainer.validate(model, datamodule=datamodule, verbose=False)
     if "test" in cfg.splits:
@@ -207,7 +312,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "run_name": cfg.run_name,
         "run_dir": str(run_dir),
-        "checkpoint": str(cfg.ckpt_path),
+        "checkpoint": str(ckpt_path),
         "dataset": reader.name,
         "precision": str(precision),
     }
@@ -216,12 +321,13 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         summary["label_sets"] = {**label_sets.describe(), **set_aside}
     if trainer.is_global_zero:
         summary = finish_evaluation(cfg, run_dir, model, datamodule, loggers, summary)
+        write_run_readme(run_dir, cfg, summary)
         log.info("Run folder: %s", Path(run_dir).resolve())
     finish_loggers(loggers)
     return summary
 
 
-@cli_main("bioner-eval")
+@cli_main("bioner-eval", config="eval")
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
     """Console entry point."""

@@ -16,20 +16,30 @@ would read ``model=...`` as choosing one of its options.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from bioner.cli.app import check_config
 from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
+from bioner.errors import ConfigError
 from bioner.inference.run import predict_files
 from bioner.postprocess import build_postprocessors
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
     """Tag ``cfg.input`` into ``cfg.output``; return the counts (documents, spans, seconds)."""
+    check_config(cfg)  # before the model loads
+    if str(cfg.output) != "-" and Path(cfg.output).is_dir():
+        suffix = {"bioc": "xml"}.get(cfg.format, cfg.format)
+        raise ConfigError(
+            f"output={cfg.output} is a folder; name a file in it, e.g. "
+            f"output={Path(cfg.output) / f'spans.{suffix}'}"
+        )
     steps = build_postprocessors(cfg.get("postprocess"))
     tagger = instantiate(cfg.tagger, postprocess=steps, _convert_="all")
     return predict_files(tagger, cfg.input, cfg.output, cfg.input_format, cfg.format)
@@ -44,7 +54,7 @@ def _main(cfg: DictConfig) -> None:
     predict(cfg)
 
 
-@cli_main("bioner-predict")
+@cli_main("bioner-predict", config="predict", aliases={"model": "tagger.folder"})
 def main() -> None:
     """Console entry point."""
     sys.argv[1:] = _model_shorthand(sys.argv[1:])

@@ -33,6 +33,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from bioner.cli.app import check_config
 from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
 from bioner.train import resolve_ckpt_path
@@ -62,6 +63,7 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
             a Hydra app, with ``run_dir=<folder>`` among the overrides).
     """
     run_dir, resolved = prepare_run_dir(cfg)
+    check_config(cfg, resolved)  # before any weights load
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")
     L.seed_everything(cfg.seed, workers=True)
@@ -118,7 +120,7 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-@cli_main("bioner-pretrain")
+@cli_main("bioner-pretrain", config="pretrain")
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="pretrain")
 def main(cfg: DictConfig) -> float | None:
     """Console entry point; returns the final validation MLM loss (for sweeps)."""

@@ -45,7 +45,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--split", default="test", choices=["test", "devel"])
     parser.add_argument(
-        "--out", type=Path, help="output folder (default: <path>/report for a single path)"
+        "--out",
+        type=Path,
+        help="output folder (default for a single path: <path>/report for a folder of runs, "
+        "reports/<run> for one run folder)",
     )
     parser.add_argument(
         "--data-dir",
@@ -66,7 +69,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.out is None:
         if len(args.paths) != 1:
             parser.error("--out is required with more than one path")
-        args.out = args.paths[0] / "report"
+        path = args.paths[0]
+        # Never into a run folder itself (it holds one run's files): reports/<run> here instead.
+        single_run = (path / "metrics.json").is_file()
+        args.out = Path("reports") / path.resolve().name if single_run else path / "report"
     return args
 
 

@@ -26,6 +26,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from bioner.cli.app import check_config
 from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
 from bioner.inference.export import export_pretrained
@@ -42,6 +43,12 @@ from bioner.utils.callbacks import ConfigInCheckpoint, Throughput
 from bioner.utils.checkpoint import StreamedCheckpointIO
 from bioner.utils.log import get_logger
 from bioner.utils.report import finish_evaluation
+from bioner.utils.run import (
+    log_outcome,
+    training_outcome,
+    warn_early_stopping_with_max_steps,
+    write_run_readme,
+)
 
 log = get_logger(__name__)
 
@@ -96,6 +103,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     """
     started = time.perf_counter()
     run_dir, resolved = prepare_run_dir(cfg)
+    check_config(cfg, resolved)  # before any weights load
     if torch.cuda.is_available():
         # TF32 matmuls on Ampere and later: much faster, accuracy unaffected for fine-tuning.
         torch.set_float32_matmul_precision("high")
@@ -127,18 +135,36 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
         precision=precision,
         plugins=[StreamedCheckpointIO()],
     )
-    log_config(loggers, resolved)
+    # Loggers see the precision chosen, not `auto` (config.yaml and the checkpoint keep `auto`:
+    # the run's settings, which bioner-report groups by).
+    chosen = {**resolved["trainer"], "precision": str(precision)}
+    log_config(loggers, {**resolved, "trainer": chosen})
+    if trainer.is_global_zero:
+        write_run_readme(run_dir, cfg, {"run_name": cfg.run_name})  # completed at the end
     try:
         ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer)
-        if cfg.train:
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-            release_training_state(trainer, model)
-
         summary: dict[str, Any] = {
             "run_name": cfg.run_name,
             "run_dir": str(run_dir),
             "precision": str(precision),
         }
+        if cfg.train:
+            warn_early_stopping_with_max_steps(cfg)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            release_training_state(trainer, model)
+            outcome = training_outcome(trainer)
+            summary["training"] = outcome
+            best = outcome["best_epoch"]
+            log.info(
+                "training stopped: %s, after %d steps in %d epochs; best checkpoint from epoch %s",
+                outcome["stop_reason"],
+                outcome["steps"],
+                outcome["epochs"],
+                "(none)" if best is None else best,
+            )
+            if trainer.is_global_zero:
+                log_outcome(loggers, outcome)
+                write_run_readme(run_dir, cfg, summary)
         if cfg.cv.folds is not None:
             summary["cv"] = {"folds": cfg.cv.folds, "fold": cfg.cv.fold}
         speeds = [rate for cb in callbacks if isinstance(cb, Throughput) for rate in cb.history]
@@ -165,13 +191,14 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
                     # bioner-predict rewrites raw text as training did (fitted state included).
                     metadata["preprocess"] = datamodule.preprocess.record()
                 export_pretrained(model.model, datamodule.tokenizer, run_dir / "model", metadata)
+                write_run_readme(run_dir, cfg, summary)
                 log.info("Run folder: %s", Path(run_dir).resolve())
     finally:
         finish_loggers(loggers)
     return summary
 
 
-@cli_main("bioner-train")
+@cli_main("bioner-train", config="train")
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Console entry point; returns devel strict F1 for hyper-parameter sweeps."""

@@ -13,6 +13,7 @@ Everything after the command is a Hydra override of ``conf/data.yaml``.
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 import time
@@ -22,11 +23,35 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from bioner.cli.errors import DEBUG_FLAG, cli_main
-from bioner.config import compose_config
+from bioner.config import CONFIG_DIR, compose_config
 from bioner.data.document import OVERLAP_KINDS
 from bioner.errors import ConfigError
 
 COMMANDS = ("stats", "check", "download", "augment")
+
+USAGE = "usage: bioner-data {stats,check,download,augment} [key=value ...] [--json] [--debug]"
+
+HELP = f"""{USAGE}
+
+Look at a corpus before training on it.
+
+commands:
+  stats     documents, sentences, tokens and mentions per entity type, for every split
+  check     the lossless round trip gold spans -> sub-words -> spans with a model's tokenizer
+            (exit 1 if a span is lost)
+  download  fetch a public corpus into the data folder (BIONER_DATA_DIR), checked by sha256
+  augment   show sentences before and after an augmentation
+
+examples:
+  bioner-data stats dataset=bc5cdr
+  bioner-data check dataset=iob dataset.data_dir=my_corpus model=minilm alignment.max_length=32
+  bioner-data download ncbi_disease
+  bioner-data augment dataset=bc5cdr augmentation=mix n=5 --json
+
+datasets: {{datasets}}
+options: dataset=, dataset.data_dir=<corpus folder>, paths.data_dir=<data folder>, model=,
+alignment=, augmentation=, n=, seed=, split=; --json prints JSON instead of a table; --debug
+shows tracebacks."""
 
 
 def _reader(cfg: DictConfig) -> Any:
@@ -218,14 +243,27 @@ def _render(command: str, result: dict[str, Any]) -> str:
     return f"{title}\n{_table(rows, header)}\n({result['seconds']:.1f} s)"
 
 
-@cli_main("bioner-data")
+@cli_main("bioner-data", config="data", help=False)
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``bioner-data``."""
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
     args = [a for a in args if a not in ("--json", DEBUG_FLAG)]
-    if not args or args[0] not in COMMANDS or args[0] in ("-h", "--help"):
-        print(__doc__.strip(), file=sys.stderr)
+    if args[:1] in (["-h"], ["--help"], ["help"]) or (args and {"-h", "--help"} & set(args)):
+        datasets = sorted(p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml"))
+        print(HELP.replace("{datasets}", ", ".join(datasets)))
+        return 0
+    if not args:
+        print(f"{USAGE}\n(bioner-data --help explains each command)", file=sys.stderr)
+        return 2
+    if args[0] not in COMMANDS:
+        close = difflib.get_close_matches(args[0], COMMANDS, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        print(
+            f"bioner-data: error: unknown command {args[0]!r}{hint} (commands: "
+            f"{', '.join(COMMANDS)})\n{USAGE}",
+            file=sys.stderr,
+        )
         return 2
     command, overrides = args[0], args[1:]
     if command == "download" and overrides and "=" not in overrides[0]:

@@ -402,6 +402,8 @@ class NERDataModule(L.LightningDataModule):
             unless fitted already (``bioner-eval`` restores the training run's), applied to every
             split before encoding (training documents with their gold spans protected), and
             undone on every decoded span. Saved in checkpoints (:meth:`state_dict`).
+        splits: the splits this run scores (``bioner-eval``): :meth:`prepare_data` then checks
+            and fetches only their files. ``None``: every split.
     """
 
     def __init__(
@@ -423,6 +425,7 @@ class NERDataModule(L.LightningDataModule):
         fold: int | None = None,
         labels: Sequence[str] | None = None,
         preprocess: Preprocessor | None = None,
+        splits: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if limit_documents is not None and limit_documents < 1:
@@ -444,6 +447,8 @@ class NERDataModule(L.LightningDataModule):
         self.fold = fold
         self._labels = None if labels is None else [str(label) for label in labels]
         self.preprocess = preprocess or None
+        # Cross-validation folds pool train and devel, whatever split is scored.
+        self._splits = None if splits is None or folds is not None else list(splits)
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no padding token; bioner pads batches with it")
         if isinstance(pad_to_multiple_of, str) and pad_to_multiple_of != "auto":
@@ -483,8 +488,8 @@ class NERDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Make sure the corpus files exist, fetching public ones (the only place downloads
-        happen)."""
-        self.reader.ensure_available(download=True)
+        happen, unless the machine is offline)."""
+        self.reader.ensure_available(download=True, splits=self._splits)
 
     def setup(self, stage: str | None = None) -> None:
         splits = STAGE_SPLITS.get(stage or "", ("train", "devel", "test"))

@@ -35,6 +35,28 @@ class ChecksumError(UserError, ValueError):
     """A downloaded or existing file does not have the sha256 its config records."""
 
 
+#: Variables that say "this machine has no network"; any non-empty value but 0/false sets them.
+OFFLINE_ENV = ("BIONER_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def offline_reason() -> str | None:
+    """``"NAME=value"`` of the first set variable of :data:`OFFLINE_ENV`, or ``None`` (online).
+
+    Hugging Face's variables count too: whoever keeps its hub offline wants no download here
+    either, and without the check each missing corpus would wait for a network timeout.
+    """
+    for name in OFFLINE_ENV:
+        value = os.environ.get(name, "").strip()
+        if value and value.lower() not in ("0", "false", "no"):
+            return f"{name}={value}"
+    return None
+
+
+def is_local_url(url: str) -> bool:
+    """Whether ``url`` is a local file (``file://``), which an offline machine can still read."""
+    return url.startswith("file:")
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex sha256 of a file, read in chunks."""
     h = hashlib.sha256()

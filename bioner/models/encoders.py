@@ -205,7 +205,15 @@ class Encoder(ABC):
             log.debug(
                 "encoder %s: checkpoint weights not used by the tagger: %s", self.name, unused
             )
-        log.info("encoder %s loaded from %s with a new %d-label head", self.name, path, len(labels))
+        # Not "a new head": bioner-eval loads the trained head into it right after, and the
+        # word read as if the trained weights were lost.
+        log.info(
+            "encoder %s loaded from %s with a %d-label tagging head (trained, or loaded from a "
+            "checkpoint, next)",
+            self.name,
+            path,
+            len(labels),
+        )
         if gradient_checkpointing:
             if not model.supports_gradient_checkpointing:
                 raise ValueError(f"encoder {self.name} does not support gradient checkpointing")

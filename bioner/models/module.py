@@ -116,8 +116,9 @@ def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
         else:
             decay.append(param)
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        # Named so that LearningRateMonitor logs lr/weights and lr/biases_norms, not pg1/pg2.
+        {"params": decay, "weight_decay": weight_decay, "name": "weights"},
+        {"params": no_decay, "weight_decay": 0.0, "name": "biases_norms"},
     ]
 
 

@@ -145,18 +145,19 @@ def _evaluated_config(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     that the evaluation chose."""
     from omegaconf import OmegaConf
 
-    from bioner.eval import training_config
+    from bioner.eval import resolve_checkpoint, training_config
 
     try:
-        trained = OmegaConf.to_container(training_config(config["ckpt_path"]))
+        trained = OmegaConf.to_container(training_config(resolve_checkpoint(config["ckpt_path"])))
     except (FileNotFoundError, ValueError) as err:
         raise ReportError(
             f"{folder} is a bioner-eval run; its model, attack and seed are read from the "
             f"checkpoint it scored, which failed: {err}"
         ) from err
     assert isinstance(trained, dict)
-    if config.get("dataset"):
-        trained["dataset"] = config["dataset"]
+    dataset = config.get("dataset") or {}
+    if "_target_" in dataset:  # dataset=<name>; else the training one (perhaps moved: data_dir)
+        trained["dataset"] = dataset
     trained["robustness"] = config.get("robustness")
     trained["evaluated_checkpoint"] = True
     return trained

@@ -48,4 +48,9 @@ def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
     if kwargs.get("save_dir") is not None:
         # wandb refuses to write into a folder that does not exist yet.
         Path(kwargs["save_dir"]).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(offline=offline, **kwargs)
+    logger = WandbLogger(offline=offline, **kwargs)
+    if logger._wandb_init.get("anonymous") is None:
+        # Lightning always passes anonymous=None, on which wandb warns that "the anonymous
+        # setting has no effect": a console line about nothing the user did.
+        logger._wandb_init.pop("anonymous", None)
+    return logger

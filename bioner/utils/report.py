@@ -101,6 +101,10 @@ def log_split_report(
     rows = [[row[c] for c in PER_TYPE_COLUMNS] for row in section["per_type"]]
     for logger in loggers:
         if isinstance(logger, WandbLogger):
+            # The intervals beside the scores in the run's summary: (low, high) per metric.
+            logger.experiment.summary.update(
+                {f"{stage}/{k}_ci95": list(v) for k, v in section["ci95"].items()}
+            )
             logger.log_table(f"{stage}/per_type", columns=PER_TYPE_COLUMNS, data=rows)
             logger.log_image(f"{stage}/confusion_matrix", images=[str(png)])
         elif isinstance(logger, TensorBoardLogger):

@@ -85,3 +85,157 @@ def finish_loggers(loggers: list[Logger]) -> None:
 
         if wandb.run is not None:
             wandb.finish()
+
+
+def training_outcome(trainer: L.Trainer) -> dict[str, Any]:
+    """How fitting ended: ``stop_reason`` in words, ``steps`` and ``epochs`` done, and the
+    ``best_epoch`` and ``best_score`` of the checkpoint that is scored (``None`` without one).
+
+    Lightning says why it stopped only in a console line about ``max_steps``/``max_epochs``, and
+    early stopping says nothing at all; a run that ends early deserves a reason in its records.
+    """
+    from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
+
+    reason = None
+    if trainer.interrupted:
+        reason = "interrupted"
+    for callback in trainer.early_stopping_callbacks:
+        if reason is None and callback.stopping_reason != EarlyStoppingReason.NOT_STOPPED:
+            reason = f"early stopping ({callback.stopping_reason_message or callback.monitor})"
+    max_steps, max_epochs = trainer.max_steps, trainer.max_epochs
+    if reason is None and max_steps not in (None, -1) and trainer.global_step >= max_steps:
+        reason = f"max_steps={max_steps} reached"
+    if reason is None and max_epochs not in (None, -1) and trainer.current_epoch >= max_epochs:
+        reason = f"max_epochs={max_epochs} reached"
+    if reason is None:
+        reason = "a callback or limit stopped it" if trainer.should_stop else "unknown"
+    best_epoch = best_score = None
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor is not None and callback.best_model_path:
+            best_score = float(callback.best_model_score)
+            # The epoch is in the checkpoint (memory-mapped: the weights are not read).
+            import torch
+
+            state = torch.load(
+                callback.best_model_path, map_location="cpu", mmap=True, weights_only=True
+            )
+            best_epoch = int(state.get("epoch", -1))
+            break
+    return {
+        "stop_reason": reason,
+        "steps": int(trainer.global_step),
+        "epochs": int(trainer.current_epoch),
+        "best_epoch": best_epoch,
+        "best_score": best_score,
+    }
+
+
+def warn_early_stopping_with_max_steps(cfg: DictConfig) -> None:
+    """Warn when ``trainer.max_steps`` is set while early stopping is on: it may end the run
+    first, and ``max_steps`` reads as a promise of that many steps."""
+    max_steps = cfg.trainer.get("max_steps")
+    early = (cfg.get("callbacks") or {}).get("early_stopping")
+    if max_steps in (None, -1) or not early:
+        return
+    log.warning(
+        "trainer.max_steps=%s with early stopping on (%s, patience %s): training may stop "
+        "sooner; callbacks.early_stopping=null turns it off",
+        max_steps,
+        early.get("monitor"),
+        early.get("patience"),
+    )
+
+
+def log_outcome(loggers: list[Logger], outcome: dict[str, Any]) -> None:
+    """Put the training outcome into each logger's run summary (W&B) or hyper-parameters."""
+    flat = {f"training/{k}": v for k, v in outcome.items() if v is not None}
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(flat)
+        else:
+            logger.log_hyperparams(flat)
+
+
+# What each entry of a run folder is, for its README (only entries present are listed).
+RUN_FOLDER_ENTRIES = {
+    "config.yaml": "the whole resolved config of the run",
+    ".hydra/": "Hydra's composed config, its overrides (overrides.yaml) and Hydra's settings",
+    "train.log": "the log of the run",
+    "eval.log": "the log of the run",
+    "checkpoints/": "best.ckpt (highest devel strict F1) and last.ckpt (to resume)",
+    "metrics.json": "scores with 95% confidence intervals, per type, and how training ended",
+    "predictions/": "devel/test predictions (.jsonl with character offsets, .conll)",
+    "confusion_devel.png": "confusion matrix of entity types on devel",
+    "confusion_test.png": "confusion matrix of entity types on test",
+    "robustness_epsilon.png": "F1 under attacks of growing strength",
+    "model/": "a Hugging Face folder: bioner-predict model=... or transformers.pipeline",
+    "wandb/": "the W&B run (offline runs: `wandb sync wandb/offline-run-*`)",
+    "tensorboard/": "TensorBoard event files",
+    "csv/": "CSV logs of the metrics",
+}
+
+
+def _command_line(task: str) -> tuple[str, list[str]]:
+    """The console script and the overrides this run was started with (Hydra's record)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    return f"bioner-{task}", overrides
+
+
+def write_run_readme(run_dir: str | Path, cfg: DictConfig, summary: dict[str, Any]) -> Path:
+    """Write ``README.md`` into the run folder: what ran, how it ended, what is where, and the
+    commands to evaluate, predict and resume. Call on global rank zero only.
+
+    Args:
+        run_dir: the run folder.
+        cfg: the run's config.
+        summary: what is known so far (``metrics.json``'s content, or less while running).
+    """
+    run_dir = Path(run_dir)
+    task = str(cfg.get("task_name", "train"))
+    script, overrides = _command_line(task)
+    where = run_dir.resolve()
+    quoted = " ".join(f"'{o}'" if any(c in o for c in " []{}*") else o for o in overrides)
+    lines = [f"# {summary.get('run_name', cfg.get('run_name', where.name))}", ""]
+    lines += [f"Started with: `{script} {quoted}`".rstrip() + "", ""]
+    training = summary.get("training")
+    if training:
+        best = training.get("best_epoch")
+        lines.append(
+            f"- Training stopped: {training['stop_reason']}, after {training['steps']} steps in "
+            f"{training['epochs']} epochs; the best checkpoint is from epoch "
+            f"{'(none)' if best is None else best}."
+        )
+    elif task == "train" and "test" not in summary:
+        lines.append(
+            "- Still running, or stopped before the end: resume it with the command below."
+        )
+    for split in ("devel", "test"):
+        section = summary.get(split)
+        if section:
+            f1 = section["metrics"]["f1"]
+            ci = section.get("ci95", {}).get("f1")
+            interval = f" (95% CI {ci[0]:.4f}-{ci[1]:.4f})" if ci else ""
+            lines.append(
+                f"- {split}: strict F1 {f1:.4f}{interval} on {section['documents']} documents."
+            )
+    lines += ["", "## What is here", ""]
+    for name, what in RUN_FOLDER_ENTRIES.items():
+        if (run_dir / name.rstrip("/")).exists() or name == "metrics.json" and "test" in summary:
+            lines.append(f"- `{name}`: {what}")
+    lines += ["", "## Next", "", "```sh"]
+    if task == "train":
+        lines += [
+            f"bioner-eval ckpt_path={where}              # score it again (devel, test)",
+            f"bioner-predict model={where} input=text.txt output=spans.jsonl",
+        ]
+        kept = [o for o in overrides if not o.startswith(("run_dir=", "hydra.run.dir=", "ckpt"))]
+        resume = " ".join([script, *kept, f"run_dir={where}", "ckpt_path=last"])
+        lines.append(f"{resume}   # resume or extend (e.g. trainer.max_epochs=20)")
+    else:
+        lines.append(f"bioner-report {where}   # a results table")
+    lines += ["```", ""]
+    path = run_dir / "README.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -187,7 +187,8 @@ def test_run_dir_must_be_given_outside_hydra(tmp_path: Path) -> None:
 
 def test_eval_config_takes_the_dataset_from_the_checkpoint_unless_given(tmp_path: Path) -> None:
     cfg = compose_config("eval", ["ckpt_path=x.ckpt", f"run_dir={tmp_path}"])
-    assert cfg.get("dataset") is None and cfg.run_name == "checkpoint"
+    # No dataset chosen: only a data_dir to move the training one to (null: keep it).
+    assert dict(cfg.dataset) == {"data_dir": None} and cfg.run_name == "checkpoint"
     cfg = compose_config(
         "eval", ["ckpt_path=x.ckpt", f"run_dir={tmp_path}", "dataset=ncbi_disease"]
     )

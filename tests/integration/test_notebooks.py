@@ -147,6 +147,19 @@ def test_quickstart_notebook_trains_reports_and_tags(
     assert spans, printed[-2000:]
 
     assert outputs(nb, "image/png") == [png(run_dir / "confusion_test.png")]
+    assert "training stopped: max_epochs=12 reached" in printed
+
+    # Given the finished run, the notebook shows it without training again.
+    before = sorted(p.name for p in run_dir.iterdir())
+    shown = execute_notebook(
+        NOTEBOOKS / "01_quickstart.ipynb",
+        {"run_folder": str(run_dir), "sentences": sentences},
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert f"finished run: {run_dir.name}\n" in "".join(outputs(shown))
+    assert outputs(shown, "text/markdown") == outputs(nb, "text/markdown")
+    assert sorted(p.name for p in run_dir.iterdir()) == before
 
 
 @pytest.mark.slow
@@ -171,7 +184,12 @@ def test_report_notebook_renders_a_tiny_multirun(
         )
         train(cfg)
 
-    parameters = {"paths": [str(sweep)], "out": str(out), "bootstrap_samples": 50}
+    parameters = {
+        "paths": [str(sweep)],
+        "out": str(out),
+        "bootstrap_samples": 50,
+        "baseline": "attack=none",
+    }
     nb = execute_notebook(NOTEBOOKS / "02_ablation_report.ipynb", parameters, cwd=tmp_path)
     printed = "".join(outputs(nb))
     assert f"python: {sys.executable}\n" in printed

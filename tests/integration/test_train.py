@@ -240,6 +240,19 @@ def test_a_run_writes_every_artefact(run) -> None:
     assert summary["precision"] in ("bf16-mixed", "32-true")
     assert summary["checkpoint"] == str(run_dir / "checkpoints" / "best.ckpt")
     assert len(summary["train_sequences_per_s"]) == 2
+    # Loggers see the precision chosen, and learning rates named by parameter group.
+    hparams = (run_dir / "csv" / "hparams.yaml").read_text()
+    assert f"precision: {summary['precision']}" in hparams and "precision: auto" not in hparams
+    assert "lr/weights" in csv_text and "lr/biases_norms" in csv_text
+    # How training ended, in metrics.json, the loggers and the run folder's README.
+    training = summary["training"]
+    assert training["stop_reason"] == "max_epochs=2 reached" and training["epochs"] == 2
+    assert training["steps"] == 10 and training["best_epoch"] in (0, 1)
+    assert "training/stop_reason" in hparams
+    readme = (run_dir / "README.md").read_text()
+    assert "Training stopped: max_epochs=2 reached, after 10 steps in 2 epochs" in readme
+    assert f"bioner-eval ckpt_path={run_dir.resolve()}" in readme
+    assert "- `checkpoints/`" in readme and "- `model/`" in readme
 
 
 def test_eval_of_the_best_checkpoint_reproduces_the_run(run, tmp_path: Path) -> None:

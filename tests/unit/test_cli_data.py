@@ -86,4 +86,13 @@ def test_missing_corpus_says_how_to_point_at_it(tmp_path, capsys):
 
 def test_unknown_command_prints_usage(capsys):
     assert main(["frobnicate"]) == 2
-    assert "bioner-data stats" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown command 'frobnicate'" in err and "bioner-data {stats," in err
+    assert main(["stat"]) == 2
+    assert "did you mean stats?" in capsys.readouterr().err
+
+
+def test_help_is_plain_text_and_exits_0(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "commands:" in out and "examples:" in out and "::" not in out and "``" not in out

@@ -75,7 +75,7 @@ class MemoryReader:
     def load(self, split: str) -> list[Document]:
         return list(CORPUS[split])
 
-    def ensure_available(self, download: bool = False) -> None:
+    def ensure_available(self, download: bool = False, splits: list[str] | None = None) -> None:
         self.ensure_calls.append(download)
 
 

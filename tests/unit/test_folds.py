@@ -105,7 +105,7 @@ class MemoryReader:
         self.read.append(split)
         return list(self.corpus[split])
 
-    def ensure_available(self, download: bool = False) -> None:
+    def ensure_available(self, download: bool = False, splits: list[str] | None = None) -> None:
         pass
 
 

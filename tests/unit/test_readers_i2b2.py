@@ -201,7 +201,13 @@ def test_no_notes_and_missing_corpus(tmp_path: Path, corpus: Path) -> None:
     assert "no notes" in err.problem and "test_data/NAME.txt" in err.fix
     cfg = compose_config("data", ["dataset=i2b2_2010", f"paths.data_dir={tmp_path / 'none'}"])
     with pytest.raises(CorpusNotFoundError) as info:
-        instantiate(cfg.dataset).load("test")
+        instantiate(cfg.dataset).load("train")
     msg = str(info.value)
     assert "i2b2_2010/concept_assertion_relation_training_data" in msg and "n2c2" in msg
     assert "bioner-data download" not in msg
+    # Scoring the test split asks for the test folders only, not the training notes.
+    with pytest.raises(CorpusNotFoundError) as info:
+        instantiate(cfg.dataset).load("test")
+    root = tmp_path / "none" / "i2b2_2010"
+    missing = [p.relative_to(root).parts[0] for p in info.value.missing]
+    assert missing == ["test_data", "reference_standard_for_test_data"]

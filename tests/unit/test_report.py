@@ -532,7 +532,10 @@ def test_latex_is_booktabs_and_escaped(study: dict[str, list[Path]], tmp_path: P
 
 
 def test_command_line_prints_and_writes(
-    study: dict[str, list[Path]], tmp_path: Path, capsys: pytest.CaptureFixture
+    study: dict[str, list[Path]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out = tmp_path / "report"
     status = main(
@@ -557,6 +560,13 @@ def test_command_line_prints_and_writes(
     assert "bioner-report: error: " in capsys.readouterr().err
     default = main([str(tmp_path / "multirun"), "--no-plots"])
     assert default == 0 and (tmp_path / "multirun" / "report" / "results.md").is_file()
+    # One run folder is left as it is: its report goes to reports/<run> under the working folder.
+    one = next(p.parent for p in (tmp_path / "multirun").glob("*/metrics.json"))
+    before = sorted(p.name for p in one.iterdir())
+    monkeypatch.chdir(tmp_path)
+    assert main([str(one), "--no-plots"]) == 0
+    assert (tmp_path / "reports" / one.name / "results.md").is_file()
+    assert sorted(p.name for p in one.iterdir()) == before
 
 
 def test_a_type_without_gold_shows_a_dash_not_zero(tmp_path: Path, data_root: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bioner.data.document import Document, count_types
-from bioner.data.download import DownloadError, fetch
+from bioner.data.download import DownloadError, fetch, is_local_url, offline_reason
 from bioner.data.errors import CorpusFormatError
 from bioner.data.filters import DocumentFilter
 from bioner.data.splits import RatioSplit
@@ -172,7 +172,7 @@ class CorpusReader(ABC):
                 raise ValueError(
                     f"{self.name}: dataset.split.source={self.sources} does not read {split!r}"
                 )
-            self.ensure_available()
+            self.ensure_available(splits=[split])
             docs = self._read(split, self._allowed(split))
             for doc in docs:
                 doc.validate()
@@ -188,26 +188,42 @@ class CorpusReader(ABC):
         """
         return doc
 
-    def ensure_available(self, download: bool = False) -> None:
-        """Check that every file is present; fetch public files first when ``download``.
+    def ensure_available(self, download: bool = False, splits: Sequence[str] | None = None) -> None:
+        """Check that the files of ``splits`` (all by default) are present; fetch public files
+        first when ``download``, unless the machine is offline (:func:`offline_reason`).
 
         Raises:
             CorpusNotFoundError: files are missing and cannot be fetched (the message says how to
                 point the data directory at a local copy).
             bioner.data.download.ChecksumError: a fetched file has the wrong sha256.
         """
-        missing = [p for p in self.required_files() if not p.exists()]
+
+        if splits is not None and self.ratio_split is not None:
+            splits = self.sources  # any split of a ratio split is dealt from all its sources
+
+        def missing_files() -> list[Path]:
+            wanted = (
+                self.required_files()
+                if splits is None
+                else list(dict.fromkeys(p for s in splits for p in self.split_files(s)))
+            )
+            return [p for p in wanted if not p.exists()]
+
+        missing = missing_files()
         if not missing:
             return
         detail = self.missing_hint()
-        if download and self.download:
+        offline = offline_reason() if download and self.download else None
+        if offline and any(not is_local_url(e["url"]) for e in self.download):
+            detail = f"Not downloaded: offline ({offline})"
+        elif download and self.download:
             try:
                 fetch(self.download, self.data_dir)
             except DownloadError as err:
                 raise CorpusNotFoundError(
                     self.name, self.data_dir, missing, True, f"Download failed: {err}"
                 ) from err
-            missing = [p for p in self.required_files() if not p.exists()]
+            missing = missing_files()
             if not missing:
                 return
             detail = "The download did not provide them; check the dataset's download entries"
@@ -247,6 +263,13 @@ class CorpusReader(ABC):
     @abstractmethod
     def required_files(self) -> list[Path]:
         """Every file or folder that must exist before any split can be read."""
+
+    def split_files(self, split: str) -> list[Path]:
+        """The files or folders that reading ``split`` needs (default: all of them).
+
+        Readers override it so that scoring the test split does not demand the training file.
+        """
+        return self.required_files()
 
     @abstractmethod
     def _read(self, split: str, allowed: set[str] | None) -> list[Document]:

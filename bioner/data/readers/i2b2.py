@@ -85,6 +85,11 @@ class I2B2Reader(CorpusReader):
     def required_files(self) -> list[Path]:
         return [self.data_dir / d for d in (TRAIN_DIR, TEST_TXT_DIR, TEST_CON_DIR)]
 
+    def split_files(self, split: str) -> list[Path]:
+        # devel is a share of the training notes.
+        dirs = (TEST_TXT_DIR, TEST_CON_DIR) if split == "test" else (TRAIN_DIR,)
+        return [self.data_dir / d for d in dirs]
+
     def missing_hint(self) -> str:
         return (
             "i2b2 2010 is licensed: request it from the n2c2 portal "

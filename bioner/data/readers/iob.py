@@ -76,6 +76,9 @@ class IOBReader(CorpusReader):
     def required_files(self) -> list[Path]:
         return [self.path(split) for split in self.sources]
 
+    def split_files(self, split: str) -> list[Path]:
+        return [self.path(split)]
+
     def _read(self, split: str, allowed: set[str] | None) -> list[Document]:
         path = self.path(split)
         lines = split_lines(read_text(path, self.filter.decode_errors))

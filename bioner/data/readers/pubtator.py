@@ -128,6 +128,11 @@ class PubTatorReader(CorpusReader):
             paths.update(dict.fromkeys(self.data_dir / self.pmids[s] for s in self.splits))
         return list(paths)
 
+    def split_files(self, split: str) -> list[Path]:
+        # Every PMID list: a split's documents are checked against the others' (disjoint splits).
+        pmid_lists = [self.data_dir / self.pmids[s] for s in self.splits] if self.pmids else []
+        return list(dict.fromkeys([self.path(split), *pmid_lists]))
+
     def _read(self, split: str, allowed: set[str] | None) -> list[Document]:
         path = self.path(split)
         if path not in self._records:

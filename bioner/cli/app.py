@@ -1,0 +1,411 @@
+"""What every Hydra console script shares around its config: help, override checks, a quiet console.
+
+* :func:`command_help`: ``--help`` as a description, examples (from the entry point's docstring),
+  the config groups that script composes with their options, and its own settings: not Hydra's
+  dump of the whole config.
+* :func:`check_config`: before any weights load, every ``_target_`` node's keys must be
+  parameters of what it builds and plain numbers must be numbers (``module.lr=abc``), and a
+  ``+key`` override must be something that is read; each mistake names the key, with a "did you
+  mean" from the config's own keys.
+* :func:`did_you_mean`: the same suggestion for Hydra's own "Could not override" errors.
+* :func:`quiet_console`: third-party tips and warnings that are not the user's concern are
+  silenced unless ``--verbose`` (or ``BIONER_VERBOSE=1``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import logging
+import os
+import re
+import textwrap
+import types
+import typing
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from bioner.config import CONFIG_DIR, compose_config
+from bioner.errors import ConfigError
+
+VERBOSE_FLAG = "--verbose"
+VERBOSE_ENV = "BIONER_VERBOSE"
+# Hydra's instantiate keys, and `name`, which labels attack/augmentation runs and is popped
+# before the callback is built (bioner.utils.run.instantiate_callbacks).
+_NOT_PARAMETERS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_", "name"}
+# Groups of named `_target_` entries: `+callbacks.mine={_target_: ...}` adds one.
+_NAMED_GROUPS = ("callbacks", "logger", "postprocess")
+_NUMBERS = (int, float)
+
+
+# ------------------------------------------------------------------------------------------- help
+
+
+def _docstring_parts(doc: str) -> tuple[str, list[str]]:
+    """The first paragraph of a module docstring, and the lines of its ``Examples::`` block."""
+    # Sphinx roles (:func:`x`) read as plain `x` on a terminal.
+    text = re.sub(r":\w+:`", "`", inspect.cleandoc(doc or "").replace("``", "`"))
+    prose = [p for p in text.split("\n\n") if p.strip() and not p.startswith((" ", "\t"))]
+    paragraphs = [
+        textwrap.fill(" ".join(p.replace("Examples::", "").split()), 96, break_on_hyphens=False)
+        for p in prose
+    ]
+    description = "\n\n".join(p for p in paragraphs if p)
+    examples: list[str] = []
+    match = re.search(r"Examples?::\n\n((?:[ \t]+.*\n?|\n)+)", text + "\n")
+    if match:
+        block = inspect.cleandoc(match.group(1)).replace("\\\\\n", "\\\n")
+        examples = [line for line in block.splitlines() if line.strip()]
+    return description, examples
+
+
+def _options(group: str) -> list[str]:
+    folder = CONFIG_DIR / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def command_help(
+    prog: str, config_name: str, doc: str, aliases: Mapping[str, str] | None = None
+) -> str:
+    """The ``--help`` text of a Hydra console script.
+
+    Args:
+        prog: the script's name.
+        config_name: its config (``train`` for ``conf/train.yaml``).
+        doc: its module docstring: the first paragraph is the description, the indented block
+            after ``Examples::`` the examples.
+        aliases: shorthand keys the script accepts, ``{"model": "tagger.folder"}``; shown in
+            place of the key they stand for.
+    """
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name=config_name, return_hydra_config=True)
+    choices = {
+        k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra") and k
+    }
+    description, examples = _docstring_parts(doc)
+    lines = [f"usage: {prog} [group=option ...] [key=value ...] [--verbose] [--debug]", ""]
+    lines += [description, ""]
+    if examples:
+        lines += ["examples:", *(f"  {e}" for e in examples), ""]
+    if choices:
+        lines.append("config groups (group=option; * marks the default):")
+        width = max(len(g) for g in choices)
+        for group in sorted(choices):
+            options = [f"*{o}" if o == choices[group] else o for o in _options(group)]
+            if choices[group] is None:
+                options.append("*(none)")
+            pad = " " * (width + 4)
+            text = textwrap.fill(", ".join(options), 96, initial_indent=pad, subsequent_indent=pad)
+            lines.append(f"  {group:<{width}}  {text.lstrip()}")
+        lines.append("")
+    settings = [f"{key}={value}" for key, value in _plain_items(cfg) if key not in choices]
+    for key, alias in (aliases or {}).items():
+        parent, _, last = alias.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        value = "???" if OmegaConf.is_missing(node, last) else _show(node[last])
+        settings.append(f"{key}={value}  (shorthand of {alias}=)")
+    if settings:
+        lines.append("settings (key=value):")
+        lines += [f"  {s}" for s in settings]
+        lines.append("")
+    nodes = [
+        f"{key} ({', '.join(str(k) for k in cfg[key] if k != '_target_')})"
+        for key in cfg
+        if key not in choices and key != "hydra" and OmegaConf.is_dict(cfg._get_node(key))
+    ]
+    if nodes:
+        lines.append("keys of nodes (node.key=value; also group.key=value for a group's option):")
+        lines += textwrap.wrap("; ".join(nodes), 94, initial_indent="  ", subsequent_indent="  ")
+        lines.append("")
+    lines += [
+        "More: `--cfg job` prints the whole composed config (`--resolve` resolved);",
+        f"`{VERBOSE_FLAG}` keeps third-party tips and warnings; `--debug` shows tracebacks;",
+        "`--hydra-help` lists Hydra's own options.",
+    ]
+    return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "null" if value is None else str(value)
+
+
+def _plain_items(cfg: DictConfig) -> Iterable[tuple[str, str]]:
+    """Top-level keys whose value is a scalar or list (not a node), unresolved."""
+    for key in cfg:
+        node = cfg._get_node(key)
+        if node is None or OmegaConf.is_dict(node):
+            continue
+        value = node._value()
+        if OmegaConf.is_list(node):
+            value = OmegaConf.to_container(node, resolve=False)
+            value = "[" + ",".join(str(v) for v in value) + "]"
+        yield str(key), _show(value)
+
+
+# --------------------------------------------------------------------------- checks of overrides
+
+
+def config_keys(cfg: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Every dotted key of ``cfg`` (nodes and leaves), Hydra's own ``hydra`` node left out."""
+    out = []
+    for key, value in cfg.items():
+        if not prefix and key == "hydra":
+            continue
+        dotted = f"{prefix}{key}"
+        out.append(dotted)
+        if isinstance(value, Mapping):
+            out += config_keys(value, f"{dotted}.")
+    return out
+
+
+def did_you_mean(key: str, candidates: Iterable[str]) -> str:
+    """`` Did you mean X?`` for the closest of ``candidates`` to ``key``, or ``""``."""
+    # Keys as deep as `key` (module.lrr -> module.lr, not module), never `key` itself.
+    depth = key.count(".")
+    candidates = [c for c in dict.fromkeys(candidates) if c != key and c.count(".") == depth]
+    # A cut-off name (dataset=bc5) first, then spelling slips (atack).
+    close = [c for c in candidates if c.startswith(key)][:2]
+    close = close or difflib.get_close_matches(key, candidates, n=2, cutoff=0.7)
+    if not close and "." in key:
+        # The last part alone (module.lrr -> module.lr among keys with the same parent).
+        parent, last = key.rsplit(".", 1)
+        siblings = [c.rsplit(".", 1)[1] for c in candidates if c.startswith(f"{parent}.")]
+        close = [f"{parent}.{m}" for m in difflib.get_close_matches(last, siblings, n=2)]
+    if not close:
+        return ""
+    return " Did you mean " + " or ".join(close) + "?"
+
+
+def _groups() -> list[str]:
+    return sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and p.name != "hydra")
+
+
+def _target(node: Mapping[str, Any]) -> Any:
+    from hydra._internal.utils import _locate
+
+    return _locate(str(node["_target_"]))
+
+
+def _numeric_hint(fn: Any, name: str) -> str | None:
+    """``"a number"``/``"an integer"`` when parameter ``name`` of ``fn`` takes only numbers
+    (and ``None``); else ``None`` (the value is not checked)."""
+    init = fn.__init__ if inspect.isclass(fn) else fn
+    try:
+        hint = typing.get_type_hints(init).get(name)
+    except Exception:
+        # A name imported only for type checking: read the annotation's text ("float | None").
+        try:
+            annotation = inspect.signature(init).parameters[name].annotation
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not isinstance(annotation, str):
+            return None
+        words = {w.strip() for w in annotation.replace("Optional[", "").strip("]").split("|")}
+        names = tuple(sorted(words - {"None"}))
+        if not names or not set(names) <= {"int", "float"}:
+            return None
+        return "an integer" if names == ("int",) else "a number"
+    if hint is None:
+        return None
+    members = typing.get_args(hint) if _is_union(hint) else (hint,)
+    members = tuple(m for m in members if m is not type(None))
+    if not members or not all(m in _NUMBERS for m in members):
+        return None
+    return "an integer" if members == (int,) else "a number"
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _check_node(node: Mapping[str, Any], where: str) -> None:
+    """Raise :class:`ConfigError` for a key of ``node`` that its ``_target_`` does not take or a
+    non-number where it takes only numbers."""
+    try:
+        fn = _target(node)
+    except Exception as err:
+        target = node["_target_"]
+        raise ConfigError(f"{where}._target_={target!r} cannot be imported ({err})") from err
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for key, value in node.items():
+        if key in _NOT_PARAMETERS:
+            continue
+        if key not in params:
+            if open_ended:
+                continue
+            names = [f"{where}.{p}" for p in params if p not in ("self", "args", "kwargs")]
+            raise ConfigError(
+                f"{where}.{key}: {node['_target_']} has no parameter {key!r}."
+                f"{did_you_mean(f'{where}.{key}', names)}"
+            )
+        need = _numeric_hint(fn, key)
+        if need and isinstance(value, str):
+            raise ConfigError(f"{where}.{key}={value!r} must be {need}")
+        if isinstance(value, Mapping) and "_target_" in value:
+            _check_node(value, f"{where}.{key}")
+
+
+def _walk(node: Any, where: str) -> None:
+    if isinstance(node, Mapping):
+        if "_target_" in node:
+            _check_node(node, where)
+            return
+        for key, value in node.items():
+            _walk(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _walk(value, f"{where}[{i}]")
+
+
+def _task_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def check_config(
+    cfg: DictConfig, resolved: Mapping[str, Any] | None = None, overrides: list[str] | None = None
+) -> None:
+    """Check a composed config before anything is built from it.
+
+    Args:
+        cfg: the composed config.
+        resolved: ``cfg`` resolved to containers, if already at hand.
+        overrides: the command-line overrides (default: those of the running Hydra app).
+
+    Raises:
+        ConfigError: a ``_target_`` node has a key its target does not take, or a non-number
+            for a number; or a ``+key`` override that nothing reads.
+    """
+    if resolved is None:
+        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    top = {k: v for k, v in resolved.items() if k != "hydra"}
+    for override in _task_overrides() if overrides is None else overrides:
+        _check_added(override, cfg, top)
+    _walk(top, "")
+
+
+def _check_added(override: str, cfg: DictConfig, top: Mapping[str, Any]) -> None:
+    """A ``+key=value`` must add an option of a group, a key under a ``_target_`` node or a named
+    group (checked against the target), or a key some interpolation reads."""
+    if not override.startswith("+") or override.startswith("++") or "=" not in override:
+        return
+    key = override[1:].split("=", 1)[0].strip()
+    if key.startswith("hydra") or (CONFIG_DIR / key.split("@")[0]).is_dir():
+        return
+    parts = key.split(".")
+    if parts[0] in _NAMED_GROUPS and len(parts) > 1:
+        return
+    node: Any = top
+    for part in parts[:-1]:
+        if not isinstance(node, Mapping) or part not in node:
+            break
+        node = node[part]
+        if isinstance(node, Mapping) and "_target_" in node:
+            return  # its target's parameters are checked with the rest
+    if re.search(r"\$\{[^}]*\b" + re.escape(key) + r"\b", OmegaConf.to_yaml(cfg)):
+        return
+    suggestion = did_you_mean(key, [*config_keys(top), *_groups()])
+    raise ConfigError(
+        f"+{key}: nothing reads this key, so the override would change nothing.{suggestion}"
+        " (--help lists the groups and keys)"
+    )
+
+
+def suggest_for_hydra_error(message: str, config_name: str | None, argv: list[str]) -> str:
+    """A "did you mean" for Hydra's "Could not override 'KEY'" or "Could not find 'GROUP/X'"
+    error, from the keys of the config composed with the other overrides; ``""`` if none."""
+    if config_name is None:
+        return ""
+    missing = re.search(r"Could not find '([^']+)/([^'/]+)'", message)
+    if missing:
+        group, option = missing.groups()
+        return did_you_mean(option, _options(group))
+    match = re.search(r"Could not override '([^']+)'", message)
+    if not match:
+        return ""
+    key = match.group(1)
+    others = [a for a in argv if "=" in a and not a.lstrip("+~").startswith(f"{key}=")]
+    for overrides in (others, []):
+        try:
+            cfg = compose_config(config_name, overrides)
+        except Exception:  # another override is broken too; try the plain config
+            continue
+        plain = OmegaConf.to_container(cfg, resolve=False)
+        return did_you_mean(key, [*config_keys(plain), *_groups()])
+    return ""
+
+
+# ------------------------------------------------------------------------------- the run folder
+
+
+def with_run_dir(argv: list[str]) -> list[str]:
+    """``argv`` with ``hydra.run.dir=<folder>`` added after ``run_dir=<folder>``, so that Hydra
+    writes ``.hydra/`` and its log file into the one run folder (not ``logs/<task>/runs/...``).
+
+    A multirun (``-m``) keeps Hydra's sweep folders; an explicit ``hydra.run.dir`` wins.
+    """
+    given = [a for a in argv if a.startswith("run_dir=")]
+    if not given or "-m" in argv or "--multirun" in argv:
+        return argv
+    if any(a.startswith("hydra.run.dir=") for a in argv):
+        return argv
+    return [*argv, f"hydra.run.dir={given[-1][len('run_dir=') :]}"]
+
+
+# ---------------------------------------------------------------------------------- the console
+
+
+# Messages that speak to Lightning's or a library's developers, not to someone training a tagger.
+_QUIET_WARNINGS = (
+    r".*is deprecated.*",
+    r".*litlogger.*",
+    r".*litmodels.*",
+    r".*does not have many workers.*",
+    r".*`isinstance\(treespec, LeafSpec\)`.*",
+    r".*The number of training batches .* is smaller than the logging interval.*",
+)
+_QUIET_LOGGERS = {
+    "lightning.pytorch.utilities.rank_zero": logging.WARNING,  # "💡 Tip", GPU/TPU available
+    "lightning.fabric.utilities.rank_zero": logging.WARNING,
+    "lightning.pytorch.callbacks.model_summary": logging.WARNING,  # Total FLOPs: 0
+    "wandb": logging.WARNING,
+    "transformers": logging.ERROR,
+    "huggingface_hub": logging.ERROR,
+}
+
+
+def verbose_requested(argv: list[str]) -> bool:
+    """Whether ``--verbose`` is among ``argv`` or ``BIONER_VERBOSE`` is set."""
+    return VERBOSE_FLAG in argv or os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+def quiet_console() -> None:
+    """Silence third-party tips, deprecation and performance warnings, and progress bars of
+    saving; bioner's own messages and real warnings (a checkpoint mismatch) stay."""
+    for pattern in _QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for name, level in _QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+    # Read by the libraries at import or on first use; inherited by DDP children.
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Writing model shards"
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass

@@ -1,0 +1,101 @@
+"""Help, override checks and suggestions shared by the Hydra console scripts (bioner.cli.app)."""
+
+from __future__ import annotations
+
+import pytest
+
+import bioner.eval
+import bioner.predict
+import bioner.train
+from bioner.cli.app import (
+    check_config,
+    command_help,
+    did_you_mean,
+    suggest_for_hydra_error,
+    with_run_dir,
+)
+from bioner.config import CONFIG_DIR, compose_config
+from bioner.errors import ConfigError
+
+TRAIN = ["run_dir=/tmp/never-written", "model=tiny"]
+
+
+def test_predict_help_shows_model_and_only_the_groups_it_uses() -> None:
+    text = command_help(
+        "bioner-predict", "predict", bioner.predict.__doc__, {"model": "tagger.folder"}
+    )
+    assert "model=???  (shorthand of tagger.folder=)" in text
+    assert "postprocess" in text
+    for unused in ("attack", "augmentation", "trainer", "callbacks"):
+        assert unused not in text.split("config groups")[1]
+    assert text.count("bioner-predict model=") >= 3  # the docstring's examples
+
+
+@pytest.mark.parametrize(("module", "name"), [(bioner.train, "train"), (bioner.eval, "eval")])
+def test_help_has_a_description_and_examples_not_the_config(module, name) -> None:
+    text = command_help(f"bioner-{name}", name, module.__doc__)
+    description, examples = text.split("examples:")
+    assert len(description.split("\n\n")) >= 2 and "``" not in description
+    assert len([line for line in examples.split("\n\n")[0].splitlines() if line.strip()]) >= 3
+    assert "_target_" not in text and len(text.splitlines()) < 80
+
+
+def test_every_option_of_every_group_passes_the_check() -> None:
+    # Each option's keys must be parameters of what it builds; a renamed parameter fails here.
+    for group in ("attack", "trainer"):
+        for option in sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml")):
+            check_config(compose_config("train", [*TRAIN, f"{group}={option}"]), overrides=[])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("module.lr=abc", r"module.lr='abc' must be a number"),
+        ("trainer.max_steps=ten", r"trainer.max_steps='ten' must be an integer"),
+        ("+module.lrr=1", r"no parameter 'lrr'. Did you mean module.lr\?"),
+        ("+atack=pgd", r"\+atack: nothing reads this key.*Did you mean attack\?"),
+        ("+cv.fodls=3", r"Did you mean cv.folds"),
+    ],
+)
+def test_mistakes_are_caught_before_anything_is_built(override: str, message: str) -> None:
+    cfg = compose_config("train", [*TRAIN, override])
+    with pytest.raises(ConfigError, match=message):
+        check_config(cfg, overrides=[override])
+
+
+@pytest.mark.parametrize(
+    "override", ["+trainer.limit_train_batches=2", "+attack=pgd", "+callbacks.extra.x=1"]
+)
+def test_added_keys_that_are_read_pass(override: str) -> None:
+    cfg = compose_config("train", ["run_dir=/tmp/x", "model=tiny"])
+    check_config(cfg, overrides=[override])
+
+
+def test_hydra_errors_get_a_suggestion_from_the_config() -> None:
+    msg = "Could not override 'module.lrr'.\nKey 'lrr' is not in struct"
+    assert "module.lr?" in suggest_for_hydra_error(msg, "train", ["model=tiny", "module.lrr=1"])
+    missing = "In 'train': Could not find 'dataset/bc5'"
+    assert "bc5cdr" in suggest_for_hydra_error(missing, "train", ["dataset=bc5"])
+    assert did_you_mean("zzz", ["attack"]) == ""
+
+
+def test_run_dir_is_hydra_s_output_folder_too() -> None:
+    assert with_run_dir(["run_dir=out", "seed=1"]) == ["run_dir=out", "seed=1", "hydra.run.dir=out"]
+    assert with_run_dir(["seed=1"]) == ["seed=1"]
+    assert with_run_dir(["-m", "run_dir=out"]) == ["-m", "run_dir=out"]
+    assert with_run_dir(["run_dir=a", "hydra.run.dir=b"]) == ["run_dir=a", "hydra.run.dir=b"]
+
+
+def test_the_console_scripts_answer_help_and_typos_themselves(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr("sys.argv", ["bioner-predict", "--help"])
+    with pytest.raises(SystemExit) as done:
+        bioner.predict.main()
+    assert done.value.code == 0 and "model=???" in capsys.readouterr().out
+    monkeypatch.setattr("sys.argv", ["bioner-train", "model=tiny", "module.lrr=1e-4"])
+    with pytest.raises(SystemExit) as done:
+        bioner.train.main()
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "Did you mean module.lr?" in err
+    assert "+module.lrr" not in err  # Hydra's advice to append would add a key nothing reads
