@@ -20,6 +20,7 @@ published corpus, which is why each split's removals are logged and reported in 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -27,9 +28,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bioner.data.document import Document
-from bioner.utils.log import get_logger
 
-log = get_logger(__name__)
+# Plain logging, as the readers that call this: the corpus layer (which `bioner.evaluation`
+# imports) stays free of torch and Lightning.
+log = logging.getLogger(__name__)
 
 UNDECODABLE = ("error", "drop")
 # Lone surrogates are what Python's "surrogateescape" makes of bytes that are not UTF-8; U+FFFD is

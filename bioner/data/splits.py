@@ -19,6 +19,7 @@ the proportions ``ratios`` (80/10/10 by default).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from bioner.data.document import Document
-from bioner.utils.log import get_logger
 
-log = get_logger(__name__)
+# Plain logging, as the readers that call this: the corpus layer (which `bioner.evaluation`
+# imports) stays free of torch and Lightning.
+log = logging.getLogger(__name__)
 
 SPLIT_NAMES = ("train", "devel", "test")
 
