@@ -98,6 +98,8 @@ from bioner.errors import ConfigError
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+# The label of a position no loss or metric looks at (special tokens, non-first sub-words);
+# -100 is the ignore_index of torch.nn.functional.cross_entropy.
 IGNORE_INDEX = -100
 LABEL_STRATEGIES = ("first", "all", "last")
 DECODES = ("first", "last", "mean", "max", "majority")
@@ -108,7 +110,7 @@ HEADS = ("flat", "multilabel")
 # The only _target_ an alignment record may name (what bioner-train writes into bioner.json).
 ALIGNMENT_TARGET = "bioner.data.alignment.Alignment"
 # transformers' "no limit" sentinel for model_max_length is 1e30; anything this large is unset.
-_UNSET_MAX_LENGTH = 100_000
+UNSET_MAX_LENGTH = 100_000
 # Context of a word at the unit's own start or end: nothing was cut there.
 _FULL_CONTEXT = 1 << 30
 # Special tokens per tokenizer: asking the tokenizer costs as much as encoding a sentence.
@@ -372,7 +374,7 @@ class Alignment:
 
     def _resolve_max_length(self, tokenizer: PreTrainedTokenizerBase) -> int:
         max_length = self.max_length or tokenizer.model_max_length
-        if not max_length or max_length >= _UNSET_MAX_LENGTH:
+        if not max_length or max_length >= UNSET_MAX_LENGTH:
             raise ValueError(
                 "the tokenizer does not say how long an input may be; set alignment.max_length "
                 "(e.g. 512 for BERT models) or load the tokenizer through an Encoder"

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from bioner.data.alignment import IGNORE_INDEX
 from bioner.data.document import Document, Span
 from bioner.data.folds import check_fold, split_fold, split_inner_devel
 from bioner.utils.log import get_logger
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-IGNORE_INDEX = -100
 # Lightning stage -> the splits it needs.
 STAGE_SPLITS = {"fit": ("train", "devel"), "validate": ("devel",), "test": ("test",)}
 

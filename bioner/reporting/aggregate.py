@@ -36,7 +36,7 @@ import numpy as np
 import yaml
 from scipy.stats import t as student_t
 
-from bioner.evaluation import paired_bootstrap
+from bioner.evaluation import paired_bootstrap, robustness_metrics
 from bioner.reporting.runs import GoldSource, ReportError, Run, ScoredSplit, find_runs
 
 log = logging.getLogger(__name__)
@@ -381,19 +381,6 @@ def _stats_by_key(rows: Sequence[Mapping[str, float]], cis: Sequence[Mapping[str
     return out
 
 
-def _robustness_row(robustness: Mapping[str, Any]) -> dict[str, float]:
-    """One run's robustness section as flat ``robustness/...`` keys."""
-    row = {"robustness/f1_clean": float(robustness["f1_clean"])}
-    for name, scores in (robustness.get("embedding") or {}).items():
-        for epsilon, f1, drop in zip(scores["epsilons"], scores["f1"], scores["drop"]):
-            row[f"robustness/embedding/{name}/{epsilon:g}/f1"] = float(f1)
-            row[f"robustness/embedding/{name}/{epsilon:g}/drop"] = float(drop)
-    for kind, scores in (robustness.get("text") or {}).items():
-        for key in ("f1", "drop", "flip_rate"):
-            row[f"robustness/text/{kind}/{key}"] = float(scores[key])
-    return row
-
-
 def summarise(setting: Setting, split: str) -> None:
     """Fill ``setting``'s metric, per-type, robustness and wall-time statistics."""
     sections = [run.section(split) for run in setting.runs]
@@ -418,7 +405,7 @@ def summarise(setting: Setting, split: str) -> None:
             stats[key] = Stat.of([float(r[key]) for r in rows], boot)
         setting.per_type[type_] = stats
     robust = [
-        _robustness_row(r.metrics["robustness"])
+        robustness_metrics(r.metrics["robustness"])
         for r in setting.runs
         if r.metrics.get("robustness")
     ]
