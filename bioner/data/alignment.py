@@ -79,7 +79,7 @@ import warnings
 import weakref
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -552,36 +552,22 @@ class Alignment:
                 (right padding of a batch) are ignored.
             id2label: label id -> tag, in this alignment's scheme.
 
-        Returns:
-            Sorted spans, each inside one unit; non-overlapping for the ``flat`` head (the
-            ``multilabel`` head's layers may overlap one another).
-        """
-        return [span for span, _ in self.decode_scored(doc, features, logits, id2label)]
-
-    def decode_scored(
-        self,
-        doc: Document,
-        features: Sequence[Feature],
-        logits: Sequence[np.ndarray],
-        id2label: Mapping[int, str],
-    ) -> list[tuple[Span, float]]:
-        """:meth:`decode`, with a confidence for each span.
-
-        A word's confidence is the probability mass of its chosen type (``argmax`` rule: the
-        probability of its tag), aggregated over its sub-words as the type was (``majority``
-        uses the mean); a span's is the mean over its words.
+        Each span's ``score`` is the model's confidence: a word's is the probability mass of its
+        chosen type (``argmax`` rule: the probability of its tag), aggregated over its sub-words
+        as the type was (``majority`` uses the mean); a span's is the mean over its words.
 
         Returns:
-            ``(span, score)`` pairs sorted by span, spans as :meth:`decode` returns them.
+            Sorted spans with scores, each inside one unit; non-overlapping for the ``flat``
+            head (the ``multilabel`` head's layers may overlap one another).
         """
         if len(features) != len(logits):
             raise ValueError(f"{len(features)} features but {len(logits)} logit arrays")
         if self.head == "multilabel":
             flat = self.replace(head="flat")
-            out: list[tuple[Span, float]] = []
+            out: list[Span] = []
             for layer2id, columns in layer_columns(id2label):
                 layer = [_layer_logits(np.asarray(raw), columns) for raw in logits]
-                out += flat.decode_scored(doc, features, layer, dict(enumerate(layer2id)))
+                out += flat.decode(doc, features, layer, dict(enumerate(layer2id)))
             return sorted(out)
         table = _LabelTable(id2label, self.scheme)
         by_unit: dict[int, list[tuple[Feature, np.ndarray]]] = {}
@@ -596,7 +582,7 @@ class Alignment:
                     f"logits have {array.shape[0]} rows for {len(feature.input_ids)} sub-words"
                 )
             by_unit.setdefault(feature.unit, []).append((feature, array))
-        spans: list[tuple[Span, float]] = []
+        spans: list[Span] = []
         covered = 0
         for unit in sorted(by_unit):
             rows, word_of = _unit_rows(by_unit[unit])
@@ -606,7 +592,8 @@ class Alignment:
             word_spans, _ = tags_to_word_spans(tags, self.scheme, on_invalid="repair")
             shifted = [(a + first_word, b + first_word, t) for a, b, t in word_spans]
             scores = [float(confidence[a:b].mean()) for a, b, _ in word_spans]
-            spans.extend(zip(word_to_char_spans(doc.words, shifted), scores))
+            for span, score in zip(word_to_char_spans(doc.words, shifted), scores):
+                spans.append(replace(span, score=score))
         if covered != len(doc.words):
             raise ValueError(
                 f"document {doc.id}: the features cover {covered} of its {len(doc.words)} words; "

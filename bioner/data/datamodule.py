@@ -92,36 +92,24 @@ class EncodedSplit(Dataset):
         """Predicted spans per document from ``logits`` keyed by feature index.
 
         Documents some of whose features have no logits (``limit_val_batches`` runs) are left
-        out, and a warning says how many; every other document is decoded.
+        out, and a warning says how many; every other document is decoded. With ``preprocess``,
+        the documents are the original ones and the spans are mapped back onto their text.
 
         Returns:
-            The decoded documents and, aligned with them, their predicted spans.
-        """
-        docs, scored = self.decode_scored(logits, id2label)
-        return docs, [[span for span, _ in spans] for spans in scored]
-
-    def decode_scored(
-        self, logits: Mapping[int, np.ndarray], id2label: Mapping[int, str]
-    ) -> tuple[list[Document], list[list[tuple[Span, float]]]]:
-        """:meth:`decode` with each span's confidence (``Alignment.decode_scored``).
-
-        With ``preprocess``, the documents are the original ones and the spans are mapped back
-        onto their text.
-
-        Returns:
-            The decoded documents and, aligned with them, their ``(span, score)`` pairs.
+            The decoded documents and, aligned with them, their predicted spans with scores
+            (``Alignment.decode``).
         """
         docs, preds = [], []
         for d, (doc, idx) in enumerate(zip(self.docs, self._by_doc)):
             if not all(i in logits for i in idx):
                 continue
             features = [self.features[i] for i in idx]
-            scored = self.alignment.decode_scored(doc, features, [logits[i] for i in idx], id2label)
+            spans = self.alignment.decode(doc, features, [logits[i] for i in idx], id2label)
             if self.originals is not None and self.maps is not None:
                 doc, mapping = self.originals[d], self.maps[d]
-                scored = [(mapping.span_to_original(span), score) for span, score in scored]
+                spans = [mapping.span_to_original(span) for span in spans]
             docs.append(doc)
-            preds.append(scored)
+            preds.append(spans)
         if len(docs) < len(self.docs):
             log.warning(
                 "%s: scoring %d of %d documents; the others were not predicted (limited batches)",

@@ -1,7 +1,7 @@
 """Raw text to entity spans with a trained bioner model: :class:`Tagger`.
 
 ``Tagger.load(folder).predict(["text", ...])`` returns, per text (``predict("text")``: for that
-one text), :class:`PredictedSpan`\\ s
+one text), :class:`Span`\\ s
 whose offsets index that text exactly. Texts become documents with the project's own sentence
 splitter and offset-keeping word tokenizer (:func:`bioner.data.sentences.split_sentences`,
 :func:`bioner.data.tokenize.word_ranges`), are encoded with the alignment the model was trained
@@ -34,7 +34,7 @@ from bioner.data.tokenize import word_ranges
 from bioner.errors import ConfigError
 from bioner.inference.export import METADATA_FILE
 from bioner.inference.inputs import TextRecord
-from bioner.postprocess.base import PostProcessor, PredictedSpan, apply_steps
+from bioner.postprocess.base import PostProcessor, apply_steps
 from bioner.preprocess import Preprocessor
 from bioner.utils.log import get_logger
 
@@ -235,14 +235,12 @@ class Tagger:
     # ------------------------------------------------------------------ prediction
 
     @overload
-    def predict(self, texts: str) -> list[PredictedSpan]: ...
+    def predict(self, texts: str) -> list[Span]: ...
 
     @overload
-    def predict(self, texts: Iterable[str]) -> list[list[PredictedSpan]]: ...
+    def predict(self, texts: Iterable[str]) -> list[list[Span]]: ...
 
-    def predict(
-        self, texts: str | Iterable[str]
-    ) -> list[PredictedSpan] | list[list[PredictedSpan]]:
+    def predict(self, texts: str | Iterable[str]) -> list[Span] | list[list[Span]]:
         """The spans of one text, or of each text of a list, offsets into that text.
 
         ``predict("text")`` returns that text's spans; ``predict(["text", ...])`` one list of
@@ -255,7 +253,7 @@ class Tagger:
 
     def predict_stream(
         self, records: Iterable[TextRecord | str]
-    ) -> Iterator[tuple[Document, list[PredictedSpan]]]:
+    ) -> Iterator[tuple[Document, list[Span]]]:
         """Tag a stream of texts lazily, chunk by chunk, in input order.
 
         Yields:
@@ -280,7 +278,7 @@ class Tagger:
         A document without words (text only) gets words and sentences as raw text does.
 
         Returns:
-            ``result[i]`` are the post-processed spans of ``docs[i]``, without scores.
+            ``result[i]`` are the post-processed spans of ``docs[i]``.
         """
         prepared = (
             make_document(d.text, d.id, split=self.split_sentences)
@@ -288,11 +286,7 @@ class Tagger:
             else d
             for d in docs
         )
-        return [
-            [s.to_span() for s in spans]
-            for chunk in self._chunks(prepared)
-            for spans in self._tag(chunk)
-        ]
+        return [spans for chunk in self._chunks(prepared) for spans in self._tag(chunk)]
 
     def _chunks(self, docs: Iterable[Document]) -> Iterator[list[Document]]:
         """Consecutive documents of about ``chunk_chars`` characters (at least one each)."""
@@ -307,21 +301,21 @@ class Tagger:
         if chunk:
             yield chunk
 
-    def _tag(self, docs: list[Document]) -> list[list[PredictedSpan]]:
+    def _tag(self, docs: list[Document]) -> list[list[Span]]:
         """Post-processed spans of each document of one chunk."""
-        pooled: list[list[PredictedSpan]] = [[] for _ in docs]
+        pooled: list[list[Span]] = [[] for _ in docs]
         for member in self.members:
             for d, spans in enumerate(self._run(member, docs)):
                 pooled[d] += spans
         return [apply_steps(self.postprocess, doc.text, spans) for doc, spans in zip(docs, pooled)]
 
-    def _run(self, member: _Member, docs: list[Document]) -> list[list[PredictedSpan]]:
+    def _run(self, member: _Member, docs: list[Document]) -> list[list[Span]]:
         """One model's spans for each document: encode, batch by length, forward, decode.
 
         With the model's preprocessing, the model sees the rewritten documents and the spans are
         mapped back onto the original text.
         """
-        originals, maps = docs, None
+        maps = None
         if member.preprocess is not None:
             pairs = [member.preprocess.normalise(doc) for doc in docs]
             docs, maps = [p[0] for p in pairs], [p[1] for p in pairs]
@@ -339,13 +333,12 @@ class Tagger:
             if not idx:  # no words: nothing to tag
                 out.append([])
                 continue
-            scored = member.alignment.decode_scored(
+            spans = member.alignment.decode(
                 doc, [features[i] for i in idx], [logits[i] for i in idx], member.id2label
             )
             if maps is not None:
-                scored = [(maps[d].span_to_original(span), score) for span, score in scored]
-            text = originals[d].text
-            out.append([PredictedSpan.from_span(span, text, score) for span, score in scored])
+                spans = [maps[d].span_to_original(span) for span in spans]
+            out.append(spans)
         return out
 
     def _forward(self, member: _Member, features: list[Feature]) -> list[np.ndarray]:
