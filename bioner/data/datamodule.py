@@ -287,6 +287,46 @@ def loader_sampler(
     )
 
 
+def predict_split(
+    dataset: EncodedSplit,
+    forward: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    collator: Collator,
+    id2label: Mapping[int, str],
+    batch_size: int,
+    max_tokens: int | None = None,
+) -> tuple[list[Document], list[list[Span]]]:
+    """Features to logits to spans per document: the one inference path outside Lightning.
+
+    The features of ``dataset`` are batched by length (longest first, so padding stays small),
+    collated, and passed to ``forward`` (a batch of CPU tensors -> logits ``(batch, length,
+    labels)``; it moves the batch to its device and chooses grad mode, autocast and any
+    perturbation); each feature keeps the rows of its own sub-words, and
+    :meth:`EncodedSplit.decode` turns them into each document's spans. The tagger
+    (:class:`bioner.inference.Tagger`) and robustness under attack
+    (:mod:`bioner.attacks.robustness`) predict through it; evaluation in training decodes its
+    Lightning-batched logits with the same :meth:`EncodedSplit.decode`.
+
+    Returns:
+        As :meth:`EncodedSplit.decode`: the documents and their scored spans.
+    """
+    sampler = (
+        BucketBatchSampler(
+            dataset.lengths, batch_size, shuffle=False, chunk_batches=None, max_tokens=max_tokens
+        )
+        if dataset.features
+        else []  # nothing to tag (documents without words)
+    )
+    # Logits stay where forward left them until every batch is queued: copying each batch back
+    # at once would make the host wait for the GPU after every batch.
+    outputs = [(indices, forward(collator([dataset[i] for i in indices]))) for indices in sampler]
+    logits: dict[int, np.ndarray] = {}
+    for indices, out in outputs:
+        rows = out.float().cpu().numpy()
+        for row, i in enumerate(indices):
+            logits[i] = rows[row, : dataset.lengths[i]]
+    return dataset.decode(logits, id2label)
+
+
 @dataclass
 class Collator:
     """Pad a list of ``(index, feature)`` items to the longest one (dynamic padding).

@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-import numpy as np
 import torch
 
 from bioner.data.alignment import Alignment, Feature
-from bioner.data.datamodule import BucketBatchSampler, Collator
+from bioner.data.datamodule import Collator, EncodedSplit, predict_split
 from bioner.data.document import Document, Span
 from bioner.data.sentences import split_sentences
 from bioner.data.tokenize import word_ranges
@@ -310,74 +309,44 @@ class Tagger:
         return [apply_steps(self.postprocess, doc.text, spans) for doc, spans in zip(docs, pooled)]
 
     def _run(self, member: _Member, docs: list[Document]) -> list[list[Span]]:
-        """One model's spans for each document: encode, batch by length, forward, decode.
+        """One model's spans for each document: encode, then :func:`predict_split` (batch by
+        length, forward, decode).
 
         With the model's preprocessing, the model sees the rewritten documents and the spans are
         mapped back onto the original text.
         """
-        maps = None
+        originals, maps = None, None
         if member.preprocess is not None:
             pairs = [member.preprocess.normalise(doc) for doc in docs]
-            docs, maps = [p[0] for p in pairs], [p[1] for p in pairs]
+            originals, maps = docs, [p[1] for p in pairs]
+            docs = [p[0] for p in pairs]
         features: list[Feature] = []
         owner: list[int] = []
         for d, encoded in enumerate(member.alignment.encode_many(docs, member.tokenizer)):
             features += encoded
             owner += [d] * len(encoded)
-        logits = self._forward(member, features)
-        by_doc: list[list[int]] = [[] for _ in docs]
-        for i, d in enumerate(owner):
-            by_doc[d].append(i)
-        out = []
-        for d, (doc, idx) in enumerate(zip(docs, by_doc)):
-            if not idx:  # no words: nothing to tag
-                out.append([])
-                continue
-            spans = member.alignment.decode(
-                doc, [features[i] for i in idx], [logits[i] for i in idx], member.id2label
-            )
-            if maps is not None:
-                spans = [maps[d].span_to_original(span) for span in spans]
-            out.append(spans)
-        return out
-
-    def _forward(self, member: _Member, features: list[Feature]) -> list[np.ndarray]:
-        """Logits of every feature (rows for its sub-words only), batched longest first."""
-        logits: list[np.ndarray | None] = [None] * len(features)
-        if not features:
-            return []
-        sampler = BucketBatchSampler(
-            [len(f.input_ids) for f in features],
-            self.batch_size,
-            shuffle=False,
-            chunk_batches=None,
-            max_tokens=self.max_tokens,
-        )
+        split = EncodedSplit("predict", docs, features, owner, member.alignment, originals, maps)
         autocast = (
             torch.autocast(self.device.type, dtype=torch.bfloat16)
             if self.precision == "bf16"
             else nullcontext()
         )
         pin = self.device.type == "cuda"
-        outputs: list[tuple[list[int], torch.Tensor]] = []
+
+        def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            if pin:
+                # Copies from pinned memory do not wait for the GPU's queued work.
+                batch = {k: v.pin_memory() for k, v in batch.items()}
+            return member.model(
+                input_ids=batch["input_ids"].to(self.device, non_blocking=pin),
+                attention_mask=batch["attention_mask"].to(self.device, non_blocking=pin),
+            ).logits
+
         with torch.inference_mode(), autocast:
-            for batch_indices in sampler:
-                batch = member.collator([(i, features[i]) for i in batch_indices])
-                if pin:
-                    # Copies from pinned memory do not wait for the GPU's queued work.
-                    batch = {k: v.pin_memory() for k, v in batch.items()}
-                out = member.model(
-                    input_ids=batch["input_ids"].to(self.device, non_blocking=pin),
-                    attention_mask=batch["attention_mask"].to(self.device, non_blocking=pin),
-                ).logits
-                # Left on the device until every batch is queued: copying each batch back at
-                # once would make the host wait for the GPU after every batch.
-                outputs.append((batch_indices, out.float()))
-        for batch_indices, out in outputs:
-            rows = out.cpu().numpy()
-            for row, i in enumerate(batch_indices):
-                logits[i] = rows[row, : len(features[i].input_ids)]
-        return logits  # type: ignore[return-value]
+            _, spans = predict_split(
+                split, forward, member.collator, member.id2label, self.batch_size, self.max_tokens
+            )
+        return spans
 
 
 def _load_preprocess(path: Path) -> Preprocessor | None:
