@@ -101,7 +101,7 @@ def run_worker(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         predicted = tagger.predict(texts)  # returns host data: the GPU has finished
         seconds = time.perf_counter() - start
-        spans = [[[s.start, s.end, s.type] for s in doc] for doc in predicted]
+        spans = [[[s.start, s.end, s.label] for s in doc] for doc in predicted]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the diagnosis
         argmax = None
         if args.diagnose:
@@ -114,7 +114,7 @@ def run_worker(args: argparse.Namespace) -> None:
                 device=str(tagger.device),
                 decode_rule="argmax",
             )
-            argmax = [[[s.start, s.end, s.type] for s in doc] for doc in same_rule.predict(texts)]
+            argmax = [[[s.start, s.end, s.label] for s in doc] for doc in same_rule.predict(texts)]
     else:
         from transformers import pipeline
 

@@ -24,7 +24,6 @@ _EXPORTS = {
     "Tagger": "bioner.inference.tagger",
     "Document": "bioner.data.document",
     "Span": "bioner.data.document",
-    "PredictedSpan": "bioner.postprocess.base",
     "load_corpus": "bioner.corpus",
     "evaluate": "bioner.evaluation.metrics",
     "SpanEvaluation": "bioner.evaluation.metrics",
@@ -36,7 +35,6 @@ _EXPORTS = {
 __all__ = [
     "CorpusFormatError",
     "Document",
-    "PredictedSpan",
     "Span",
     "SpanEvaluation",
     "SpanMetric",
@@ -55,7 +53,6 @@ if TYPE_CHECKING:
     from bioner.evaluation.metrics import SpanEvaluation, evaluate
     from bioner.inference.tagger import Tagger
     from bioner.models.span_metric import SpanMetric
-    from bioner.postprocess.base import PredictedSpan
 
 
 def __getattr__(name: str) -> Any:

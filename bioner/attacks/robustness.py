@@ -16,12 +16,12 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from bioner.attacks.adversaries import Adversary, special_token_ids
 from bioner.attacks.perturbation import embedding_logits, word_embeddings
-from bioner.data.datamodule import BucketBatchSampler, Collator, EncodedSplit
+from bioner.data.datamodule import Collator, EncodedSplit, predict_split
+from bioner.data.document import Document, Span
 from bioner.evaluation import evaluate
 from bioner.evaluation.robustness import default_perturbations, text_robustness
 from bioner.utils.log import get_logger
@@ -48,24 +48,23 @@ def subset(dataset: EncodedSplit, n: int | None) -> EncodedSplit:
     )
 
 
-def attacked_logits(
+def predict_attacked(
     model: PreTrainedModel,
     dataset: EncodedSplit,
     collator: Collator,
     attack: Adversary | None,
     epsilon: float,
     special_ids: Sequence[int],
+    id2label: Mapping[int, str],
     batch_size: int = 64,
-) -> dict[int, np.ndarray]:
-    """Logits of every feature of ``dataset`` with its word embeddings perturbed by ``attack`` at
-    ``epsilon``, aimed at the gold labels (no attack, or epsilon 0: clean logits)."""
+) -> tuple[list[Document], list[list[Span]]]:
+    """The spans of every document of ``dataset`` with its word embeddings perturbed by
+    ``attack`` at ``epsilon``, aimed at the gold labels (no attack, or epsilon 0: clean), through
+    the one inference path (:func:`bioner.data.datamodule.predict_split`)."""
     device = next(model.parameters()).device
-    sampler = BucketBatchSampler(
-        dataset.lengths, batch_size, shuffle=False, chunk_batches=None, max_tokens=None
-    )
-    out: dict[int, np.ndarray] = {}
-    for indices in sampler:
-        batch = {k: v.to(device) for k, v in collator([dataset[i] for i in indices]).items()}
+
+    def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        batch = {k: v.to(device) for k, v in batch.items()}
         if "labels" not in batch:
             raise ValueError(f"{dataset.split}: robustness under attack needs gold labels")
         delta = None
@@ -73,11 +72,9 @@ def attacked_logits(
             delta = attack.attack(model, batch, epsilon, special_ids)
         with torch.no_grad():
             embeds = word_embeddings(model, batch["input_ids"])
-            logits = embedding_logits(model, embeds if delta is None else embeds + delta, batch)
-        rows = logits.float().cpu().numpy()
-        for row, index in enumerate(indices):
-            out[index] = rows[row, : dataset.lengths[index]]
-    return out
+            return embedding_logits(model, embeds if delta is None else embeds + delta, batch)
+
+    return predict_split(dataset, forward, collator, id2label, batch_size)
 
 
 class Robustness:
@@ -160,10 +157,9 @@ class Robustness:
         def f1_under(attack: Adversary | None, epsilon: float) -> float:
             autocast = torch.autocast(device, dtype=torch.bfloat16) if bf16 else nullcontext()
             with autocast:
-                logits = attacked_logits(
-                    model, dataset, collator, attack, epsilon, specials, self.batch_size
+                docs, preds = predict_attacked(
+                    model, dataset, collator, attack, epsilon, specials, id2label, self.batch_size
                 )
-            docs, preds = dataset.decode(logits, id2label)
             return evaluate(docs, preds).metrics()["f1"]
 
         try:

@@ -79,7 +79,7 @@ import warnings
 import weakref
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -98,6 +98,8 @@ from bioner.errors import ConfigError
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+# The label of a position no loss or metric looks at (special tokens, non-first sub-words);
+# -100 is the ignore_index of torch.nn.functional.cross_entropy.
 IGNORE_INDEX = -100
 LABEL_STRATEGIES = ("first", "all", "last")
 DECODES = ("first", "last", "mean", "max", "majority")
@@ -108,7 +110,7 @@ HEADS = ("flat", "multilabel")
 # The only _target_ an alignment record may name (what bioner-train writes into bioner.json).
 ALIGNMENT_TARGET = "bioner.data.alignment.Alignment"
 # transformers' "no limit" sentinel for model_max_length is 1e30; anything this large is unset.
-_UNSET_MAX_LENGTH = 100_000
+UNSET_MAX_LENGTH = 100_000
 # Context of a word at the unit's own start or end: nothing was cut there.
 _FULL_CONTEXT = 1 << 30
 # Special tokens per tokenizer: asking the tokenizer costs as much as encoding a sentence.
@@ -372,7 +374,7 @@ class Alignment:
 
     def _resolve_max_length(self, tokenizer: PreTrainedTokenizerBase) -> int:
         max_length = self.max_length or tokenizer.model_max_length
-        if not max_length or max_length >= _UNSET_MAX_LENGTH:
+        if not max_length or max_length >= UNSET_MAX_LENGTH:
             raise ValueError(
                 "the tokenizer does not say how long an input may be; set alignment.max_length "
                 "(e.g. 512 for BERT models) or load the tokenizer through an Encoder"
@@ -550,36 +552,22 @@ class Alignment:
                 (right padding of a batch) are ignored.
             id2label: label id -> tag, in this alignment's scheme.
 
-        Returns:
-            Sorted spans, each inside one unit; non-overlapping for the ``flat`` head (the
-            ``multilabel`` head's layers may overlap one another).
-        """
-        return [span for span, _ in self.decode_scored(doc, features, logits, id2label)]
-
-    def decode_scored(
-        self,
-        doc: Document,
-        features: Sequence[Feature],
-        logits: Sequence[np.ndarray],
-        id2label: Mapping[int, str],
-    ) -> list[tuple[Span, float]]:
-        """:meth:`decode`, with a confidence for each span.
-
-        A word's confidence is the probability mass of its chosen type (``argmax`` rule: the
-        probability of its tag), aggregated over its sub-words as the type was (``majority``
-        uses the mean); a span's is the mean over its words.
+        Each span's ``score`` is the model's confidence: a word's is the probability mass of its
+        chosen type (``argmax`` rule: the probability of its tag), aggregated over its sub-words
+        as the type was (``majority`` uses the mean); a span's is the mean over its words.
 
         Returns:
-            ``(span, score)`` pairs sorted by span, spans as :meth:`decode` returns them.
+            Sorted spans with scores, each inside one unit; non-overlapping for the ``flat``
+            head (the ``multilabel`` head's layers may overlap one another).
         """
         if len(features) != len(logits):
             raise ValueError(f"{len(features)} features but {len(logits)} logit arrays")
         if self.head == "multilabel":
             flat = self.replace(head="flat")
-            out: list[tuple[Span, float]] = []
+            out: list[Span] = []
             for layer2id, columns in layer_columns(id2label):
                 layer = [_layer_logits(np.asarray(raw), columns) for raw in logits]
-                out += flat.decode_scored(doc, features, layer, dict(enumerate(layer2id)))
+                out += flat.decode(doc, features, layer, dict(enumerate(layer2id)))
             return sorted(out)
         table = _LabelTable(id2label, self.scheme)
         by_unit: dict[int, list[tuple[Feature, np.ndarray]]] = {}
@@ -594,7 +582,7 @@ class Alignment:
                     f"logits have {array.shape[0]} rows for {len(feature.input_ids)} sub-words"
                 )
             by_unit.setdefault(feature.unit, []).append((feature, array))
-        spans: list[tuple[Span, float]] = []
+        spans: list[Span] = []
         covered = 0
         for unit in sorted(by_unit):
             rows, word_of = _unit_rows(by_unit[unit])
@@ -604,7 +592,8 @@ class Alignment:
             word_spans, _ = tags_to_word_spans(tags, self.scheme, on_invalid="repair")
             shifted = [(a + first_word, b + first_word, t) for a, b, t in word_spans]
             scores = [float(confidence[a:b].mean()) for a, b, _ in word_spans]
-            spans.extend(zip(word_to_char_spans(doc.words, shifted), scores))
+            for span, score in zip(word_to_char_spans(doc.words, shifted), scores):
+                spans.append(replace(span, score=score))
         if covered != len(doc.words):
             raise ValueError(
                 f"document {doc.id}: the features cover {covered} of its {len(doc.words)} words; "

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from bioner.data.alignment import IGNORE_INDEX
 from bioner.data.document import Document, Span
 from bioner.data.folds import check_fold, split_fold, split_inner_devel
 from bioner.utils.log import get_logger
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-IGNORE_INDEX = -100
 # Lightning stage -> the splits it needs.
 STAGE_SPLITS = {"fit": ("train", "devel"), "validate": ("devel",), "test": ("test",)}
 
@@ -92,36 +92,24 @@ class EncodedSplit(Dataset):
         """Predicted spans per document from ``logits`` keyed by feature index.
 
         Documents some of whose features have no logits (``limit_val_batches`` runs) are left
-        out, and a warning says how many; every other document is decoded.
+        out, and a warning says how many; every other document is decoded. With ``preprocess``,
+        the documents are the original ones and the spans are mapped back onto their text.
 
         Returns:
-            The decoded documents and, aligned with them, their predicted spans.
-        """
-        docs, scored = self.decode_scored(logits, id2label)
-        return docs, [[span for span, _ in spans] for spans in scored]
-
-    def decode_scored(
-        self, logits: Mapping[int, np.ndarray], id2label: Mapping[int, str]
-    ) -> tuple[list[Document], list[list[tuple[Span, float]]]]:
-        """:meth:`decode` with each span's confidence (``Alignment.decode_scored``).
-
-        With ``preprocess``, the documents are the original ones and the spans are mapped back
-        onto their text.
-
-        Returns:
-            The decoded documents and, aligned with them, their ``(span, score)`` pairs.
+            The decoded documents and, aligned with them, their predicted spans with scores
+            (``Alignment.decode``).
         """
         docs, preds = [], []
         for d, (doc, idx) in enumerate(zip(self.docs, self._by_doc)):
             if not all(i in logits for i in idx):
                 continue
             features = [self.features[i] for i in idx]
-            scored = self.alignment.decode_scored(doc, features, [logits[i] for i in idx], id2label)
+            spans = self.alignment.decode(doc, features, [logits[i] for i in idx], id2label)
             if self.originals is not None and self.maps is not None:
                 doc, mapping = self.originals[d], self.maps[d]
-                scored = [(mapping.span_to_original(span), score) for span, score in scored]
+                spans = [mapping.span_to_original(span) for span in spans]
             docs.append(doc)
-            preds.append(scored)
+            preds.append(spans)
         if len(docs) < len(self.docs):
             log.warning(
                 "%s: scoring %d of %d documents; the others were not predicted (limited batches)",
@@ -297,6 +285,46 @@ def loader_sampler(
         num_replicas=num_replicas,
         rank=rank,
     )
+
+
+def predict_split(
+    dataset: EncodedSplit,
+    forward: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    collator: Collator,
+    id2label: Mapping[int, str],
+    batch_size: int,
+    max_tokens: int | None = None,
+) -> tuple[list[Document], list[list[Span]]]:
+    """Features to logits to spans per document: the one inference path outside Lightning.
+
+    The features of ``dataset`` are batched by length (longest first, so padding stays small),
+    collated, and passed to ``forward`` (a batch of CPU tensors -> logits ``(batch, length,
+    labels)``; it moves the batch to its device and chooses grad mode, autocast and any
+    perturbation); each feature keeps the rows of its own sub-words, and
+    :meth:`EncodedSplit.decode` turns them into each document's spans. The tagger
+    (:class:`bioner.inference.Tagger`) and robustness under attack
+    (:mod:`bioner.attacks.robustness`) predict through it; evaluation in training decodes its
+    Lightning-batched logits with the same :meth:`EncodedSplit.decode`.
+
+    Returns:
+        As :meth:`EncodedSplit.decode`: the documents and their scored spans.
+    """
+    sampler = (
+        BucketBatchSampler(
+            dataset.lengths, batch_size, shuffle=False, chunk_batches=None, max_tokens=max_tokens
+        )
+        if dataset.features
+        else []  # nothing to tag (documents without words)
+    )
+    # Logits stay where forward left them until every batch is queued: copying each batch back
+    # at once would make the host wait for the GPU after every batch.
+    outputs = [(indices, forward(collator([dataset[i] for i in indices]))) for indices in sampler]
+    logits: dict[int, np.ndarray] = {}
+    for indices, out in outputs:
+        rows = out.float().cpu().numpy()
+        for row, i in enumerate(indices):
+            logits[i] = rows[row, : dataset.lengths[i]]
+    return dataset.decode(logits, id2label)
 
 
 @dataclass

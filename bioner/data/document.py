@@ -18,16 +18,29 @@ from typing import Any
 GOLD_FREE_WORDS = "gold_free_words"
 
 
-@dataclass(frozen=True, order=True, slots=True)
+@dataclass(frozen=True, order=True, slots=True, repr=False)
 class Span:
     """An entity mention: ``text[start:end]`` has type ``label``.
 
-    Offsets are 0-based character offsets into the document text, ``end`` exclusive.
+    The one span type of bioner: gold spans, decoded predictions, post-processed predictions and
+    the tagger's output are all ``Span``\\ s. A predicted span carries the model's ``score``; a
+    normalised one its ``id``. Neither takes part in equality, ordering or hashing, so a
+    prediction equals the gold span with the same offsets and type.
+
+    Attributes:
+        start: first character, a 0-based offset into the document text.
+        end: one past the last character.
+        label: the entity type.
+        score: the model's confidence in the type (mean over the span's words), in ``[0, 1]``;
+            ``None`` for a span no model predicted (gold).
+        id: a normalised identifier (set by dictionary normalisation), or ``None``.
     """
 
     start: int
     end: int
     label: str
+    score: float | None = field(default=None, compare=False)
+    id: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < self.end:
@@ -35,9 +48,22 @@ class Span:
                 f"span ({self.start}, {self.end}, {self.label!r}) is empty or negative"
             )
 
+    def __repr__(self) -> str:
+        # A gold span reads as before the predicted fields existed: extras only when set.
+        extras = "".join(
+            f", {name}={value!r}"
+            for name, value in (("score", self.score), ("id", self.id))
+            if value is not None
+        )
+        return f"Span(start={self.start}, end={self.end}, label={self.label!r}{extras})"
+
     def text(self, doc_text: str) -> str:
         """The covered text in ``doc_text``."""
         return doc_text[self.start : self.end]
+
+    def overlaps(self, other: Span) -> bool:
+        """Whether the two spans share at least one character."""
+        return self.start < other.end and other.start < self.end
 
 
 Range = tuple[int, int]

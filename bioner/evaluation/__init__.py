@@ -19,7 +19,11 @@ from bioner.evaluation.metrics import (
     token_accuracy,
     validate_predictions,
 )
-from bioner.evaluation.robustness import default_perturbations, text_robustness
+from bioner.evaluation.robustness import (
+    default_perturbations,
+    robustness_metrics,
+    text_robustness,
+)
 
 __all__ = [
     "SCHEMES",
@@ -34,6 +38,7 @@ __all__ = [
     "match_spans",
     "paired_bootstrap",
     "prf",
+    "robustness_metrics",
     "text_robustness",
     "token_accuracy",
     "validate_predictions",

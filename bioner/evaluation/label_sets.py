@@ -54,35 +54,31 @@ class LabelSets:
         self,
         docs: Sequence[Document],
         preds: Sequence[Sequence[Span]],
-        scores: Sequence[Sequence[float]] | None = None,
-    ) -> tuple[list[Document], list[list[Span]], list[list[float]] | None, dict[str, Any]]:
+    ) -> tuple[list[Document], list[list[Span]], dict[str, Any]]:
         """Keep only spans of the shared types, and count what was set aside.
 
         Returns:
-            The documents with gold spans of shared types only, the predictions (and their
-            scores) of shared types only, and ``{"dropped_predictions": {type: n},
+            The documents with gold spans of shared types only, the predictions of shared types
+            only, and ``{"dropped_predictions": {type: n},
             "unpredictable_gold": {type: n}}``: predictions of types the corpus lacks and gold
             mentions of types the model lacks.
         """
         keep = set(self.shared)
         dropped: Counter[str] = Counter()
         missed: Counter[str] = Counter()
-        out_docs, out_preds, out_scores = [], [], []
-        for i, (doc, spans) in enumerate(zip(docs, preds)):
+        out_docs, out_preds = [], []
+        for doc, spans in zip(docs, preds):
             missed.update(s.label for s in doc.spans if s.label not in keep)
             dropped.update(s.label for s in spans if s.label not in keep)
             out_docs.append(
                 dataclasses.replace(doc, spans=[s for s in doc.spans if s.label in keep])
             )
-            kept = [j for j, s in enumerate(spans) if s.label in keep]
-            out_preds.append([spans[j] for j in kept])
-            if scores is not None:
-                out_scores.append([scores[i][j] for j in kept])
+            out_preds.append([s for s in spans if s.label in keep])
         counts = {
             "dropped_predictions": {t: dropped[t] for t in sorted(dropped)},
             "unpredictable_gold": {t: missed[t] for t in sorted(missed)},
         }
-        return out_docs, out_preds, out_scores if scores is not None else None, counts
+        return out_docs, out_preds, counts
 
     def describe(self) -> dict[str, Any]:
         """The ``label_sets`` section of ``metrics.json`` (without the per-split counts)."""

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bioner.postprocess.base import PredictedSpan
-
 if TYPE_CHECKING:
     from bioner.inference.tagger import Tagger
 
-__all__ = ["PredictedSpan", "Tagger"]
+__all__ = ["Tagger"]
 
 
 def __getattr__(name: str) -> Any:

@@ -28,7 +28,6 @@ from typing import Any, TextIO
 
 from bioner.data.document import GOLD_FREE_WORDS, Document, Span, flat_layer
 from bioner.data.tags import spans_to_tags
-from bioner.postprocess.base import PredictedSpan
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +44,20 @@ def _check_lengths(docs: Sequence[Document], predictions: Sequence[Sequence[Span
 
 def _span_record(span: Span, text: str) -> dict[str, Any]:
     return {"start": span.start, "end": span.end, "label": span.label, "text": span.text(text)}
+
+
+def prediction_record(span: Span, text: str) -> dict[str, Any]:
+    """A predicted span in the tagger's JSONL output (``type``, ``score``; ``id`` when set)."""
+    record: dict[str, Any] = {
+        "start": span.start,
+        "end": span.end,
+        "text": span.text(text),
+        "type": span.label,
+        "score": round(span.score, 6) if span.score is not None else None,
+    }
+    if span.id is not None:
+        record["id"] = span.id
+    return record
 
 
 def write_jsonl(
@@ -224,13 +237,13 @@ class SpanWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def write(self, doc: Document, spans: Sequence[PredictedSpan]) -> None:
-        """Write ``doc`` with its predicted ``spans``."""
-        self._write(doc, sorted(spans, key=lambda s: (s.start, s.end, s.type)))
+    def write(self, doc: Document, spans: Sequence[Span]) -> None:
+        """Write ``doc`` with its predicted ``spans`` (each with its ``score``)."""
+        self._write(doc, sorted(spans))
         self.documents += 1
         self.spans += len(spans)
 
-    def _write(self, doc: Document, spans: list[PredictedSpan]) -> None:
+    def _write(self, doc: Document, spans: list[Span]) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -241,8 +254,12 @@ class SpanWriter:
 class JsonlWriter(SpanWriter):
     """``jsonl`` tagger output (see :data:`OUTPUT_FORMATS`)."""
 
-    def _write(self, doc: Document, spans: list[PredictedSpan]) -> None:
-        record = {"id": doc.id, "text": doc.text, "spans": [s.as_dict() for s in spans]}
+    def _write(self, doc: Document, spans: list[Span]) -> None:
+        record = {
+            "id": doc.id,
+            "text": doc.text,
+            "spans": [prediction_record(s, doc.text) for s in spans],
+        }
         self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
@@ -253,7 +270,7 @@ class PubTatorWriter(SpanWriter):
         super().__init__(stream)
         self.replaced_documents = 0
 
-    def _write(self, doc: Document, spans: list[PredictedSpan]) -> None:
+    def _write(self, doc: Document, spans: list[Span]) -> None:
         if re.search(r"[|\t\n\r]", doc.id) or not doc.id:
             raise ValueError(
                 f"document id {doc.id!r} cannot be a PubTator id (empty, or holds '|', a tab or a "
@@ -269,7 +286,7 @@ class PubTatorWriter(SpanWriter):
             title, abstract = text, ""
         lines = [f"{doc.id}|t|{title}\n", f"{doc.id}|a|{abstract}\n"]
         for s in spans:
-            fields = [doc.id, str(s.start), str(s.end), text[s.start : s.end], s.type]
+            fields = [doc.id, str(s.start), str(s.end), text[s.start : s.end], s.label]
             if s.id is not None:
                 fields.append(s.id)
             lines.append("\t".join(fields) + "\n")
@@ -314,7 +331,7 @@ class BioCWriter(SpanWriter):
         )
         self._annotation = 0
 
-    def _write(self, doc: Document, spans: list[PredictedSpan]) -> None:
+    def _write(self, doc: Document, spans: list[Span]) -> None:
         where = f"document {doc.id}"
         out = [
             f"<document><id>{_xml(doc.id, where)}</id>"
@@ -322,14 +339,14 @@ class BioCWriter(SpanWriter):
         ]
         for s in spans:
             self._annotation += 1
-            infons = [("type", s.type), ("score", f"{s.score:.6f}")]
+            infons = [("type", s.label), ("score", f"{s.score:.6f}")]
             if s.id is not None:
                 infons.append(("identifier", s.id))
             out.append(f'<annotation id="{self._annotation}">')
             out += [f'<infon key="{k}">{_xml(v, where)}</infon>' for k, v in infons]
             out.append(
                 f'<location offset="{s.start}" length="{s.end - s.start}"/>'
-                f"<text>{_xml(s.text, where)}</text></annotation>"
+                f"<text>{_xml(s.text(doc.text), where)}</text></annotation>"
             )
         out.append("</passage></document>\n")
         self.stream.write("".join(out))
@@ -346,9 +363,8 @@ class ConllWriter(SpanWriter):
         super().__init__(stream)
         self.scheme = scheme
 
-    def _write(self, doc: Document, spans: list[PredictedSpan]) -> None:
-        plain = [s.to_span() for s in spans]
-        self.stream.writelines(conll_lines(doc, plain, self.scheme, include_gold=False))
+    def _write(self, doc: Document, spans: list[Span]) -> None:
+        self.stream.writelines(conll_lines(doc, spans, self.scheme, include_gold=False))
 
 
 _WRITERS: dict[str, type[SpanWriter]] = {

@@ -1,7 +1,7 @@
 """Raw text to entity spans with a trained bioner model: :class:`Tagger`.
 
 ``Tagger.load(folder).predict(["text", ...])`` returns, per text (``predict("text")``: for that
-one text), :class:`PredictedSpan`\\ s
+one text), :class:`Span`\\ s
 whose offsets index that text exactly. Texts become documents with the project's own sentence
 splitter and offset-keeping word tokenizer (:func:`bioner.data.sentences.split_sentences`,
 :func:`bioner.data.tokenize.word_ranges`), are encoded with the alignment the model was trained
@@ -23,18 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-import numpy as np
 import torch
 
 from bioner.data.alignment import Alignment, Feature
-from bioner.data.datamodule import BucketBatchSampler, Collator
+from bioner.data.datamodule import Collator, EncodedSplit, predict_split
 from bioner.data.document import Document, Span
 from bioner.data.sentences import split_sentences
 from bioner.data.tokenize import word_ranges
 from bioner.errors import ConfigError
 from bioner.inference.export import METADATA_FILE
 from bioner.inference.inputs import TextRecord
-from bioner.postprocess.base import PostProcessor, PredictedSpan, apply_steps
+from bioner.postprocess.base import PostProcessor, apply_steps
 from bioner.preprocess import Preprocessor
 from bioner.utils.log import get_logger
 
@@ -235,14 +234,12 @@ class Tagger:
     # ------------------------------------------------------------------ prediction
 
     @overload
-    def predict(self, texts: str) -> list[PredictedSpan]: ...
+    def predict(self, texts: str) -> list[Span]: ...
 
     @overload
-    def predict(self, texts: Iterable[str]) -> list[list[PredictedSpan]]: ...
+    def predict(self, texts: Iterable[str]) -> list[list[Span]]: ...
 
-    def predict(
-        self, texts: str | Iterable[str]
-    ) -> list[PredictedSpan] | list[list[PredictedSpan]]:
+    def predict(self, texts: str | Iterable[str]) -> list[Span] | list[list[Span]]:
         """The spans of one text, or of each text of a list, offsets into that text.
 
         ``predict("text")`` returns that text's spans; ``predict(["text", ...])`` one list of
@@ -255,7 +252,7 @@ class Tagger:
 
     def predict_stream(
         self, records: Iterable[TextRecord | str]
-    ) -> Iterator[tuple[Document, list[PredictedSpan]]]:
+    ) -> Iterator[tuple[Document, list[Span]]]:
         """Tag a stream of texts lazily, chunk by chunk, in input order.
 
         Yields:
@@ -280,7 +277,7 @@ class Tagger:
         A document without words (text only) gets words and sentences as raw text does.
 
         Returns:
-            ``result[i]`` are the post-processed spans of ``docs[i]``, without scores.
+            ``result[i]`` are the post-processed spans of ``docs[i]``.
         """
         prepared = (
             make_document(d.text, d.id, split=self.split_sentences)
@@ -288,11 +285,7 @@ class Tagger:
             else d
             for d in docs
         )
-        return [
-            [s.to_span() for s in spans]
-            for chunk in self._chunks(prepared)
-            for spans in self._tag(chunk)
-        ]
+        return [spans for chunk in self._chunks(prepared) for spans in self._tag(chunk)]
 
     def _chunks(self, docs: Iterable[Document]) -> Iterator[list[Document]]:
         """Consecutive documents of about ``chunk_chars`` characters (at least one each)."""
@@ -307,84 +300,53 @@ class Tagger:
         if chunk:
             yield chunk
 
-    def _tag(self, docs: list[Document]) -> list[list[PredictedSpan]]:
+    def _tag(self, docs: list[Document]) -> list[list[Span]]:
         """Post-processed spans of each document of one chunk."""
-        pooled: list[list[PredictedSpan]] = [[] for _ in docs]
+        pooled: list[list[Span]] = [[] for _ in docs]
         for member in self.members:
             for d, spans in enumerate(self._run(member, docs)):
                 pooled[d] += spans
         return [apply_steps(self.postprocess, doc.text, spans) for doc, spans in zip(docs, pooled)]
 
-    def _run(self, member: _Member, docs: list[Document]) -> list[list[PredictedSpan]]:
-        """One model's spans for each document: encode, batch by length, forward, decode.
+    def _run(self, member: _Member, docs: list[Document]) -> list[list[Span]]:
+        """One model's spans for each document: encode, then :func:`predict_split` (batch by
+        length, forward, decode).
 
         With the model's preprocessing, the model sees the rewritten documents and the spans are
         mapped back onto the original text.
         """
-        originals, maps = docs, None
+        originals, maps = None, None
         if member.preprocess is not None:
             pairs = [member.preprocess.normalise(doc) for doc in docs]
-            docs, maps = [p[0] for p in pairs], [p[1] for p in pairs]
+            originals, maps = docs, [p[1] for p in pairs]
+            docs = [p[0] for p in pairs]
         features: list[Feature] = []
         owner: list[int] = []
         for d, encoded in enumerate(member.alignment.encode_many(docs, member.tokenizer)):
             features += encoded
             owner += [d] * len(encoded)
-        logits = self._forward(member, features)
-        by_doc: list[list[int]] = [[] for _ in docs]
-        for i, d in enumerate(owner):
-            by_doc[d].append(i)
-        out = []
-        for d, (doc, idx) in enumerate(zip(docs, by_doc)):
-            if not idx:  # no words: nothing to tag
-                out.append([])
-                continue
-            scored = member.alignment.decode_scored(
-                doc, [features[i] for i in idx], [logits[i] for i in idx], member.id2label
-            )
-            if maps is not None:
-                scored = [(maps[d].span_to_original(span), score) for span, score in scored]
-            text = originals[d].text
-            out.append([PredictedSpan.from_span(span, text, score) for span, score in scored])
-        return out
-
-    def _forward(self, member: _Member, features: list[Feature]) -> list[np.ndarray]:
-        """Logits of every feature (rows for its sub-words only), batched longest first."""
-        logits: list[np.ndarray | None] = [None] * len(features)
-        if not features:
-            return []
-        sampler = BucketBatchSampler(
-            [len(f.input_ids) for f in features],
-            self.batch_size,
-            shuffle=False,
-            chunk_batches=None,
-            max_tokens=self.max_tokens,
-        )
+        split = EncodedSplit("predict", docs, features, owner, member.alignment, originals, maps)
         autocast = (
             torch.autocast(self.device.type, dtype=torch.bfloat16)
             if self.precision == "bf16"
             else nullcontext()
         )
         pin = self.device.type == "cuda"
-        outputs: list[tuple[list[int], torch.Tensor]] = []
+
+        def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            if pin:
+                # Copies from pinned memory do not wait for the GPU's queued work.
+                batch = {k: v.pin_memory() for k, v in batch.items()}
+            return member.model(
+                input_ids=batch["input_ids"].to(self.device, non_blocking=pin),
+                attention_mask=batch["attention_mask"].to(self.device, non_blocking=pin),
+            ).logits
+
         with torch.inference_mode(), autocast:
-            for batch_indices in sampler:
-                batch = member.collator([(i, features[i]) for i in batch_indices])
-                if pin:
-                    # Copies from pinned memory do not wait for the GPU's queued work.
-                    batch = {k: v.pin_memory() for k, v in batch.items()}
-                out = member.model(
-                    input_ids=batch["input_ids"].to(self.device, non_blocking=pin),
-                    attention_mask=batch["attention_mask"].to(self.device, non_blocking=pin),
-                ).logits
-                # Left on the device until every batch is queued: copying each batch back at
-                # once would make the host wait for the GPU after every batch.
-                outputs.append((batch_indices, out.float()))
-        for batch_indices, out in outputs:
-            rows = out.cpu().numpy()
-            for row, i in enumerate(batch_indices):
-                logits[i] = rows[row, : len(features[i].input_ids)]
-        return logits  # type: ignore[return-value]
+            _, spans = predict_split(
+                split, forward, member.collator, member.id2label, self.batch_size, self.max_tokens
+            )
+        return spans
 
 
 def _load_preprocess(path: Path) -> Preprocessor | None:

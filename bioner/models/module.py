@@ -29,7 +29,7 @@ from bioner.errors import ConfigError
 from bioner.evaluation import SpanEvaluation, evaluate
 from bioner.evaluation.label_sets import LabelSets
 from bioner.models.dropout import FastCPUDropout
-from bioner.postprocess.base import PostProcessor, PredictedSpan, apply_steps
+from bioner.postprocess.base import PostProcessor, apply_steps
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
@@ -44,9 +44,9 @@ class DecodableDataset(Protocol):
 
     split: str
 
-    def decode_scored(
+    def decode(
         self, logits: Mapping[int, np.ndarray], id2label: Mapping[int, str]
-    ) -> tuple[list[Document], list[list[tuple[Span, float]]]]: ...
+    ) -> tuple[list[Document], list[list[Span]]]: ...
 
 
 @dataclass
@@ -56,42 +56,36 @@ class StageResult:
     Attributes:
         split: the evaluated split (``devel``, ``test``).
         docs: the gold documents that were scored.
-        predictions: ``predictions[i]`` are the predicted spans of ``docs[i]``.
+        predictions: ``predictions[i]`` are the predicted spans of ``docs[i]``, each with the
+            model's confidence as its ``score``.
         evaluation: the span evaluation of those predictions.
-        scores: ``scores[i][j]`` is the model's confidence in ``predictions[i][j]``; ``None``
-            when unknown.
     """
 
     split: str
     docs: list[Document]
     predictions: list[list[Span]]
     evaluation: SpanEvaluation
-    scores: list[list[float]] | None = None
 
     def postprocessed(self, steps: Sequence[PostProcessor]) -> StageResult:
         """The result of running ``steps`` over each document's spans, scored anew.
 
-        Steps see the spans as :class:`~bioner.postprocess.PredictedSpan`\\ s over the
-        document's text, exactly as :class:`bioner.inference.Tagger` hands them over, so a
-        ``postprocess`` config scores here as it tags there. Identifiers (dictionary
-        normalisation) are dropped: spans are scored by offsets and type.
+        Steps see the same spans over the document's text as :class:`bioner.inference.Tagger`
+        hands them, so a ``postprocess`` config scores here as it tags there. Spans are scored
+        by offsets and type (identifiers from dictionary normalisation do not count).
 
         Raises:
-            ValueError: the result holds no scores (steps such as overlap resolution need them).
+            ValueError: a prediction has no score (steps such as overlap resolution need one).
         """
-        if self.scores is None:
+        if any(s.score is None for spans in self.predictions for s in spans):
             raise ValueError(
-                f"{self.split}: post-processing needs each span's score; decode with "
-                "decode_scored (TokenClassifier does)"
+                f"{self.split}: post-processing needs each span's score; decode the predictions "
+                "with Alignment.decode (TokenClassifier does)"
             )
-        predictions, scores = [], []
-        for doc, spans, confidence in zip(self.docs, self.predictions, self.scores):
-            predicted = [PredictedSpan.from_span(s, doc.text, c) for s, c in zip(spans, confidence)]
-            out = apply_steps(steps, doc.text, predicted)
-            predictions.append([s.to_span() for s in out])
-            scores.append([s.score for s in out])
+        predictions = [
+            apply_steps(steps, doc.text, spans) for doc, spans in zip(self.docs, self.predictions)
+        ]
         evaluation = evaluate(self.docs, predictions)
-        return StageResult(self.split, self.docs, predictions, evaluation, scores)
+        return StageResult(self.split, self.docs, predictions, evaluation)
 
 
 def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -395,7 +389,7 @@ class TokenClassifier(FineTuning):
     def _dataset(self, stage: str) -> DecodableDataset:
         loaders = self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
         dataset = getattr(loaders, "dataset", None)
-        if not callable(getattr(dataset, "decode_scored", None)):
+        if not callable(getattr(dataset, "decode", None)):
             raise TypeError(
                 f"{stage}: the dataloader's dataset must decode logits to spans (an EncodedSplit "
                 "of bioner.data.datamodule.NERDataModule, one dataloader), not "
@@ -407,15 +401,11 @@ class TokenClassifier(FineTuning):
         dataset = self._dataset(stage)
         logits = gather_logits(self._logits)
         self._logits = {}
-        docs, scored = dataset.decode_scored(logits, self.id2label)
-        preds = [[span for span, _ in spans] for spans in scored]
-        scores = [[score for _, score in spans] for spans in scored]
+        docs, preds = dataset.decode(logits, self.id2label)
         if self.label_sets is not None and self.label_sets.differ:
-            docs, preds, scores, self.set_aside[stage] = self.label_sets.restrict(
-                docs, preds, scores
-            )
+            docs, preds, self.set_aside[stage] = self.label_sets.restrict(docs, preds)
         evaluation = evaluate(docs, preds)
-        self.results[stage] = StageResult(dataset.split, docs, preds, evaluation, scores)
+        self.results[stage] = StageResult(dataset.split, docs, preds, evaluation)
         # Every rank holds the same numbers; sync_dist only keeps Lightning's DDP checks quiet.
         metrics = {f"{stage}/{k}": v for k, v in evaluation.metrics().items()}
         self.log_dict(metrics, sync_dist=True)

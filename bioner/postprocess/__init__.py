@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bioner.postprocess.abbreviations import AbbreviationResolver, find_abbreviations
-from bioner.postprocess.base import PostProcessor, PredictedSpan, apply_steps
+from bioner.postprocess.base import PostProcessor, apply_steps
 from bioner.postprocess.dictionary import DictionaryNormalizer, normalize
 from bioner.postprocess.overlaps import OverlapResolver
 
@@ -35,7 +35,6 @@ __all__ = [
     "DictionaryNormalizer",
     "OverlapResolver",
     "PostProcessor",
-    "PredictedSpan",
     "apply_steps",
     "build_postprocessors",
     "find_abbreviations",

@@ -22,12 +22,11 @@ gets the type of the predicted span that covers most of its long form.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from bioner.data.document import Range
+from bioner.data.document import Range, Span
 from bioner.data.sentences import split_sentences
 from bioner.data.tokenize import word_ranges
-from bioner.postprocess.base import PredictedSpan
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +195,7 @@ class AbbreviationResolver:
     def __repr__(self) -> str:
         return f"AbbreviationResolver(drop_unsupported={self.drop_unsupported})"
 
-    def __call__(self, text: str, spans: Sequence[PredictedSpan]) -> list[PredictedSpan]:
+    def __call__(self, text: str, spans: Sequence[Span]) -> list[Span]:
         pairs: dict[str, Abbreviation] = {}
         for pair in find_abbreviations(text):
             pairs.setdefault(pair.short_text(text), pair)
@@ -218,7 +217,7 @@ class AbbreviationResolver:
         return out
 
     @staticmethod
-    def _long_form_span(pair: Abbreviation, spans: list[PredictedSpan]) -> PredictedSpan | None:
+    def _long_form_span(pair: Abbreviation, spans: list[Span]) -> Span | None:
         lo, hi = pair.long
         best, best_key = None, (0, 0.0)
         for span in spans:
@@ -228,15 +227,13 @@ class AbbreviationResolver:
         return best
 
     @staticmethod
-    def _assign(
-        text: str, spans: list[PredictedSpan], lo: int, hi: int, source: PredictedSpan
-    ) -> list[PredictedSpan]:
+    def _assign(text: str, spans: list[Span], lo: int, hi: int, source: Span) -> list[Span]:
         touching = [s for s in spans if s.start < hi and lo < s.end]
         if any(s.start < lo or s.end > hi for s in touching):
             return spans  # part of a longer mention: not ours to change
         exact = [s for s in touching if (s.start, s.end) == (lo, hi)]
         if exact:
-            new = exact[0].with_changes(type=source.type)
+            new = replace(exact[0], label=source.label)
         else:
-            new = PredictedSpan(lo, hi, text[lo:hi], source.type, source.score)
+            new = Span(lo, hi, source.label, source.score)
         return [s for s in spans if s not in touching] + [new]

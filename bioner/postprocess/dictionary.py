@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
+from bioner.data.document import Span
 from bioner.data.errors import CorpusFormatError
 from bioner.data.readers.base import read_text, split_lines
-from bioner.postprocess.base import PredictedSpan
 
 _FORMAT = "each line must be surface<TAB>identifier, both non-empty"
 
@@ -76,10 +77,10 @@ class DictionaryNormalizer:
             found = self._normalised.get(normalize(surface))
         return found
 
-    def __call__(self, text: str, spans: Sequence[PredictedSpan]) -> list[PredictedSpan]:
+    def __call__(self, text: str, spans: Sequence[Span]) -> list[Span]:
         out = []
         for span in spans:
-            if self.types is None or span.type in self.types:
-                span = span.with_changes(id=self.lookup(span.text))
+            if self.types is None or span.label in self.types:
+                span = replace(span, id=self.lookup(span.text(text)))
             out.append(span)
         return out

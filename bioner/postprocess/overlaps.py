@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 
-from bioner.postprocess.base import PredictedSpan
+from bioner.data.document import Span
 
 KEEP = ("score", "longest", "nested")
 
@@ -39,22 +39,22 @@ class OverlapResolver:
     def __repr__(self) -> str:
         return f"OverlapResolver(keep={self.keep!r})"
 
-    def __call__(self, text: str, spans: Sequence[PredictedSpan]) -> list[PredictedSpan]:
-        def rank(s: PredictedSpan) -> tuple:
+    def __call__(self, text: str, spans: Sequence[Span]) -> list[Span]:
+        def rank(s: Span) -> tuple:
             length = s.end - s.start
             first = (-length, -s.score) if self.keep == "longest" else (-s.score, -length)
-            return (*first, s.start, s.type)
+            return (*first, s.start, s.label)
 
         if self.keep == "nested":
-            kept_nested: list[PredictedSpan] = []
+            kept_nested: list[Span] = []
             for span in sorted(spans, key=rank):
                 if all(_nests_or_apart(span, k) for k in kept_nested):
                     kept_nested.append(span)
-            return sorted(kept_nested, key=lambda s: (s.start, s.end, s.type))
+            return sorted(kept_nested)
 
         # Kept spans never overlap, so sorted by start they are sorted by end too: a new span can
         # only collide with its two neighbours.
-        kept: list[PredictedSpan] = []
+        kept: list[Span] = []
         starts: list[int] = []
         for span in sorted(spans, key=rank):
             i = bisect_left(starts, span.start)
@@ -66,7 +66,7 @@ class OverlapResolver:
         return kept
 
 
-def _nests_or_apart(a: PredictedSpan, b: PredictedSpan) -> bool:
+def _nests_or_apart(a: Span, b: Span) -> bool:
     """Whether ``a`` and ``b`` share no character, or one lies inside the other (not both)."""
     if a.end <= b.start or b.end <= a.start:
         return True

@@ -25,7 +25,7 @@ import re
 from abc import ABC, abstractmethod
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from bioner.data.document import Document, Range, Span
@@ -75,9 +75,9 @@ class OffsetMap:
         return offset - self._shift(k)
 
     def span_to_original(self, span: Span) -> Span:
-        """``span`` of the rewritten text as a span of the original text."""
+        """``span`` of the rewritten text as a span of the original text (score and id kept)."""
         start, end = self.to_original(span.start, False), self.to_original(span.end, True)
-        return Span(start, end, span.label)
+        return replace(span, start=start, end=end)
 
 
 class Normaliser(ABC):

@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 import yaml
+from scipy.stats import t as student_t
 
-from bioner.evaluation import paired_bootstrap
+from bioner.evaluation import paired_bootstrap, robustness_metrics
 from bioner.reporting.runs import GoldSource, ReportError, Run, ScoredSplit, find_runs
 
 log = logging.getLogger(__name__)
@@ -91,36 +92,14 @@ _MISSING = "<missing>"
 def t_quantile(df: int, coverage: float = 0.95) -> float:
     """The ``t`` with ``P(|T| <= t) = coverage`` for Student's t with ``df`` degrees of freedom.
 
-    Exact for integer ``df``: the closed-form central probability of Abramowitz and Stegun
-    (26.7.3, 26.7.4), inverted by bisection. ``t_quantile(4) = 2.7764...``.
+    scipy's ``t.ppf`` at the upper tail ``(1 + coverage) / 2``; this wrapper only checks its input,
+    which scipy would answer with ``nan``. ``t_quantile(4) = 2.7764...``.
     """
     if isinstance(df, bool) or not isinstance(df, (int, np.integer)) or df < 1:
         raise ValueError(f"degrees of freedom must be a positive integer, not {df!r}")
     if not 0 < coverage < 1:
         raise ValueError(f"coverage must lie strictly between 0 and 1, not {coverage!r}")
-
-    def central(t: float) -> float:
-        theta = math.atan(t / math.sqrt(df))
-        c2 = math.cos(theta) ** 2
-        term = total = 1.0
-        if df % 2:
-            for k in range(1, (df - 1) // 2):
-                term *= 2 * k / (2 * k + 1) * c2
-                total += term
-            tail = math.sin(theta) * math.cos(theta) * total if df > 1 else 0.0
-            return 2 / math.pi * (theta + tail)
-        for k in range(1, df // 2):
-            term *= (2 * k - 1) / (2 * k) * c2
-            total += term
-        return math.sin(theta) * total
-
-    low, high = 0.0, 1.0
-    while central(high) < coverage:
-        high *= 2
-    while high - low > 1e-12 * high:
-        mid = (low + high) / 2
-        low, high = (mid, high) if central(mid) < coverage else (low, mid)
-    return (low + high) / 2
+    return float(student_t.ppf((1 + coverage) / 2, df))
 
 
 @dataclass(frozen=True)
@@ -402,19 +381,6 @@ def _stats_by_key(rows: Sequence[Mapping[str, float]], cis: Sequence[Mapping[str
     return out
 
 
-def _robustness_row(robustness: Mapping[str, Any]) -> dict[str, float]:
-    """One run's robustness section as flat ``robustness/...`` keys."""
-    row = {"robustness/f1_clean": float(robustness["f1_clean"])}
-    for name, scores in (robustness.get("embedding") or {}).items():
-        for epsilon, f1, drop in zip(scores["epsilons"], scores["f1"], scores["drop"]):
-            row[f"robustness/embedding/{name}/{epsilon:g}/f1"] = float(f1)
-            row[f"robustness/embedding/{name}/{epsilon:g}/drop"] = float(drop)
-    for kind, scores in (robustness.get("text") or {}).items():
-        for key in ("f1", "drop", "flip_rate"):
-            row[f"robustness/text/{kind}/{key}"] = float(scores[key])
-    return row
-
-
 def summarise(setting: Setting, split: str) -> None:
     """Fill ``setting``'s metric, per-type, robustness and wall-time statistics."""
     sections = [run.section(split) for run in setting.runs]
@@ -439,7 +405,7 @@ def summarise(setting: Setting, split: str) -> None:
             stats[key] = Stat.of([float(r[key]) for r in rows], boot)
         setting.per_type[type_] = stats
     robust = [
-        _robustness_row(r.metrics["robustness"])
+        robustness_metrics(r.metrics["robustness"])
         for r in setting.runs
         if r.metrics.get("robustness")
     ]

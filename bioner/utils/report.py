@@ -36,7 +36,7 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from bioner.config import named_entries
 from bioner.data.document import flat_layer
-from bioner.evaluation import bootstrap_intervals, confusion_matrix
+from bioner.evaluation import bootstrap_intervals, confusion_matrix, robustness_metrics
 from bioner.inference.formats import write_conll, write_jsonl
 from bioner.postprocess import PostProcessor, build_postprocessors
 from bioner.utils.log import get_logger
@@ -211,16 +211,9 @@ def log_postprocess(loggers: list[Logger], post: Mapping[str, StageResult]) -> N
 
 
 def log_robustness(loggers: list[Logger], result: Mapping[str, Any], png: Path | None) -> None:
-    """Send robustness scores to every logger (``robustness/<attack>/f1_eps<e>``,
-    ``robustness/<kind>/drop`` ...) and the F1-against-epsilon plot to W&B."""
-    flat: dict[str, float] = {"robustness/f1_clean": result["f1_clean"]}
-    for name, scores in result.get("embedding", {}).items():
-        for epsilon, f1, drop in zip(scores["epsilons"], scores["f1"], scores["drop"]):
-            flat[f"robustness/{name}/f1_eps{epsilon:g}"] = f1
-            flat[f"robustness/{name}/drop_eps{epsilon:g}"] = drop
-    for kind, scores in result.get("text", {}).items():
-        for key in ("f1", "drop", "flip_rate"):
-            flat[f"robustness/{kind}/{key}"] = scores[key]
+    """Send robustness scores to every logger under the keys ``bioner-report`` reads
+    (:func:`bioner.evaluation.robustness_metrics`) and the F1-against-epsilon plot to W&B."""
+    flat = robustness_metrics(result)
     for logger in loggers:
         logger.log_metrics(flat)
         if png is not None and isinstance(logger, WandbLogger):

@@ -54,7 +54,7 @@ def pipeline_entities(folder: Path) -> list[list[dict]]:
 
 
 def spans_of(predicted: list[list]) -> list[list[tuple]]:
-    return [[(s.start, s.end, s.type) for s in doc] for doc in predicted]
+    return [[(s.start, s.end, s.label) for s in doc] for doc in predicted]
 
 
 def entity_spans(entities: list[list[dict]]) -> list[list[tuple]]:

@@ -17,6 +17,7 @@ from bioner.config import compose_config
 from bioner.data.alignment import Alignment
 from bioner.inference import Tagger
 from bioner.inference.export import export_pretrained
+from bioner.inference.formats import prediction_record
 from bioner.models.encoders import HubEncoder
 from bioner.predict import _model_shorthand, predict
 
@@ -68,7 +69,9 @@ def test_stdin_to_stdout_with_the_model_shorthand(exported: Path, tmp_path: Path
     assert [r["text"] for r in records] == TEXTS
     assert [r["id"] for r in records] == ["1", "2", "3"]
     expected = Tagger.load(exported, device="cpu").predict(TEXTS)
-    assert [r["spans"] for r in records] == [[s.as_dict() for s in d] for d in expected]
+    assert [r["spans"] for r in records] == [
+        [prediction_record(s, text) for s in d] for d, text in zip(expected, TEXTS)
+    ]
     assert any(records[0]["spans"]) and b"tagged 3 documents" in done.stderr
     assert not list(REPO.glob("predict.log")) and not (REPO / ".hydra").exists()
 

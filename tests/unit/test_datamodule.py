@@ -11,7 +11,7 @@ import torch
 from lightning.fabric.utilities.data import _set_sampler_epoch
 
 from bioner.data.alignment import Alignment, Feature
-from bioner.data.datamodule import BucketBatchSampler, Collator, NERDataModule
+from bioner.data.datamodule import BucketBatchSampler, Collator, NERDataModule, predict_split
 from bioner.data.document import Document
 from bioner.data.tags import tags_to_spans
 from bioner.models.encoders import HubEncoder
@@ -333,3 +333,38 @@ def test_preprocessed_splits_decode_onto_the_original_documents(tokenizer, tmp_p
     )
     other.load_state_dict(state)
     assert other.encoded("test").docs[0].text == "Heparin sodium and bleeding"
+
+
+def test_predict_split_batches_forwards_and_decodes_whatever_the_batching(
+    tokenizer, tmp_path: Path
+) -> None:
+    from bioner.preprocess import Preprocessor, ShorthandExpander
+
+    table = tmp_path / "shorthand.tsv"
+    table.write_text("heparin\tHeparin sodium\n")
+    dm = NERDataModule(
+        MemoryReader(), Alignment(), tokenizer, preprocess=Preprocessor([ShorthandExpander(table)])
+    )
+    split = dm.encoded("test")
+    gold = gold_logits(split, len(dm.labels))
+    seen: list[int] = []
+
+    def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        # The collated batch carries feature indices; answer with each feature's gold logits,
+        # padded like the batch (the padding rows must be cut off again).
+        seen.extend(batch["index"].tolist())
+        width = batch["input_ids"].shape[1]
+        rows = [
+            np.pad(gold[i], ((0, width - len(gold[i])), (0, 0))) for i in batch["index"].tolist()
+        ]
+        return torch.tensor(np.stack(rows))
+
+    for batch_size, max_tokens in ((1, None), (64, None), (64, 8)):
+        seen.clear()
+        docs, preds = predict_split(
+            split, forward, Collator(tokenizer.pad_token_id), dm.id2label, batch_size, max_tokens
+        )
+        assert sorted(seen) == list(range(len(split.features)))
+        # Back on the original documents (preprocessing mapped), with a score on every span.
+        assert docs == CORPUS["test"] and preds == [d.spans for d in CORPUS["test"]]
+        assert all(s.score is not None and s.score > 0.9 for spans in preds for s in spans)

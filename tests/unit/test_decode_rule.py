@@ -29,8 +29,8 @@ def decode(rule: str, decode: str, probs: list[list[float]], tokenizer) -> list[
     n = len(feature.input_ids) - 2
     assert len(probs) == n, f"give {n} rows"
     logits = np.log(np.clip([[1.0, 0, 0, 0, 0], *probs, [1.0, 0, 0, 0, 0]], 1e-12, None))
-    scored = alignment.decode_scored(doc, [feature], [logits], ID2LABEL)
-    return [(text[s.start : s.end], s.label, round(c, 6)) for s, c in scored]
+    spans = alignment.decode(doc, [feature], [logits], ID2LABEL)
+    return [(text[s.start : s.end], s.label, round(s.score, 6)) for s in spans]
 
 
 def row(**p: float) -> list[float]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,12 +23,12 @@ TEXT = "Acute renal failure (ARF) followed cisplatin. ARF resolved."
 ABBREVIATIONS = {"_target_": "bioner.postprocess.abbreviations.AbbreviationResolver"}
 
 
-def span(text: str, occurrence: int, label: str) -> Span:
+def span(text: str, occurrence: int, label: str, score: float | None = None) -> Span:
     """The span of the ``occurrence``-th (0-based) ``text`` in TEXT."""
     at = -1
     for _ in range(occurrence + 1):
         at = TEXT.index(text, at + 1)
-    return Span(at, at + len(text), label)
+    return Span(at, at + len(text), label, score)
 
 
 def raw_result() -> StageResult:
@@ -40,14 +41,13 @@ def raw_result() -> StageResult:
     ]
     doc = Document("d1", TEXT, sorted(gold), [(0, len(TEXT))], word_ranges(TEXT))
     predicted = [
-        span("Acute renal failure", 0, "Disease"),
-        span("ARF", 0, "Chemical"),
-        span("cisplatin", 0, "Chemical"),
-        span("ARF", 1, "Chemical"),
+        span("Acute renal failure", 0, "Disease", 0.9),
+        span("ARF", 0, "Chemical", 0.6),
+        span("cisplatin", 0, "Chemical", 0.8),
+        span("ARF", 1, "Chemical", 0.7),
     ]
     preds = [sorted(predicted)]
-    scores = [[0.9, 0.6, 0.8, 0.7]]
-    return StageResult("devel", [doc], preds, evaluate([doc], preds), scores)
+    return StageResult("devel", [doc], preds, evaluate([doc], preds))
 
 
 def test_postprocessing_changes_the_prediction_and_the_score_follows() -> None:
@@ -57,8 +57,8 @@ def test_postprocessing_changes_the_prediction_and_the_score_follows() -> None:
     assert post.split == "devel" and post.docs == raw.docs
     assert post.predictions == [sorted(raw.docs[0].spans)]
     assert post.evaluation.metrics()["f1"] == pytest.approx(1.0)
-    # Spans and scores stay aligned; an abbreviation keeps its own score.
-    labelled = {(s.start, s.label): c for s, c in zip(post.predictions[0], post.scores[0])}
+    # Each span keeps its score; an abbreviation keeps its own.
+    labelled = {(s.start, s.label): s.score for s in post.predictions[0]}
     assert labelled[(span("ARF", 0, "").start, "Disease")] == 0.6
     # The raw result is left as it was.
     assert raw.evaluation.metrics()["f1"] == pytest.approx(0.5)
@@ -67,7 +67,7 @@ def test_postprocessing_changes_the_prediction_and_the_score_follows() -> None:
 
 def test_postprocessing_needs_scores() -> None:
     raw = raw_result()
-    raw.scores = None
+    raw.predictions[0][1] = replace(raw.predictions[0][1], score=None)
     with pytest.raises(ValueError, match="devel: post-processing needs each span's score"):
         raw.postprocessed([AbbreviationResolver()])
 

@@ -16,7 +16,7 @@ import torch
 from bioner.data.alignment import Alignment
 from bioner.data.document import Document, Span
 from bioner.data.tokenize import word_ranges
-from bioner.inference import PredictedSpan, Tagger
+from bioner.inference import Tagger
 from bioner.inference.export import export_pretrained
 from bioner.inference.tagger import make_document, model_folder
 from bioner.models.encoders import HubEncoder
@@ -93,14 +93,14 @@ def random_texts(n: int, seed: int) -> list[str]:
     return texts
 
 
-def check_offsets(text: str, spans: list[PredictedSpan]) -> None:
+def check_offsets(text: str, spans: list[Span]) -> None:
     words = word_ranges(text)
     starts, ends = {s for s, _ in words}, {e for _, e in words}
     for s in spans:
         assert 0 <= s.start < s.end <= len(text)
-        assert text[s.start : s.end] == s.text
+        assert text[s.start : s.end] == s.text(text)
         assert s.start in starts and s.end in ends  # whole words, never whitespace at the edges
-        assert s.type in TYPES and 0.0 <= s.score <= 1.0
+        assert s.label in TYPES and s.score is not None and 0.0 <= s.score <= 1.0
     assert all(a.end <= b.start for a, b in zip(spans, spans[1:]))
 
 
@@ -120,9 +120,7 @@ def test_batching_and_chunking_never_change_predictions(exported: Path, tagger: 
     for kwargs in ({"batch_size": 1}, {"batch_size": 3, "chunk_chars": 50}, {"max_tokens": 40}):
         other = Tagger.load(exported, device="cpu", **kwargs)
         got = other.predict(texts)
-        assert [[(s.start, s.end, s.type) for s in d] for d in got] == [
-            [(s.start, s.end, s.type) for s in d] for d in reference
-        ]
+        assert got == reference
         for a, b in zip(got, reference):
             assert np.allclose([s.score for s in a], [s.score for s in b], atol=1e-4)
 
@@ -142,7 +140,8 @@ def test_predictions_equal_a_direct_forward_pass(exported: Path, tagger: Tagger)
         expected = (
             member.alignment.decode(doc, features, logits, member.id2label) if features else []
         )
-        assert [s.to_span() for s in spans] == expected
+        assert spans == expected
+        assert [s.score for s in spans] == pytest.approx([s.score for s in expected], abs=1e-5)
 
 
 def test_long_documents_are_windowed_not_truncated(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -164,9 +163,10 @@ def test_long_documents_are_windowed_not_truncated(tiny_model_dir: Path, tmp_pat
 def test_predict_documents_keeps_the_documents_own_words(tagger: Tagger) -> None:
     texts = ["Naloxone reverses clonidine-induced hypotension.", "DA1 receptors."]
     raw = [make_document(t, str(i)) for i, t in enumerate(texts)]
-    assert tagger.predict_documents(raw) == [
-        [s.to_span() for s in d] for d in tagger.predict(texts)
-    ]
+    by_documents, by_text = tagger.predict_documents(raw), tagger.predict(texts)
+    assert by_documents == by_text and any(by_text)
+    # The same spans, scores included: nothing is converted on the way.
+    assert [[s.score for s in d] for d in by_documents] == [[s.score for s in d] for d in by_text]
     # Text-only documents get words; documents with (finer) words are encoded as they are.
     text_only = [Document(d.id, d.text) for d in raw]
     assert tagger.predict_documents(text_only) == tagger.predict_documents(raw)
@@ -186,8 +186,8 @@ def test_several_models_are_pooled_then_postprocessed(
     pooled = Tagger.load([chem, dis], device="cpu").predict(texts)
     alone = [Tagger.load(f, device="cpu").predict(texts) for f in (chem, dis)]
     for i, spans in enumerate(pooled):
-        assert sorted(spans, key=lambda s: (s.start, s.type)) == sorted(
-            alone[0][i] + alone[1][i], key=lambda s: (s.start, s.type)
+        assert sorted(spans, key=lambda s: (s.start, s.label)) == sorted(
+            alone[0][i] + alone[1][i], key=lambda s: (s.start, s.label)
         )
     assert any(a.overlaps(b) for d in pooled for a, b in zip(d, d[1:]))  # they do collide
     resolved = Tagger.load([chem, dis], device="cpu", postprocess=[OverlapResolver()]).predict(
@@ -213,7 +213,7 @@ def test_predict_takes_one_text_or_a_list(exported: Path) -> None:
     tagger = Tagger.load(exported, device="cpu")
     texts = ["Naloxone reverses hypotension.", "Cisplatin induced nephrotoxicity."]
     one = tagger.predict(texts[1])
-    assert one and all(isinstance(s, PredictedSpan) for s in one)
+    assert one and all(isinstance(s, Span) and s.score is not None for s in one)
     assert one == tagger.predict(texts)[1]
     assert tagger.predict(t for t in texts) == tagger.predict(texts)
 
@@ -253,7 +253,7 @@ def test_scores_are_the_mean_type_probability_of_the_words(tagger: Tagger) -> No
     for s in spans:
         words = [i for i, (a, b) in enumerate(doc.words) if s.start <= a and b <= s.end]
         mass = [
-            sum(probs[first[w], j] for j, tag in labels.items() if tag.endswith(f"-{s.type}"))
+            sum(probs[first[w], j] for j, tag in labels.items() if tag.endswith(f"-{s.label}"))
             for w in words
         ]
         assert s.score == pytest.approx(float(np.mean(mass)), abs=1e-5)
@@ -275,7 +275,7 @@ def test_texts_that_are_sentences_already_are_not_split(exported: Path) -> None:
     expected = member.alignment.decode(
         make_document(text, split=False), [feature], [logits], member.id2label
     )
-    assert [s.to_span() for s in whole.predict([text])[0]] == expected
+    assert whole.predict([text])[0] == expected
 
 
 class _Payload:

@@ -8,17 +8,18 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from bioner.data.document import Span
 from bioner.data.errors import CorpusFormatError
 from bioner.data.readers import PubTatorReader
 from bioner.data.tags import tags_to_spans
 from bioner.inference.formats import OUTPUT_FORMATS, open_writer
 from bioner.inference.inputs import TextRecord, detect_format, read_inputs
 from bioner.inference.tagger import make_document
-from bioner.postprocess import PredictedSpan
 
 # ---------------------------------------------------------------------- inputs
 
@@ -106,13 +107,9 @@ def documents() -> list[tuple]:
         for k, (a, b) in enumerate(doc.words):
             if k % 3 == 0:  # every third word, two-word spans now and then
                 end = doc.words[k + 1][1] if k % 2 and k + 1 < len(doc.words) else b
-                spans.append(
-                    PredictedSpan(
-                        a, end, text[a:end], ["Chemical", "Disease"][k % 2], 0.5 + k / 100
-                    )
-                )
+                spans.append(Span(a, end, ["Chemical", "Disease"][k % 2], 0.5 + k / 100))
         spans = [s for i, s in enumerate(spans) if i == 0 or spans[i - 1].end <= s.start]
-        spans[0:1] = [spans[0].with_changes(id="D009270")] if spans else []
+        spans[0:1] = [replace(spans[0], id="D009270")] if spans else []
         out.append((doc, spans))
     return out
 
@@ -133,8 +130,17 @@ def test_jsonl_output_round_trips_and_is_valid_input(tmp_path: Path) -> None:
     for line, (doc, spans) in zip(path.read_text(encoding="utf-8").splitlines(), docs):
         record = json.loads(line)
         assert record["id"] == doc.id and record["text"] == doc.text
-        assert [PredictedSpan(**s) for s in record["spans"]] == [
-            s.with_changes(score=round(s.score, 6)) for s in spans
+        # The output format of the tagger: text, type, score, and id only when set.
+        assert record["spans"] == [
+            {
+                "start": s.start,
+                "end": s.end,
+                "text": doc.text[s.start : s.end],
+                "type": s.label,
+                "score": round(s.score, 6),
+                **({"id": s.id} if s.id is not None else {}),
+            }
+            for s in spans
         ]
     assert [(r.id, r.text) for r in read_inputs(path)] == [(d.id, d.text) for d, _ in docs]
 
@@ -151,7 +157,7 @@ def test_pubtator_output_is_read_back_by_the_corpus_reader(tmp_path: Path) -> No
     assert [d.id for d in read] == [d.id for d, _ in docs]
     for back, (doc, spans) in zip(read, docs):
         assert [(s.start, s.end, s.label) for s in back.spans] == [
-            (s.start, s.end, s.type) for s in spans
+            (s.start, s.end, s.label) for s in spans
         ]
         # Line breaks and tabs became spaces one for one; everything else is the text.
         assert back.text.rstrip(" ") == doc.text.replace("\t", " ").replace("\r\n", "  ")
@@ -181,9 +187,9 @@ def test_bioc_output_parses_with_exact_text_and_offsets() -> None:
             location = a.find("location")
             start, length = int(location.get("offset")), int(location.get("length"))
             assert (start, start + length) == (s.start, s.end)
-            assert text[start : start + length] == a.findtext("text") == s.text
+            assert text[start : start + length] == a.findtext("text") == s.text(doc.text)
             infons = {i.get("key"): i.text for i in a.findall("infon")}
-            assert infons["type"] == s.type and float(infons["score"]) == pytest.approx(s.score)
+            assert infons["type"] == s.label and float(infons["score"]) == pytest.approx(s.score)
             assert infons.get("identifier") == s.id
     with pytest.raises(ValueError, match="cannot be written in XML"):
         write("bioc", [(make_document("bad \x0b char", "x"), [])])
@@ -197,12 +203,12 @@ def test_conll_output_gives_the_spans_back() -> None:
         rows = [line.split("\t") for line in block.splitlines() if line]
         assert [w for w, _ in rows] == [doc.text[a:b] for a, b in doc.words]
         back = tags_to_spans(doc.words, [t for _, t in rows])
-        assert back == [s.to_span() for s in spans]
+        assert back == spans
         # One blank line after each sentence.
         assert block.count("\n\n") == len([1 for a, b in doc.sentence_word_ranges() if b > a])
     overlapping = [
-        PredictedSpan(0, 3, "abc", "Chemical", 1.0),
-        PredictedSpan(0, 3, "abc", "X", 1.0),
+        Span(0, 3, "Chemical", 1.0),
+        Span(0, 3, "X", 1.0),
     ]
     with pytest.raises(ValueError, match="CoNLL needs spans on word boundaries without overlaps"):
         write("conll", [(make_document("abc def", "o"), overlapping)])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,6 @@ from bioner.data.roundtrip import roundtrip_check
 from bioner.evaluation import evaluate
 from bioner.models.encoders import HubEncoder
 from bioner.models.module import TokenClassifier, multilabel_loss
-from bioner.postprocess import PredictedSpan
 from bioner.postprocess.overlaps import OverlapResolver
 
 RELEASE = Path(__file__).resolve().parent.parent / "fixtures" / "pubtator" / "medmentions_release"
@@ -77,8 +77,8 @@ def test_exact_match_counts_nested_sets() -> None:
     assert (wrong["tp"], wrong["fp"], wrong["exact_match_documents"]) == (3, 1, 0)
 
 
-def predicted(span: Span, score: float) -> PredictedSpan:
-    return PredictedSpan.from_span(span, TEXT, score)
+def predicted(span: Span, score: float) -> Span:
+    return replace(span, score=score)
 
 
 def test_keep_nested_keeps_nesting_and_resolves_crossing_by_score() -> None:
@@ -90,13 +90,13 @@ def test_keep_nested_keeps_nesting_and_resolves_crossing_by_score() -> None:
         predicted(CROSS, 0.5),  # crosses OUTER, lower score
     ]
     kept = OverlapResolver("nested")(TEXT, spans)
-    assert [s.to_span() for s in kept] == [OUTER, ORGAN, DISEASE]
+    assert kept == [OUTER, ORGAN, DISEASE]
     assert OverlapResolver("nested")(TEXT, spans[::-1]) == kept  # input order does not matter
     # Where the crossing span scores higher, it wins and the span it crosses goes.
     crossing_first = [predicted(OUTER, 0.4), predicted(DISEASE, 0.8), predicted(CROSS, 0.9)]
     kept = OverlapResolver("nested")(TEXT, crossing_first)
-    assert [s.to_span() for s in kept] == [DISEASE, CROSS]
-    assert [s.to_span() for s in OverlapResolver("score")(TEXT, spans)] == [OUTER]
+    assert kept == [DISEASE, CROSS]
+    assert OverlapResolver("score")(TEXT, spans) == [OUTER]
 
 
 @pytest.fixture(scope="module")

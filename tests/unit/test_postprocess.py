@@ -4,6 +4,7 @@ config group; and the repairs that decoding already makes (so no step repeats th
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 from bioner.config import compose_config
 from bioner.data.alignment import Alignment
+from bioner.data.document import Span
 from bioner.data.errors import CorpusFormatError
 from bioner.inference.tagger import make_document
 from bioner.models.encoders import PackagedEncoder
@@ -18,7 +20,6 @@ from bioner.postprocess import (
     AbbreviationResolver,
     DictionaryNormalizer,
     OverlapResolver,
-    PredictedSpan,
     apply_steps,
     build_postprocessors,
     find_abbreviations,
@@ -26,26 +27,25 @@ from bioner.postprocess import (
 )
 
 
-def span(text: str, sub: str, type_: str, score: float = 0.9, nth: int = 0) -> PredictedSpan:
+def span(text: str, sub: str, type_: str, score: float = 0.9, nth: int = 0) -> Span:
     """The span over the ``nth`` occurrence of ``sub`` in ``text``."""
     at = -1
     for _ in range(nth + 1):
         at = text.index(sub, at + 1)
-    return PredictedSpan(at, at + len(sub), sub, type_, score)
+    return Span(at, at + len(sub), type_, score)
 
 
-# ---------------------------------------------------------------------- PredictedSpan
+# ---------------------------------------------------------------------- predicted spans
 
 
-def test_predicted_span_checks_its_text_and_converts() -> None:
-    s = PredictedSpan(3, 6, "abc", "Chemical", 0.5)
-    assert s.to_span().label == "Chemical" and (s.to_span().start, s.to_span().end) == (3, 6)
-    assert s.as_dict() == {"start": 3, "end": 6, "text": "abc", "type": "Chemical", "score": 0.5}
-    assert s.with_changes(id="D1").as_dict()["id"] == "D1"
-    with pytest.raises(ValueError, match="length"):
-        PredictedSpan(3, 6, "ab", "Chemical", 0.5)
+def test_a_prediction_is_a_span_whose_score_and_id_do_not_count_in_comparisons() -> None:
+    s = Span(3, 6, "Chemical", 0.5)
+    assert s == Span(3, 6, "Chemical") and hash(s) == hash(Span(3, 6, "Chemical"))
+    assert replace(s, id="D1") == s and replace(s, id="D1").id == "D1"
+    assert sorted([Span(3, 6, "X", 0.1), Span(0, 2, "X", 0.9)])[0].score == 0.9
+    assert s.text("xyzabcd") == "abc" and s.overlaps(Span(5, 9, "Y"))
     with pytest.raises(ValueError, match="empty"):
-        PredictedSpan(3, 3, "", "Chemical", 0.5)
+        Span(3, 3, "Chemical", 0.5)
 
 
 # ---------------------------------------------------------------------- overlaps
@@ -78,7 +78,7 @@ def test_overlaps_random_sets_end_disjoint_and_maximal() -> None:
         for _ in range(rng.randint(0, 12)):
             a = rng.randrange(59)
             b = rng.randint(a + 1, min(60, a + 10))
-            spans.append(PredictedSpan(a, b, text[a:b], rng.choice("AB"), rng.random()))
+            spans.append(Span(a, b, rng.choice("AB"), rng.random()))
         kept = OverlapResolver("score")(text, spans)
         assert all(k in spans for k in kept)
         assert all(a.end <= b.start for a, b in zip(kept, kept[1:]))
@@ -128,10 +128,10 @@ def test_abbreviations_give_short_forms_the_long_form_type() -> None:
     wrong = span(text, "ARF", "Chemical", 0.55, nth=1)  # an occurrence typed wrongly
     other = span(text, "Cisplatin", "Chemical", 0.9)
     out = apply_steps([AbbreviationResolver()], text, [long_form, wrong, other])
-    arf = [s for s in out if s.text == "ARF"]
+    arf = [s for s in out if s.text(text) == "ARF"]
     # Every whole-word occurrence: the definition, the sentence start and "pre-ARF" ("ARFs" is
     # another word); the wrongly typed one keeps its score, new ones take the long form's.
-    assert [(s.start, s.type) for s in arf] == [
+    assert [(s.start, s.label) for s in arf] == [
         (text.index("(ARF") + 1, "Disease"),
         (text.index("ARF was"), "Disease"),
         (text.index("ARF values"), "Disease"),
@@ -151,7 +151,7 @@ def test_abbreviations_leave_longer_mentions_and_unsupported_short_forms() -> No
     long_form = span(text, "acute renal failure", "Disease", 0.9)
     out = AbbreviationResolver()(text, [long_form, containing, lone])
     assert containing in out
-    assert sorted((s.start, s.type) for s in out if s.text == "ARF") == [
+    assert sorted((s.start, s.label) for s in out if s.text(text) == "ARF") == [
         (text.index("(ARF") + 1, "Disease"),
         (text.index("ARF occurred"), "Disease"),
     ]
@@ -227,7 +227,7 @@ def test_postprocess_group_composes_an_ordered_list(tmp_path: Path) -> None:
     assert steps[1].keep == "longest"
     text = "Acute renal failure (ARF) and ARF."
     out = apply_steps(steps, text, [span(text, "Acute renal failure", "Disease")])
-    assert [(s.text, s.type, s.id) for s in out] == [
+    assert [(s.text(text), s.label, s.id) for s in out] == [
         ("Acute renal failure", "Disease", None),
         ("ARF", "Disease", "D058186"),
         ("ARF", "Disease", "D058186"),
@@ -270,9 +270,9 @@ def test_decoding_repairs_bio_and_joins_window_seams(tokenizer) -> None:
     def one_chemical(w: int) -> str:
         return "O" if w == last else ("B-Chemical" if w == 0 else "I-Chemical")
 
-    scored = alignment.decode_scored(doc, features, logits_for(one_chemical), id2label)
-    assert [(s.start, s.end, s.label) for s, _ in scored] == [(0, text.rindex(" "), "Chemical")]
-    assert 0.99 < scored[0][1] <= 1.0
+    scored = alignment.decode(doc, features, logits_for(one_chemical), id2label)
+    assert [(s.start, s.end, s.label) for s in scored] == [(0, text.rindex(" "), "Chemical")]
+    assert 0.99 < scored[0].score <= 1.0
     # I- after O (no B-) starts an entity; I- of another type starts another.
     tags = {3: "I-Disease", 4: "I-Disease", 5: "I-Chemical"}
     spans = alignment.decode(doc, features, logits_for(lambda w: tags.get(w, "O")), id2label)

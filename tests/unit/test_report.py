@@ -583,3 +583,26 @@ def test_a_type_without_gold_shows_a_dash_not_zero(tmp_path: Path, data_root: Pa
     assert "Disease" not in setting.per_type and "Chemical" in setting.per_type
     header, rows = per_type_table(report)
     assert header == ["setting", "runs", "Chemical"]
+
+
+def test_dashboards_log_robustness_under_the_keys_the_report_reads(
+    tmp_path: Path, data_root: Path
+) -> None:
+    from bioner.utils.report import log_robustness
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.logged: dict[str, float] = {}
+
+        def log_metrics(self, metrics: dict[str, float]) -> None:
+            self.logged.update(metrics)
+
+    section = robustness(0.8, [0.7, 0.6], 0.75)
+    recorder = Recorder()
+    log_robustness([recorder], section, None)  # type: ignore[list-item]
+    docs = load(data_root)
+    make_run(tmp_path / "r", data_root, "1", docs, predict(docs, 0.2, 1), 1, robustness=section)
+    stats = build_report([tmp_path / "r"]).settings[0].robustness
+    assert set(recorder.logged) == set(stats)
+    assert all(recorder.logged[k] == pytest.approx(stats[k].mean) for k in stats)
+    assert recorder.logged["robustness/embedding/fgsm/0.01/f1"] == pytest.approx(0.7)
