@@ -45,6 +45,9 @@ def subset(dataset: EncodedSplit, n: int | None) -> EncodedSplit:
         [dataset.features[i] for i in keep],
         [dataset.doc_index[i] for i in keep],
         dataset.alignment,
+        # With preprocessing, spans decode onto the original documents and are scored there.
+        None if dataset.originals is None else dataset.originals[:n],
+        None if dataset.maps is None else dataset.maps[:n],
     )
 
 

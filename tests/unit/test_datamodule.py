@@ -368,3 +368,21 @@ def test_predict_split_batches_forwards_and_decodes_whatever_the_batching(
         # Back on the original documents (preprocessing mapped), with a score on every span.
         assert docs == CORPUS["test"] and preds == [d.spans for d in CORPUS["test"]]
         assert all(s.score is not None and s.score > 0.9 for spans in preds for s in spans)
+
+
+def test_a_robustness_subset_of_a_preprocessed_split_decodes_onto_the_originals(
+    tokenizer, tmp_path: Path
+) -> None:
+    from bioner.attacks.robustness import subset
+    from bioner.preprocess import Preprocessor, ShorthandExpander
+
+    table = tmp_path / "shorthand.tsv"
+    table.write_text("heparin\tHeparin sodium\n")
+    dm = NERDataModule(
+        MemoryReader(), Alignment(), tokenizer, preprocess=Preprocessor([ShorthandExpander(table)])
+    )
+    split = dm.encoded("test")
+    part = subset(split, 1)
+    docs, preds = part.decode(gold_logits(part, len(dm.labels)), dm.id2label)
+    # Robustness scores the first document on its original text, not on the rewritten one.
+    assert docs == CORPUS["test"][:1] and preds == [CORPUS["test"][0].spans]
