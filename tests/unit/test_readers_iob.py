@@ -74,14 +74,16 @@ def test_corpus_stats_on_the_fixture(fixtures_dir: Path) -> None:
         "tokens": 22,
         "mentions": 4,
         "per_type": {"Chemical": 1, "Disease": 2, "Gene": 1},
+        "overlaps": {"crossing": 0, "nested": 0, "same_extent": 0},
     }
     assert stats["devel"]["per_type"] == {"Chemical": 1, "Disease": 1, "Gene": 1}
     assert stats["test"]["per_type"] == {"Chemical": 3, "Disease": 1, "Gene": 0}
     table = stats_table(stats)
     assert table.splitlines()[0] == (
-        "| split | documents | sentences | tokens | mentions | Chemical | Disease | Gene |"
+        "| split | documents | sentences | tokens | mentions | nested | crossing | same extent "
+        "| Chemical | Disease | Gene |"
     )
-    assert "| train | 3 | 3 | 22 | 4 | 1 | 2 | 1 |" in table
+    assert "| train | 3 | 3 | 22 | 4 | 0 | 0 | 0 | 1 | 2 | 1 |" in table
 
 
 def test_docstart_blocks_become_documents(tmp_path: Path) -> None:
