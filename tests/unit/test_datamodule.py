@@ -311,14 +311,21 @@ def test_gold_labels_take_a_given_models_ids_by_name(tokenizer, model_types: lis
             assert [i if i < 0 else labels[i] for i in b.labels] == expected
 
 
-def test_preprocessed_splits_decode_onto_the_original_documents(tokenizer, tmp_path: Path) -> None:
+def shorthand_datamodule(tokenizer, tmp_path: Path, table: str | None) -> NERDataModule:
+    """The memory corpus with shorthand expansion from ``table`` (TSV text; ``None``: the
+    shipped list)."""
     from bioner.preprocess import Preprocessor, ShorthandExpander
 
-    table = tmp_path / "shorthand.tsv"
-    table.write_text("causes\tleads to\nheparin\tHeparin sodium\n")
-    dm = NERDataModule(
-        MemoryReader(), Alignment(), tokenizer, preprocess=Preprocessor([ShorthandExpander(table)])
-    )
+    path = None
+    if table is not None:
+        path = tmp_path / "shorthand.tsv"
+        path.write_text(table)
+    preprocess = Preprocessor([ShorthandExpander(path)])
+    return NERDataModule(MemoryReader(), Alignment(), tokenizer, preprocess=preprocess)
+
+
+def test_preprocessed_splits_decode_onto_the_original_documents(tokenizer, tmp_path: Path) -> None:
+    dm = shorthand_datamodule(tokenizer, tmp_path, "causes\tleads to\nheparin\tHeparin sodium\n")
     for name in ("train", "test"):
         split = dm.encoded(name)
         docs, preds = split.decode(gold_logits(split, len(dm.labels)), dm.id2label)
@@ -328,9 +335,7 @@ def test_preprocessed_splits_decode_onto_the_original_documents(tokenizer, tmp_p
     assert dm.encoded("test").docs[0].text == "Heparin sodium and bleeding"
     # The fitted steps travel in checkpoints.
     state = dm.state_dict()
-    other = NERDataModule(
-        MemoryReader(), Alignment(), tokenizer, preprocess=Preprocessor([ShorthandExpander()])
-    )
+    other = shorthand_datamodule(tokenizer, tmp_path, None)
     other.load_state_dict(state)
     assert other.encoded("test").docs[0].text == "Heparin sodium and bleeding"
 
@@ -338,13 +343,7 @@ def test_preprocessed_splits_decode_onto_the_original_documents(tokenizer, tmp_p
 def test_predict_split_batches_forwards_and_decodes_whatever_the_batching(
     tokenizer, tmp_path: Path
 ) -> None:
-    from bioner.preprocess import Preprocessor, ShorthandExpander
-
-    table = tmp_path / "shorthand.tsv"
-    table.write_text("heparin\tHeparin sodium\n")
-    dm = NERDataModule(
-        MemoryReader(), Alignment(), tokenizer, preprocess=Preprocessor([ShorthandExpander(table)])
-    )
+    dm = shorthand_datamodule(tokenizer, tmp_path, "heparin\tHeparin sodium\n")
     split = dm.encoded("test")
     gold = gold_logits(split, len(dm.labels))
     seen: list[int] = []
@@ -374,13 +373,8 @@ def test_a_robustness_subset_of_a_preprocessed_split_decodes_onto_the_originals(
     tokenizer, tmp_path: Path
 ) -> None:
     from bioner.attacks.robustness import subset
-    from bioner.preprocess import Preprocessor, ShorthandExpander
 
-    table = tmp_path / "shorthand.tsv"
-    table.write_text("lithium\tLithium carbonate\n")
-    dm = NERDataModule(
-        MemoryReader(), Alignment(), tokenizer, preprocess=Preprocessor([ShorthandExpander(table)])
-    )
+    dm = shorthand_datamodule(tokenizer, tmp_path, "lithium\tLithium carbonate\n")
     split = dm.encoded("devel")
     assert split.docs[0].text.startswith("Lithium carbonate")
     part = subset(split, 1)
