@@ -101,7 +101,14 @@ def _check_targets(node: Any, prefix: str, where: str, path: Path) -> None:
 
 
 def training_config(ckpt_path: str | Path, trust: bool = False) -> DictConfig:
-    """The resolved training config stored in a bioner checkpoint.
+    """The resolved training config stored in a bioner checkpoint (see :func:`read_checkpoint`
+    and :func:`stored_config`)."""
+    return stored_config(read_checkpoint(ckpt_path, trust), ckpt_path, trust)
+
+
+def read_checkpoint(ckpt_path: str | Path, trust: bool = False) -> dict[str, Any]:
+    """A checkpoint of ``bioner-train``, memory-mapped: the small entries (config, data module
+    state) are read, the weights only when used.
 
     Args:
         ckpt_path: the checkpoint.
@@ -109,13 +116,12 @@ def training_config(ckpt_path: str | Path, trust: bool = False) -> DictConfig:
             code a crafted file holds) and instantiate any ``_target_`` in its config. Without
             it the checkpoint is read with ``weights_only=True`` (tensors and plain containers,
             all that ``bioner-train`` writes) and the config may name only bioner's encoders,
-            data module and readers.
+            data module and readers (:func:`stored_config`).
 
     Raises:
         FileNotFoundError: no such file.
-        UntrustedCheckpointError: without ``trust``, the file holds pickled objects or its config
-            names other targets.
-        ValueError: the checkpoint was not written by ``bioner-train``.
+        UntrustedCheckpointError: without ``trust``, the file holds pickled objects.
+        ConfigError: the checkpoint was not written by ``bioner-train``.
     """
     path = Path(ckpt_path)
     if not path.is_file():
@@ -138,21 +144,30 @@ def training_config(ckpt_path: str | Path, trust: bool = False) -> DictConfig:
             "train entry point instead: bioner-train train=false ckpt_path=... with the model "
             "and alignment it was trained with"
         )
+    return checkpoint
+
+
+def stored_config(checkpoint: dict[str, Any], ckpt_path: str | Path, trust: bool) -> DictConfig:
+    """The training config of a checkpoint read by :func:`read_checkpoint`.
+
+    Raises:
+        UntrustedCheckpointError: without ``trust``, its config names targets other than
+            bioner's encoders, data module and readers.
+    """
     config = checkpoint["bioner_config"]
     if not trust:
         for key, prefix in CHECKPOINT_TARGETS.items():
-            _check_targets(config.get(key), prefix, key, path)
+            _check_targets(config.get(key), prefix, key, Path(ckpt_path))
     return OmegaConf.create(config)
 
 
-def training_preprocess(ckpt_path: str | Path, trust: bool = False) -> Preprocessor | None:
-    """The fitted preprocessing of the run that wrote ``ckpt_path`` (``None`` if it had none).
+def training_preprocess(checkpoint: dict[str, Any], ckpt_path: str | Path) -> Preprocessor | None:
+    """The fitted preprocessing of the run that wrote ``checkpoint`` (``None`` if it had none).
 
     It is read from the data module's state in the checkpoint as plain values
     (:meth:`~bioner.preprocess.Preprocessor.from_record`), so evaluation rewrites text exactly
     as training did, with the lexicon training learnt, whichever corpus is scored.
     """
-    checkpoint = torch.load(ckpt_path, map_location="cpu", mmap=True, weights_only=not trust)
     record = checkpoint.get(NERDataModule.__qualname__, {}).get("preprocess")
     return None if record is None else Preprocessor.from_record(record, str(ckpt_path))
 
@@ -253,7 +268,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg, resolved)  # before any weights load
     L.seed_everything(cfg.seed, workers=True)
     trust = bool(cfg.get("trust_checkpoint", False))
-    trained = training_config(ckpt_path, trust=trust)
+    checkpoint = read_checkpoint(ckpt_path, trust=trust)  # once: config and preprocessing
+    trained = stored_config(checkpoint, ckpt_path, trust)
 
     reader = instantiate(eval_dataset(cfg, trained))
     alignment = Alignment.from_record(
@@ -273,7 +289,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         alignment=alignment,
         tokenizer=encoder.load_tokenizer(),
         labels=labels,
-        preprocess=training_preprocess(ckpt_path, trust),
+        preprocess=training_preprocess(checkpoint, ckpt_path),
         splits=list(cfg.splits),
     )
     datamodule.prepare_data()
