@@ -60,7 +60,7 @@ bioner-data stats dataset=bc5cdr > stats.txt
 grep -q Chemical stats.txt
 bioner-train model=tiny logger=none debug=fast trainer.limit_train_batches=10 trainer.max_steps=10 \
   hydra.run.dir=run > train.txt 2>&1 || { cat train.txt; exit 1; }
-grep -q "max_steps=10. reached" train.txt || { cat train.txt; echo "not 10 steps" >&2; exit 1; }
+grep -q "training stopped: max_steps=10 reached" train.txt || { cat train.txt; echo "not 10 steps" >&2; exit 1; }
 test -f run/metrics.json -a -d run/model
 printf 'Cisplatin induced nephrotoxicity in rats.\nNaloxone reverses hypotension.\n' > texts.txt
 bioner-predict model=run/model input=texts.txt output=spans.jsonl
