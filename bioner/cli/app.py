@@ -33,9 +33,8 @@ from bioner.errors import ConfigError
 
 VERBOSE_FLAG = "--verbose"
 VERBOSE_ENV = "BIONER_VERBOSE"
-# Hydra's instantiate keys, and `name`, which labels attack/augmentation runs and is popped
-# before the callback is built (bioner.utils.run.instantiate_callbacks).
-_NOT_PARAMETERS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_", "name"}
+# Hydra's instantiate keys.
+_NOT_PARAMETERS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 # Groups of named `_target_` entries: `+callbacks.mine={_target_: ...}` adds one.
 _NAMED_GROUPS = ("callbacks", "logger", "postprocess")
 _NUMBERS = (int, float)
@@ -64,7 +63,9 @@ def _docstring_parts(doc: str) -> tuple[str, list[str]]:
 
 def _options(group: str) -> list[str]:
     folder = CONFIG_DIR / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    # `_base.yaml` and the like hold what a group's options share; they are not options.
+    stems = (p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
+    return sorted(stems) if folder.is_dir() else []
 
 
 def command_help(
