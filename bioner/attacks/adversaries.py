@@ -108,6 +108,8 @@ class Adversary(L.Callback):
         ramp_epochs: after warm-up, grow epsilon linearly from 0 over this many epochs (0: at
             once).
         norm: ``linf`` or ``l2``.
+        name: the label of runs and dashboards (``attack.name`` in the configs); by default the
+            class name in lower case.
     """
 
     norm = "linf"
@@ -118,12 +120,14 @@ class Adversary(L.Callback):
         weight: float = 1.0,
         warmup_epochs: float = 0.0,
         ramp_epochs: float = 0.0,
+        name: str | None = None,
     ) -> None:
         if epsilon < 0 or weight < 0 or warmup_epochs < 0 or ramp_epochs < 0:
             raise ValueError(
                 "epsilon, weight, warmup_epochs and ramp_epochs must be >= 0, not "
                 f"{epsilon}, {weight}, {warmup_epochs}, {ramp_epochs}"
             )
+        self.name = name or type(self).__name__.lower()
         self.epsilon = float(epsilon)
         self.weight = float(weight)
         self.warmup_epochs = float(warmup_epochs)
@@ -306,7 +310,7 @@ class PGD(Adversary):
         norm: ``linf`` or ``l2``.
         random_start: start at a random point of the ball instead of at zero (this costs one more
             forward and backward to the perturbation).
-        weight, warmup_epochs, ramp_epochs: see :class:`Adversary`.
+        weight, warmup_epochs, ramp_epochs, name: see :class:`Adversary`.
     """
 
     def __init__(
@@ -319,8 +323,9 @@ class PGD(Adversary):
         weight: float = 1.0,
         warmup_epochs: float = 0.0,
         ramp_epochs: float = 0.0,
+        name: str | None = None,
     ) -> None:
-        super().__init__(epsilon, weight, warmup_epochs, ramp_epochs)
+        super().__init__(epsilon, weight, warmup_epochs, ramp_epochs, name)
         if steps < 1:
             raise ValueError(f"steps must be at least 1, not {steps}")
         if alpha is not None and alpha <= 0:
@@ -387,9 +392,10 @@ class FreeLB(PGD):
         weight: float = 1.0,
         warmup_epochs: float = 0.0,
         ramp_epochs: float = 0.0,
+        name: str | None = None,
     ) -> None:
         super().__init__(
-            epsilon, alpha, steps, norm, random_start, weight, warmup_epochs, ramp_epochs
+            epsilon, alpha, steps, norm, random_start, weight, warmup_epochs, ramp_epochs, name
         )
 
     def training_loss(

@@ -41,11 +41,20 @@ class Augmentation(L.Callback):
         probability: share of the training documents transformed in each epoch (each document
             is drawn anew every epoch); the others are seen as they are, so the model keeps
             seeing clean text.
+        name: the label of runs and dashboards (``augmentation.name`` in the configs); by
+            default the transform's class name in lower case.
     """
 
-    def __init__(self, transform: Transform, seed: int = 0, probability: float = 1.0) -> None:
+    def __init__(
+        self,
+        transform: Transform,
+        seed: int = 0,
+        probability: float = 1.0,
+        name: str | None = None,
+    ) -> None:
         if not isinstance(transform, Transform):
             raise TypeError(f"Augmentation needs a bioner.augment.Transform, not {transform!r}")
+        self.name = name or type(transform).__name__.lower()
         self.probability = check_rate("augmentation probability", probability)
         self.transform = transform if self.probability == 1.0 else Mix([transform], [probability])
         self.seed = seed

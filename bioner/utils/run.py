@@ -54,16 +54,14 @@ def instantiate_callbacks(
     """Callbacks from the named entries of ``callbacks`` plus ``extra`` single-callback groups.
 
     ``extra`` holds group nodes such as ``attack`` and ``augmentation``: a node with a
-    ``_target_`` is one callback, built from its other keys except ``name`` (which labels runs
-    and dashboards); a node without one (``attack=none``) adds nothing.
+    ``_target_`` is one callback built from its parameters (``name`` among them, which labels
+    runs and dashboards); a node without one (``attack=none``) adds nothing.
     """
     out = [instantiate(node) for _, node in named_entries(callbacks, "callbacks")]
     for node in extra:
         if node is not None and "_target_" in node:
             # Resolved in place first: interpolations such as ${seed} point into the whole config.
-            spec = OmegaConf.to_container(node, resolve=True)
-            spec.pop("name", None)
-            out.append(instantiate(spec))
+            out.append(instantiate(OmegaConf.to_container(node, resolve=True)))
     return out
 
 

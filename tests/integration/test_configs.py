@@ -115,7 +115,14 @@ def test_attack_and_augmentation_none_add_no_callback_but_name_the_run(tmp_path:
     cfg = compose(tmp_path)
     assert instantiate_callbacks(None, cfg.attack, cfg.augmentation) == []
     assert "atk-none_aug-none" in cfg.run_name
-    custom = OmegaConf.create({"name": "x", "_target_": "bioner.utils.callbacks.Throughput"})
+
+
+def test_attack_and_augmentation_callbacks_take_the_name_of_the_run(tmp_path: Path) -> None:
+    cfg = compose(tmp_path, "attack=pgd", "augmentation=noise")
+    attack, augmentation = instantiate_callbacks(None, cfg.attack, cfg.augmentation)
+    assert (attack.name, augmentation.name) == ("pgd", "noise")
+    assert "atk-pgd_aug-noise" in cfg.run_name
+    custom = OmegaConf.create({"_target_": "bioner.utils.callbacks.Throughput"})
     assert [type(cb) for cb in instantiate_callbacks(None, custom)] == [Throughput]
 
 
