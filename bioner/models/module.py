@@ -330,6 +330,13 @@ class TokenClassifier(FineTuning):
         # from_pretrained returns the model in eval mode and Lightning keeps submodule modes as
         # they are, so training would run without dropout.
         self.model.train()
+        # Lightning's model summary runs this through `forward` to count FLOPs: its "Total FLOPs"
+        # is then one forward pass over one sequence of 128 sub-words (without an example it
+        # printed 0).
+        self.example_input_array = {
+            "input_ids": torch.zeros(1, 128, dtype=torch.long),
+            "attention_mask": torch.ones(1, 128, dtype=torch.long),
+        }
         self.results: dict[str, StageResult] = {}
         self._logits: dict[int, np.ndarray] = {}
         # Set by an attack callback (bioner.attacks) in its setup; None trains on clean data.
@@ -360,6 +367,10 @@ class TokenClassifier(FineTuning):
             logits, loss = self._forward(batch, batch["labels"])
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         return loss
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The encoder's logits, ``(batch, sub-words, outputs)``."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
     def _forward(
         self, batch: dict[str, torch.Tensor], labels: torch.Tensor | None
