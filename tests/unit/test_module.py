@@ -86,6 +86,20 @@ def test_module_trains_in_train_mode_and_saves_plain_hparams(encoder: HubEncoder
     assert module.id2label == {0: "O", 1: "B-X", 2: "I-X"}
 
 
+def test_model_summary_counts_the_flops_of_one_forward_pass(encoder: HubEncoder) -> None:
+    from lightning.pytorch.utilities.model_summary import summarize
+
+    module = TokenClassifier(encoder, {0: "O", 1: "B-X", 2: "I-X"})
+    summary = summarize(module)
+    # One sequence of 128 sub-words: two FLOPs (multiply, add) per weight of each matrix of the
+    # encoder's layers and per sub-word, and more for attention itself.
+    layer_weights = sum(
+        p.numel() for n, p in module.named_parameters() if "encoder.layer" in n and p.dim() == 2
+    )
+    assert summary.total_flops >= 2 * 128 * layer_weights
+    assert module.model.training  # the summary's forward pass leaves training mode as it was
+
+
 def test_bf16_training_with_clipping_and_fused_adamw(
     encoder: HubEncoder, datamodule: NERDataModule
 ) -> None:
