@@ -11,7 +11,10 @@ learning rate 5e-5, in its own process (so peak memory is measured apart):
   hardware, length-bucketed batches, dynamic padding).
 
 The first ``--warmup-steps`` steps are not timed. With ``--epochs E`` every recipe instead trains
-E full epochs and also reports devel strict F1.
+E full epochs and also reports devel strict F1 (bioner: test too). ``--dataset`` picks the corpus
+of both sides (an IOB TSV corpus: bc5cdr, ncbi_disease, bc2gm, ...), ``--limit-documents N``
+their first N sentences per split (smoke runs), and ``--predictions DIR`` makes the Trainer write
+its devel and test word tags there (``bench/parity.py`` scores them with bioner's evaluation).
 
 On a GPU (``--device auto``, the default, uses one when visible) bioner trains with
 ``trainer=gpu`` and the Trainer with ``use_cpu`` off. Both recipes load the same encoder: the
@@ -90,6 +93,8 @@ def run_bioner(args: argparse.Namespace) -> dict:
         f"module.lr={args.lr}",
         "module.warmup_ratio=0.0",
         f"seed={args.seed}",
+        f"dataset={args.dataset}",
+        *([f"data.limit_documents={args.limit_documents}"] if args.limit_documents else []),
         *args.bioner_overrides,
     ]
     if args.epochs:
@@ -126,6 +131,7 @@ def run_bioner(args: argparse.Namespace) -> dict:
         result["sentences_per_s"] = sum(rates) / len(rates)
         result["epochs"] = args.epochs
         result["devel_f1"] = summary["devel"]["metrics"]["f1"]
+        result["test_f1"] = summary["test"]["metrics"]["f1"]
     print(json.dumps(result))
     return result
 
@@ -147,12 +153,14 @@ def run_recipe(recipe: str, args: argparse.Namespace) -> dict:
     """Run one recipe in a fresh process and return its JSON line."""
     if recipe == "bioner":
         cmd = [sys.executable, __file__, "--worker", "--run-dir", args.run_dir]
-        cmd += ["--device", args.device]
+        cmd += ["--device", args.device, "--dataset", args.dataset]
         if args.bioner_overrides:
             cmd += ["--bioner-overrides", *args.bioner_overrides]
     else:
         cmd = [sys.executable, str(HERE / "hf_trainer_baseline.py"), "--model", args.model]
-        cmd += ["--device", args.device]
+        cmd += ["--device", args.device, "--dataset", args.dataset]
+        if args.predictions:
+            cmd += ["--predictions", args.predictions]
         if "bf16" in recipe:
             cmd.append("--bf16")
         if recipe.endswith("_grouped"):
@@ -173,6 +181,8 @@ def run_recipe(recipe: str, args: argparse.Namespace) -> dict:
     ]
     if args.epochs:
         cmd += ["--epochs", str(args.epochs)]
+    if args.limit_documents:
+        cmd += ["--limit-documents", str(args.limit_documents)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
     if out.returncode:
         raise RuntimeError(f"{recipe} failed:\n{out.stderr[-3000:]}")
@@ -195,6 +205,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--run-dir", default="/tmp/bioner-bench-train")
+    parser.add_argument("--dataset", default="bc5cdr", help="an IOB TSV corpus of both recipes")
+    parser.add_argument(
+        "--limit-documents", type=int, default=None, help="first N sentences per split (smoke)"
+    )
+    parser.add_argument(
+        "--predictions", default=None, help="--epochs: the Trainer's devel/test tags go here"
+    )
     parser.add_argument(
         "--device",
         choices=("auto", "cpu", "gpu"),

@@ -46,9 +46,7 @@ class TrainSubset:
     def __post_init__(self) -> None:
         value = self.fraction
         if value is not None and (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not 0 < value <= 1
+            isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1
         ):
             raise ConfigError(
                 f"dataset.train_subset.fraction must be a number in (0, 1] or null, not {value!r}:"
