@@ -101,6 +101,8 @@ def run_side(
     run_dir.mkdir(parents=True)
     print(f"+ {dataset} s{seed} {recipe} -> {run_dir}", flush=True)
     started = time.perf_counter()
+    if args.model is None:  # built only when a run trains (a resumed table needs no encoder)
+        args.model = train_speed.encoder_folder(args)
     result = train_speed.run_recipe(recipe, recipe_args(args, dataset, seed, run_dir))
     result["wall_s"] = time.perf_counter() - started
     if recipe != "bioner":
@@ -201,7 +203,7 @@ def main() -> None:
         import torch
 
         args.device = "gpu" if torch.cuda.is_available() else "cpu"
-    args.model = train_speed.encoder_folder(args)
+    args.model = None
     datasets = [d for d in args.datasets.split(",") if d]
     seeds = [int(s) for s in args.seeds.split(",")]
 
