@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import train_speed  # bench/ is on sys.path when run as a script
 from hydra.utils import instantiate
-from preprocess_effect import paired_runs
+from preprocess_effect import comparison_cells, paired_runs
 
 from bioner.config import compose_config
 from bioner.data.tags import tags_to_spans
@@ -160,15 +160,11 @@ def table(rows: list[dict[str, Any]], names: tuple[str, str]) -> str:
     for row in rows:
         for split in SPLITS:
             r = row[split]
-            t = r["pooled"]
             hours = [np.mean(row[f"wall_s_{side}"]) / 3600 for side in ("bioner", "hf")]
-            walls = f"{hours[0]:.2f} / {hours[1]:.2f}"
             lines.append(
                 f"| {row['dataset']} | {split} | {mean_sd([s['f1_a'] for s in r['per_seed']])} | "
-                f"{mean_sd([s['f1_b'] for s in r['per_seed']])} | "
-                f"{100 * r['delta_mean']:+.2f} ± {100 * r['delta_sd']:.2f} | "
-                f"{100 * t['delta']:+.2f} [{100 * t['ci'][0]:+.2f}, {100 * t['ci'][1]:+.2f}] | "
-                f"{t['p_value']:.3f} | {r['sign_flip_p']:.3f} | {walls} |"
+                f"{mean_sd([s['f1_b'] for s in r['per_seed']])} | {comparison_cells(r)} | "
+                f"{hours[0]:.2f} / {hours[1]:.2f} |"
             )
     return "\n".join(lines)
 

@@ -146,6 +146,17 @@ def compare(
     return {"dataset": dataset, **result}
 
 
+def comparison_cells(result: dict[str, Any]) -> str:
+    """The table cells of a :func:`paired_runs` result: Δ mean ± sd, pooled Δ [95% CI], the
+    bootstrap's and the sign-flip test's p-values."""
+    t = result["pooled"]
+    return (
+        f"{100 * result['delta_mean']:+.2f} ± {100 * result['delta_sd']:.2f} | "
+        f"{100 * t['delta']:+.2f} [{100 * t['ci'][0]:+.2f}, {100 * t['ci'][1]:+.2f}] | "
+        f"{t['p_value']:.3f} | {result['sign_flip_p']:.3f}"
+    )
+
+
 def table(rows: list[dict[str, Any]], variant: str) -> str:
     head = (
         f"| corpus | split | F1 none (per seed) | F1 {variant} (per seed) | Δ mean ± sd (points) "
@@ -155,13 +166,7 @@ def table(rows: list[dict[str, Any]], variant: str) -> str:
     for r in rows:
         none = " / ".join(f"{s['f1_none']:.4f}" for s in r["per_seed"])
         pre = " / ".join(f"{s['f1_pre']:.4f}" for s in r["per_seed"])
-        t = r["pooled"]
-        lines.append(
-            f"| {r['dataset']} | {r['split']} | {none} | {pre} | "
-            f"{100 * r['delta_mean']:+.2f} ± {100 * r['delta_sd']:.2f} | "
-            f"{100 * t['delta']:+.2f} [{100 * t['ci'][0]:+.2f}, {100 * t['ci'][1]:+.2f}] | "
-            f"{t['p_value']:.3f} | {r['sign_flip_p']:.3f} |"
-        )
+        lines.append(f"| {r['dataset']} | {r['split']} | {none} | {pre} | {comparison_cells(r)} |")
     return "\n".join(lines)
 
 
