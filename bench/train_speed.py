@@ -11,7 +11,10 @@ learning rate 5e-5, in its own process (so peak memory is measured apart):
   hardware, length-bucketed batches, dynamic padding).
 
 The first ``--warmup-steps`` steps are not timed. With ``--epochs E`` every recipe instead trains
-E full epochs and also reports devel strict F1.
+E full epochs and also reports devel strict F1 (bioner: test too). ``--dataset`` picks the corpus
+of both sides (an IOB TSV corpus: bc5cdr, ncbi_disease, bc2gm, ...), ``--limit-documents N``
+their first N sentences per split (smoke runs), and ``--predictions DIR`` makes the Trainer write
+its devel and test word tags there (``bench/parity.py`` scores them with bioner's evaluation).
 
 On a GPU (``--device auto``, the default, uses one when visible) bioner trains with
 ``trainer=gpu`` and the Trainer with ``use_cpu`` off. Both recipes load the same encoder: the
@@ -90,7 +93,8 @@ def run_bioner(args: argparse.Namespace) -> dict:
         f"module.lr={args.lr}",
         "module.warmup_ratio=0.0",
         f"seed={args.seed}",
-        *args.bioner_overrides,
+        f"dataset={args.dataset}",
+        *([f"data.limit_documents={args.limit_documents}"] if args.limit_documents else []),
     ]
     if args.epochs:
         overrides += [f"trainer.max_epochs={args.epochs}", "test=true", "bootstrap_samples=0"]
@@ -107,7 +111,8 @@ def run_bioner(args: argparse.Namespace) -> dict:
             "callbacks.model_checkpoint=null",
             "callbacks.last_checkpoint=null",
         ]
-    cfg = compose_config("train", overrides)
+    # The user's overrides last, so that they win (an ablation, test=false).
+    cfg = compose_config("train", [*overrides, *args.bioner_overrides])
     timed = None if args.epochs else args.steps - args.warmup_steps
     timer = StepTimer(args.warmup_steps, timed, args.profile_steps)
     summary = train(cfg, extra_callbacks=[timer])
@@ -124,8 +129,11 @@ def run_bioner(args: argparse.Namespace) -> dict:
         # Whole epochs, validation excluded (the Trainer recipe validates only at the end).
         rates = summary["train_sequences_per_s"]
         result["sentences_per_s"] = sum(rates) / len(rates)
+        result["epoch_sentences_per_s"] = rates
         result["epochs"] = args.epochs
-        result["devel_f1"] = summary["devel"]["metrics"]["f1"]
+        for split in ("devel", "test"):  # absent with test=false (bench/attack_cost.py --epochs)
+            if split in summary:
+                result[f"{split}_f1"] = summary[split]["metrics"]["f1"]
     print(json.dumps(result))
     return result
 
@@ -147,12 +155,14 @@ def run_recipe(recipe: str, args: argparse.Namespace) -> dict:
     """Run one recipe in a fresh process and return its JSON line."""
     if recipe == "bioner":
         cmd = [sys.executable, __file__, "--worker", "--run-dir", args.run_dir]
-        cmd += ["--device", args.device]
+        cmd += ["--device", args.device, "--dataset", args.dataset]
         if args.bioner_overrides:
             cmd += ["--bioner-overrides", *args.bioner_overrides]
     else:
         cmd = [sys.executable, str(HERE / "hf_trainer_baseline.py"), "--model", args.model]
-        cmd += ["--device", args.device]
+        cmd += ["--device", args.device, "--dataset", args.dataset]
+        if args.predictions:
+            cmd += ["--predictions", args.predictions]
         if "bf16" in recipe:
             cmd.append("--bf16")
         if recipe.endswith("_grouped"):
@@ -173,6 +183,8 @@ def run_recipe(recipe: str, args: argparse.Namespace) -> dict:
     ]
     if args.epochs:
         cmd += ["--epochs", str(args.epochs)]
+    if args.limit_documents:
+        cmd += ["--limit-documents", str(args.limit_documents)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
     if out.returncode:
         raise RuntimeError(f"{recipe} failed:\n{out.stderr[-3000:]}")
@@ -195,6 +207,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--run-dir", default="/tmp/bioner-bench-train")
+    parser.add_argument("--dataset", default="bc5cdr", help="an IOB TSV corpus of both recipes")
+    parser.add_argument(
+        "--limit-documents", type=int, default=None, help="first N sentences per split (smoke)"
+    )
+    parser.add_argument(
+        "--predictions", default=None, help="--epochs: the Trainer's devel/test tags go here"
+    )
     parser.add_argument(
         "--device",
         choices=("auto", "cpu", "gpu"),

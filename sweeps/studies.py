@@ -5,6 +5,18 @@ among ``ATTACK_CANDIDATES`` (seed 1; test is not looked at), then seeds 2 and 3 
 ``augmentation``: each augmentation of ``AUGMENTATIONS`` with seeds 1-3 (its baseline is the
 attack study's ``none``, the same training). ``cv``: 5-fold cross-validation of one setting.
 
+``full`` (issue 19): the same comparison at the recipe users run, the quickstart's 4 epochs
+(``trainer.max_epochs=4``), on ``--dataset``. On BC5CDR: ``none``, every attack and
+``augmentation=noise`` (text-space training, for the robustness comparison), 3 seeds each; the
+epsilons of ``fgsm`` and ``pgd`` are chosen on devel (seed 1) among ``FULL_CANDIDATES``, the
+others keep the 1-epoch study's. It writes ``best_attack.json`` (the attack with the best mean
+devel F1). On another corpus (``--dataset ncbi_disease``): ``none``, ``fgsm`` and the best BC5CDR
+attack, at BC5CDR's epsilons (run the BC5CDR study first). Robustness runs on every run, as in the
+attack study. ``lowres``: the training documents cut to ``LOW_FRACTIONS`` of the corpus
+(``dataset.train_subset.fraction``, a subset drawn per seed), with ``none``, the best BC5CDR
+attack and the two augmentations best on devel in the 1-epoch augmentation study
+(``LOW_AUGMENTATIONS``), 3 seeds, robustness off; one ``final_runs.txt`` per fraction.
+
 Every job is one ``bioner-train experiment=attack_study`` run (robustness on for the attack study,
 off for the others) in its own folder under ``<root>/<study>/``; ``--workers`` jobs run at once,
 each on ``--threads`` CPU threads (two 1-thread jobs use a 2-core machine better than one 2-thread
@@ -20,6 +32,18 @@ run folders of its table, for ``bioner-report``::
     BIONER_DATA_DIR=../shared/data python sweeps/studies.py cv --root logs/studies \
         --overrides augmentation=noise
     bioner-report $(cat logs/studies/cv/final_runs.txt)
+    BIONER_DATA_DIR=../shared/data python sweeps/studies.py full --dataset bc5cdr
+    bioner-report $(cat logs/studies/full/bc5cdr/final_runs.txt) \
+        --baseline attack=none,augmentation=none \
+        --group-by dataset,model,attack,alignment,augmentation
+    BIONER_DATA_DIR=../shared/data python sweeps/studies.py full --dataset ncbi_disease
+    BIONER_DATA_DIR=../shared/data python sweeps/studies.py lowres --dataset bc5cdr
+    bioner-report $(cat logs/studies/lowres/bc5cdr/f0.1/final_runs.txt) \
+        --baseline attack=none,augmentation=none \
+        --group-by dataset,model,attack,alignment,augmentation
+
+``--overrides`` are added to every job (for ``cv``, the setting cross-validated), e.g. a smoke run
+with ``model=tiny data.limit_documents=30 trainer.limit_train_batches=2``.
 """
 
 from __future__ import annotations
@@ -46,15 +70,33 @@ ATTACK_CANDIDATES = {
 # back_translation needs MarianMT from the hub, which this offline study cannot load.
 AUGMENTATIONS = ["mention_replacement", "synonym", "token_replacement", "shuffle", "noise", "mix"]
 SEEDS = (1, 2, 3)
+# The full-recipe study (4 epochs): the 1-epoch study's epsilon (now each attack's config default)
+# and, for fgsm and pgd, a smaller one: the smaller candidate won every time at one epoch, and
+# radii below it were never tried.
+FULL_CANDIDATES = {
+    "fgsm": [0.001, 0.0005],
+    "fgm": [0.05],
+    "pgd": [0.05, 0.02],
+    "freelb": [0.05],
+}
+FULL_AUGMENTATIONS = ["noise"]
+FULL_EPOCHS = 4
+# The low-resource study: shares of the training documents, and the two augmentations with the
+# best devel F1 in the 1-epoch augmentation study (docs/studies.md: noise 0.7710, mix 0.7662).
+LOW_FRACTIONS = (0.1, 0.01)
+LOW_AUGMENTATIONS = ["noise", "mix"]
 
 
 class Runner:
     """Runs ``bioner-train`` jobs, each in ``root/<name>``, ``workers`` at a time."""
 
-    def __init__(self, root: Path, workers: int, threads: int) -> None:
+    def __init__(
+        self, root: Path, workers: int, threads: int, overrides: list[str] | None = None
+    ) -> None:
         self.root = root
         self.workers = workers
         self.threads = threads
+        self.overrides = list(overrides or [])  # added to every job, after its own
 
     def run(self, jobs: dict[str, list[str]]) -> dict[str, dict]:
         """Run the jobs not done yet; the metrics of every job, by name."""
@@ -79,6 +121,7 @@ class Runner:
             "callbacks.rich_progress_bar=null",
             "trainer.enable_progress_bar=false",
             *overrides,
+            *self.overrides,
         ]
         threads = str(self.threads)
         env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
@@ -150,38 +193,163 @@ def augmentation_study(runner: Runner, augmentations: list[str], baseline: Path)
     runner.final(names)
 
 
-def cv_study(runner: Runner, folds: int, overrides: list[str]) -> None:
-    """``folds``-fold cross-validation of the setting given by ``overrides`` (seed 1)."""
+def cv_study(runner: Runner, folds: int) -> None:
+    """``folds``-fold cross-validation of the setting given by the runner's overrides (seed 1)."""
     jobs = {
-        f"fold{i}": ["seed=1", "robustness=none", f"cv.folds={folds}", f"cv.fold={i}", *overrides]
+        f"fold{i}": ["seed=1", "robustness=none", f"cv.folds={folds}", f"cv.fold={i}"]
         for i in range(folds)
     }
     runner.run(jobs)
     runner.final(list(jobs))
 
 
+def _attack_job(attack: str, eps: float, seed: int) -> tuple[str, list[str]]:
+    return f"{attack}_eps{eps}_s{seed}", [
+        f"seed={seed}",
+        f"attack={attack}",
+        f"attack.epsilon={eps}",
+    ]
+
+
+def full_study(
+    runner: Runner, dataset: str, attacks: list[str], reference: Path, seeds: list[int]
+) -> None:
+    """The attack study at the 4-epoch recipe on ``dataset`` (see the module docstring).
+
+    ``reference``: the BC5CDR full study's folder, whose epsilons and best attack another corpus
+    takes. Epsilons are chosen on devel with the first of ``seeds``.
+    """
+    recipe = [f"dataset={dataset}", f"trainer.max_epochs={FULL_EPOCHS}"]
+    if dataset == "bc5cdr":
+        select = {f"none_s{seeds[0]}": [f"seed={seeds[0]}", "attack=none"]}
+        select |= dict(_attack_job(a, eps, seeds[0]) for a in attacks for eps in FULL_CANDIDATES[a])
+        scores = runner.run({n: [*o, *recipe] for n, o in select.items()})
+        chosen: dict[str, float] = {}
+        for attack in attacks:
+            tried = {
+                eps: _devel_f1(scores[_attack_job(attack, eps, seeds[0])[0]])
+                for eps in FULL_CANDIDATES[attack]
+            }
+            chosen[attack] = max(tried, key=tried.get)
+            shown = ", ".join(f"{e}: {f:.4f}" for e, f in tried.items())
+            print(f"{attack}: devel F1 {shown} -> epsilon {chosen[attack]}", flush=True)
+        (runner.root / "chosen_epsilons.json").write_text(json.dumps(chosen, indent=2) + "\n")
+    else:
+        chosen, best = _reference(reference)
+        attacks = list(dict.fromkeys(a if a != "best" else best["attack"] for a in attacks))
+        chosen = {a: chosen[a] for a in attacks}
+    jobs = {f"none_s{s}": [f"seed={s}", "attack=none"] for s in seeds}
+    jobs |= dict(_attack_job(a, chosen[a], s) for a in attacks for s in seeds)
+    augmentations = FULL_AUGMENTATIONS if dataset == "bc5cdr" else []
+    jobs |= {
+        f"aug-{g}_s{s}": [f"seed={s}", f"augmentation={g}"] for g in augmentations for s in seeds
+    }
+    scores = runner.run({n: [*o, *recipe] for n, o in jobs.items()})
+    runner.final(list(jobs))
+    if dataset == "bc5cdr":
+        mean = {
+            a: sum(_devel_f1(scores[_attack_job(a, chosen[a], s)[0]]) for s in seeds) / len(seeds)
+            for a in attacks
+        }
+        best_attack = max(mean, key=mean.get)
+        best = {"attack": best_attack, "epsilon": chosen[best_attack], "devel_f1_mean": mean}
+        (runner.root / "best_attack.json").write_text(json.dumps(best, indent=2) + "\n")
+        print(f"best attack on devel (mean of {len(seeds)} seeds): {best_attack}", flush=True)
+
+
+def _reference(reference: Path) -> tuple[dict[str, float], dict]:
+    """The chosen epsilons and the best attack of the BC5CDR full study."""
+    files = [reference / "chosen_epsilons.json", reference / "best_attack.json"]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise SystemExit(
+            f"{', '.join(missing)} missing: run `sweeps/studies.py full --dataset bc5cdr` (same "
+            "--root) first; this study takes its epsilons and its best attack"
+        )
+    return json.loads(files[0].read_text()), json.loads(files[1].read_text())
+
+
+def lowres_study(
+    runner: Runner, dataset: str, reference: Path, seeds: list[int], fractions: list[float]
+) -> None:
+    """``none``, the best BC5CDR attack and ``LOW_AUGMENTATIONS`` on ``fractions`` of the
+    training documents of ``dataset`` (each seed its own subset)."""
+    _, best = _reference(reference)
+    settings = {"none": ["attack=none"]}
+    settings[f"{best['attack']}_eps{best['epsilon']}"] = [
+        f"attack={best['attack']}",
+        f"attack.epsilon={best['epsilon']}",
+    ]
+    settings |= {f"aug-{g}": [f"augmentation={g}"] for g in LOW_AUGMENTATIONS}
+    recipe = [f"dataset={dataset}", f"trainer.max_epochs={FULL_EPOCHS}", "robustness=none"]
+    jobs = {
+        f"f{fraction}/{name}_s{s}": [
+            f"seed={s}",
+            f"dataset.train_subset.fraction={fraction}",
+            *overrides,
+            *recipe,
+        ]
+        for fraction in fractions
+        for name, overrides in settings.items()
+        for s in seeds
+    }
+    runner.run(jobs)
+    for fraction in fractions:
+        names = [n for n in jobs if n.startswith(f"f{fraction}/")]
+        Runner(runner.root / f"f{fraction}", 1, 1).final([n.split("/", 1)[1] for n in names])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("study", choices=["attack", "augmentation", "cv"])
+    parser.add_argument("study", choices=["attack", "augmentation", "cv", "full", "lowres"])
     parser.add_argument("--root", type=Path, default=Path("logs/studies"))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--attacks", default=",".join(ATTACK_CANDIDATES))
+    parser.add_argument(
+        "--attacks",
+        default=None,
+        help="attack: every attack; full: every attack on bc5cdr, 'fgsm,best' on other corpora "
+        "(best: the best attack of the bc5cdr full study)",
+    )
+    parser.add_argument("--dataset", default="bc5cdr", help="full, lowres: the corpus")
+    parser.add_argument(
+        "--seeds",
+        default=",".join(map(str, SEEDS)),
+        help="full, lowres: the seeds (full chooses epsilons with the first)",
+    )
+    parser.add_argument(
+        "--fractions",
+        default=",".join(map(str, LOW_FRACTIONS)),
+        help="lowres: shares of the training documents",
+    )
     parser.add_argument("--augmentations", default=",".join(AUGMENTATIONS))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument(
-        "--overrides", default="", help="cv: the setting, e.g. 'augmentation=mention_replacement'"
+        "--overrides",
+        default="",
+        help="added to every job; cv: the setting, e.g. 'augmentation=mention_replacement'",
     )
     args = parser.parse_args()
-    runner = Runner(args.root / args.study, args.workers, args.threads)
+    root = args.root / args.study
+    if args.study in ("full", "lowres"):
+        root = root / args.dataset
+    runner = Runner(root, args.workers, args.threads, args.overrides.split())
+    reference = args.root / "full" / "bc5cdr"
+    seeds = [int(x) for x in args.seeds.split(",")]
     if args.study == "attack":
-        attack_study(runner, args.attacks.split(","))
+        attack_study(runner, (args.attacks or ",".join(ATTACK_CANDIDATES)).split(","))
     elif args.study == "augmentation":
         augmentation_study(runner, args.augmentations.split(","), args.root / "attack")
+    elif args.study == "full":
+        default = ",".join(FULL_CANDIDATES) if args.dataset == "bc5cdr" else "fgsm,best"
+        full_study(runner, args.dataset, (args.attacks or default).split(","), reference, seeds)
+    elif args.study == "lowres":
+        fractions = [float(x) for x in args.fractions.split(",")]
+        lowres_study(runner, args.dataset, reference, seeds, fractions)
     else:
-        cv_study(runner, args.folds, args.overrides.split())
+        cv_study(runner, args.folds)
 
 
 if __name__ == "__main__":

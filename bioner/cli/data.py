@@ -69,7 +69,7 @@ def stats(cfg: DictConfig) -> dict[str, Any]:
     reader = _reader(cfg)
     result = corpus_stats(reader)
     summary = {"dataset": cfg.dataset.name, "splits": result}
-    # What dataset.split and dataset.filter did (empty when neither is set).
+    # What dataset.split, dataset.filter and dataset.train_subset did (empty when none is set).
     summary.update(reader.preparation())
     return {**summary, "seconds": time.perf_counter() - started}
 
@@ -218,6 +218,12 @@ def _render(command: str, result: dict[str, Any]) -> str:
                     f"{name} {f['documents'] - f['kept']:,}" + (f" ({rules})" if rules else "")
                 )
             title += "\ndataset.filter removed: " + ", ".join(parts)
+        if "train_subset" in result:
+            sub = result["train_subset"]
+            title += (
+                f"\ndataset.train_subset: train keeps {sub['kept']:,} of {sub['documents']:,} "
+                f"documents (fraction {sub['fraction']:g}, seed {sub['seed']})"
+            )
     elif command == "check":
         keys = ["gold", "beyond_head", "lost", "changed", "spurious", "units", "windows"]
         keys.append("long_units")

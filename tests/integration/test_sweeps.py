@@ -452,3 +452,146 @@ def test_ddp_slurm_multirun_with_ranks_started_as_srun_does(
         assert summary["devel"]["documents"] == summary["test"]["documents"] == 12
     # Lightning names the ranks it re-launches train_ddp_process_<rank> (their Hydra log files).
     assert not list(tmp_path.rglob("*ddp_process*"))
+
+
+def load_studies() -> Any:
+    """``sweeps/studies.py`` as a module (``sweeps/`` is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("studies", REPO / "sweeps" / "studies.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow  # about 20 s: two dozen configs composed
+def test_full_and_lowres_studies_plan_composable_jobs_and_choose_on_devel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The full-recipe and low-resource studies without training: each job writes a devel F1
+    that favours the smaller epsilon and FGM; the choices, the folders and the final runs follow
+    from them, and every job's command line composes."""
+    studies = load_studies()
+    started: dict[str, list[str]] = {}
+
+    def fake_job(self: Any, job: tuple[str, list[str]]) -> int:
+        name, overrides = job
+        started[str(self.root / name)] = [*overrides, *self.overrides]
+        eps = next((float(o.split("=")[1]) for o in overrides if "epsilon" in o), 0.0)
+        f1 = 0.5 - eps + (0.1 if "attack=fgm" in overrides else 0.0)
+        (self.root / name).mkdir(parents=True)
+        (self.root / name / "metrics.json").write_text(
+            json.dumps({"devel": {"metrics": {"f1": f1}}})
+        )
+        return 0
+
+    monkeypatch.setattr(studies.Runner, "_one", fake_job)
+    root = tmp_path / "studies"
+    with pytest.raises(SystemExit, match="run `sweeps/studies.py full --dataset bc5cdr`"):
+        studies.lowres_study(
+            studies.Runner(root / "lowres", 1, 1), "bc5cdr", root / "full" / "bc5cdr", [1], [0.1]
+        )
+
+    bc5cdr = root / "full" / "bc5cdr"
+    studies.full_study(
+        studies.Runner(bc5cdr, 2, 1, ["model=tiny"]),
+        "bc5cdr",
+        ["fgsm", "fgm", "pgd"],
+        bc5cdr,
+        [1, 2],
+    )
+    chosen = json.loads((bc5cdr / "chosen_epsilons.json").read_text())
+    assert chosen == {a: min(studies.FULL_CANDIDATES[a]) for a in ("fgsm", "fgm", "pgd")}
+    assert json.loads((bc5cdr / "best_attack.json").read_text())["attack"] == "fgm"
+    final = (bc5cdr / "final_runs.txt").read_text().split()
+    assert [Path(p).name for p in final] == [
+        "none_s1", "none_s2",
+        *(f"{a}_eps{chosen[a]}_s{s}" for a in ("fgsm", "fgm", "pgd") for s in (1, 2)),
+        "aug-noise_s1", "aug-noise_s2",
+    ]  # fmt: skip
+    unchosen = [p for p in started if "fgsm_eps0.001_" in p]
+    assert [Path(p).name for p in unchosen] == ["fgsm_eps0.001_s1"]  # tried on seed 1 only
+
+    ncbi = root / "full" / "ncbi_disease"
+    studies.full_study(studies.Runner(ncbi, 1, 1), "ncbi_disease", ["fgsm", "best"], bc5cdr, [1])
+    assert [Path(p).name for p in (ncbi / "final_runs.txt").read_text().split()] == [
+        "none_s1", f"fgsm_eps{chosen['fgsm']}_s1", f"fgm_eps{chosen['fgm']}_s1"
+    ]  # fmt: skip
+
+    low = root / "lowres" / "bc5cdr"
+    studies.lowres_study(studies.Runner(low, 1, 1), "bc5cdr", bc5cdr, [1], [0.1, 0.01])
+    for fraction in ("0.1", "0.01"):
+        names = [
+            Path(p).name for p in (low / f"f{fraction}" / "final_runs.txt").read_text().split()
+        ]
+        assert names == ["none_s1", f"fgm_eps{chosen['fgm']}_s1", "aug-noise_s1", "aug-mix_s1"]
+
+    # Every job composes as `bioner-train experiment=attack_study ...` and lands its settings.
+    for folder, overrides in started.items():
+        study, dataset, *rest = Path(folder).relative_to(root).parts
+        cfg = compose_config(
+            "train", ["experiment=attack_study", f"run_dir={tmp_path}", *overrides]
+        )
+        assert cfg.trainer.max_epochs == studies.FULL_EPOCHS
+        assert cfg.dataset.name == dataset
+        if study == "lowres":
+            assert cfg.dataset.train_subset.fraction == float(rest[0][1:])  # f<fraction>/
+            assert cfg.robustness.get("_target_") is None
+        else:
+            assert cfg.robustness._target_  # robustness on the final runs of the full study
+        if "_eps" in rest[-1]:
+            assert cfg.attack.epsilon == float(rest[-1].split("_eps")[1].split("_s")[0])
+
+
+@pytest.mark.slow
+def test_full_study_on_a_second_corpus_trains_the_reference_attack_with_robustness(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    """``studies.py full --dataset ncbi_disease`` end to end on the tiny BERT (two one-step runs,
+    on half the training documents): BC5CDR's best attack and epsilon, robustness scored, the
+    train subset recorded, and a second call trains nothing."""
+    reference = tmp_path / "full" / "bc5cdr"
+    reference.mkdir(parents=True)
+    (reference / "chosen_epsilons.json").write_text(json.dumps({"fgsm": 0.001, "fgm": 0.05}))
+    (reference / "best_attack.json").write_text(json.dumps({"attack": "fgm", "epsilon": 0.05}))
+    overrides = [
+        *tiny_overrides(tiny_model_dir),
+        f"paths.data_dir={shared_data}",
+        "logger=none",
+        "data.limit_documents=8",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+        "robustness.limit_documents=4",
+        "dataset.train_subset.fraction=0.5",
+        "bootstrap_samples=0",
+    ]
+    command = [
+        sys.executable,
+        str(REPO / "sweeps" / "studies.py"),
+        "full",
+        "--dataset",
+        "ncbi_disease",
+        "--attacks",
+        "best",
+        "--seeds",
+        "1",
+        "--root",
+        str(tmp_path),
+        "--overrides",
+        " ".join(overrides),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    study = tmp_path / "full" / "ncbi_disease"
+    runs = [Path(p) for p in (study / "final_runs.txt").read_text().split()]
+    assert [p.name for p in runs] == ["none_s1", "fgm_eps0.05_s1"]
+    for run in runs:
+        metrics = json.loads((run / "metrics.json").read_text())
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        assert config["dataset"]["name"] == "ncbi_disease"
+        assert metrics["robustness"]  # the full study scores robustness on its final runs
+        subset = metrics["dataset_preparation"]["train_subset"]
+        assert subset["kept"] == round(subset["documents"] / 2) and subset["seed"] == 1
+    assert yaml.safe_load((runs[1] / "config.yaml").read_text())["attack"]["epsilon"] == 0.05
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "+ experiment" not in again.stdout  # resumed: nothing new

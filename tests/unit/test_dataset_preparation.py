@@ -1,5 +1,6 @@
-"""dataset.filter and dataset.split: documents dropped by rule and counted, splits redrawn by
-ratio, by document, seeded and stratified."""
+"""dataset.filter, dataset.split and dataset.train_subset: documents dropped by rule and counted,
+splits redrawn by ratio, by document, seeded and stratified, and a seeded fraction of the training
+documents kept."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from bioner.data.errors import CorpusFormatError
 from bioner.data.filters import DocumentFilter
 from bioner.data.readers import IOBReader, PubTatorReader
 from bioner.data.splits import RatioSplit
+from bioner.data.subsets import TrainSubset
+from bioner.errors import ConfigError
 
 
 def doc(i: int, labels: tuple[str, ...] = ()) -> Document:
@@ -151,3 +154,54 @@ def test_single_file_corpus_is_split_by_the_config_and_stats_show_it(
     table = capsys.readouterr().out
     assert "dealt by ratio 0.6/0.2/0.2, seed 0, stratified" in table
     assert "dataset.filter removed: train 0, devel 0, test 0" in table
+
+
+def test_train_subset_keeps_a_seeded_nested_fraction_of_the_documents() -> None:
+    docs = [doc(i // 2, ("A",) * (i % 3)) for i in range(200)]  # 100 ids, two documents each
+    rule = TrainSubset(fraction=0.1, seed=1)
+    kept = rule.apply(docs, "corpus")
+    ids = [d.id for d in kept]
+    assert len(set(ids)) == 10 and len(ids) == 20  # by document id: both halves of each kept
+    assert ids == [d.id for d in docs if d.id in set(ids)]  # the corpus order
+    assert rule.summary == {
+        "fraction": 0.1,
+        "seed": 1,
+        "documents": 100,
+        "kept": 10,
+        "mentions": sum(len(d.spans) for d in docs),
+        "mentions_kept": sum(len(d.spans) for d in kept),
+    }
+    assert [d.id for d in TrainSubset(0.1, seed=1).apply(docs)] == ids
+    assert [d.id for d in TrainSubset(0.1, seed=2).apply(docs)] != ids
+    smaller = {d.id for d in TrainSubset(0.03, seed=1).apply(docs)}
+    assert len(smaller) == 3 and smaller <= set(ids)  # one seed's subsets are nested
+    assert len(TrainSubset(0.001, seed=1).apply(docs)) == 2  # never empty: one document
+    assert TrainSubset().apply(docs) == docs and not TrainSubset(1.0).active
+
+
+@pytest.mark.parametrize("fraction", [0, 1.5, -0.1, "half", True])
+def test_train_subset_rejects_a_fraction_outside_zero_to_one(fraction: object) -> None:
+    with pytest.raises(ConfigError, match=r"train_subset.fraction must be a number in \(0, 1\]"):
+        TrainSubset(fraction=fraction)  # type: ignore[arg-type]
+
+
+def test_train_subset_cuts_train_only_with_the_run_seed_and_is_reported(
+    fixtures_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    overrides = [
+        "dataset=bc5cdr_pubtator",
+        f"dataset.data_dir={fixtures_dir / 'pubtator'}",
+        "dataset.train_subset.fraction=0.5",
+    ]
+    full = instantiate(compose_config("data", overrides[:2]).dataset)
+    reader = instantiate(compose_config("data", [*overrides, "seed=7"]).dataset)
+    assert reader.train_subset.seed == 7  # the run seed
+    n = len({d.id for d in full.load("train")})
+    assert len({d.id for d in reader.load("train")}) == max(1, round(n / 2))
+    for split in ("devel", "test"):
+        assert [d.id for d in reader.load(split)] == [d.id for d in full.load(split)]
+    assert reader.preparation()["train_subset"]["documents"] == n
+    assert data_main(["stats", *overrides]) == 0
+    assert f"dataset.train_subset: train keeps {max(1, round(n / 2))} of {n}" in (
+        capsys.readouterr().out
+    )

@@ -21,6 +21,7 @@ from bioner.data.download import DownloadError, fetch, is_local_url, offline_rea
 from bioner.data.errors import CorpusFormatError
 from bioner.data.filters import DocumentFilter
 from bioner.data.splits import RatioSplit
+from bioner.data.subsets import TrainSubset
 from bioner.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,9 @@ class CorpusReader(ABC):
             arguments); ``None``: keep every document.
         split: the rule of ``dataset.split`` (:class:`~bioner.data.splits.RatioSplit`'s
             arguments), or ``None`` (or ``ratios: null``) for the corpus's own splits.
+        train_subset: the rule of ``dataset.train_subset``
+            (:class:`~bioner.data.subsets.TrainSubset`'s arguments); ``None``: train on every
+            training document.
 
     Attributes:
         splits: always ``["train", "devel", "test"]``.
@@ -102,6 +106,7 @@ class CorpusReader(ABC):
         download: Sequence[Mapping[str, Any]] | None = None,
         filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
         split: Mapping[str, Any] | None = None,
+        train_subset: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.data_dir = Path(data_dir).expanduser()
@@ -113,6 +118,7 @@ class CorpusReader(ABC):
         self.filter = DocumentFilter(**dict(filter or {}))
         split = dict(split or {})
         self.ratio_split = RatioSplit(**split) if split.get("ratios") is not None else None
+        self.train_subset = TrainSubset(**dict(train_subset or {}))
         self.sources: list[str] = (
             list(self.ratio_split.source) if self.ratio_split is not None else list(SPLITS)
         )
@@ -138,7 +144,8 @@ class CorpusReader(ABC):
         With ``dataset.split``, the documents of :attr:`sources` are pooled and dealt into the
         splits (:class:`~bioner.data.splits.RatioSplit`); then ``dataset.filter`` drops those
         that break its rules (:class:`~bioner.data.filters.DocumentFilter`, counted per split in
-        ``filter.removed``).
+        ``filter.removed``); last, ``dataset.train_subset`` keeps a seeded fraction of the
+        training documents (:class:`~bioner.data.subsets.TrainSubset`).
 
         Raises:
             CorpusNotFoundError: files are missing.
@@ -152,17 +159,23 @@ class CorpusReader(ABC):
             else:
                 pooled = {s: self._read_source(s) for s in self.sources}
                 docs = self.ratio_split.apply(pooled, self.name)[split]
-            self._cache[split] = self.filter.apply(split, docs, self.name)
+            docs = self.filter.apply(split, docs, self.name)
+            if split == "train":
+                docs = self.train_subset.apply(docs, self.name)
+            self._cache[split] = docs
         return list(self._cache[split])
 
     def preparation(self) -> dict[str, Any]:
-        """What ``dataset.split`` and ``dataset.filter`` did to the splits loaded so far, for
-        ``metrics.json`` and ``bioner-data stats`` (empty when neither is configured)."""
+        """What ``dataset.split``, ``dataset.filter`` and ``dataset.train_subset`` did to the
+        splits loaded so far, for ``metrics.json`` and ``bioner-data stats`` (empty when none is
+        configured)."""
         report: dict[str, Any] = {}
         if self.ratio_split is not None and self.ratio_split.summary:
             report["split"] = dict(self.ratio_split.summary)
         if self.filter.active:
             report["filter"] = {s: dict(v) for s, v in self.filter.removed.items()}
+        if self.train_subset.summary:
+            report["train_subset"] = dict(self.train_subset.summary)
         return report
 
     def _read_source(self, split: str) -> list[Document]:

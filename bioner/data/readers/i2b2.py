@@ -72,8 +72,9 @@ class I2B2Reader(CorpusReader):
         download: Sequence[Mapping[str, Any]] | None = None,
         filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
         split: Mapping[str, Any] | None = None,
+        train_subset: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, data_dir, entity_types, download, filter, split)
+        super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
         if not 0.0 <= dev_fraction < 1.0:
             raise ValueError(f"dev_fraction must be in [0, 1), not {dev_fraction}")
         if on_mismatch not in ("error", "skip"):

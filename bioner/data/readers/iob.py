@@ -55,8 +55,9 @@ class IOBReader(CorpusReader):
         download: Sequence[Mapping[str, Any]] | None = None,
         filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
         split: Mapping[str, Any] | None = None,
+        train_subset: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, data_dir, entity_types, download, filter, split)
+        super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
         if scheme not in SCHEMES:
             raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
         if on_invalid not in ("reject", "repair"):

@@ -93,8 +93,9 @@ class PubTatorReader(CorpusReader):
         download: Sequence[Mapping[str, Any]] | None = None,
         filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
         split: Mapping[str, Any] | None = None,
+        train_subset: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, data_dir, entity_types, download, filter, split)
+        super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
         if overlaps not in OVERLAPS:
             raise ValueError(f"overlaps must be one of {', '.join(OVERLAPS)}, not {overlaps!r}")
         if (files is None) == (corpus is None) or (corpus is None) != (pmids is None):

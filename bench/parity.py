@@ -1,0 +1,232 @@
+"""Accuracy parity with the plain Hugging Face ``Trainer`` over seeds and corpora (issue 19).
+
+Both sides train the same recipe: the quickstart's encoder (MiniLM), ``--lr`` 2e-4, ``--epochs``
+4, batch 32, no warm-up (the Trainer's default), the seed, and the precision bioner chooses for
+the hardware (the Trainer gets ``bf16`` when bioner trained in bf16). Each run is one process of
+``bench/train_speed.py`` (its ``bioner`` recipe, and ``bench/hf_trainer_baseline.py``, the plain
+``Trainer`` as ``run_ner.py`` uses it). The Trainer's word-level predictions are turned into spans
+over the same documents that bioner scores (its reader, one document per sentence of the IOB file,
+tags decoded as bioner decodes its own) and both sides are scored by :mod:`bioner.evaluation`:
+
+- per corpus and side, devel and test strict F1, mean ± sd over the seeds, and the difference;
+- a paired bootstrap over documents on the pooled seed-matched predictions and a sign-flip test
+  over the seeds (``bench/preprocess_effect.py``'s :func:`paired_runs`), one-sided for "bioner
+  scores higher";
+- the wall time of each run.
+
+Runs go to ``--out/<dataset>/<side>/s<seed>``: ``bioner`` (``bioner+<overrides>`` for an ablation,
+so that ``--bioner-overrides alignment.decode_rule=argmax`` gets folders of its own) and
+``hf_trainer`` (``hf_trainer_bf16``; ``+<model overrides>`` when the encoder is changed). A run
+whose ``result.json`` exists is reused, so an interrupted comparison continues; a run without it
+starts afresh. Usage::
+
+    BIONER_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python bench/parity.py \\
+        --datasets bc5cdr,ncbi_disease,bc2gm --seeds 1,2,3
+    # an ablation when bioner trails (the Trainer runs above are reused):
+    BIONER_DATA_DIR=../shared/data python bench/parity.py --datasets bc5cdr --seeds 1,2,3 \\
+        --bioner-overrides alignment.decode_rule=argmax module.fast_dropout=false
+    # a smoke run of the whole pipeline (random tiny model, 30 sentences per split):
+    BIONER_DATA_DIR=../shared/data python bench/parity.py --datasets bc5cdr,ncbi_disease \\
+        --seeds 1,2 --epochs 1 --limit-documents 30 --out /tmp/parity --bioner-overrides model=tiny
+
+The script prints a table and ends with one JSON line holding every figure (also written to
+``--out/<side>.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import train_speed  # bench/ is on sys.path when run as a script
+from hydra.utils import instantiate
+from preprocess_effect import comparison_cells, paired_runs
+
+from bioner.config import compose_config
+from bioner.data.tags import tags_to_spans
+from bioner.inference.formats import write_jsonl
+
+SPLITS = ("devel", "test")
+
+
+def slug(overrides: list[str]) -> str:
+    """A folder-name part for Hydra overrides: ``a.b=c`` -> ``a.b-c``, joined by ``+``."""
+    return "+".join(re.sub(r"[^A-Za-z0-9._-]+", "_", o.replace("=", "-")) for o in overrides)
+
+
+def side_names(bioner_overrides: list[str], hf_recipe: str) -> tuple[str, str]:
+    """The folder names of the two sides: bioner's names all its overrides; the Trainer's only
+    those that change what it trains (the encoder, ``model...``)."""
+    bioner = "+".join(["bioner", slug(bioner_overrides)]) if bioner_overrides else "bioner"
+    model = [o for o in bioner_overrides if o.lstrip("+~").startswith("model")]
+    hf = "+".join([hf_recipe, slug(model)]) if model else hf_recipe
+    return bioner, hf
+
+
+def recipe_args(args: argparse.Namespace, dataset: str, seed: int, run_dir: Path) -> Any:
+    """The arguments of one ``train_speed.run_recipe`` call (a full-epochs run)."""
+    return argparse.Namespace(
+        run_dir=str(run_dir),
+        device=args.device,
+        dataset=dataset,
+        bioner_overrides=list(args.bioner_overrides),
+        model=args.model,
+        steps=0,
+        warmup_steps=0,
+        profile_steps=0,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=seed,
+        epochs=args.epochs,
+        limit_documents=args.limit_documents,
+        predictions=str(run_dir / "tags"),
+    )
+
+
+def run_side(
+    recipe: str, run_dir: Path, args: argparse.Namespace, dataset: str, seed: int
+) -> dict[str, Any]:
+    """Train one side for one seed into ``run_dir`` unless done; its ``result.json``."""
+    done = run_dir / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    shutil.rmtree(run_dir, ignore_errors=True)  # a killed run starts afresh
+    run_dir.mkdir(parents=True)
+    print(f"+ {dataset} s{seed} {recipe} -> {run_dir}", flush=True)
+    started = time.perf_counter()
+    if args.model is None:  # built only when a run trains (a resumed table needs no encoder)
+        args.model = train_speed.encoder_folder(args)
+    result = train_speed.run_recipe(recipe, recipe_args(args, dataset, seed, run_dir))
+    result["wall_s"] = time.perf_counter() - started
+    if recipe != "bioner":
+        score_trainer(run_dir, dataset, args)
+    done.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"  done in {result['wall_s']:.0f} s", flush=True)
+    return result
+
+
+def score_trainer(run_dir: Path, dataset: str, args: argparse.Namespace) -> None:
+    """Turn the Trainer's word tags into ``predictions/<split>.jsonl`` over bioner's documents,
+    the files bioner writes for its own runs."""
+    overrides = [f"dataset={dataset}", *(o for o in args.bioner_overrides if "dataset" in o)]
+    reader = instantiate(compose_config("data", overrides).dataset)
+    for split in SPLITS:
+        docs = [reader.evaluation_document(d) for d in reader.load(split)]
+        docs = docs[: args.limit_documents]
+        tags = json.loads((run_dir / "tags" / f"{split}.json").read_text())["tags"]
+        if len(tags) != len(docs) or any(len(t) != len(d.words) for t, d in zip(tags, docs)):
+            raise SystemExit(
+                f"{run_dir / 'tags' / f'{split}.json'}: {len(tags)} tagged sentences do not match "
+                f"the {len(docs)} documents of {dataset}/{split} word for word; the parity "
+                "comparison needs an IOB corpus read one document per sentence"
+            )
+        # Decoded as bioner decodes its own tags (an I- after O starts an entity, as conlleval).
+        spans = [tags_to_spans(d.words, t, "IOB2", on_invalid="repair") for d, t in zip(docs, tags)]
+        write_jsonl(run_dir / "predictions" / f"{split}.jsonl", docs, spans)
+
+
+def summarise(
+    out: Path, dataset: str, names: tuple[str, str], seeds: list[int], samples: int
+) -> dict[str, Any]:
+    """bioner against the Trainer on one corpus: F1 and tests per split, wall times."""
+    runs = {name: [out / dataset / name / f"s{s}" for s in seeds] for name in names}
+    row: dict[str, Any] = {"dataset": dataset}
+    for split in SPLITS:
+        row[split] = paired_runs(runs[names[0]], runs[names[1]], seeds, split, samples)
+    for side, name in zip(("bioner", "hf"), names):
+        walls = [json.loads((r / "result.json").read_text())["wall_s"] for r in runs[name]]
+        row[f"wall_s_{side}"] = walls
+    return row
+
+
+def mean_sd(values: list[float]) -> str:
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return f"{float(np.mean(values)):.4f} ± {sd:.4f}"
+
+
+def table(rows: list[dict[str, Any]], names: tuple[str, str]) -> str:
+    head = (
+        f"| corpus | split | {names[0]} F1 | {names[1]} F1 | Δ mean ± sd (points) "
+        "| pooled Δ [95% CI] | p (bootstrap, one-sided) | p (sign flip) | wall h (bioner / HF) |"
+    )
+    lines = [head, "|" + " --- |" * 9]
+    for row in rows:
+        for split in SPLITS:
+            r = row[split]
+            hours = [np.mean(row[f"wall_s_{side}"]) / 3600 for side in ("bioner", "hf")]
+            lines.append(
+                f"| {row['dataset']} | {split} | {mean_sd([s['f1_a'] for s in r['per_seed']])} | "
+                f"{mean_sd([s['f1_b'] for s in r['per_seed']])} | {comparison_cells(r)} | "
+                f"{hours[0]:.2f} / {hours[1]:.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--datasets", default="bc5cdr,ncbi_disease,bc2gm")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=Path("logs/bench/parity"))
+    parser.add_argument("--samples", type=int, default=1000, help="paired bootstrap samples")
+    parser.add_argument(
+        "--limit-documents", type=int, default=None, help="first N sentences per split (smoke)"
+    )
+    parser.add_argument(
+        "--hf-recipe",
+        default="auto",
+        choices=("auto", "hf_trainer", "hf_trainer_bf16", "hf_trainer_grouped"),
+        help="auto: hf_trainer, with bf16 when bioner trained in bf16 (precision by hardware)",
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    parser.add_argument(
+        "--bioner-overrides", nargs="*", default=[], help="extra Hydra overrides for bioner"
+    )
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.device == "auto":
+        import torch
+
+        args.device = "gpu" if torch.cuda.is_available() else "cpu"
+    args.model = None
+    datasets = [d for d in args.datasets.split(",") if d]
+    seeds = [int(s) for s in args.seeds.split(",")]
+
+    names: tuple[str, str] | None = None
+    for dataset in datasets:
+        for seed in seeds:
+            bioner_name, _ = side_names(args.bioner_overrides, "hf_trainer")
+            ours = run_side(
+                "bioner", args.out / dataset / bioner_name / f"s{seed}", args, dataset, seed
+            )
+            recipe = args.hf_recipe
+            if recipe == "auto":
+                recipe = "hf_trainer_bf16" if "bf16" in str(ours.get("precision")) else "hf_trainer"
+            names = side_names(args.bioner_overrides, recipe)
+            run_side(recipe, args.out / dataset / names[1] / f"s{seed}", args, dataset, seed)
+    assert names is not None
+    rows = [summarise(args.out, d, names, seeds, args.samples) for d in datasets]
+    print(table(rows, names), flush=True)
+    figures = {
+        "sides": list(names),
+        "recipe": {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size},
+        "bioner_overrides": args.bioner_overrides,
+        "results": rows,
+    }
+    (args.out / f"{names[0]}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""bench/parity.py end to end on the tiny BERT: both sides train, the Trainer's tags are scored by
+bioner's evaluation on bioner's documents, and a second call reuses every run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bioner.data.document import Document
+from bioner.evaluation import evaluate
+from bioner.inference.formats import read_jsonl
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))  # parity.py imports its neighbours as a script does
+
+
+def test_folder_names_keep_ablations_apart_and_share_the_trainer_runs() -> None:
+    from parity import side_names
+
+    assert side_names([], "hf_trainer") == ("bioner", "hf_trainer")
+    ablation = ["alignment.decode_rule=argmax", "module.fast_dropout=false"]
+    assert side_names(ablation, "hf_trainer") == (
+        "bioner+alignment.decode_rule-argmax+module.fast_dropout-false",
+        "hf_trainer",  # the Trainer trains the same thing: its runs are reused
+    )
+    assert side_names(["model=tiny", "data.max_tokens=null"], "hf_trainer_bf16") == (
+        "bioner+model-tiny+data.max_tokens-null",
+        "hf_trainer_bf16+model-tiny",  # another encoder: other Trainer runs
+    )
+
+
+@pytest.mark.slow
+def test_parity_scores_both_sides_with_bioner_evaluation_and_resumes(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    out = tmp_path / "parity"
+    command = [
+        sys.executable,
+        str(REPO / "bench" / "parity.py"),
+        "--datasets",
+        "ncbi_disease",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--limit-documents",
+        "12",
+        "--samples",
+        "50",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--bioner-overrides",
+        "model=tiny",
+        f"model.cache_dir={tiny_model_dir.parent.parent}",
+        f"paths.data_dir={shared_data}",
+    ]
+    env = {**os.environ, "BIONER_DATA_DIR": str(shared_data)}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    ours, theirs = (out / "ncbi_disease" / name / "s1" for name in figures["sides"])
+    assert theirs.name == "s1" and theirs.parent.name.startswith("hf_trainer")
+    (row,) = figures["results"]
+    assert "| ncbi_disease | test |" in done.stdout
+    for split in ("devel", "test"):
+        bioner_records = read_jsonl(ours / "predictions" / f"{split}.jsonl")
+        trainer_records = read_jsonl(theirs / "predictions" / f"{split}.jsonl")
+        # The same documents and gold on both sides, every tagged sentence scored.
+        assert {r["id"]: r["gold"] for r in trainer_records} == {
+            r["id"]: r["gold"] for r in bioner_records
+        }
+        assert len(trainer_records) == 12
+        (seed,) = row[split]["per_seed"]
+        metrics = json.loads((ours / "metrics.json").read_text())
+        assert seed["f1_a"] == pytest.approx(metrics[split]["metrics"]["f1"])
+        gold = [Document(r["id"], r["text"], r["gold"]) for r in trainer_records]
+        f1 = evaluate(gold, [r["spans"] for r in trainer_records]).metrics()["f1"]
+        assert seed["f1_b"] == pytest.approx(f1)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0 and "\n+ " not in "\n" + again.stdout  # every run reused
+    assert json.loads(again.stdout.strip().splitlines()[-1]) == figures
