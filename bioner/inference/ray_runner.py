@@ -49,6 +49,7 @@ from bioner.inference.inputs import (
     detect_format,
     read_inputs,
 )
+from bioner.inference.pubmed import Failure
 from bioner.inference.run import open_output, report_failures
 from bioner.utils.log import get_logger
 
@@ -56,7 +57,7 @@ log = get_logger(__name__)
 
 _INSTALL = "runner=ray needs Ray: pip install 'bioner[ray]'"
 #: Input names in a folder that runner=ray reads (others, such as the baseline's .md5 files, are
-#: left alone), longest first so that .xml.gz wins over .gz.
+#: left alone).
 _INPUT_SUFFIXES = (*PUBMED_SUFFIXES, ".jsonl", ".json", ".pubtator", ".txt")
 _OUTPUT_SUFFIX = {"jsonl": ".jsonl", "pubtator": ".pubtator", "bioc": ".xml", "conll": ".conll"}
 
@@ -377,24 +378,11 @@ class RayRunner:
                 if row["end"]:
                     stack.close()  # footer, then the rename that marks the file done
                     writer = None
-                    from bioner.inference.pubmed import Failure
-
                     failures += [Failure(**f) for f in json.loads(row["failures"])]
                     summary["files_written"] += 1
                     bar.file_done()
                     continue
-                doc = Document(
-                    row["id"],
-                    row["text"],
-                    [],
-                    [tuple(s) for s in json.loads(row["sentences"])],
-                    [tuple(w) for w in json.loads(row["words"])],
-                    meta=json.loads(row["meta"]),
-                )
-                spans = [
-                    Span(a, b, label, score=score, id=span_id)
-                    for a, b, label, score, span_id in json.loads(row["spans"])
-                ]
+                doc, spans = row_document(row)
                 writer.write(doc, spans)
                 summary["documents"] += 1
                 summary["spans"] += len(spans)
@@ -403,6 +391,24 @@ class RayRunner:
         summary["seconds"] = round(time.perf_counter() - start, 3)
         summary["failed_files"] = len(failures)
         report_failures(failures)
+
+
+def row_document(row: dict[str, Any]) -> tuple[Document, list[Span]]:
+    """The document and spans of a tagged row, as the writers take them (the driver's work per
+    document)."""
+    doc = Document(
+        row["id"],
+        row["text"],
+        [],
+        [tuple(s) for s in json.loads(row["sentences"])],
+        [tuple(w) for w in json.loads(row["words"])],
+        meta=json.loads(row["meta"]),
+    )
+    spans = [
+        Span(a, b, label, score=score, id=span_id)
+        for a, b, label, score, span_id in json.loads(row["spans"])
+    ]
+    return doc, spans
 
 
 def _user_error(err: BaseException) -> UserError | None:
