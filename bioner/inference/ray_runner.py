@@ -313,13 +313,14 @@ class RayRunner:
             if started:
                 ray.shutdown()
         log.info(
-            "tagged %d documents (%d characters): %d spans in %.1f s (%.1f documents/s) -> %d "
-            "files in %s",
+            "tagged %d documents (%d characters): %d spans in %.1f s (%.1f documents/s; the "
+            "first document after %.1f s) -> %d files in %s",
             summary["documents"],
             summary["characters"],
             summary["spans"],
             summary["seconds"],
             summary["documents"] / max(summary["seconds"], 1e-9),
+            summary.get("startup_s", 0.0),
             summary["files_written"],
             cfg.output,
         )
@@ -382,6 +383,8 @@ class RayRunner:
                     summary["files_written"] += 1
                     bar.file_done()
                     continue
+                if "startup_s" not in summary:  # actors started, model loaded, one batch tagged
+                    summary["startup_s"] = round(time.perf_counter() - start, 3)
                 doc, spans = row_document(row)
                 writer.write(doc, spans)
                 summary["documents"] += 1
@@ -412,14 +415,18 @@ def row_document(row: dict[str, Any]) -> tuple[Document, list[Span]]:
 
 
 def _user_error(err: BaseException) -> UserError | None:
-    """The :class:`UserError` a Ray worker raised (Ray wraps it), if that is what ``err`` is."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, UserError):
-            return err
-        err = getattr(err, "cause", None) or err.__cause__
-    return None
+    """The :class:`UserError` a Ray worker raised, found in the chain of errors Ray wraps it in
+    (``RayTaskError.cause``, ``__cause__``), or ``None``."""
+    found, seen = None, set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, UserError):
+            found = current  # the innermost one is the worker's own, without Ray's wrapping
+        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
+    if found is not None and type(found).__module__.startswith("ray"):
+        return None
+    return found
 
 
 class _Progress:

@@ -4,14 +4,16 @@ tests/integration/test_predict.py)."""
 
 from __future__ import annotations
 
+import pickle
 import sys
 from pathlib import Path
 
 import pytest
 
 from bioner.config import compose_config
+from bioner.data.errors import CorpusFormatError
 from bioner.errors import ConfigError, UserError
-from bioner.inference.ray_runner import RayRunner, plan_shards
+from bioner.inference.ray_runner import RayRunner, _user_error, plan_shards
 
 
 def test_each_input_file_becomes_one_output_file(tmp_path: Path) -> None:
@@ -94,3 +96,27 @@ def test_a_run_whose_outputs_all_exist_does_nothing(tmp_path: Path) -> None:
     summary = RayRunner().run(cfg)  # no Ray started, no model loaded
     assert summary["files_skipped"] == 1 and summary["files_written"] == 0
     assert (tmp_path / "out" / "a.jsonl").read_text() == "done\n"
+
+
+def test_a_workers_format_error_reaches_the_user_as_itself() -> None:
+    """Ray pickles a worker's error and wraps it; bioner-predict re-raises the bioner error so
+    that the user sees its one-line message (file, line, fix), not Ray's traceback."""
+    error = CorpusFormatError("a.jsonl", 2, "not JSON", "fix it")
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.path, again.line, again.problem, again.fix, str(again)) == (
+        "a.jsonl",
+        2,
+        "not JSON",
+        "fix it",
+        str(error),
+    )
+
+    class Wrapper(Exception):  # stands in for ray.exceptions.RayTaskError
+        def __init__(self, cause: BaseException) -> None:
+            super().__init__("task failed")
+            self.cause = cause
+
+    outer = RuntimeError("dataset failed")
+    outer.__cause__ = Wrapper(again)
+    assert _user_error(outer) is again
+    assert _user_error(RuntimeError("a bug")) is None
