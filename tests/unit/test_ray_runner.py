@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bioner.config import compose_config
+from bioner.cli.app import check_config
+from bioner.config import CONFIG_DIR, compose_config
 from bioner.data.errors import CorpusFormatError
 from bioner.errors import ConfigError, UserError
 from bioner.inference.ray_runner import RayRunner, _user_error, plan_shards
@@ -120,3 +121,13 @@ def test_a_workers_format_error_reaches_the_user_as_itself() -> None:
     outer.__cause__ = Wrapper(again)
     assert _user_error(outer) is again
     assert _user_error(RuntimeError("a bug")) is None
+
+
+def test_both_runners_pass_the_config_check() -> None:
+    """Each runner option's keys are parameters of its class (a renamed one fails here)."""
+    base = ["tagger.folder=x", "input=in", "output=out"]
+    for option in sorted(p.stem for p in (CONFIG_DIR / "runner").glob("*.yaml")):
+        check_config(compose_config("predict", [*base, f"runner={option}"]), overrides=[])
+    bad = compose_config("predict", [*base, "runner=ray", "runner.num_actors=two"])
+    with pytest.raises(ConfigError, match="runner.num_actors='two' must be an integer"):
+        check_config(bad, overrides=[])
