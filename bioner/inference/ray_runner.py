@@ -301,7 +301,10 @@ class RayRunner:
         node = {"tagger": plain["tagger"], "postprocess": plain.get("postprocess")}
         started = not ray.is_initialized()
         if started:
-            ray.init(address=self.address, include_dashboard=False)
+            if self.address is None:  # a Ray instance for this run alone: no dashboard to serve
+                ray.init(include_dashboard=False)
+            else:
+                ray.init(address=self.address)
         try:
             self._run(ray, node, todo, cfg.format, summary)
         except Exception as err:
