@@ -5,7 +5,9 @@ first ``--limit`` for a smoke run) are
 written as PubMed XML (``tests/fixtures/pubmed_xml.py``, real schema, gzip) into ``--shards``
 files, and tagged by ``bioner-predict`` three ways, each in its own process:
 
-- ``local``: ``runner=local`` (one process, ``tagger.*`` defaults), one output file;
+- ``local``: ``runner=local`` (one process, ``tagger.*`` defaults, torch's default threads: one
+  per core), one output file; ``local1``: the same on one thread (``OMP_NUM_THREADS=1``, as a
+  one-CPU actor runs);
 - ``ray1`` / ``ray2``: ``runner=ray runner.num_actors=1`` / ``2`` (one CPU slot each), one output
   file per input file.
 
@@ -140,9 +142,11 @@ def _tree(root: int) -> dict[int, tuple[str, int]]:
     return found
 
 
-def run(name: str, args: list[str]) -> dict:
+def run(name: str, args: list[str], threads: int | None = None) -> dict:
     """Run ``bioner-predict`` with ``args``; wall time and peak RSS (driver, actors, tree)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     cmd = [sys.executable, "-m", "bioner.predict", *args]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -243,7 +247,7 @@ def main() -> None:
             out = work / "out" / f"{recipe}_{size}"
             subprocess.run(["rm", "-rf", str(out)], check=True)
             common = [f"model={model}", f"input={source}", "input_format=pubmed"]
-            if recipe == "local":
+            if recipe.startswith("local"):
                 extra = [f"output={out / 'all.jsonl'}"]
             else:
                 actors = int(recipe.removeprefix("ray"))
@@ -254,7 +258,8 @@ def main() -> None:
                     f"runner.batch_size={args.batch_size}",
                     "runner.progress=false",
                 ]
-            figures[size] = run(f"{recipe} {size}", common + extra)
+            threads = 1 if recipe == "local1" else None
+            figures[size] = run(f"{recipe} {size}", common + extra, threads)
             print(recipe, size, figures[size], flush=True)
         whole = figures["all"]
         extra_s = whole["wall_s"] - figures["one"]["wall_s"]
@@ -265,7 +270,7 @@ def main() -> None:
         results[recipe]["documents_per_s_by_difference"] = (
             round((documents - 1) / extra_s, 2) if extra_s > 0 else None
         )
-        if recipe == "local":
+        if recipe.startswith("local"):
             in_run = documents / whole["logged_s"]
         else:
             first_batch = min(args.batch_size, documents)
