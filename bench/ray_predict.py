@@ -276,12 +276,13 @@ def main() -> None:
     outputs = {
         recipe: sorted((work / "out" / f"{recipe}_all").glob("*.jsonl")) for recipe in results
     }
-    reference = spans_of(outputs["local"]) if "local" in outputs else None
+    local = next((r for r in outputs if r.startswith("local")), None)
+    reference = spans_of(outputs[local]) if local else None
     for recipe, paths in outputs.items():
         spans = spans_of(paths)
         results[recipe]["documents"] = len(spans)
         results[recipe]["spans"] = sum(len(s) for s in spans.values())
-        if reference is not None and recipe != "local":
+        if reference is not None and recipe != local:
             same = sum(spans.get(k) == v for k, v in reference.items())
             results[recipe]["documents_with_local_spans"] = f"{same}/{len(reference)}"
     if "ray1" in results:
@@ -292,8 +293,8 @@ def main() -> None:
                 results[recipe]["per_actor_efficiency"] = round(
                     results[recipe]["documents_per_s"] / (k * base), 3
                 )
-    if "local" in results:
-        results["driver"] = driver_cost(outputs["local"][0])
+    if local:
+        results["driver"] = driver_cost(outputs[local][0])
     load = os.getloadavg()
     print(f"load average after the runs: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     for recipe, r in results.items():

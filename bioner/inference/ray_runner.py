@@ -342,6 +342,10 @@ class RayRunner:
         # the order of its input, like runner=local's.
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False  # bioner's own bar counts documents
+        # Blocks of about 1 MiB (a few hundred abstracts) instead of Ray's 128 MiB: a block is what
+        # an actor task takes and gives back at once, so small ones spread a large file over all
+        # actors and return documents (and move the progress bar) as they are tagged.
+        context.target_max_block_size = 1 << 20
         words = output_format == "conll"
         files = ray.data.from_items(
             [
