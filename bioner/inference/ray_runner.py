@@ -9,8 +9,9 @@ The pipeline, in Ray Data's public API:
    carries the file's read failures.
 3. A pool of ``num_actors`` tagger actors (``map_batches`` with a callable class,
    ``ActorPoolStrategy``; ``num_gpus_per_actor`` GPUs and ``num_cpus_per_actor`` CPU slots each)
-   loads the model once per actor and tags ``batch_size`` documents at a time. Documents of one
-   file are spread over all actors, so one large file uses the whole pool too.
+   loads the model once per actor and tags ``batch_size`` documents at a time. A file's
+   documents travel in blocks of about 1 MiB, spread over all actors, so one large file uses the
+   whole pool too.
 4. The driver takes the rows back in input order (``preserve_order``) and writes each file's
    output with the same writers as ``runner=local``; a file's output is written under a
    temporary name and renamed when its last document is in. A run killed half-way and started

@@ -238,7 +238,7 @@ def test_runner_ray_tags_like_local_and_skips_files_done(
             f"output={out}",
             "runner=ray",
             "runner.num_actors=2",
-            "runner.batch_size=3",  # each file's documents spread over both actors
+            "runner.batch_size=3",  # several batches per file
             "runner.progress=false",
         ],
     )
