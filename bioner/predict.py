@@ -8,6 +8,7 @@ Examples::
     cat note.txt | bioner-predict model=<run> input=- output=- format=pubtator
     bioner-predict model=[<chemical run>,<disease run>] postprocess=[abbreviations,overlaps] \\
         input=pubmed.pubtator output=out.xml format=bioc
+    bioner-predict model=<run> runner=ray input=pubmed_baseline/ output=tagged/  # docs/pubmed.md
 
 ``model=`` stands for ``tagger.folder=``: ``conf/model/`` is a config group of training, and Hydra
 would read ``model=...`` as choosing one of its options.
@@ -16,7 +17,6 @@ would read ``model=...`` as choosing one of its options.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -26,23 +26,17 @@ from omegaconf import DictConfig
 from bioner.cli.app import check_config
 from bioner.cli.errors import cli_main
 from bioner.config import CONFIG_DIR
-from bioner.errors import ConfigError
-from bioner.inference.run import predict_files
-from bioner.postprocess import build_postprocessors
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
-    """Tag ``cfg.input`` into ``cfg.output``; return the counts (documents, spans, seconds)."""
+    """Tag ``cfg.input`` into ``cfg.output``; return the counts (documents, spans, seconds).
+
+    ``cfg.runner`` does the work: ``runner=local`` in this process
+    (:class:`bioner.inference.run.LocalRunner`), ``runner=ray`` on Ray
+    (:class:`bioner.inference.ray_runner.RayRunner`).
+    """
     check_config(cfg)  # before the model loads
-    if str(cfg.output) != "-" and Path(cfg.output).is_dir():
-        suffix = {"bioc": "xml"}.get(cfg.format, cfg.format)
-        raise ConfigError(
-            f"output={cfg.output} is a folder; name a file in it, e.g. "
-            f"output={Path(cfg.output) / f'spans.{suffix}'}"
-        )
-    steps = build_postprocessors(cfg.get("postprocess"))
-    tagger = instantiate(cfg.tagger, postprocess=steps, _convert_="all")
-    return predict_files(tagger, cfg.input, cfg.output, cfg.input_format, cfg.format)
+    return instantiate(cfg.runner).run(cfg)
 
 
 def _model_shorthand(argv: list[str]) -> list[str]:

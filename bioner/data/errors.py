@@ -26,3 +26,8 @@ class CorpusFormatError(UserError, ValueError):
         self.fix = fix
         where = f"{self.path}:{line}" if line is not None else self.path
         super().__init__(f"{where}: {problem}. Fix: {fix}")
+
+    def __reduce__(self) -> tuple:
+        # Picklable with its four arguments, so that it crosses process boundaries intact (a Ray
+        # read task's error reaches bioner-predict as this error, not as an unpicklable one).
+        return (self.__class__, (self.path, self.line, self.problem, self.fix))

@@ -14,10 +14,14 @@ Input formats (``input_format``):
 * ``pubtator``: ``PMID|t|title`` and ``PMID|a|abstract`` lines; the document is
   ``title + " " + abstract`` as in the PubTator corpora (just the title when the abstract is
   empty), with a sentence boundary forced after the title. Annotation lines are ignored.
+* ``pubmed``: PubMed/MEDLINE XML (``.xml``, ``.xml.gz``; a file or a folder of them), one
+  document per citation, laid out as ``pubtator`` is (:mod:`bioner.inference.pubmed`). A broken
+  file is logged and counted, and the run goes on with the next one.
 
-``auto`` picks ``folder`` for a folder, ``jsonl`` for ``.jsonl``/``.json``, ``pubtator`` for
-``.pubtator``/``.PubTator`` names (and files whose first line is a PubTator title line), and
-``lines`` otherwise. ``-`` reads standard input.
+``auto`` picks ``folder`` for a folder (``pubmed`` for a folder of ``.xml``/``.xml.gz`` files
+and no ``.txt``), ``jsonl`` for ``.jsonl``/``.json``, ``pubmed`` for ``.xml``/``.xml.gz``,
+``pubtator`` for ``.pubtator``/``.PubTator`` names (and files whose first line is a PubTator
+title line), and ``lines`` otherwise. ``-`` reads standard input.
 
 Text is UTF-8; a byte-order mark at the start of a file is not text and is skipped. Nothing else
 is changed: offsets index the text exactly as read, tabs, ``\\r`` inside a line, and any Unicode
@@ -29,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +41,11 @@ from typing import IO, Any
 
 from bioner.data.errors import CorpusFormatError
 
-INPUT_FORMATS = ("auto", "lines", "text", "folder", "jsonl", "pubtator")
+INPUT_FORMATS = ("auto", "lines", "text", "folder", "jsonl", "pubtator", "pubmed")
 _PUBTATOR_HEADER = re.compile(r"([^\t|]+)\|([ta])\|(.*)\Z", re.DOTALL)
 _BOM = "\ufeff"
+#: Names read as PubMed XML (by ``auto``, and in a folder given with ``pubmed``).
+PUBMED_SUFFIXES = (".xml", ".xml.gz")
 
 
 @dataclass(slots=True)
@@ -182,12 +188,23 @@ def read_pubtator(source: str | Path) -> Iterator[TextRecord]:
         )
 
 
+def read_pubmed(source: str | Path) -> Iterable[TextRecord]:
+    """Citations of PubMed XML: a :class:`bioner.inference.pubmed.PubMedReader`, which also
+    keeps the files that broke off (``failures``) for the run's summary."""
+    if str(source) == "-":
+        raise ValueError("input_format=pubmed reads files (.xml, .xml.gz) or a folder, not -")
+    from bioner.inference.pubmed import PubMedReader  # it imports this module
+
+    return PubMedReader.of(source)
+
+
 _READERS = {
     "lines": read_lines,
     "text": read_text,
     "folder": read_folder,
     "jsonl": read_jsonl,
     "pubtator": read_pubtator,
+    "pubmed": read_pubmed,
 }
 
 
@@ -197,9 +214,16 @@ def detect_format(source: str | Path) -> str:
         return "lines"
     path = Path(source)
     if path.is_dir():
+        names = [p.name.lower() for p in path.rglob("*") if p.is_file()]
+        if not any(n.endswith(".txt") for n in names) and any(
+            n.endswith(PUBMED_SUFFIXES) for n in names
+        ):
+            return "pubmed"
         return "folder"
     if path.suffix.lower() in (".jsonl", ".json"):
         return "jsonl"
+    if path.name.lower().endswith(PUBMED_SUFFIXES):
+        return "pubmed"
     if path.suffix.lower() == ".pubtator" or "pubtator" in path.name.lower():
         return "pubtator"
     with open(path, "rb") as f:
@@ -207,7 +231,7 @@ def detect_format(source: str | Path) -> str:
     return "pubtator" if _PUBTATOR_HEADER.match(first) and "|t|" in first else "lines"
 
 
-def read_inputs(source: str | Path, input_format: str = "auto") -> Iterator[TextRecord]:
+def read_inputs(source: str | Path, input_format: str = "auto") -> Iterable[TextRecord]:
     """Documents of ``source`` (a file, a folder or ``-``) in ``input_format``, lazily.
 
     Raises:
@@ -220,6 +244,8 @@ def read_inputs(source: str | Path, input_format: str = "auto") -> Iterator[Text
         raise FileNotFoundError(f"input {source} does not exist; give a file, a folder or -")
     if input_format == "auto":
         input_format = detect_format(source)
+    if input_format == "pubmed":
+        return _READERS[input_format](source)  # a file or a folder of them
     if (input_format == "folder") != (str(source) != "-" and Path(source).is_dir()):
         raise ValueError(
             f"input {source}: input_format=folder needs a folder of .txt files and a folder "

@@ -6,16 +6,19 @@ import io
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from bioner.errors import ConfigError
 from bioner.inference.formats import open_writer
 from bioner.inference.inputs import read_inputs
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
     from bioner.inference.tagger import Tagger
 
 log = get_logger(__name__)
@@ -66,7 +69,8 @@ def predict_files(
         output_format: see :data:`bioner.inference.formats.OUTPUT_FORMATS`.
 
     Returns:
-        ``documents``, ``spans``, ``characters`` and ``seconds``.
+        ``documents``, ``spans``, ``characters``, ``seconds`` and ``failed_files``: input files
+        that broke off and were skipped from there (PubMed XML; the errors are logged).
     """
     records = read_inputs(source, input_format)
     start = time.perf_counter()
@@ -80,6 +84,7 @@ def predict_files(
         "spans": writer.spans,
         "characters": characters,
         "seconds": round(time.perf_counter() - start, 3),
+        "failed_files": len(getattr(records, "failures", ())),
     }
     log.info(
         "tagged %d documents (%d characters): %d spans in %.1f s -> %s",
@@ -89,4 +94,36 @@ def predict_files(
         summary["seconds"],
         output,
     )
+    report_failures(getattr(records, "failures", ()))
     return summary
+
+
+def report_failures(failures: Sequence[Any]) -> None:
+    """One warning listing the input files that broke off (each was logged where it broke)."""
+    if failures:
+        log.warning(
+            "%d input file(s) could not be read to the end and were tagged only up to the "
+            "fault: %s",
+            len(failures),
+            ", ".join(f"{f.path} ({f.records} records)" for f in failures),
+        )
+
+
+class LocalRunner:
+    """``runner=local`` (the default): tag in this process, into one output file or ``-``."""
+
+    def run(self, cfg: DictConfig) -> dict[str, Any]:
+        """Tag ``cfg.input`` into ``cfg.output`` as ``bioner-predict`` configures it."""
+        from hydra.utils import instantiate
+
+        from bioner.postprocess import build_postprocessors
+
+        if str(cfg.output) != "-" and Path(cfg.output).is_dir():
+            suffix = {"bioc": "xml"}.get(cfg.format, cfg.format)
+            raise ConfigError(
+                f"output={cfg.output} is a folder; name a file in it, e.g. "
+                f"output={Path(cfg.output) / f'spans.{suffix}'} (runner=ray writes a folder)"
+            )
+        steps = build_postprocessors(cfg.get("postprocess"))
+        tagger = instantiate(cfg.tagger, postprocess=steps, _convert_="all")
+        return predict_files(tagger, cfg.input, cfg.output, cfg.input_format, cfg.format)

@@ -48,10 +48,12 @@ def exported(tiny_model_dir: Path, tmp_path_factory) -> Path:
     return export_pretrained(model, encoder.load_tokenizer(), folder, metadata)
 
 
-def run_cli(*overrides: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *overrides: str, stdin: bytes | None = None, flags: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "bioner.predict", *overrides],
+        [sys.executable, *flags, "-m", "bioner.predict", *overrides],
         input=stdin,
         capture_output=True,
         cwd=REPO,
@@ -62,7 +64,10 @@ def run_cli(*overrides: str, stdin: bytes | None = None) -> subprocess.Completed
 
 def test_stdin_to_stdout_with_the_model_shorthand(exported: Path, tmp_path: Path) -> None:
     data = "\n".join(TEXTS).encode() + b"\n"
-    done = run_cli(f"model={exported}", "input=-", "output=-", stdin=data)
+    # -X importtime lists every module imported on stderr.
+    done = run_cli(
+        f"model={exported}", "input=-", "output=-", stdin=data, flags=("-X", "importtime")
+    )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     records = [json.loads(line) for line in done.stdout.decode().splitlines()]
     # Only JSON on stdout (logs go to stderr); one record per input line, text exact.
@@ -73,6 +78,9 @@ def test_stdin_to_stdout_with_the_model_shorthand(exported: Path, tmp_path: Path
         [prediction_record(s, text) for s in d] for d, text in zip(expected, TEXTS)
     ]
     assert any(records[0]["spans"]) and b"tagged 3 documents" in done.stderr
+    # runner=local (the default) never imports Ray, installed or not.
+    imported = [line.rsplit(b"|", 1)[-1].strip() for line in done.stderr.splitlines()]
+    assert b"json" in imported and not [m for m in imported if m.split(b".")[0] == b"ray"]
     assert not list(REPO.glob("predict.log")) and not (REPO / ".hydra").exists()
 
 
@@ -175,3 +183,94 @@ def test_a_trained_run_folder_predicts(tiny_model_dir: Path, tmp_path: Path, sha
     assert out.read_text(encoding="utf-8").startswith(
         "7|t|Clonidine and naloxone.\n7|a|Renal failure.\n"
     )
+
+
+# ---------------------------------------------------------------------- runner=ray
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray instance on 2 CPUs for the module's Ray tests (start-up takes 10-20 s)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _pubmed_corpus(folder: Path) -> None:
+    """Three PubMed files of tricky and plain abstracts (tests/fixtures/pubmed_xml.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "pubmed_xml", REPO / "tests" / "fixtures" / "pubmed_xml.py"
+    )
+    pubmed_xml = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pubmed_xml)
+    folder.mkdir()
+    for f in range(3):
+        articles = [
+            pubmed_xml.plain_article(f"{f}{i}", f"Title {f}.{i}: {TEXTS[i % 3][:40]}", text)
+            for i, text in enumerate([*TEXTS, *(t[::-1] for t in TEXTS)])
+        ]
+        articles.append(
+            (f"{f}9", "Na<sup>+</sup> and <i>cisplatin</i>", [("METHODS", "Cisplatin &amp; ARF.")])
+        )
+        pubmed_xml.write_pubmed(folder / f"pubmed26n000{f}.xml.gz", articles)
+
+
+@pytest.mark.slow
+def test_runner_ray_tags_like_local_and_skips_files_done(
+    exported: Path, tmp_path: Path, ray_session
+) -> None:
+    """Two CPU actors over three PubMed files: every document's spans equal runner=local's; an
+    output that exists (a finished file of a killed run) is skipped, a half-written one redone."""
+    source, out = tmp_path / "baseline", tmp_path / "tagged"
+    _pubmed_corpus(source)
+    out.mkdir()
+    (out / "pubmed26n0001.jsonl").write_text("done before\n", encoding="utf-8")
+    (out / ".pubmed26n0002.jsonl.partial").write_text('{"id": "half', encoding="utf-8")
+    cfg = compose_config(
+        "predict",
+        [
+            f"tagger.folder={exported}",
+            f"input={source}",
+            f"output={out}",
+            "runner=ray",
+            "runner.num_actors=2",
+            "runner.batch_size=3",  # several batches per file
+            "runner.progress=false",
+        ],
+    )
+    summary = predict(cfg)
+    assert summary["files_written"] == 2 and summary["files_skipped"] == 1
+    assert summary["documents"] == 14 and summary["failed_files"] == 0
+    assert (out / "pubmed26n0001.jsonl").read_text(encoding="utf-8") == "done before\n"
+    assert sorted(p.name for p in out.iterdir()) == [f"pubmed26n000{f}.jsonl" for f in range(3)]
+
+    local = predict(
+        compose_config(
+            "predict",
+            [f"tagger.folder={exported}", f"input={source}", f"output={tmp_path / 'local.jsonl'}"],
+        )
+    )
+    expected = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text().splitlines()]
+    got = [
+        json.loads(line)
+        for f in (0, 2)
+        for line in (out / f"pubmed26n000{f}.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    expected = [r for r in expected if r["id"][0] in "02"]
+    assert local["documents"] == 21 and len(got) == len(expected) == 14
+
+    def spans(record: dict) -> list:
+        return [(s["start"], s["end"], s["type"], s["text"]) for s in record["spans"]]
+
+    assert [(r["id"], r["text"], spans(r)) for r in got] == [
+        (r["id"], r["text"], spans(r)) for r in expected
+    ]
+    assert sum(len(spans(r)) for r in got) > 0
+    # Scores agree up to float rounding: batches differ in padding and thread count.
+    for r, e in zip(got, expected):
+        for a, b in zip(r["spans"], e["spans"]):
+            assert a["score"] == pytest.approx(b["score"], abs=1e-4)
