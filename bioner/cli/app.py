@@ -34,7 +34,7 @@ from bioner.errors import ConfigError
 VERBOSE_FLAG = "--verbose"
 VERBOSE_ENV = "BIONER_VERBOSE"
 # Hydra's instantiate keys, and `name`, which labels attack/augmentation runs and is popped
-# before the callback is built (bioner.utils.run.instantiate_callbacks).
+# before the callback is built (bioner.runtime.run.instantiate_callbacks).
 _NOT_PARAMETERS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_", "name"}
 # Groups of named `_target_` entries: `+callbacks.mine={_target_: ...}` adds one.
 _NAMED_GROUPS = ("callbacks", "logger", "postprocess")
