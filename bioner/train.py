@@ -29,6 +29,7 @@ from bioner.runtime import (
     build_datamodule,
     build_trainer,
     closing,
+    export_metadata,
     fit,
     instantiate_loggers,
     resolve_ckpt_path,
@@ -73,12 +74,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
         summary.update(training_records(cfg, callbacks))
         if cfg.test:
             checkpoint = scored_checkpoint(cfg, trainer, ckpt_path)
-            metadata = {
-                "alignment": run.resolved["alignment"],
-                "entity_types": reader.entity_types,
-                "dataset": cfg.dataset.name,
-                "encoder": encoder.name,
-            }
+            metadata = export_metadata(cfg, run, reader, encoder)
             summary = score_and_export(
                 cfg, run, trainer, model, datamodule, checkpoint, summary, metadata
             )

@@ -219,6 +219,17 @@ def score_and_export(
     return summary
 
 
+def export_metadata(cfg: DictConfig, run: Run, reader: Any, encoder: Any) -> dict[str, Any]:
+    """What a training run's exported model folder records beside the weights (``bioner.json``):
+    the alignment, the entity types, the dataset and the encoder."""
+    return {
+        "alignment": run.resolved["alignment"],
+        "entity_types": reader.entity_types,
+        "dataset": cfg.dataset.name,
+        "encoder": encoder.name,
+    }
+
+
 def scored_checkpoint(cfg: DictConfig, trainer: L.Trainer, ckpt_path: str | None) -> str | None:
     """The checkpoint a training run scores: the best one when it trained, else ``ckpt_path``."""
     return best_checkpoint(trainer) if cfg.train else ckpt_path
