@@ -93,6 +93,9 @@ from bioner.data.alignment.feature import IGNORE_INDEX, UNSET_MAX_LENGTH, Featur
 from bioner.data.alignment.labels import layer_columns, subword_tags
 from bioner.data.alignment.windows import plan_windows
 
+# Configs, records and Hydra's messages name the class by its public path, not by its module.
+Alignment.__module__ = __name__
+
 __all__ = [
     "ALIGNMENT_TARGET",
     "ALIGN_SCHEMES",
