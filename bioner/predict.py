@@ -16,16 +16,13 @@ would read ``model=...`` as choosing one of its options.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from bioner.cli.app import check_config
-from bioner.cli.errors import cli_main
-from bioner.config import CONFIG_DIR
+from bioner.cli.errors import hydra_entry_point
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
@@ -43,16 +40,15 @@ def _model_shorthand(argv: list[str]) -> list[str]:
     return [f"tagger.folder={a[len('model=') :]}" if a.startswith("model=") else a for a in argv]
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
-def _main(cfg: DictConfig) -> None:
-    predict(cfg)
-
-
-@cli_main("bioner-predict", config="predict", aliases={"model": "tagger.folder"})
-def main() -> None:
+@hydra_entry_point(
+    "bioner-predict",
+    config="predict",
+    aliases={"model": "tagger.folder"},
+    rewrite_argv=_model_shorthand,
+)
+def main(cfg: DictConfig) -> None:
     """Console entry point."""
-    sys.argv[1:] = _model_shorthand(sys.argv[1:])
-    _main()
+    predict(cfg)
 
 
 if __name__ == "__main__":

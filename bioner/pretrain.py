@@ -27,25 +27,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import hydra
-import lightning as L
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from bioner.cli.app import check_config
-from bioner.cli.errors import cli_main
-from bioner.config import CONFIG_DIR
-from bioner.train import resolve_ckpt_path
-from bioner.utils import (
-    finish_loggers,
-    instantiate_callbacks,
+from bioner.cli.errors import hydra_entry_point
+from bioner.runtime import (
+    build_callbacks,
+    build_datamodule,
+    build_trainer,
+    closing,
     instantiate_loggers,
-    log_config,
-    prepare_run_dir,
-    resolve_precision,
+    resolve_ckpt_path,
+    start_run,
 )
-from bioner.utils.checkpoint import StreamedCheckpointIO
 from bioner.utils.log import get_logger
 
 log = get_logger(__name__)
@@ -62,31 +56,16 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
         cfg: a composed ``pretrain`` config (``compose_config("pretrain", overrides)`` outside
             a Hydra app, with ``run_dir=<folder>`` among the overrides).
     """
-    run_dir, resolved = prepare_run_dir(cfg)
-    check_config(cfg, resolved)  # before any weights load
-    if torch.cuda.is_available():
-        torch.set_float32_matmul_precision("high")
-    L.seed_everything(cfg.seed, workers=True)
-
+    run = start_run(cfg)
     encoder = instantiate(cfg.model)
     tokenizer = encoder.load_tokenizer()
     reader = instantiate(cfg.dataset) if cfg.get("dataset") is not None else None
-    datamodule = instantiate(cfg.data, reader=reader, tokenizer=tokenizer)
-    datamodule.prepare_data()  # a missing text or corpus fails before any weights are loaded
+    # A missing text or corpus fails before any weights are loaded.
+    datamodule = build_datamodule(cfg.data, reader=reader, tokenizer=tokenizer)
     model = instantiate(cfg.module, encoder=encoder)
-
-    callbacks = instantiate_callbacks(cfg.callbacks)
     loggers = instantiate_loggers(cfg.get("logger"))
-    precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=callbacks,
-        logger=loggers or False,
-        precision=precision,
-        plugins=[StreamedCheckpointIO()],
-    )
-    log_config(loggers, resolved)
-    try:
+    trainer, precision = build_trainer(cfg, run, loggers, build_callbacks(cfg))
+    with closing(loggers):
         ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer)
         before = None
         if ckpt_path is None:  # a resumed run's "before" would be a partly trained model
@@ -98,7 +77,7 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
             "val_loss_before": before,
             "val_loss_after": after,
             "precision": str(precision),
-            "run_dir": str(run_dir),
+            "run_dir": str(run.dir),
         }
         if trainer.is_global_zero:
             folder = model.save_encoder(cfg.output_dir, tokenizer, summary)
@@ -115,13 +94,10 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
             )
         summary["steps"] = model.global_step
         summary["encoder_dir"] = str(cfg.output_dir)
-    finally:
-        finish_loggers(loggers)
     return summary
 
 
-@cli_main("bioner-pretrain", config="pretrain")
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="pretrain")
+@hydra_entry_point("bioner-pretrain", config="pretrain")
 def main(cfg: DictConfig) -> float | None:
     """Console entry point; returns the final validation MLM loss (for sweeps)."""
     return pretrain(cfg)["val_loss_after"]

@@ -41,29 +41,11 @@ from bioner.attacks.perturbation import (
     random_start,
     word_embeddings,
 )
+from bioner.models.adversarial import Gradients
+
+__all__ = ["Gradients"]  # defined with the module that takes it (bioner.models.adversarial)
 
 LossAt = Callable[[torch.Tensor], torch.Tensor]
-
-
-@dataclass
-class Gradients:
-    """How an adversary's own backward passes must be taken to match the trainer's.
-
-    Args:
-        accumulate: ``accumulate_grad_batches``: every loss is divided by it.
-        scaler: the fp16 ``GradScaler`` (``16-mixed``), or ``None``.
-    """
-
-    accumulate: int = 1
-    scaler: Any = None
-
-    def scale(self, loss: torch.Tensor) -> torch.Tensor:
-        """``loss`` times the loss scale (fp16 gradients underflow without it)."""
-        return self.scaler.scale(loss) if self.scaler is not None else loss
-
-    def backward(self, loss: torch.Tensor) -> None:
-        """Accumulate the parameter gradients of ``loss`` as the trainer would."""
-        self.scale(loss / self.accumulate).backward()
 
 
 @dataclass

@@ -4,7 +4,7 @@ attack in the embedding space and under perturbations of the text.
 * Embedding space: each attack (FGSM, PGD, ...) is aimed at the gold labels of every evaluated
   sequence, at each of its epsilons, with the model in evaluation mode; the perturbed logits are
   decoded to spans exactly as in evaluation and scored with strict F1.
-* Text space: :func:`bioner.evaluation.robustness.text_robustness` over the label-preserving
+* Text space: :func:`bioner.augment.robustness.text_robustness` over the label-preserving
   perturbations of :mod:`bioner.augment` (typos inside and outside entities, case, context
   synonyms, same-type mention replacement), predicted with :class:`bioner.inference.Tagger`.
 """
@@ -20,10 +20,11 @@ import torch
 
 from bioner.attacks.adversaries import Adversary, special_token_ids
 from bioner.attacks.perturbation import embedding_logits, word_embeddings
-from bioner.data.datamodule import Collator, EncodedSplit, predict_split
+from bioner.augment.robustness import default_perturbations, text_robustness
+from bioner.data.batching import Collator
 from bioner.data.document import Document, Span
+from bioner.data.encoded import EncodedSplit, predict_split
 from bioner.evaluation import evaluate
-from bioner.evaluation.robustness import default_perturbations, text_robustness
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def predict_attacked(
 ) -> tuple[list[Document], list[list[Span]]]:
     """The spans of every document of ``dataset`` with its word embeddings perturbed by
     ``attack`` at ``epsilon``, aimed at the gold labels (no attack, or epsilon 0: clean), through
-    the one inference path (:func:`bioner.data.datamodule.predict_split`)."""
+    the one inference path (:func:`bioner.data.encoded.predict_split`)."""
     device = next(model.parameters()).device
 
     def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -14,7 +14,6 @@ Usage, for any valid ``doc``::
 from bioner.augment.base import EditTransform, Mix, Transform, WordInfo, chain, perturb, word_infos
 from bioner.augment.character import Case, Typos, typo_edit
 from bioner.augment.edits import Edit, EditError, EditResult, apply_edits
-from bioner.augment.lexicon import Lexicon, default_synonyms_path, read_pairs
 from bioner.augment.markup import from_marked, mark
 from bioner.augment.replacement import MentionReplacement, Synonym, TokenReplacement, mention_pool
 from bioner.augment.structure import EntityShuffle, Noise, SegmentShuffle, Shuffle
@@ -25,6 +24,7 @@ from bioner.augment.translation import (
     TranslationModelNotFoundError,
     Translator,
 )
+from bioner.data.lexicon import Lexicon, default_synonyms_path, read_pairs
 
 __all__ = [
     "BackTranslation",

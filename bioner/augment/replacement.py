@@ -17,8 +17,8 @@ import numpy as np
 
 from bioner.augment.base import EditTransform, WordInfo, check_rate, match_case, word_infos
 from bioner.augment.edits import Edit
-from bioner.augment.lexicon import Lexicon, as_lexicon
 from bioner.data.document import Document
+from bioner.data.lexicon import Lexicon, as_lexicon
 from bioner.data.tags import spans_to_tags
 
 
@@ -32,7 +32,7 @@ class Synonym(EditTransform):
 
     Args:
         rate: probability that a word run found in the lexicon is replaced.
-        lexicon: a :class:`~bioner.augment.lexicon.Lexicon` or a TSV path (``surface<TAB>synonym``,
+        lexicon: a :class:`~bioner.data.lexicon.Lexicon` or a TSV path (``surface<TAB>synonym``,
             symmetric); default: the general-English lexicon shipped with bioner.
     """
 
@@ -96,7 +96,7 @@ class MentionReplacement(EditTransform):
     Args:
         rate: probability that a mention is replaced.
         pool: entity type -> mention surfaces (see :func:`mention_pool`), or ``None``.
-        lexicon: mention synonyms: a :class:`~bioner.augment.lexicon.Lexicon`, or a TSV path read
+        lexicon: mention synonyms: a :class:`~bioner.data.lexicon.Lexicon`, or a TSV path read
             as ``lexicon_columns`` says, or ``None``.
         lexicon_columns: how a TSV ``lexicon`` path is read: ``synonym`` (``surface<TAB>synonym``
             pairs) or ``concept`` (``surface<TAB>concept id``: surfaces sharing an id are

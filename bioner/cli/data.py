@@ -129,7 +129,7 @@ def augment(cfg: DictConfig) -> dict[str, Any]:
     import numpy as np
 
     from bioner.augment.markup import mark
-    from bioner.utils.run import instantiate_callbacks
+    from bioner.runtime.run import instantiate_callbacks
 
     if "_target_" not in cfg.augmentation:
         raise ConfigError(

@@ -6,6 +6,11 @@ a :class:`~bioner.errors.UserError`, a missing file, or a Hydra/OmegaConf config
 names the file, the line and the fix. ``--debug`` on the command line or ``BIONER_DEBUG=1``
 shows the full traceback instead; any other exception is a bug and always keeps it.
 
+A Hydra script is one decorator, :func:`hydra_entry_point`, on its task function ``main(cfg)``: it
+composes the config with ``@hydra.main`` and applies :func:`cli_main` around it. It also catches
+user errors *inside* the task function, where Hydra would first print "Error executing job with
+overrides: [...]" before re-raising, so that a user error is exactly one message.
+
 Given its Hydra ``config``, the wrapper also answers ``--help`` itself
 (:func:`bioner.cli.app.command_help`), adds a "did you mean" to Hydra's errors about unknown
 keys and options, makes ``run_dir=<folder>`` Hydra's output folder too (so ``.hydra/`` and the
@@ -21,9 +26,12 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import hydra
 from hydra.errors import CompactHydraException, InstantiationException
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from bioner.config import CONFIG_DIR
 from bioner.errors import UserError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,6 +55,29 @@ def user_message(err: BaseException) -> str | None:
     if isinstance(err, CompactHydraException) and isinstance(err.__cause__, OmegaConfBaseException):
         message += f"\n{str(err.__cause__).strip()}"  # the key and value it is about
     return message
+
+
+# Whether the running console script shows tracebacks (--debug or BIONER_DEBUG=1); set by
+# cli_main for the task function that Hydra calls inside it.
+_debug = False
+
+
+def exit_on_user_error(prog: str, config: str | None, err: BaseException) -> None:
+    """Print a user error as ``<prog>: error: <message>`` and exit 2; return for a bug, or with
+    ``--debug``, so that the caller re-raises it."""
+    from bioner.cli import app
+
+    message = user_message(err)
+    if _debug or message is None:
+        return
+    suggestion = app.suggest_for_hydra_error(message, config, sys.argv[1:])
+    if suggestion:
+        # Hydra's advice to append with `+` would add a key that nothing reads.
+        message = re.sub(r"\nTo append to your config use \+\S+", "", message)
+        message += f"\n{suggestion.strip()}"
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    print(f"({DEBUG_FLAG} or {DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 def cli_main(
@@ -93,26 +124,65 @@ def cli_main(
             # they reach this wrapper. (Inherited by DDP children, which run the same script.)
             previous = os.environ.get("HYDRA_FULL_ERROR")
             os.environ["HYDRA_FULL_ERROR"] = "1"
+            global _debug
+            outer_debug, _debug = _debug, debug
             try:
                 return main(*args, **kwargs)
             except Exception as err:
-                message = user_message(err)
-                if debug or message is None:
-                    raise
-                suggestion = app.suggest_for_hydra_error(message, config, sys.argv[1:])
-                if suggestion:
-                    # Hydra's advice to append with `+` would add a key that nothing reads.
-                    message = re.sub(r"\nTo append to your config use \+\S+", "", message)
-                    message += f"\n{suggestion.strip()}"
-                print(f"{prog}: error: {message}", file=sys.stderr)
-                print(f"({DEBUG_FLAG} or {DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
-                raise SystemExit(2) from None
+                exit_on_user_error(prog, config, err)
+                raise
             finally:
+                _debug = outer_debug
                 if previous is None:
                     os.environ.pop("HYDRA_FULL_ERROR", None)
                 else:
                     os.environ["HYDRA_FULL_ERROR"] = previous
 
         return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def hydra_entry_point(
+    prog: str,
+    config: str,
+    aliases: dict[str, str] | None = None,
+    rewrite_argv: Callable[[list[str]], list[str]] | None = None,
+) -> Callable[[Callable[[DictConfig], Any]], Callable[[], Any]]:
+    """Make a task function ``main(cfg)`` the console script ``prog`` that composes ``config``.
+
+    Hydra composes the config (``@hydra.main``) and calls the task function; :func:`cli_main`
+    wraps the whole. A user error raised by the task function is printed and exits 2 right there:
+    past it, Hydra would print "Error executing job with overrides: [...]" before our message.
+    What the task function returns reaches Hydra's sweepers (the objective of a search).
+
+    Args:
+        prog: the script's name.
+        config: its config (``train`` for ``conf/train.yaml``).
+        aliases: shorthand keys that ``rewrite_argv`` turns into overrides, shown in the help.
+        rewrite_argv: rewrites the command line before Hydra parses it (shorthands).
+    """
+
+    def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
+        @functools.wraps(task)  # Hydra names the job and finds the caller from the unwrapped task
+        def guarded(cfg: DictConfig) -> Any:
+            try:
+                return task(cfg)
+            except Exception as err:
+                exit_on_user_error(prog, config, err)
+                raise
+
+        composed = hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config)(
+            guarded
+        )
+
+        @cli_main(prog, config=config, aliases=aliases)
+        @functools.wraps(task)
+        def main() -> Any:
+            if rewrite_argv is not None:
+                sys.argv[1:] = rewrite_argv(sys.argv[1:])
+            return composed()
+
+        return main
 
     return decorate

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from bioner.data.alignment import IGNORE_INDEX, Alignment, Feature
-from bioner.data.datamodule import Collator, loader_sampler
+from bioner.data.batching import Collator, loader_sampler
 from bioner.data.document import Document
 from bioner.data.readers.base import read_text, split_lines
 from bioner.data.sentences import split_sentences
@@ -147,7 +147,7 @@ def random_token_pool(tokenizer: PreTrainedTokenizerBase) -> np.ndarray:
 
 @dataclass
 class MaskingCollator:
-    """Pad ``(index, feature)`` items (:class:`~bioner.data.datamodule.Collator`) and mask them.
+    """Pad ``(index, feature)`` items (:class:`~bioner.data.batching.Collator`) and mask them.
 
     Adds ``labels`` (-100 except at predicted sub-words) and replaces ``input_ids`` by the masked
     ones. Training draws from one generator seeded once, so each epoch masks afresh; ``fixed``
@@ -233,7 +233,7 @@ class MaskedLMDataModule(L.LightningDataModule):
             0 for none. The documents are drawn with ``seed``.
         batch_size: sequences per training batch.
         eval_batch_size: sequences per validation batch; ``None``: ``2 * batch_size``.
-        chunk_batches: see :class:`~bioner.data.datamodule.BucketBatchSampler`.
+        chunk_batches: see :class:`~bioner.data.batching.BucketBatchSampler`.
         max_tokens: most padded tokens per training batch; ``None``: no cap.
         eval_max_tokens: most padded tokens per validation batch; ``None``: no cap.
         pad_to_multiple_of: pad batches to a multiple of this length.

@@ -1,6 +1,7 @@
 """Span-level evaluation: scores, entity confusion and bootstrap statistics on character spans.
 
-Nothing here imports torch or Lightning; matplotlib is imported only to draw a plot.
+Nothing here imports torch, Lightning or the augmentations; matplotlib is imported only to draw
+a plot. Text-perturbation robustness is :mod:`bioner.augment.robustness`.
 """
 
 from bioner.evaluation.bootstrap import (
@@ -19,11 +20,7 @@ from bioner.evaluation.metrics import (
     token_accuracy,
     validate_predictions,
 )
-from bioner.evaluation.robustness import (
-    default_perturbations,
-    robustness_metrics,
-    text_robustness,
-)
+from bioner.evaluation.robustness import robustness_metrics
 
 __all__ = [
     "SCHEMES",
@@ -33,13 +30,11 @@ __all__ = [
     "bootstrap_distribution",
     "bootstrap_intervals",
     "confusion_matrix",
-    "default_perturbations",
     "evaluate",
     "match_spans",
     "paired_bootstrap",
     "prf",
     "robustness_metrics",
-    "text_robustness",
     "token_accuracy",
     "validate_predictions",
 ]

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, overload
 import torch
 
 from bioner.data.alignment import Alignment, Feature
-from bioner.data.datamodule import Collator, EncodedSplit, predict_split
+from bioner.data.batching import Collator
 from bioner.data.document import Document, Span
+from bioner.data.encoded import EncodedSplit, predict_split
 from bioner.data.sentences import split_sentences
 from bioner.data.tokenize import word_ranges
 from bioner.errors import ConfigError
@@ -214,7 +215,7 @@ class Tagger:
         """
         from transformers import AutoModelForTokenClassification
 
-        from bioner.models.encoders import HubEncoder, _quiet_transformers, fp32_weights
+        from bioner.models.encoders import HubEncoder, fp32_weights, quiet_transformers
 
         folders = [folder] if isinstance(folder, (str, Path)) else list(folder)
         models, names, preprocess = [], [], []
@@ -222,7 +223,7 @@ class Tagger:
             path = model_folder(item)
             # The encoder class turns truncation off and derives the input limit, as in training.
             tokenizer = HubEncoder(str(path), name=path.name).load_tokenizer()
-            with _quiet_transformers():  # no progress bars on stderr for every load
+            with quiet_transformers():  # no progress bars on stderr for every load
                 model = AutoModelForTokenClassification.from_pretrained(path, **fp32_weights())
             alignment = _load_alignment(path, model.config.id2label)
             models.append((model, tokenizer, alignment))

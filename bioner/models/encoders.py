@@ -185,7 +185,7 @@ class Encoder(ABC):
             for attr in _DROPOUT_ATTRS:
                 if hasattr(config, attr):
                     setattr(config, attr, dropout)
-        with _quiet_transformers():
+        with quiet_transformers():
             model, info = AutoModelForTokenClassification.from_pretrained(
                 path, config=config, output_loading_info=True, **fp32_weights()
             )
@@ -464,7 +464,7 @@ class TinyBert(Encoder):
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         try:
-            with _quiet_transformers():
+            with quiet_transformers():
                 model.save_pretrained(tmp)
                 tokenizer.save_pretrained(tmp)
             try:
@@ -496,7 +496,7 @@ def _is_complete(folder: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """Hide transformers' progress bars and load report; the caller reports what matters."""
     from transformers.utils import logging as hf_logging
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from bioner.models.encoders import _quiet_transformers, fp32_weights
+from bioner.models.encoders import fp32_weights, quiet_transformers
 from bioner.models.module import FineTuning
 from bioner.utils.log import get_logger
 
@@ -43,7 +43,7 @@ def load_masked_lm(encoder: Encoder) -> PreTrainedModel:
     from transformers import AutoModelForMaskedLM
 
     path = encoder.resolve()
-    with _quiet_transformers():
+    with quiet_transformers():
         model, info = AutoModelForMaskedLM.from_pretrained(
             path, output_loading_info=True, **fp32_weights()
         )
@@ -190,7 +190,7 @@ class MaskedLanguageModel(FineTuning):
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        with _quiet_transformers():
+        with quiet_transformers():
             self.model.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
         info = {"base_encoder": self.encoder_name, "steps": self.global_step, **(metadata or {})}

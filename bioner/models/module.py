@@ -5,7 +5,7 @@ evaluation dataset decode them to character spans (its alignment encoded the fea
 the spans with :func:`bioner.evaluation.evaluate`. Metrics are logged as ``val/<name>`` and
 ``test/<name>`` (``val/f1`` is what checkpointing and early stopping watch); they score the
 decoded spans as they are (post-processing, :meth:`StageResult.postprocessed`, happens after the
-final passes, in :func:`bioner.utils.report.finish_evaluation`). Nothing here knows about corpus
+final passes, in :func:`bioner.runtime.finish.finish_evaluation`). Nothing here knows about corpus
 files or output formats.
 """
 
@@ -22,18 +22,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from bioner.attacks.adversaries import Gradients
 from bioner.data.alignment import HEADS, layer_columns
 from bioner.data.document import Document, Span
 from bioner.errors import ConfigError
 from bioner.evaluation import SpanEvaluation, evaluate
 from bioner.evaluation.label_sets import LabelSets
+from bioner.models.adversarial import Gradients, TrainingAdversary
 from bioner.models.dropout import FastCPUDropout
 from bioner.postprocess.base import PostProcessor, apply_steps
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
-    from bioner.attacks.adversaries import Adversary
     from bioner.models.encoders import Encoder
 
 log = get_logger(__name__)
@@ -340,7 +339,7 @@ class TokenClassifier(FineTuning):
         self.results: dict[str, StageResult] = {}
         self._logits: dict[int, np.ndarray] = {}
         # Set by an attack callback (bioner.attacks) in its setup; None trains on clean data.
-        self.adversary: Adversary | None = None
+        self.adversary: TrainingAdversary | None = None
         # Set by bioner-eval when the corpus's types are not the model's: scores cover the
         # shared types, and `set_aside[stage]` counts what was left out (LabelSets.restrict).
         self.label_sets: LabelSets | None = None

@@ -13,7 +13,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from bioner.augment.lexicon import read_pairs
+from bioner.data.lexicon import read_pairs
 from bioner.data.tokenize import word_ranges
 from bioner.preprocess.base import Normaliser
 

@@ -145,7 +145,8 @@ def _evaluated_config(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     that the evaluation chose."""
     from omegaconf import OmegaConf
 
-    from bioner.eval import resolve_checkpoint, training_config
+    # Only bioner-eval runs need it, and it loads torch: the tables of training runs do not wait.
+    from bioner.runtime.checkpoints import resolve_checkpoint, training_config
 
     try:
         trained = OmegaConf.to_container(training_config(resolve_checkpoint(config["ckpt_path"])))

@@ -1,24 +1,10 @@
-"""Helpers shared by the entry points: run folders, precision choice, loggers, callbacks, reports.
+"""Leaf helpers that import no other bioner package: the rank-zero logger, the precision choice,
+checkpoint writing, and Lightning callbacks and loggers that know no model in particular.
 
-The entry points (``bioner.train``, ``bioner.eval``) wire these pieces together; the data,
-model and evaluation packages never import from here (except the rank-zero logger).
+What turns a config into a run (run folders, the callback and logger groups, the evaluation
+tail) is the application layer, :mod:`bioner.runtime`.
 """
 
 from bioner.utils.precision import cpu_has_native_bf16, resolve_precision
-from bioner.utils.run import (
-    finish_loggers,
-    instantiate_callbacks,
-    instantiate_loggers,
-    log_config,
-    prepare_run_dir,
-)
 
-__all__ = [
-    "cpu_has_native_bf16",
-    "finish_loggers",
-    "instantiate_callbacks",
-    "instantiate_loggers",
-    "log_config",
-    "prepare_run_dir",
-    "resolve_precision",
-]
+__all__ = ["cpu_has_native_bf16", "resolve_precision"]

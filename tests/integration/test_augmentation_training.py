@@ -12,8 +12,8 @@ from test_train import compose
 from bioner.augment.callback import Augmentation
 from bioner.config import CONFIG_DIR, compose_config
 from bioner.data.document import Document
+from bioner.runtime.run import instantiate_callbacks
 from bioner.train import train
-from bioner.utils.run import instantiate_callbacks
 
 REPO = Path(__file__).resolve().parents[2]
 AUGMENTATIONS = sorted(p.stem for p in (CONFIG_DIR / "augmentation").glob("*.yaml"))

@@ -16,13 +16,8 @@ from omegaconf import OmegaConf
 
 from bioner.config import CONFIG_DIR, compose_config
 from bioner.data.readers import CorpusReader
-from bioner.utils import (
-    cpu_has_native_bf16,
-    instantiate_callbacks,
-    instantiate_loggers,
-    prepare_run_dir,
-    resolve_precision,
-)
+from bioner.runtime import instantiate_callbacks, instantiate_loggers, prepare_run_dir
+from bioner.utils import cpu_has_native_bf16, resolve_precision
 from bioner.utils import precision as precision_module
 from bioner.utils.callbacks import ReseedEachBatch, Throughput
 from bioner.utils.loggers import wandb_logged_in, wandb_logger

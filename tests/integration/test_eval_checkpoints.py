@@ -10,7 +10,8 @@ import torch
 from test_train import compose
 
 from bioner.config import compose_config
-from bioner.eval import UntrustedCheckpointError, evaluate_checkpoint
+from bioner.eval import evaluate_checkpoint
+from bioner.runtime import UntrustedCheckpointError
 from bioner.train import train
 
 

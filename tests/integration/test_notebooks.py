@@ -20,7 +20,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from bioner.config import compose_config
 from bioner.reporting import build_report, to_markdown
 from bioner.train import train
-from bioner.utils.notebooks import execute_notebook, inject_parameters, is_stripped, read_notebook
+from tools.notebooks import execute_notebook, inject_parameters, is_stripped, read_notebook
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -63,7 +63,7 @@ def test_committed_notebooks_are_stripped() -> None:
     for path in paths:
         nb = read_notebook(path)
         nbformat.validate(nb)
-        assert is_stripped(nb), f"strip it: python -m bioner.utils.notebooks strip {path}"
+        assert is_stripped(nb), f"strip it: python -m tools.notebooks strip {path}"
         inject_parameters(nb, {}, name=str(path))  # exactly one parameters cell
         assert nb.metadata.kernelspec.name == "python3"
 

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from test_train import QUIET, tiny_overrides
 
 from bioner.config import CONFIG_DIR, compose_config
-from bioner.utils import instantiate_callbacks
+from bioner.runtime import instantiate_callbacks
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP_FILES = sorted((REPO / "sweeps").glob("*.yaml"))

@@ -107,3 +107,5 @@ def test_hydra_config_errors_read_as_cleanly(
     assert result.returncode == 2, result.stderr
     assert "bioner-train: error: " in result.stderr and expected in result.stderr
     assert "Traceback" not in result.stderr
+    # Raised inside the task function (alignment.stride), where Hydra would print this first.
+    assert "Error executing job" not in result.stderr

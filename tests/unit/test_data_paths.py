@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from bioner.data import download
 from bioner.data.readers import CorpusNotFoundError, IOBReader
-from bioner.eval import rebase_data_dir, resolve_checkpoint
+from bioner.runtime.checkpoints import rebase_data_dir, resolve_checkpoint
 
 TSV = "Aspirin\tB-Chemical\n\n"
 

@@ -11,8 +11,10 @@ import torch
 from lightning.fabric.utilities.data import _set_sampler_epoch
 
 from bioner.data.alignment import Alignment, Feature
-from bioner.data.datamodule import BucketBatchSampler, Collator, NERDataModule, predict_split
+from bioner.data.batching import BucketBatchSampler, Collator
+from bioner.data.datamodule import NERDataModule
 from bioner.data.document import Document
+from bioner.data.encoded import predict_split
 from bioner.data.tags import tags_to_spans
 from bioner.models.encoders import HubEncoder
 

@@ -17,7 +17,7 @@ from bioner.evaluation import evaluate
 from bioner.inference.formats import read_jsonl
 from bioner.models.module import StageResult
 from bioner.postprocess import AbbreviationResolver
-from bioner.utils.report import finish_evaluation
+from bioner.runtime.finish import finish_evaluation
 
 TEXT = "Acute renal failure (ARF) followed cisplatin. ARF resolved."
 ABBREVIATIONS = {"_target_": "bioner.postprocess.abbreviations.AbbreviationResolver"}

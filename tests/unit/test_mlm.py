@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bioner.data.alignment import IGNORE_INDEX
-from bioner.data.datamodule import Collator
+from bioner.data.batching import Collator
 from bioner.data.document import Document
 from bioner.data.mlm import (
     MaskedLMDataModule,

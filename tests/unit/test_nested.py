@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from bioner.data.alignment import Alignment, layer_columns
-from bioner.data.datamodule import Collator, NERDataModule
+from bioner.data.batching import Collator
+from bioner.data.datamodule import NERDataModule
 from bioner.data.document import Document, Span, flat_layer, overlaps
 from bioner.data.readers import PubTatorReader
 from bioner.data.roundtrip import roundtrip_check

@@ -1,4 +1,4 @@
-"""Parameter injection and output stripping of bioner.utils.notebooks (no kernel started)."""
+"""Parameter injection and output stripping of tools.notebooks (no kernel started)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from bioner.utils.notebooks import (
+from tools.notebooks import (
     INJECTED_TAG,
     inject_parameters,
     is_stripped,
@@ -94,7 +94,7 @@ def test_command_line_check_and_strip(tmp_path: Path, capsys: pytest.CaptureFixt
     path = tmp_path / "a.ipynb"
     write_notebook(executed(), path)
     assert main(["check", str(path)]) == 1
-    assert f"python -m bioner.utils.notebooks strip {path}" in capsys.readouterr().err
+    assert f"python -m tools.notebooks strip {path}" in capsys.readouterr().err
     assert main(["strip", str(path)]) == 0
     assert main(["check", str(path)]) == 0
     assert is_stripped(read_notebook(path))

@@ -136,7 +136,7 @@ def make_run(
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     write_jsonl(run_dir / "predictions" / "test.jsonl", docs, preds)
     (run_dir / "train.log").write_text(
-        "[2026-01-02 10:00:00,000][bioner.utils.run][INFO] - Run folder: x\n"
+        "[2026-01-02 10:00:00,000][bioner.runtime.run][INFO] - Run folder: x\n"
         f"[2026-01-02 10:{minutes:02d}:30,000][__main__][INFO] - Run folder: x\n"
     )
     return run_dir
@@ -588,7 +588,7 @@ def test_a_type_without_gold_shows_a_dash_not_zero(tmp_path: Path, data_root: Pa
 def test_dashboards_log_robustness_under_the_keys_the_report_reads(
     tmp_path: Path, data_root: Path
 ) -> None:
-    from bioner.utils.report import log_robustness
+    from bioner.runtime.finish import log_robustness
 
     class Recorder:
         def __init__(self) -> None:

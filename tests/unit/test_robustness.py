@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import pytest
 
 from bioner.augment import Case, MentionReplacement, Synonym, Typos, from_marked
+from bioner.augment.robustness import default_perturbations, text_robustness
 from bioner.data.document import Document, Span
-from bioner.evaluation import default_perturbations, text_robustness
 
 MARKED = [
     "[Aspirin|Chemical] caused [renal failure|Disease] in patients.",

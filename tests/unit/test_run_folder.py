@@ -10,7 +10,7 @@ import pytest
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
 from bioner.config import compose_config
-from bioner.utils.run import training_outcome, warn_early_stopping_with_max_steps
+from bioner.runtime.run import training_outcome, warn_early_stopping_with_max_steps
 
 
 def fake_trainer(**kwargs):
@@ -61,7 +61,7 @@ def test_max_steps_with_early_stopping_warns(caplog: pytest.LogCaptureFixture) -
 
 
 def test_a_readme_while_running_says_how_to_resume(tmp_path: Path) -> None:
-    from bioner.utils.run import write_run_readme
+    from bioner.runtime.run import write_run_readme
 
     cfg = compose_config("train", [f"run_dir={tmp_path}"])
     (tmp_path / "checkpoints").mkdir()

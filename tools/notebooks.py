@@ -5,8 +5,8 @@
 of the *current* interpreter, so a notebook run from the tests sees the same bioner install.
 From the command line::
 
-    python -m bioner.utils.notebooks strip notebooks/*.ipynb   # drop outputs before committing
-    python -m bioner.utils.notebooks check notebooks/*.ipynb   # exit 1 if any has outputs
+    python -m tools.notebooks strip notebooks/*.ipynb   # drop outputs before committing
+    python -m tools.notebooks check notebooks/*.ipynb   # exit 1 if any has outputs
 
 ``nbformat``, ``nbclient`` and ``ipykernel`` come with the ``dev`` extra (``pip install -e
 ".[dev]"``).
@@ -190,7 +190,7 @@ def strip(nb: NotebookNode) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """``strip`` or ``check`` notebook files; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m bioner.utils.notebooks",
+        prog="python -m tools.notebooks",
         description="Keep notebooks free of outputs in git.",
     )
     parser.add_argument("command", choices=["strip", "check"])
@@ -208,8 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if dirty:
         names = " ".join(str(p) for p in dirty)
         print(
-            f"notebooks with outputs: {names}\nstrip them: python -m bioner.utils.notebooks "
-            f"strip {names}",
+            f"notebooks with outputs: {names}\nstrip them: python -m tools.notebooks strip {names}",
             file=sys.stderr,
         )
         return 1

@@ -1,0 +1,241 @@
+"""The steps every entry point takes: start a run, build its parts and trainer, end it.
+
+``bioner.train``, ``bioner.eval`` and ``bioner.pretrain`` read as a list of these steps, in the
+manner of the lightning-hydra-template's ``train(cfg)``: each piece is instantiated from its
+config group here, and the pieces hold the logic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+
+from bioner.cli.app import check_config
+from bioner.inference.export import export_pretrained
+from bioner.runtime.checkpoints import best_checkpoint
+from bioner.runtime.finish import finish_evaluation
+from bioner.runtime.run import (
+    finish_loggers,
+    instantiate_callbacks,
+    log_config,
+    log_outcome,
+    prepare_run_dir,
+    training_outcome,
+    warn_early_stopping_with_max_steps,
+    write_run_readme,
+)
+from bioner.utils.callbacks import ConfigInCheckpoint, Throughput
+from bioner.utils.checkpoint import StreamedCheckpointIO
+from bioner.utils.log import get_logger
+from bioner.utils.precision import resolve_precision
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Run:
+    """A started run: its folder, its resolved config and when it started."""
+
+    dir: Path
+    resolved: dict[str, Any]
+    started: float = field(default_factory=time.perf_counter)
+
+
+def start_run(cfg: DictConfig, tf32: bool = True) -> Run:
+    """Create the run folder (config saved), check the config and seed everything.
+
+    Args:
+        cfg: the composed config of the entry point.
+        tf32: allow TF32 matmuls on a GPU (training; evaluation keeps full fp32 products).
+    """
+    started = time.perf_counter()
+    run_dir, resolved = prepare_run_dir(cfg)
+    check_config(cfg, resolved)  # before any weights load
+    if tf32 and torch.cuda.is_available():
+        # TF32 matmuls on Ampere and later: much faster, accuracy unaffected for fine-tuning.
+        torch.set_float32_matmul_precision("high")
+    L.seed_everything(cfg.seed, workers=True)
+    return Run(run_dir, resolved, started)
+
+
+def build_datamodule(node: DictConfig, **parts: Any) -> L.LightningDataModule:
+    """The data module of ``node`` with ``parts`` (reader, tokenizer, ...), its corpus prepared.
+
+    Preparing it here stops a run with a missing corpus before any weights load; downloads happen
+    only here.
+    """
+    datamodule = instantiate(node, **parts)
+    datamodule.prepare_data()
+    return datamodule
+
+
+def build_callbacks(
+    cfg: DictConfig,
+    store_config: dict[str, Any] | None = None,
+    extra: Sequence[L.Callback] | None = None,
+) -> list[L.Callback]:
+    """The ``callbacks`` group, the ``attack`` and ``augmentation`` callbacks, then ``extra``.
+
+    Args:
+        cfg: the run's config.
+        store_config: the resolved config to keep in every checkpoint (``bioner-eval`` rebuilds
+            the run from it), or ``None``.
+        extra: callbacks added by a calling program (benchmarks, notebooks).
+    """
+    callbacks = instantiate_callbacks(cfg.callbacks, cfg.get("attack"), cfg.get("augmentation"))
+    if store_config is not None:
+        callbacks.append(ConfigInCheckpoint(store_config))
+    return [*callbacks, *(extra or [])]
+
+
+def build_trainer(
+    cfg: DictConfig, run: Run, loggers: list[Logger], callbacks: Sequence[L.Callback] = ()
+) -> tuple[L.Trainer, str | int | None]:
+    """The ``trainer`` group's Trainer with the precision for this hardware, and that precision.
+
+    The loggers receive the whole resolved config with the precision chosen, not ``auto``
+    (``config.yaml`` and the checkpoint keep ``auto``: the run's settings, which bioner-report
+    groups by).
+    """
+    precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=list(callbacks),
+        logger=loggers or False,
+        precision=precision,
+        plugins=[StreamedCheckpointIO()],
+    )
+    log_config(
+        loggers,
+        {**run.resolved, "trainer": {**run.resolved["trainer"], "precision": str(precision)}},
+    )
+    return trainer, precision
+
+
+@contextmanager
+def closing(loggers: list[Logger]) -> Iterator[list[Logger]]:
+    """Finish the loggers (an open W&B run) however the run ends."""
+    try:
+        yield loggers
+    finally:
+        finish_loggers(loggers)
+
+
+def release_training_state(trainer: L.Trainer, model: L.LightningModule) -> None:
+    """Free the optimiser's moments and the gradients once fitting is over.
+
+    They take three times the weights' memory and nothing after fitting reads them, while scoring
+    the best checkpoint loads that file (weights and moments) beside them: freeing them first
+    keeps the run's peak memory at the training peak.
+    """
+    for optimizer in trainer.optimizers:
+        optimizer.state.clear()
+    model.zero_grad(set_to_none=True)
+
+
+def fit(
+    cfg: DictConfig,
+    run: Run,
+    trainer: L.Trainer,
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    ckpt_path: str | None,
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    """Fit, then record how it ended (log line, loggers, the run's README); return the outcome
+    (``metrics.json["training"]``)."""
+    warn_early_stopping_with_max_steps(cfg)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    release_training_state(trainer, model)
+    outcome = training_outcome(trainer)
+    best = outcome["best_epoch"]
+    log.info(
+        "training stopped: %s, after %d steps in %d epochs; best checkpoint from epoch %s",
+        outcome["stop_reason"],
+        outcome["steps"],
+        outcome["epochs"],
+        "(none)" if best is None else best,
+    )
+    if trainer.is_global_zero:
+        log_outcome(trainer.loggers, outcome)
+        write_run_readme(run.dir, cfg, {**summary, "training": outcome})
+    return outcome
+
+
+def training_records(cfg: DictConfig, callbacks: Sequence[L.Callback]) -> dict[str, Any]:
+    """``metrics.json`` entries about how training ran: the fold (k-fold runs) and the training
+    speed of each epoch (``callbacks.throughput``)."""
+    records: dict[str, Any] = {}
+    if cfg.cv.folds is not None:
+        records["cv"] = {"folds": cfg.cv.folds, "fold": cfg.cv.fold}
+    speeds = [rate for cb in callbacks if isinstance(cb, Throughput) for rate in cb.history]
+    if speeds:
+        records["train_sequences_per_s"] = speeds
+    return records
+
+
+def score_and_export(
+    cfg: DictConfig,
+    run: Run,
+    trainer: L.Trainer,
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    checkpoint: str | None,
+    summary: dict[str, Any],
+    metadata: dict[str, Any],
+) -> dict[str, Any]:
+    """The end of a training run: score ``checkpoint`` (the best one) on devel and test, write
+    the evaluation files and export the model folder; return ``metrics.json``'s content.
+
+    Args:
+        metadata: what the exported folder records beside the weights (alignment, entity types,
+            dataset, encoder); the fitted preprocessing is added here.
+    """
+    if checkpoint is None:
+        log.warning("no checkpoint to evaluate: scoring the weights as they are")
+    summary = {**summary, "checkpoint": checkpoint}
+    # Final scores of the best checkpoint on devel and test (with their predictions).
+    trainer.validate(model, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
+    trainer.test(model, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
+    if not trainer.is_global_zero:
+        return summary
+    summary["wall_time_s"] = time.perf_counter() - run.started
+    summary = finish_evaluation(cfg, run.dir, model, datamodule, trainer.loggers, summary)
+    if datamodule.preprocess is not None:
+        # bioner-predict rewrites raw text as training did (fitted state included).
+        metadata = {**metadata, "preprocess": datamodule.preprocess.record()}
+    export_pretrained(model.model, datamodule.tokenizer, run.dir / "model", metadata)
+    finish_run(cfg, run, summary)
+    return summary
+
+
+def export_metadata(cfg: DictConfig, run: Run, reader: Any, encoder: Any) -> dict[str, Any]:
+    """What a training run's exported model folder records beside the weights (``bioner.json``):
+    the alignment, the entity types, the dataset and the encoder."""
+    return {
+        "alignment": run.resolved["alignment"],
+        "entity_types": reader.entity_types,
+        "dataset": cfg.dataset.name,
+        "encoder": encoder.name,
+    }
+
+
+def scored_checkpoint(cfg: DictConfig, trainer: L.Trainer, ckpt_path: str | None) -> str | None:
+    """The checkpoint a training run scores: the best one when it trained, else ``ckpt_path``."""
+    return best_checkpoint(trainer) if cfg.train else ckpt_path
+
+
+def finish_run(cfg: DictConfig, run: Run, summary: dict[str, Any]) -> None:
+    """Complete the run's README and print where the run folder is (global rank zero)."""
+    write_run_readme(run.dir, cfg, summary)
+    log.info("Run folder: %s", Path(run.dir).resolve())

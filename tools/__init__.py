@@ -1,0 +1,1 @@
+"""Developer tooling that does not ship in the wheel (run from the repository root)."""
