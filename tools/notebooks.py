@@ -7,6 +7,8 @@ From the command line::
 
     python -m tools.notebooks strip notebooks/*.ipynb   # drop outputs before committing
     python -m tools.notebooks check notebooks/*.ipynb   # exit 1 if any has outputs
+    # an executed copy for readers, in docs/notebooks/ (parameters as Python literals):
+    python -m tools.notebooks render notebooks/01_quickstart.ipynb --set run_folder='"<run>"'
 
 ``nbformat``, ``nbclient`` and ``ipykernel`` come with the ``dev`` extra (``pip install -e
 ".[dev]"``).
@@ -187,15 +189,65 @@ def strip(nb: NotebookNode) -> bool:
     return changed
 
 
+def render(
+    path: str | Path, parameters: Mapping[str, Any], out: str | Path, cwd: str | Path | None = None
+) -> Path:
+    """Execute ``path`` with ``parameters`` and write the copy with its outputs into ``out``.
+
+    The copy is for readers (GitHub and nbviewer show its outputs); it keeps outputs and drops
+    only what changes with every run and machine (cell timings, notebook metadata). The
+    notebook under ``notebooks/`` stays stripped.
+    """
+    path = Path(path)
+    nb = execute_notebook(path, parameters, cwd=cwd)
+    for key in [k for k in nb.metadata if k not in KEPT_METADATA]:
+        del nb.metadata[key]
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    target = Path(out) / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_notebook(nb, target)
+    return target
+
+
+def _assignment(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=VALUE, e.g. run_folder='\"runs/a\"'")
+    try:
+        return name.strip(), ast.literal_eval(value)
+    except (ValueError, SyntaxError) as err:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the value must be a Python literal (quote strings: {name}='\"...\"')"
+        ) from err
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``strip`` or ``check`` notebook files; returns the exit status."""
+    """``strip``, ``check`` or ``render`` notebook files; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m tools.notebooks",
-        description="Keep notebooks free of outputs in git.",
+        description="Keep notebooks free of outputs in git; render executed copies for readers.",
     )
-    parser.add_argument("command", choices=["strip", "check"])
+    parser.add_argument("command", choices=["strip", "check", "render"])
     parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument(
+        "--set",
+        dest="parameters",
+        action="append",
+        type=_assignment,
+        default=[],
+        metavar="NAME=VALUE",
+        help="render: a value for the notebook's parameters cell (a Python literal)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("docs/notebooks"), help="render: folder of the copies"
+    )
     args = parser.parse_args(argv)
+    if args.command == "render":
+        for path in args.notebooks:
+            target = render(path, dict(args.parameters), args.out)
+            print(f"rendered {path} -> {target}")
+        return 0
     dirty = []
     for path in args.notebooks:
         nb = read_notebook(path)

@@ -21,6 +21,7 @@ from bioner.config import compose_config
 from bioner.reporting import build_report, to_markdown
 from bioner.train import train
 from tools.notebooks import execute_notebook, inject_parameters, is_stripped, read_notebook
+from tools.notebooks import main as notebook_tools
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
@@ -79,6 +80,16 @@ def test_the_kernel_is_this_interpreter_and_sees_the_injected_values(tmp_path: P
     nbformat.write(nb, str(path))
     done = execute_notebook(path, {"value": [2, "x"]}, cwd=tmp_path, timeout=120)
     assert outputs(done) == [f"{sys.executable} [2, 'x'] {tmp_path}\n"]
+    # The executed copy for readers: outputs kept, timings and machine metadata dropped, the
+    # notebook itself left stripped.
+    assert (
+        notebook_tools(["render", str(path), "--set", "value=3", "--out", str(tmp_path / "d")]) == 0
+    )
+    rendered = read_notebook(tmp_path / "d" / "probe.ipynb")
+    assert outputs(rendered) == [f"{sys.executable} 3 {tmp_path}\n"]
+    assert set(rendered.metadata) <= {"kernelspec"}
+    assert all("execution" not in cell.metadata for cell in rendered.cells)
+    assert is_stripped(read_notebook(path))
 
 
 def train_sentences(data_dir: Path, n: int) -> list[str]:

@@ -98,3 +98,14 @@ def test_command_line_check_and_strip(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["strip", str(path)]) == 0
     assert main(["check", str(path)]) == 0
     assert is_stripped(read_notebook(path))
+
+
+def test_render_takes_python_literals_and_names_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    path = tmp_path / "nb.ipynb"
+    write_notebook(notebook(), path)
+    for bad, fix in (("size=tiny", "quote strings: size='\"...\"'"), ("size", "give NAME=VALUE")):
+        with pytest.raises(SystemExit):
+            main(["render", str(path), "--set", bad])
+        assert fix in capsys.readouterr().err
