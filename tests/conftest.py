@@ -47,7 +47,13 @@ settings.load_profile("default")
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SHARED_DATA = Path(os.environ.get("BIONER_SHARED_DATA", REPO.parent / "shared" / "data"))
+# The real corpora: BIONER_SHARED_DATA, else the data folder bioner itself is told about
+# (BIONER_DATA_DIR, which .ci/run sets), else ../shared/data next to the checkout.
+SHARED_DATA = Path(
+    os.environ.get("BIONER_SHARED_DATA")
+    or os.environ.get("BIONER_DATA_DIR")
+    or REPO.parent / "shared" / "data"
+)
 
 
 @pytest.fixture(scope="session")
@@ -57,9 +63,13 @@ def fixtures_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real corpora in ../shared/data; tests that need them skip with a reason when absent."""
+    """The real corpora; tests that need them skip with a reason when absent, and fail instead
+    under BIONER_REQUIRE_DATA=1 (CI), where a skip would hide a hundred tests."""
     if not (SHARED_DATA / "bc5cdr" / "train.tsv").is_file():
-        pytest.skip(f"real corpora not found at {SHARED_DATA} (set BIONER_SHARED_DATA)")
+        message = f"real corpora not found at {SHARED_DATA} (set BIONER_SHARED_DATA)"
+        if os.environ.get("BIONER_REQUIRE_DATA") == "1":
+            pytest.fail(message + "; BIONER_REQUIRE_DATA=1 asks for them")
+        pytest.skip(message)
     return SHARED_DATA
 
 
