@@ -7,7 +7,7 @@ From the command line::
 
     python -m tools.notebooks strip notebooks/*.ipynb   # drop outputs before committing
     python -m tools.notebooks check notebooks/*.ipynb   # exit 1 if any has outputs
-    # an executed copy for readers, in docs/notebooks/ (parameters as Python literals):
+    # an executed copy for readers, as docs/notebooks/<name>.md (parameters as Python literals):
     python -m tools.notebooks render notebooks/01_quickstart.ipynb --set run_folder='"<run>"'
 
 ``nbformat``, ``nbclient`` and ``ipykernel`` come with the ``dev`` extra (``pip install -e
@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import base64
 import copy
+import re
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -189,24 +192,58 @@ def strip(nb: NotebookNode) -> bool:
     return changed
 
 
+# Terminal colour codes in tracebacks and progress output; a Markdown page shows them as junk.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def to_markdown(nb: NotebookNode, files: Path) -> str:
+    """An executed notebook as one Markdown page: its markdown cells, each code cell fenced,
+    then what the cell printed or displayed (Markdown inline, PNG images written into ``files``
+    and linked, other text fenced).
+
+    A page, not a notebook, so that git holds notebooks only without outputs while readers
+    still see what a run printed (GitHub renders the page with its images).
+    """
+    parts, images = [], 0
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            parts.append(cell.source)
+            continue
+        if cell.cell_type != "code":
+            continue
+        parts.append(f"```python\n{cell.source}\n```")
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                parts.append(f"```text\n{_ANSI.sub('', output.text).rstrip()}\n```")
+            elif output.output_type == "error":
+                trace = _ANSI.sub("", "\n".join(output.traceback))
+                parts.append(f"```text\n{trace}\n```")
+            elif "text/markdown" in output.get("data", {}):
+                parts.append(output.data["text/markdown"])
+            elif "image/png" in output.get("data", {}):
+                images += 1
+                files.mkdir(parents=True, exist_ok=True)
+                image = files / f"output_{images}.png"
+                image.write_bytes(base64.b64decode(output.data["image/png"]))
+                parts.append(f"![output {images}]({files.name}/{image.name})")
+            elif "text/plain" in output.get("data", {}):
+                parts.append(f"```text\n{output.data['text/plain']}\n```")
+    return "\n\n".join(parts) + "\n"
+
+
 def render(
     path: str | Path, parameters: Mapping[str, Any], out: str | Path, cwd: str | Path | None = None
 ) -> Path:
-    """Execute ``path`` with ``parameters`` and write the copy with its outputs into ``out``.
-
-    The copy is for readers (GitHub and nbviewer show its outputs); it keeps outputs and drops
-    only what changes with every run and machine (cell timings, notebook metadata). The
-    notebook under ``notebooks/`` stays stripped.
-    """
+    """Execute ``path`` with ``parameters`` and write it as ``out/<name>.md`` with its outputs
+    (images in ``out/<name>_files/``); the notebook under ``notebooks/`` stays stripped."""
     path = Path(path)
     nb = execute_notebook(path, parameters, cwd=cwd)
-    for key in [k for k in nb.metadata if k not in KEPT_METADATA]:
-        del nb.metadata[key]
-    for cell in nb.cells:
-        cell.metadata.pop("execution", None)
-    target = Path(out) / path.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_notebook(nb, target)
+    out = Path(out)
+    files = out / f"{path.stem}_files"
+    shutil.rmtree(files, ignore_errors=True)  # images of an earlier rendering
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"{path.stem}.md"
+    target.write_text(to_markdown(nb, files), encoding="utf-8")
     return target
 
 

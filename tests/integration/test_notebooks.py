@@ -80,15 +80,16 @@ def test_the_kernel_is_this_interpreter_and_sees_the_injected_values(tmp_path: P
     nbformat.write(nb, str(path))
     done = execute_notebook(path, {"value": [2, "x"]}, cwd=tmp_path, timeout=120)
     assert outputs(done) == [f"{sys.executable} [2, 'x'] {tmp_path}\n"]
-    # The executed copy for readers: outputs kept, timings and machine metadata dropped, the
+    # The page for readers: outputs kept, timings and machine metadata dropped, the
     # notebook itself left stripped.
     assert (
         notebook_tools(["render", str(path), "--set", "value=3", "--out", str(tmp_path / "d")]) == 0
     )
-    rendered = read_notebook(tmp_path / "d" / "probe.ipynb")
-    assert outputs(rendered) == [f"{sys.executable} 3 {tmp_path}\n"]
-    assert set(rendered.metadata) <= {"kernelspec"}
-    assert all("execution" not in cell.metadata for cell in rendered.cells)
+    rendered = (tmp_path / "d" / "probe.md").read_text()
+    assert f"```text\n{sys.executable} 3 {tmp_path}\n```" in rendered
+    assert "```python\nvalue = 1" in rendered
+    assert "iopub" not in rendered and "language_info" not in rendered
+    assert not (tmp_path / "d" / "probe.ipynb").exists()
     assert is_stripped(read_notebook(path))
 
 

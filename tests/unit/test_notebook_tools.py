@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import nbformat
@@ -16,6 +17,7 @@ from tools.notebooks import (
     parameter_names,
     read_notebook,
     strip,
+    to_markdown,
     write_notebook,
 )
 
@@ -109,3 +111,19 @@ def test_render_takes_python_literals_and_names_the_fix(
         with pytest.raises(SystemExit):
             main(["render", str(path), "--set", bad])
         assert fix in capsys.readouterr().err
+
+
+def test_an_executed_notebook_becomes_a_page_with_its_outputs(tmp_path: Path) -> None:
+    nb = notebook()
+    png = base64.b64encode(b"\x89PNG fake").decode()
+    nb.cells[2].outputs = [
+        new_output("stream", name="stdout", text="\x1b[31mhello\x1b[0m\n"),
+        new_output("display_data", data={"text/markdown": "| a |\n| --- |", "text/plain": "x"}),
+        new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"}),
+        new_output("error", ename="E", evalue="bad", traceback=["\x1b[31mE\x1b[0m: bad"]),
+    ]
+    page = to_markdown(nb, tmp_path / "nb_files")
+    assert page.startswith("# title\n\n```python\nsize = ")
+    assert "```text\nhello\n```\n\n| a |\n| --- |\n\n![output 1](nb_files/output_1.png)" in page
+    assert page.endswith("```text\nE: bad\n```\n") and "<Figure>" not in page
+    assert (tmp_path / "nb_files" / "output_1.png").read_bytes() == b"\x89PNG fake"
