@@ -223,6 +223,20 @@ class ScoredSplit:
         return {doc.id: (doc, pred) for doc, pred in zip(self.gold, self.predictions)}
 
 
+def _nested_targets(node: Any, where: str) -> list[tuple[str, Any]]:
+    """``(key, target)`` of every ``_target_`` inside ``node`` (mappings and lists, any depth)."""
+    if isinstance(node, Mapping):
+        found = [(where, node["_target_"])] if "_target_" in node else []
+        for key, value in node.items():
+            found += _nested_targets(value, f"{where}.{key}")
+        return found
+    if isinstance(node, list):
+        return [
+            hit for i, value in enumerate(node) for hit in _nested_targets(value, f"{where}[{i}]")
+        ]
+    return []
+
+
 class GoldSource:
     """Loads a run's predictions on a split together with their gold documents.
 
@@ -249,6 +263,15 @@ class GoldSource:
             raise ReportError(
                 f"{run.path / 'config.yaml'}: refusing dataset._target_={dataset['_target_']!r}; "
                 "a report builds only bioner.data.readers.* from a run's config"
+            )
+        # instantiate builds nested `_target_` nodes too, and a reader's options (filter, split,
+        # train_subset) are plain values: a nested target can only be planted.
+        nested = _nested_targets({k: v for k, v in dataset.items() if k != "_target_"}, "dataset")
+        if nested:
+            key, target = nested[0]
+            raise ReportError(
+                f"{run.path / 'config.yaml'}: refusing {key}._target_={target!r}; a report builds "
+                "only the reader itself from a run's config, nothing nested in it"
             )
         run_root = str((run.config.get("paths") or {}).get("data_dir", ""))
         own = str(dataset.get("data_dir", ""))

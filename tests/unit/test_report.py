@@ -439,6 +439,15 @@ def test_a_run_config_may_name_only_a_bioner_reader(
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ReportError, match="refusing dataset._target_='torch.load'"):
         build_report([tmp_path / "multirun"], baseline="attack=none", bootstrap_samples=50)
+    # Nor anything nested in the reader's config, which instantiate would build as well.
+    for run_dir in (r for runs in study.values() for r in runs):
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        config["dataset"]["_target_"] = "bioner.data.readers.IOBReader"
+        config["dataset"]["filter"] = {"_target_": "os.system", "command": "touch pwned"}
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ReportError, match="refusing dataset.filter._target_='os.system'"):
+        build_report([tmp_path / "multirun"], baseline="attack=none", bootstrap_samples=50)
+    assert not Path("pwned").exists()
 
 
 # ---------------------------------------------------------------------- k-fold, robustness
