@@ -27,6 +27,7 @@ from bioner.data.batching import BucketBatchSampler, Collator, EpochPermutation,
 from bioner.data.document import Document
 from bioner.data.encoded import EncodedSplit, predict_split
 from bioner.data.folds import check_fold, split_fold, split_inner_devel
+from bioner.errors import ConfigError
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
@@ -133,6 +134,16 @@ class NERDataModule(L.LightningDataModule):
         if limit_documents is not None and limit_documents < 1:
             raise ValueError(f"limit_documents must be positive or null, not {limit_documents}")
         check_fold(folds, fold)
+        subset = getattr(reader, "train_subset", None)
+        if folds is not None and subset is not None and subset.active:
+            # Folds pool train and devel: a cut train split beside the whole devel split would
+            # train on a mix that is neither the fraction nor the corpus.
+            raise ConfigError(
+                f"dataset.train_subset.fraction={subset.fraction} cannot be combined with "
+                f"cv.folds={folds}: cross-validation pools the train and devel splits, and only "
+                "train would be cut. Drop one of them (set dataset.train_subset.fraction=null "
+                "or cv.folds=null cv.fold=null)"
+            )
         self.reader = reader
         self.alignment = alignment
         self.tokenizer = tokenizer

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bioner.data.document import Document
+from bioner.errors import ConfigError
 
 # Fixed on purpose (not the run seed): see the module docstring.
 FOLD_SEED = 5318
@@ -39,21 +40,21 @@ def check_fold(folds: int | None, fold: int | None) -> None:
     """Check a ``folds``/``fold`` pair; both ``None`` means "no cross-validation".
 
     Raises:
-        ValueError: one is set without the other, ``folds < 2`` or ``fold`` outside
+        ConfigError: one is set without the other, ``folds < 2`` or ``fold`` outside
             ``[0, folds)``; the message names the override that fixes it.
     """
     if folds is None and fold is None:
         return
     if folds is None or fold is None:
-        raise ValueError(
+        raise ConfigError(
             f"cross-validation needs both cv.folds and cv.fold (got folds={folds}, fold={fold}): "
             "e.g. cv.folds=5 cv.fold=0, or `-m cv.folds=5 cv.fold='range(5)'` for all folds; "
             "set both to null for the corpus's own splits"
         )
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"cv.folds must be an integer >= 2, not {folds!r}: e.g. cv.folds=5")
+        raise ConfigError(f"cv.folds must be an integer >= 2, not {folds!r}: e.g. cv.folds=5")
     if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
-        raise ValueError(
+        raise ConfigError(
             f"cv.fold must be an integer in [0, {folds}) for cv.folds={folds}, not {fold!r}: "
             f"folds are numbered 0..{folds - 1} (`cv.fold='range({folds})'` runs them all)"
         )
@@ -74,12 +75,12 @@ def assign_folds(doc_ids: Sequence[str], folds: int, seed: int = FOLD_SEED) -> l
         ``result[i]`` is the fold of ``doc_ids[i]``.
 
     Raises:
-        ValueError: fewer distinct documents than folds (a fold would be empty).
+        ConfigError: fewer distinct documents than folds (a fold would be empty).
     """
     check_fold(folds, 0)
     unique = sorted(set(doc_ids))
     if len(unique) < folds:
-        raise ValueError(
+        raise ConfigError(
             f"{folds} folds need at least {folds} documents, but there are {len(unique)}: "
             "lower cv.folds or raise data.limit_documents"
         )
@@ -96,7 +97,7 @@ def split_fold(
     Both keep the order of ``docs``.
 
     Raises:
-        ValueError: see :func:`check_fold` and :func:`assign_folds`.
+        ConfigError: see :func:`check_fold` and :func:`assign_folds`.
     """
     check_fold(folds, fold)
     assigned = assign_folds([d.id for d in docs], folds, seed)
@@ -112,11 +113,11 @@ def split_inner_devel(docs: Sequence[Document]) -> tuple[list[Document], list[Do
     Both keep the order of ``docs``.
 
     Raises:
-        ValueError: fewer than two distinct documents.
+        ConfigError: fewer than two distinct documents.
     """
     n_ids = len({d.id for d in docs})
     if n_ids < 2:
-        raise ValueError(
+        raise ConfigError(
             f"a cross-validation fold needs at least 2 training documents (one for the inner devel "
             f"split that picks the checkpoint), but has {n_ids}: lower cv.folds or raise "
             "data.limit_documents"

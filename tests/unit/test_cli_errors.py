@@ -89,6 +89,11 @@ def test_a_bug_is_not_dressed_as_a_user_error(monkeypatch: pytest.MonkeyPatch) -
         (["seed=[1"], "no viable alternative"),
         (["dataset=nope"], "Could not find 'dataset/nope'"),
         (["alignment.stride=-1", "logger=none"], "alignment stride must be >= 0"),
+        (["cv.folds=5", "model=tiny", "logger=none"], "needs both cv.folds and cv.fold"),
+        (
+            ["cv.folds=5", "cv.fold=0", "dataset.train_subset.fraction=0.1", "model=tiny"],
+            "dataset.train_subset.fraction=0.1 cannot be combined with cv.folds=5",
+        ),
     ],
 )
 def test_hydra_config_errors_read_as_cleanly(

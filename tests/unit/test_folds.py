@@ -12,6 +12,8 @@ from bioner.config import compose_config
 from bioner.data.datamodule import NERDataModule
 from bioner.data.document import Document, Span
 from bioner.data.folds import FOLD_SEED, assign_folds, check_fold, split_fold
+from bioner.data.subsets import TrainSubset
+from bioner.errors import ConfigError
 from bioner.models.encoders import HubEncoder
 
 
@@ -32,7 +34,7 @@ def doc(doc_id: str, text: str = "Aspirin causes ulcers") -> Document:
     ],
 )
 def test_bad_fold_settings_name_the_fix(folds, fold, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         check_fold(folds, fold)
 
 
@@ -168,8 +170,20 @@ def test_limit_documents_applies_to_each_split_before_pooling(tokenizer) -> None
 
 
 def test_datamodule_rejects_a_bad_fold(tokenizer) -> None:
-    with pytest.raises(ValueError, match=r"cv.fold must be an integer in \[0, 2\)"):
+    with pytest.raises(ConfigError, match=r"cv.fold must be an integer in \[0, 2\)"):
         datamodule(tokenizer, folds=2, fold=2)
+
+
+def test_folds_refuse_a_train_subset(tokenizer) -> None:
+    # Folds pool train and devel, so a cut train split would be mixed with a whole devel split.
+    from bioner.data.alignment import Alignment
+
+    reader = MemoryReader()
+    reader.train_subset = TrainSubset(fraction=0.5, seed=1)
+    with pytest.raises(ConfigError, match="cannot be combined with cv.folds=3"):
+        NERDataModule(reader, Alignment(), tokenizer, folds=3, fold=0)
+    reader.train_subset = TrainSubset(fraction=1.0, seed=1)  # keeps everything: allowed
+    NERDataModule(reader, Alignment(), tokenizer, folds=3, fold=0)
 
 
 # ------------------------------------------------------------------ real corpora
