@@ -30,6 +30,8 @@ from bioner.utils.log import get_logger
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from bioner.preprocess import Preprocessor
+
 log = get_logger(__name__)
 
 TEXT_KINDS = ("typos_inside", "typos_outside", "case", "synonym", "mention_replacement")
@@ -140,12 +142,17 @@ class Robustness:
         dataset: EncodedSplit,
         id2label: Mapping[int, str],
         precision: str | None = None,
+        preprocess: Preprocessor | None = None,
     ) -> dict[str, Any]:
         """Score ``model`` on ``dataset`` clean, under every attack and epsilon, and under every
         text perturbation; return a JSON-ready dict (``metrics.json["robustness"]``).
 
         ``precision`` is the run's (``bf16-mixed``: forward passes under bf16 autocast, as in
         training and evaluation, several times faster on hardware with native bf16).
+        ``preprocess`` is the run's fitted text normalisation (the data module's): text
+        perturbations then rewrite the *original* documents, as noise reaches raw text, and the
+        tagger normalises the perturbed text before the model sees it, as ``bioner-predict``
+        does; spans are scored on the perturbed original text.
         """
         from bioner.inference.tagger import Tagger
 
@@ -190,15 +197,19 @@ class Robustness:
                     clean,
                 )
             if self.text_kinds:
-                perturbations = default_perturbations(dataset.docs, self.text_rate, self.synonyms)
+                # With preprocessing, dataset.docs are the normalised documents: noise belongs
+                # in the text a user hands over, before normalisation gets a chance to undo it.
+                docs = dataset.docs if dataset.originals is None else dataset.originals
+                perturbations = default_perturbations(docs, self.text_rate, self.synonyms)
                 chosen = {k: perturbations[k] for k in self.text_kinds}
                 tagger = Tagger(
                     [(model, tokenizer, dataset.alignment)],
                     batch_size=self.batch_size,
                     precision="bf16" if bf16 else "32",
+                    preprocess=[preprocess],
                 )
                 result["text"] = text_robustness(
-                    dataset.docs, tagger.predict_documents, chosen, seed=self.seed
+                    docs, tagger.predict_documents, chosen, seed=self.seed
                 )
                 for kind, scores in result["text"].items():
                     log.info(

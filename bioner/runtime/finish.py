@@ -259,6 +259,7 @@ def finish_evaluation(
             datamodule.encoded(suite.split),
             module.id2label,
             precision=extra.get("precision"),
+            preprocess=getattr(datamodule, "preprocess", None),
         )
         png = plot_robustness(result, Path(run_dir) / "robustness_epsilon.png")
         log_robustness(loggers, result, png)

@@ -383,3 +383,37 @@ def test_a_robustness_subset_of_a_preprocessed_split_decodes_onto_the_originals(
     docs, preds = part.decode(gold_logits(part, len(dm.labels)), dm.id2label)
     # Robustness scores the first document on its original text, not on the rewritten one.
     assert docs == CORPUS["devel"][:1] and preds == [CORPUS["devel"][0].spans]
+
+
+def test_text_robustness_perturbs_the_original_text_and_tags_it_normalised(
+    tokenizer, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Noise reaches the text a user hands over, before normalisation: the perturbations must
+    # rewrite the original documents, and the tagger must normalise them as bioner-predict does.
+    from transformers import AutoModelForTokenClassification
+
+    import bioner.attacks.robustness as robustness
+
+    dm = shorthand_datamodule(tokenizer, tmp_path, "lithium\tLithium carbonate\n")
+    split = dm.encoded("devel")
+    assert split.docs[0].text.startswith("Lithium carbonate")
+    seen = {}
+
+    def spy(docs, predict, perturbations, seed=0):
+        seen["docs"] = list(docs)
+        seen["member"] = predict.__self__.members[0]
+        seen["spans"] = predict(list(docs))
+        return {}
+
+    monkeypatch.setattr(robustness, "text_robustness", spy)
+    model = AutoModelForTokenClassification.from_pretrained(
+        str(tiny_model_dir),
+        id2label=dict(dm.id2label),
+        label2id={label: i for i, label in dm.id2label.items()},
+    )
+    suite = robustness.Robustness(text_kinds=["typos_outside"])
+    suite.evaluate(model, tokenizer, split, dm.id2label, preprocess=dm.preprocess)
+    assert seen["docs"] == CORPUS["devel"]
+    assert seen["member"].preprocess is dm.preprocess
+    texts = [d.text for d in CORPUS["devel"]]
+    assert all(s.end <= len(t) for t, spans in zip(texts, seen["spans"]) for s in spans)
