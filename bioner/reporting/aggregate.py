@@ -37,7 +37,14 @@ import yaml
 from scipy.stats import t as student_t
 
 from bioner.evaluation import paired_bootstrap, robustness_metrics
-from bioner.reporting.runs import GoldSource, ReportError, Run, ScoredSplit, find_runs
+from bioner.reporting.runs import (
+    STEP_GROUPS,
+    GoldSource,
+    ReportError,
+    Run,
+    ScoredSplit,
+    find_runs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +236,11 @@ def _derived(key: str, runs: Iterable[Run]) -> bool:
     return True
 
 
+def _step_parameter(key: str) -> bool:
+    """Whether ``key`` is a parameter of a step of a step group (``preprocess.spelling.x``)."""
+    return any(key.startswith(group + ".") for group in STEP_GROUPS)
+
+
 def differing_keys(runs: Sequence[Run]) -> list[str]:
     """Config keys whose values differ between ``runs``, except those that are no setting."""
     keys = sorted({k for run in runs for k in run.flat})
@@ -236,7 +248,10 @@ def differing_keys(runs: Sequence[Run]) -> list[str]:
     for key in keys:
         if any(_under(key, p) for p in NOT_A_SETTING):
             continue
-        if len({_canon(run.flat.get(key, _MISSING)) for run in runs}) > 1 and not _derived(
+        # A step's parameter is missing where the step is: the step-group key tells those runs
+        # apart, so the parameter differs only between runs that have the step.
+        having = [r for r in runs if key in r.flat] if _step_parameter(key) else runs
+        if len({_canon(run.flat.get(key, _MISSING)) for run in having}) > 1 and not _derived(
             key, runs
         ):
             out.append(key)
@@ -362,6 +377,8 @@ def group_runs(runs: Sequence[Run], keys: Sequence[str]) -> list[Setting]:
         setting = Setting(values, members)
         setting.columns = {f: _column_text(members, f, details[f]) for f in FAMILIES}
         other = [k for k in keys if not any(_under(k, f) for f in FAMILIES)]
+        # A step's parameters are shown only where the setting has the step.
+        other = [k for k in other if not (_step_parameter(k) and values[k] == _MISSING)]
         setting.columns["other"] = ", ".join(f"{k}={_show(values[k])}" for k in other)
         settings.append(setting)
     return settings

@@ -57,6 +57,11 @@ class Run:
 
     def __post_init__(self) -> None:
         self.flat = flatten(self.config)
+        for group in STEP_GROUPS:
+            steps = self.config.get(group)
+            if isinstance(steps, Mapping):
+                # One key names the steps in order: preprocess=shorthand+spelling, or none.
+                self.flat[group] = "+".join(steps) if steps else "none"
 
     @property
     def seed(self) -> Any:
@@ -97,6 +102,13 @@ class Run:
             if (m := _LOG_TIME.match(line))
         )
         return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None
+
+
+#: Config groups whose options are named steps (``preprocess=[shorthand,spelling]``): a run's
+#: ``flat[group]`` names its steps in order (``shorthand+spelling``, ``none`` for no step), so
+#: that reports show and select them as one value (``--baseline preprocess=none``); the steps'
+#: own parameters stay keys of their own (``preprocess.spelling.min_length``).
+STEP_GROUPS = ("preprocess",)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

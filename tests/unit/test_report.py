@@ -88,6 +88,7 @@ def make_run(
     lr: float = 1e-4,
     robustness: dict[str, Any] | None = None,
     minutes: int = 3,
+    preprocess: dict[str, Any] | None = None,
 ) -> Path:
     """A run folder as bioner-train writes it (the parts a report reads)."""
     run_dir = root / name
@@ -120,6 +121,8 @@ def make_run(
         },
         "paths": {"data_dir": str(data_root)},
     }
+    if preprocess is not None:
+        config["preprocess"] = preprocess
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     evaluation = evaluate(docs, preds)
@@ -397,6 +400,36 @@ def test_baseline_is_chosen_per_other_columns(tmp_path: Path, data_root: Path) -
     assert by_name["toy", "fgm (epsilon=0.1)"].test.pairs == 1
     assert by_name["toy2", "fgm (epsilon=0.1)"].test is None  # no toy2 baseline
     assert "no baseline setting shares" in to_markdown(report)
+
+
+def test_preprocess_steps_are_one_value_and_their_parameters_still_separate(
+    tmp_path: Path, data_root: Path
+) -> None:
+    shorthand = {"_target_": "bioner.preprocess.ShorthandExpander", "shipped": True}
+    spelling = {"_target_": "bioner.preprocess.SpellingCorrector", "min_length": 5}
+    variants = {
+        "none": {},
+        "both": {"shorthand": shorthand, "spelling": spelling},
+        "both4": {"shorthand": shorthand, "spelling": {**spelling, "min_length": 4}},
+    }
+    docs = load(data_root)
+    for name, preprocess in variants.items():
+        for seed in (1, 2):
+            preds = predict(docs, 0.2, seed)
+            make_run(
+                tmp_path / "r", data_root, f"{name}_s{seed}", docs, preds, seed,
+                preprocess=preprocess,
+            )  # fmt: skip
+    report = build_report([tmp_path / "r"], baseline="preprocess=none", bootstrap_samples=20)
+    others = sorted(s.columns["other"] for s in report.settings)
+    # Runs without a step are not told apart by that step's <missing> parameters.
+    assert others == [
+        "preprocess=none",
+        "preprocess=shorthand+spelling, preprocess.spelling.min_length=4",
+        "preprocess=shorthand+spelling, preprocess.spelling.min_length=5",
+    ]
+    tested = [s for s in report.settings if not s.is_baseline]
+    assert len(tested) == 2 and all(s.test.pairs == 2 for s in tested)
 
 
 def test_ambiguous_baseline_is_an_error(study: dict[str, list[Path]], tmp_path: Path) -> None:
