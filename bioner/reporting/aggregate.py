@@ -248,8 +248,8 @@ def differing_keys(runs: Sequence[Run]) -> list[str]:
     for key in keys:
         if any(_under(key, p) for p in NOT_A_SETTING):
             continue
-        # A step's parameter is missing where the step is: the step-group key tells those runs
-        # apart, so the parameter differs only between runs that have the step.
+        # A step's parameter is missing from runs without the step; the step-group key tells
+        # those runs apart, so the parameter differs only between runs that have the step.
         having = [r for r in runs if key in r.flat] if _step_parameter(key) else runs
         if len({_canon(run.flat.get(key, _MISSING)) for run in having}) > 1 and not _derived(
             key, runs
