@@ -162,6 +162,9 @@ class StepWindow:
         self.rss = {"fit_start": current_rss_mib()}
 
     def step_start(self) -> None:
+        if self.warmup == 0 and self.start is None:
+            # Without warm-up the window opens at the first step (step_end never sees step 0).
+            self.start = now()
         if self.profile is not None:
             self.profile.step_start()
 

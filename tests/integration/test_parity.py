@@ -34,6 +34,21 @@ def test_folder_names_keep_ablations_apart_and_share_the_trainer_runs() -> None:
     )
 
 
+def test_the_step_window_times_from_the_first_step_without_warm_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import measure
+
+    clock = iter(range(100, 200, 10))  # each call to now() is 10 s later
+    monkeypatch.setattr(measure, "now", lambda: float(next(clock)))
+    window = measure.StepWindow(warmup=0)  # every step timed (parity's epochs runs)
+    for _ in range(3):
+        window.step_start()
+        window.step_end()
+    # Opened at the first step's start (100); each step's end moves the close: 110, 120, 130.
+    assert window.seconds == 30 and window.steps == 3
+
+
 @pytest.mark.slow
 def test_parity_scores_both_sides_with_bioner_evaluation_and_resumes(
     tmp_path: Path, tiny_model_dir: Path, shared_data: Path
