@@ -51,7 +51,7 @@ from bioner.inference.inputs import (
     read_inputs,
 )
 from bioner.inference.pubmed import Failure
-from bioner.inference.run import open_output, report_failures
+from bioner.inference.run import build_tagger, open_output, report_failures
 from bioner.utils.log import get_logger
 
 log = get_logger(__name__)
@@ -202,13 +202,7 @@ class TaggerActor:
     """
 
     def __init__(self, cfg: dict[str, Any], words: bool) -> None:
-        from hydra.utils import instantiate
-
-        from bioner.postprocess import build_postprocessors
-
-        node = OmegaConf.create(cfg)
-        steps = build_postprocessors(node.get("postprocess"))
-        self.tagger = instantiate(node.tagger, postprocess=steps, _convert_="all")
+        self.tagger = build_tagger(OmegaConf.create(cfg))
         self.words = words
 
     def __call__(self, batch: Any) -> Any:

@@ -109,21 +109,26 @@ def report_failures(failures: Sequence[Any]) -> None:
         )
 
 
+def build_tagger(cfg: DictConfig) -> Tagger:
+    """The :class:`Tagger` of a ``bioner-predict`` config (``tagger``, ``postprocess``), as every
+    runner builds it (the local process, each Ray actor)."""
+    from hydra.utils import instantiate
+
+    from bioner.postprocess import build_postprocessors
+
+    steps = build_postprocessors(cfg.get("postprocess"))
+    return instantiate(cfg.tagger, postprocess=steps, _convert_="all")
+
+
 class LocalRunner:
     """``runner=local`` (the default): tag in this process, into one output file or ``-``."""
 
     def run(self, cfg: DictConfig) -> dict[str, Any]:
         """Tag ``cfg.input`` into ``cfg.output`` as ``bioner-predict`` configures it."""
-        from hydra.utils import instantiate
-
-        from bioner.postprocess import build_postprocessors
-
         if str(cfg.output) != "-" and Path(cfg.output).is_dir():
             suffix = {"bioc": "xml"}.get(cfg.format, cfg.format)
             raise ConfigError(
                 f"output={cfg.output} is a folder; name a file in it, e.g. "
                 f"output={Path(cfg.output) / f'spans.{suffix}'} (runner=ray writes a folder)"
             )
-        steps = build_postprocessors(cfg.get("postprocess"))
-        tagger = instantiate(cfg.tagger, postprocess=steps, _convert_="all")
-        return predict_files(tagger, cfg.input, cfg.output, cfg.input_format, cfg.format)
+        return predict_files(build_tagger(cfg), cfg.input, cfg.output, cfg.input_format, cfg.format)
