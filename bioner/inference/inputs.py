@@ -153,6 +153,14 @@ def read_jsonl(source: str | Path) -> Iterator[TextRecord]:
         yield TextRecord(str(doc_id), record["text"])
 
 
+def title_abstract(doc_id: str, title: str, abstract: str) -> TextRecord:
+    """A title and abstract laid out as the PubTator corpora lay them out: ``title + " " +
+    abstract`` (just the title without an abstract), a sentence boundary forced after the title."""
+    text = f"{title} {abstract}" if abstract else title
+    forced = [len(title)] if abstract else []
+    return TextRecord(doc_id, text, {"title_end": len(title)}, forced)
+
+
 def read_pubtator(source: str | Path) -> Iterator[TextRecord]:
     """Title and abstract of each PubTator document (annotation lines are ignored)."""
     name = "<stdin>" if str(source) == "-" else str(source)
@@ -178,9 +186,7 @@ def read_pubtator(source: str | Path) -> Iterator[TextRecord]:
             raise CorpusFormatError(
                 name, number, f"abstract line of {pmid} does not follow its title line", fix
             )
-        text = f"{title[1]} {body}" if body else title[1]
-        forced = [len(title[1])] if body else []
-        yield TextRecord(pmid, text, {"title_end": len(title[1])}, forced)
+        yield title_abstract(pmid, title[1], body)
         title = None
     if title is not None:
         raise CorpusFormatError(

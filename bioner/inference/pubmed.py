@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import IO
 
 from bioner.data.errors import CorpusFormatError
-from bioner.inference.inputs import PUBMED_SUFFIXES, TextRecord
+from bioner.inference.inputs import PUBMED_SUFFIXES, TextRecord, title_abstract
 
 # Plain logging, as the other readers: the rank-zero logger would pull in Lightning.
 log = logging.getLogger(__name__)
@@ -142,9 +142,7 @@ def record_of(element: ET.Element) -> TextRecord | None:
         abstract = _abstract(book.find("Abstract")) if book is not None else ""
     if not pmid or not pmid.strip():
         return None
-    text = f"{title} {abstract}" if abstract else title
-    forced = [len(title)] if abstract else []
-    return TextRecord(pmid.strip(), text, {"title_end": len(title)}, forced)
+    return title_abstract(pmid.strip(), title, abstract)
 
 
 def _open(path: Path) -> IO[bytes]:
