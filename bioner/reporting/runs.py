@@ -40,6 +40,13 @@ class ReportError(UserError, ValueError):
     """Input that a report cannot be built from; the message names the folder and the fix."""
 
 
+#: Config groups whose options are named steps (``preprocess=[shorthand,spelling]``): a run's
+#: ``flat[group]`` names its steps in order (``shorthand+spelling``, ``none`` for no step), so
+#: that reports show and select them as one value (``--baseline preprocess=none``); the steps'
+#: own parameters stay keys of their own (``preprocess.spelling.min_length``).
+STEP_GROUPS = ("preprocess",)
+
+
 @dataclass
 class Run:
     """One finished run folder.
@@ -102,13 +109,6 @@ class Run:
             if (m := _LOG_TIME.match(line))
         )
         return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else None
-
-
-#: Config groups whose options are named steps (``preprocess=[shorthand,spelling]``): a run's
-#: ``flat[group]`` names its steps in order (``shorthand+spelling``, ``none`` for no step), so
-#: that reports show and select them as one value (``--baseline preprocess=none``); the steps'
-#: own parameters stay keys of their own (``preprocess.spelling.min_length``).
-STEP_GROUPS = ("preprocess",)
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
