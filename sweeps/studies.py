@@ -20,7 +20,9 @@ attack and the two augmentations best on devel in the 1-epoch augmentation study
 Every job is one ``bioner-train experiment=attack_study`` run (robustness on for the attack study,
 off for the others) in its own folder under ``<root>/<study>/``; ``--workers`` jobs run at once,
 each on ``--threads`` CPU threads (two 1-thread jobs use a 2-core machine better than one 2-thread
-job, and never oversubscribe it). A job whose ``metrics.json`` exists is skipped, so an
+job, and never oversubscribe it). A job whose ``metrics.json`` exists is skipped, and a job
+that was killed continues from the ``last.ckpt`` of its last finished epoch (``ckpt_path=last``;
+its ``wall_time_s`` then adds up the epochs each attempt finished, see ``runner.json``), so an
 interrupted study continues where it stopped. Each study ends by writing ``final_runs.txt``, the
 run folders of its table, for ``bioner-report``::
 
@@ -110,8 +112,14 @@ class Runner:
     def _one(self, job: tuple[str, list[str]]) -> int:
         name, overrides = job
         folder = self.root / name
-        shutil.rmtree(folder, ignore_errors=True)  # a killed run starts afresh
-        folder.mkdir(parents=True)
+        last = folder / "checkpoints" / "last.ckpt"
+        resume = last.is_file()
+        if resume:
+            earlier = self._finished_seconds(folder, last)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)  # killed before its first epoch: afresh
+            folder.mkdir(parents=True)
+            earlier = []
         cmd = [
             sys.executable,
             "-m",
@@ -122,15 +130,42 @@ class Runner:
             "trainer.enable_progress_bar=false",
             *overrides,
             *self.overrides,
+            *(["ckpt_path=last"] if resume else []),
         ]
         threads = str(self.threads)
         env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
         started = time.perf_counter()
         print("+", " ".join(cmd[3:]), flush=True)
-        with open(folder / "stdout.log", "w") as log:
+        with open(folder / "stdout.log", "a" if resume else "w") as log:
             code = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
-        print(f"  {name}: exit {code} after {time.perf_counter() - started:.0f} s", flush=True)
+        seconds = time.perf_counter() - started
+        print(f"  {name}: exit {code} after {seconds:.0f} s", flush=True)
+        if code and resume:
+            print(f"  {name} failed resuming {last}; delete {folder} to start it afresh")
+        if code == 0 and earlier:
+            self._add_earlier_attempts(folder, earlier)
         return code
+
+    @staticmethod
+    def _finished_seconds(folder: Path, last: Path) -> list[float]:
+        """The seconds of work each earlier attempt of a killed job kept, this one included: from
+        its start (when it wrote ``config.yaml``) to its last checkpoint. The time after that
+        checkpoint is trained again, so it is not counted."""
+        record = folder / "runner.json"
+        kept = json.loads(record.read_text())["attempts_s"] if record.is_file() else []
+        kept.append(max(0.0, last.stat().st_mtime - (folder / "config.yaml").stat().st_mtime))
+        record.write_text(json.dumps({"attempts_s": kept}, indent=2) + "\n")
+        return kept
+
+    @staticmethod
+    def _add_earlier_attempts(folder: Path, earlier: list[float]) -> None:
+        """A resumed job's ``metrics.json``: ``wall_time_s`` of the last attempt plus the work
+        the earlier ones kept, and ``resumed`` (how many times)."""
+        path = folder / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["wall_time_s"] = metrics["wall_time_s"] + sum(earlier)
+        metrics["resumed"] = len(earlier)
+        path.write_text(json.dumps(metrics, indent=2) + "\n")
 
     def final(self, names: list[str]) -> None:
         """Write the run folders of a study's table to ``final_runs.txt``."""

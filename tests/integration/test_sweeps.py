@@ -595,3 +595,37 @@ def test_full_study_on_a_second_corpus_trains_the_reference_attack_with_robustne
     assert yaml.safe_load((runs[1] / "config.yaml").read_text())["attack"]["epsilon"] == 0.05
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "+ experiment" not in again.stdout  # resumed: nothing new
+
+
+@pytest.mark.slow
+def test_a_killed_study_job_continues_from_its_last_epoch(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    """A job that has a ``last.ckpt`` but no ``metrics.json`` (killed after an epoch) is resumed
+    with ``ckpt_path=last``: it trains only the epochs left, and its wall time adds the work the
+    killed attempt kept."""
+    studies = load_studies()
+    base = [
+        *tiny_overrides(tiny_model_dir),
+        f"paths.data_dir={shared_data}",
+        "logger=none",
+        "data.limit_documents=8",
+        "trainer.limit_train_batches=1",
+        "robustness=none",
+        "bootstrap_samples=0",
+    ]
+    job = {"none_s1": ["seed=1", "attack=none"]}
+    studies.Runner(tmp_path, 1, 1, [*base, "trainer.max_epochs=1"]).run(job)
+    folder = tmp_path / "none_s1"
+    first = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").unlink()  # as if killed after its first epoch
+    studies.Runner(tmp_path, 1, 1, [*base, "trainer.max_epochs=2"]).run(job)
+    resumed = json.loads((folder / "metrics.json").read_text())
+    assert resumed["resumed"] == 1
+    assert resumed["training"]["epochs"] == 2
+    log = (folder / "stdout.log").read_text()
+    assert log.count("epoch 0: ") == 1 and log.count("epoch 1: ") == 1  # epoch 0 not trained again
+    assert "ckpt_path=last" in (folder / "config.yaml").read_text().replace(": ", "=")
+    kept = json.loads((folder / "runner.json").read_text())["attempts_s"]
+    assert len(kept) == 1 and 0 < kept[0] < first["wall_time_s"]
+    assert resumed["wall_time_s"] > kept[0]
