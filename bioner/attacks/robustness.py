@@ -6,7 +6,8 @@ attack in the embedding space and under perturbations of the text.
   decoded to spans exactly as in evaluation and scored with strict F1.
 * Text space: :func:`bioner.augment.robustness.text_robustness` over the label-preserving
   perturbations of :mod:`bioner.augment` (typos inside and outside entities, case, context
-  synonyms, same-type mention replacement), predicted with :class:`bioner.inference.Tagger`.
+  synonyms, same-type mention replacement, abbreviations), predicted with
+  :class:`bioner.inference.Tagger`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-TEXT_KINDS = ("typos_inside", "typos_outside", "case", "synonym", "mention_replacement")
+TEXT_KINDS = (
+    "typos_inside",
+    "typos_outside",
+    "case",
+    "synonym",
+    "mention_replacement",
+    "abbreviation",
+)
 
 
 def subset(dataset: EncodedSplit, n: int | None) -> EncodedSplit:
@@ -90,7 +98,8 @@ class Robustness:
         attacks: name -> adversary (its own ``epsilon`` is ignored here; see ``epsilons``).
         epsilons: name -> the epsilons at which that attack is evaluated.
         text_kinds: the text perturbations to apply (a subset of :data:`TEXT_KINDS`); empty: none.
-        text_rate: rate of every text perturbation (per word, mention or lexicon match).
+        text_rate: rate of the text perturbations (per word, mention or lexicon match), but
+            ``abbreviation``'s, 1 (see :func:`bioner.augment.robustness.default_perturbations`).
         synonyms: context-synonym lexicon TSV (``None``: the shipped general-English one).
         seed: seed of the text perturbations.
         limit_documents: evaluate the first ``n`` documents only (``None``: all); attacks cost a
@@ -156,6 +165,7 @@ class Robustness:
         """
         from bioner.inference.tagger import Tagger
 
+        whole = dataset.docs if dataset.originals is None else dataset.originals
         dataset = subset(dataset, self.limit_documents)
         was_training = model.training
         model.eval()  # no dropout: the attack and the scores see the same function
@@ -200,7 +210,10 @@ class Robustness:
                 # With preprocessing, dataset.docs are the normalised documents: noise belongs
                 # in the text a user hands over, before normalisation gets a chance to undo it.
                 docs = dataset.docs if dataset.originals is None else dataset.originals
-                perturbations = default_perturbations(docs, self.text_rate, self.synonyms)
+                # Abbreviations defined anywhere in the split: in one part they are too few.
+                perturbations = default_perturbations(
+                    docs, self.text_rate, self.synonyms, abbreviations=whole
+                )
                 chosen = {k: perturbations[k] for k in self.text_kinds}
                 tagger = Tagger(
                     [(model, tokenizer, dataset.alignment)],

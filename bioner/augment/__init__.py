@@ -15,7 +15,14 @@ from bioner.augment.base import EditTransform, Mix, Transform, WordInfo, chain, 
 from bioner.augment.character import Case, Typos, typo_edit
 from bioner.augment.edits import Edit, EditError, EditResult, apply_edits
 from bioner.augment.markup import from_marked, mark
-from bioner.augment.replacement import MentionReplacement, Synonym, TokenReplacement, mention_pool
+from bioner.augment.replacement import (
+    Abbreviate,
+    MentionReplacement,
+    Synonym,
+    TokenReplacement,
+    abbreviation_table,
+    mention_pool,
+)
 from bioner.augment.structure import EntityShuffle, Noise, SegmentShuffle, Shuffle
 from bioner.augment.translation import (
     BackTranslation,
@@ -27,6 +34,7 @@ from bioner.augment.translation import (
 from bioner.data.lexicon import Lexicon, default_synonyms_path, read_pairs
 
 __all__ = [
+    "Abbreviate",
     "BackTranslation",
     "Case",
     "Edit",
@@ -49,6 +57,7 @@ __all__ = [
     "Translator",
     "Typos",
     "WordInfo",
+    "abbreviation_table",
     "apply_edits",
     "chain",
     "default_synonyms_path",

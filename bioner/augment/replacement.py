@@ -1,14 +1,17 @@
-"""Replacements: context-word synonyms, entity mentions, and label-wise tokens.
+"""Replacements: context-word synonyms, entity mentions, abbreviations and label-wise tokens.
 
 - :class:`Synonym` swaps words outside entities for lexicon synonyms.
 - :class:`MentionReplacement` replaces whole entity mentions by another mention of the same type
   (from a pool built from training documents) or by a lexicon synonym of the mention.
+- :class:`Abbreviate` writes entity mentions as their abbreviation, the way notes and papers use
+  short forms without defining them.
 - :class:`TokenReplacement` is the label-wise token replacement of Dai and Adel (2020): a word
   is replaced by a word drawn from the training words that carry the same tag.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +23,7 @@ from bioner.augment.edits import Edit
 from bioner.data.document import Document
 from bioner.data.lexicon import Lexicon, as_lexicon
 from bioner.data.tags import spans_to_tags
+from bioner.postprocess.abbreviations import find_abbreviations
 
 
 class Synonym(EditTransform):
@@ -169,6 +173,66 @@ class MentionReplacement(EditTransform):
             options = self.candidates(span.text(doc.text), span.label)
             if options:
                 out.append(Edit(span.start, span.end, options[rng.integers(len(options))]))
+        return out
+
+
+def _key(surface: str) -> str:
+    """A surface compared across documents: case and spacing ignored (``nitric - oxide`` in
+    tokenised text matches ``Nitric  - oxide``)."""
+    return " ".join(surface.casefold().split())
+
+
+def abbreviation_table(docs: Sequence[Document]) -> dict[str, list[str]]:
+    """Long form -> its short forms, from the definitions ``long form (short form)`` in ``docs``
+    (Schwartz and Hearst 2003, :func:`bioner.postprocess.abbreviations.find_abbreviations`).
+
+    Keys are compared case- and spacing-insensitively; short forms keep their case, sorted. A
+    pair whose short form is also a word of its long form (``sham-operated (Sham)``) is left out:
+    it is no abbreviation.
+    """
+    table: dict[str, set[str]] = {}
+    for doc in docs:
+        for pair in find_abbreviations(doc.text):
+            long, short = _key(pair.long_text(doc.text)), pair.short_text(doc.text)
+            if short.casefold() not in re.findall(r"\w+", long):
+                table.setdefault(long, set()).add(short)
+    return {long: sorted(shorts) for long, shorts in sorted(table.items())}
+
+
+class Abbreviate(EditTransform):
+    """Replace entity mentions by their abbreviation: ``nonsteroidal anti-inflammatory drugs``
+    becomes ``NSAIDs`` in a document that never defines it.
+
+    A mention whose surface is a long form of ``table`` (case and spacing ignored) is replaced
+    with probability ``rate`` by one of its short forms, drawn uniformly; the span keeps its type
+    and covers the short form. A mention that is the long form of a definition in its own
+    document is left alone (its short form follows in parentheses). Mentions without a known
+    abbreviation are never touched, so ``rate`` applies to the abbreviable ones only.
+
+    Args:
+        rate: probability that an abbreviable mention is replaced.
+        table: long form -> short forms (see :func:`abbreviation_table`).
+    """
+
+    def __init__(self, rate: float = 1.0, table: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.rate = check_rate("rate", rate)
+        self.table = {_key(long): sorted(set(shorts)) for long, shorts in (table or {}).items()}
+
+    @classmethod
+    def from_documents(cls, docs: Sequence[Document], rate: float = 1.0) -> Abbreviate:
+        """A transform with the abbreviations defined in ``docs``."""
+        return cls(rate, abbreviation_table(docs))
+
+    def edits(self, doc: Document, rng: np.random.Generator) -> list[Edit]:
+        defined = {pair.long for pair in find_abbreviations(doc.text)} if self.table else set()
+        out = []
+        for span in doc.spans:
+            shorts = self.table.get(_key(span.text(doc.text)))
+            if not shorts or (span.start, span.end) in defined:
+                continue
+            # A draw only for abbreviable mentions: the rate is per abbreviable mention.
+            if rng.random() < self.rate:
+                out.append(Edit(span.start, span.end, shorts[rng.integers(len(shorts))]))
         return out
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bioner.augment import (
+    Abbreviate,
     Case,
     EntityShuffle,
     Lexicon,
@@ -19,6 +20,7 @@ from bioner.augment import (
     Synonym,
     TokenReplacement,
     Typos,
+    abbreviation_table,
     chain,
     from_marked,
     mark,
@@ -229,6 +231,45 @@ def test_mention_replacement_from_a_concept_lexicon_never_writes_the_id(tmp_path
 def test_mention_replacement_needs_a_source():
     with pytest.raises(ValueError, match="needs a mention pool"):
         MentionReplacement(rate=0.5)
+
+
+# --- abbreviations ------------------------------------------------------------------------------
+
+DEFINING = (
+    "[Nonsteroidal anti - inflammatory drugs|Chemical] ( [NSAIDs|Chemical] ) and "
+    "sham-operated (Sham) rats got [nitric oxide|Chemical] ( NO ) ."
+)
+
+
+def test_abbreviation_table_keeps_real_definitions_only():
+    doc = from_marked(DEFINING)
+    assert abbreviation_table([doc]) == {
+        "nitric oxide": ["NO"],
+        "nonsteroidal anti - inflammatory drugs": ["NSAIDs"],
+    }  # "Sham" is a word of "sham-operated": no abbreviation
+
+
+def test_abbreviate_writes_known_long_forms_short_in_other_documents():
+    t = Abbreviate.from_documents([from_marked(DEFINING)])
+    doc = from_marked(
+        "[NITRIC  OXIDE|Chemical] and [nonsteroidal anti - inflammatory drugs|Chemical] "
+        "did not cause [pain|Disease] ."
+    )
+    result = t(doc, rng())
+    assert_labels_kept(result)
+    assert surfaces(result.document) == ["NO", "NSAIDs", "pain"]
+    assert result.changed_spans() == [True, True, False]
+    assert outside_text(result.document) == outside_text(doc)
+
+
+def test_abbreviate_leaves_a_definition_alone_and_draws_per_abbreviable_mention():
+    defining = from_marked(DEFINING)
+    t = Abbreviate.from_documents([defining])
+    assert t(defining, rng()).n_edits == 0  # its long forms sit in their own definitions
+    doc = from_marked(" ".join(["[nitric oxide|Chemical] and [pain|Disease] ."] * 200))
+    changed = Abbreviate(0.5, t.table)(doc, rng(3)).changed_spans()
+    assert not any(changed[1::2])  # "pain" has no abbreviation
+    assert 70 < sum(changed[::2]) < 130  # half of the 200 abbreviable mentions
 
 
 def test_training_mentions_come_from_fit_and_are_required_before_use(docs):

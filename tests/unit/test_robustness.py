@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from bioner.augment import Case, MentionReplacement, Synonym, Typos, from_marked
+from bioner.augment import Abbreviate, Case, MentionReplacement, Synonym, Typos, from_marked
 from bioner.augment.robustness import default_perturbations, text_robustness
 from bioner.data.document import Document, Span
 
@@ -111,10 +111,31 @@ def test_mention_replacement_flips_exactly_the_mentions_turned_into_unknown_ones
         assert out["f1"] == pytest.approx(f1)
 
 
+def test_abbreviation_flips_the_mentions_a_tagger_knows_only_in_full():
+    defining = from_marked("[Nitric oxide|Chemical] ( [NO|Chemical] ) relaxes vessels .")
+    docs = [
+        from_marked("[nitric oxide|Chemical] and [seizures|Disease] .", "a"),
+        from_marked("[Aspirin|Chemical] and [nitric oxide|Chemical] .", "b"),
+    ]
+    tagger = DictionaryTagger({**KNOWN, "nitric oxide": "Chemical"})  # never "NO"
+    transform = Abbreviate.from_documents([defining])
+    out = text_robustness(docs, tagger, {"abbreviation": transform})["abbreviation"]
+    assert (out["n_entities_changed"], out["n_found_clean"], out["n_flipped"]) == (2, 4, 2)
+    assert out["flip_rate_changed"] == 1.0 and out["flip_rate_unchanged"] == 0.0
+    assert out["f1"] == pytest.approx(2 / 3)  # precision 1, recall 2 of 4
+
+
 def test_defaults_are_json_ready_seeded_and_named(docs):
     tagger = DictionaryTagger(KNOWN)
     first = text_robustness(docs, tagger, seed=1)
-    assert set(first) == {"typos_inside", "typos_outside", "case", "synonym", "mention_replacement"}
+    assert set(first) == {
+        "typos_inside",
+        "typos_outside",
+        "case",
+        "synonym",
+        "mention_replacement",
+        "abbreviation",
+    }
     assert json.loads(json.dumps(first)) == first
     assert text_robustness(docs, tagger, seed=1) == first
     assert set(default_perturbations(docs, rate=0.5)) == set(first)

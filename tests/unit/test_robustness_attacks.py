@@ -9,8 +9,9 @@ import lightning as L
 import pytest
 from hydra.utils import instantiate
 
-from bioner.attacks import FGSM, PGD
+from bioner.attacks import FGSM, PGD, robustness
 from bioner.attacks.robustness import Robustness, plot_robustness, subset
+from bioner.augment.robustness import default_perturbations
 from bioner.config import compose_config
 from bioner.data.alignment import Alignment
 from bioner.data.datamodule import NERDataModule
@@ -77,6 +78,25 @@ def test_clean_score_equals_the_evaluation_pass(trained) -> None:
     trainer.validate(module, datamodule=datamodule, verbose=False)
     assert result["f1_clean"] == pytest.approx(module.results["val"].evaluation.metrics()["f1"])
     assert result["embedding"] == {} and "text" not in result
+
+
+def test_abbreviations_come_from_the_whole_split_when_a_part_is_scored(
+    trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module, datamodule = trained
+    train = datamodule.encoded("train")
+    seen = {}
+
+    def spy(docs, *args, abbreviations=None, **kwargs):
+        seen["docs"], seen["abbreviations"] = list(docs), list(abbreviations)
+        return default_perturbations(docs, *args, abbreviations=abbreviations, **kwargs)
+
+    monkeypatch.setattr(robustness, "default_perturbations", spy)
+    result = Robustness(text_kinds=["abbreviation"], limit_documents=2).evaluate(
+        module.model, datamodule.tokenizer, train, module.id2label
+    )
+    assert seen == {"docs": train.docs[:2], "abbreviations": train.docs}
+    assert set(result["text"]) == {"abbreviation"}
 
 
 def test_subset_keeps_whole_documents(trained) -> None:
