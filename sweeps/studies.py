@@ -12,7 +12,8 @@ epsilons of ``fgsm`` and ``pgd`` are chosen on devel (seed 1) among ``FULL_CANDI
 others keep the 1-epoch study's. It writes ``best_attack.json`` (the attack with the best mean
 devel F1). On another corpus (``--dataset ncbi_disease``): ``none``, ``fgsm`` and the best BC5CDR
 attack, at BC5CDR's epsilons (run the BC5CDR study first). Robustness runs on every run, as in the
-attack study. ``lowres``: the training documents cut to ``LOW_FRACTIONS`` of the corpus
+attack study; a run scored before a text perturbation joined the suite gets it from
+``bioner-eval`` on its best checkpoint (:meth:`Runner.complete_robustness`). ``lowres``: the training documents cut to ``LOW_FRACTIONS`` of the corpus
 (``dataset.train_subset.fraction``, a subset drawn per seed), with ``none``, the best BC5CDR
 attack and the two augmentations best on devel in the 1-epoch augmentation study
 (``LOW_AUGMENTATIONS``), 3 seeds, robustness off; one ``final_runs.txt`` per fraction.
@@ -59,6 +60,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import yaml
 
 # Candidate epsilons per attack: a small and a large radius on each attack's scale (L-inf per
 # coordinate for fgsm; L2 per token for the others; MiniLM's word embeddings: coordinates about
@@ -166,6 +169,65 @@ class Runner:
         metrics["wall_time_s"] = metrics["wall_time_s"] + sum(earlier)
         metrics["resumed"] = len(earlier)
         path.write_text(json.dumps(metrics, indent=2) + "\n")
+
+    def complete_robustness(self, names: list[str]) -> None:
+        """Score the text perturbations a run's robustness section lacks (kinds added to the
+        suite after it ran) with ``bioner-eval`` on its best checkpoint, and add them to its
+        ``metrics.json`` (``robustness_added`` says which and how).
+
+        Each kind is seeded by its name (:func:`bioner.augment.robustness.text_robustness`), so
+        a kind scored later is the one the run would have scored; the clean F1 of the two passes
+        must agree, or nothing is added.
+        """
+        from bioner.attacks.robustness import TEXT_KINDS
+
+        for name in names:
+            folder = self.root / name
+            metrics = json.loads((folder / "metrics.json").read_text())
+            section = metrics.get("robustness")
+            if not section:
+                continue
+            missing = [k for k in TEXT_KINDS if k not in section.get("text", {})]
+            if not missing:
+                continue
+            config = yaml.safe_load((folder / "config.yaml").read_text())
+            robustness = config["robustness"]
+            synonyms = robustness["synonyms"]
+            out = folder / "robustness_added"
+            cmd = [
+                sys.executable,
+                "-m",
+                "bioner.eval",
+                f"ckpt_path={folder / 'checkpoints' / 'best.ckpt'}",
+                f"hydra.run.dir={out}",
+                f"splits=[{robustness['split']}]",
+                f"seed={config['seed']}",
+                "bootstrap_samples=0",
+                "robustness=default",
+                "~robustness.attacks",  # text only
+                "~robustness.epsilons",
+                f"robustness.text_kinds=[{','.join(missing)}]",
+                f"robustness.text_rate={robustness['text_rate']}",
+                f"robustness.limit_documents={robustness['limit_documents'] or 'null'}",
+                *([f"robustness.synonyms={synonyms}"] if synonyms else []),
+            ]
+            threads = str(self.threads)
+            env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+            print("+", " ".join(cmd[3:]), flush=True)
+            out.mkdir(parents=True, exist_ok=True)
+            with open(out / "stdout.log", "w") as log:
+                code = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+            if code:
+                raise SystemExit(f"scoring {missing} on {name} failed (exit {code}); see {out}")
+            added = json.loads((out / "metrics.json").read_text())["robustness"]
+            if abs(added["f1_clean"] - section["f1_clean"]) > 1e-9:
+                raise SystemExit(
+                    f"{name}: clean F1 {added['f1_clean']} in {out} is not the run's "
+                    f"{section['f1_clean']}: not the same model or documents; nothing added"
+                )
+            section.setdefault("text", {}).update(added["text"])
+            metrics["robustness_added"] = {"kinds": missing, "by": " ".join(cmd[3:])}
+            (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     def final(self, names: list[str]) -> None:
         """Write the run folders of a study's table to ``final_runs.txt``."""
@@ -280,6 +342,7 @@ def full_study(
         f"aug-{g}_s{s}": [f"seed={s}", f"augmentation={g}"] for g in augmentations for s in seeds
     }
     scores = runner.run({n: [*o, *recipe] for n, o in jobs.items()})
+    runner.complete_robustness(list(jobs))
     runner.final(list(jobs))
     if dataset == "bc5cdr":
         mean = {

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 from test_train import QUIET, tiny_overrides
 
+from bioner.attacks.robustness import TEXT_KINDS
 from bioner.config import CONFIG_DIR, compose_config
 from bioner.runtime import instantiate_callbacks
 
@@ -598,12 +600,13 @@ def test_full_study_on_a_second_corpus_trains_the_reference_attack_with_robustne
 
 
 @pytest.mark.slow
-def test_a_killed_study_job_continues_from_its_last_epoch(
+def test_a_killed_study_job_continues_from_its_last_epoch_and_gets_new_text_kinds(
     tmp_path: Path, tiny_model_dir: Path, shared_data: Path
 ) -> None:
     """A job that has a ``last.ckpt`` but no ``metrics.json`` (killed after an epoch) is resumed
     with ``ckpt_path=last``: it trains only the epochs left, and its wall time adds the work the
-    killed attempt kept."""
+    killed attempt kept. A run scored on fewer text perturbations than the suite now has gets the
+    others from ``bioner-eval``, the same as if it had scored them."""
     studies = load_studies()
     base = [
         *tiny_overrides(tiny_model_dir),
@@ -611,7 +614,8 @@ def test_a_killed_study_job_continues_from_its_last_epoch(
         "logger=none",
         "data.limit_documents=8",
         "trainer.limit_train_batches=1",
-        "robustness=none",
+        "robustness.text_kinds=[case,typos_inside]",
+        "robustness.limit_documents=6",
         "bootstrap_samples=0",
     ]
     job = {"none_s1": ["seed=1", "attack=none"]}
@@ -629,3 +633,19 @@ def test_a_killed_study_job_continues_from_its_last_epoch(
     kept = json.loads((folder / "runner.json").read_text())["attempts_s"]
     assert len(kept) == 1 and 0 < kept[0] < first["wall_time_s"]
     assert resumed["wall_time_s"] > kept[0]
+
+    runner = studies.Runner(tmp_path, 1, 1)
+    runner.complete_robustness(["none_s1"])
+    text = json.loads((folder / "metrics.json").read_text())["robustness"]["text"]
+    assert set(text) == set(TEXT_KINDS)
+    assert text["case"] == resumed["robustness"]["text"]["case"]  # kept as scored
+    added = json.loads((folder / "metrics.json").read_text())["robustness_added"]
+    assert added["kinds"] == [k for k in TEXT_KINDS if k not in ("case", "typos_inside")]
+    # Scored again from scratch, a kind is the one that was added.
+    shutil.copytree(folder, tmp_path / "again" / "none_s1", ignore=shutil.ignore_patterns("rob*"))
+    again = tmp_path / "again" / "none_s1" / "metrics.json"
+    metrics = json.loads(again.read_text())
+    metrics["robustness"]["text"] = {"case": text["case"]}
+    again.write_text(json.dumps(metrics))
+    studies.Runner(tmp_path / "again", 1, 1).complete_robustness(["none_s1"])
+    assert json.loads(again.read_text())["robustness"]["text"] == text
