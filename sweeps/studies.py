@@ -10,13 +10,16 @@ attack study's ``none``, the same training). ``cv``: 5-fold cross-validation of 
 ``augmentation=noise`` (text-space training, for the robustness comparison), 3 seeds each; the
 epsilons of ``fgsm`` and ``pgd`` are chosen on devel (seed 1) among ``FULL_CANDIDATES``, the
 others keep the 1-epoch study's. It writes ``best_attack.json`` (the attack with the best mean
-devel F1). On another corpus (``--dataset ncbi_disease``): ``none``, ``fgsm`` and the best BC5CDR
-attack, at BC5CDR's epsilons (run the BC5CDR study first). Robustness runs on every run, as in the
-attack study; a run scored before a text perturbation joined the suite gets it from
-``bioner-eval`` on its best checkpoint (:meth:`Runner.complete_robustness`). ``lowres``: the training documents cut to ``LOW_FRACTIONS`` of the corpus
-(``dataset.train_subset.fraction``, a subset drawn per seed), with ``none``, the best BC5CDR
-attack and the two augmentations best on devel in the 1-epoch augmentation study
-(``LOW_AUGMENTATIONS``), 3 seeds, robustness off; one ``final_runs.txt`` per fraction.
+devel F1, and the attacks compared: ``--attacks fgsm`` gives a first answer sooner, but only a
+pass over every attack makes a reference). On another corpus (``--dataset ncbi_disease``):
+``none``, ``fgsm`` and the best BC5CDR attack, at BC5CDR's epsilons (run the BC5CDR study
+first). Robustness runs on every run, as in the attack study; a run scored before a text
+perturbation joined the suite gets it from ``bioner-eval`` on its best checkpoint
+(:meth:`Runner.complete_robustness`). ``lowres``: the training documents cut to
+``LOW_FRACTIONS`` of the corpus (``dataset.train_subset.fraction``, a subset drawn per seed),
+with ``none``, the best BC5CDR attack and the two augmentations best on devel in the 1-epoch
+augmentation study (``LOW_AUGMENTATIONS``), 3 seeds, robustness off; one ``final_runs.txt`` per
+fraction.
 
 Every job is one ``bioner-train experiment=attack_study`` run (robustness on for the attack study,
 off for the others) in its own folder under ``<root>/<study>/``; ``--workers`` jobs run at once,
@@ -350,7 +353,12 @@ def full_study(
             for a in attacks
         }
         best_attack = max(mean, key=mean.get)
-        best = {"attack": best_attack, "epsilon": chosen[best_attack], "devel_f1_mean": mean}
+        best = {
+            "attack": best_attack,
+            "epsilon": chosen[best_attack],
+            "devel_f1_mean": mean,
+            "compared": attacks,
+        }
         (runner.root / "best_attack.json").write_text(json.dumps(best, indent=2) + "\n")
         print(f"best attack on devel (mean of {len(seeds)} seeds): {best_attack}", flush=True)
 
@@ -364,7 +372,15 @@ def _reference(reference: Path) -> tuple[dict[str, float], dict]:
             f"{', '.join(missing)} missing: run `sweeps/studies.py full --dataset bc5cdr` (same "
             "--root) first; this study takes its epsilons and its best attack"
         )
-    return json.loads(files[0].read_text()), json.loads(files[1].read_text())
+    best = json.loads(files[1].read_text())
+    compared = best.get("compared", [])
+    if set(compared) != set(FULL_CANDIDATES):
+        raise SystemExit(
+            f"{files[1]} is the best of {compared or 'an unrecorded set of attacks'}, not of "
+            f"every attack ({', '.join(FULL_CANDIDATES)}): run `sweeps/studies.py full --dataset "
+            "bc5cdr` (same --root) without --attacks first"
+        )
+    return json.loads(files[0].read_text()), best
 
 
 def lowres_study(

@@ -495,20 +495,23 @@ def test_full_and_lowres_studies_plan_composable_jobs_and_choose_on_devel(
         )
 
     bc5cdr = root / "full" / "bc5cdr"
+    attacks = list(studies.FULL_CANDIDATES)
+    # A first pass with one attack: its best is no reference for the other corpora.
     studies.full_study(
-        studies.Runner(bc5cdr, 2, 1, ["model=tiny"]),
-        "bc5cdr",
-        ["fgsm", "fgm", "pgd"],
-        bc5cdr,
-        [1, 2],
+        studies.Runner(bc5cdr, 2, 1, ["model=tiny"]), "bc5cdr", ["fgsm"], bc5cdr, [1]
+    )
+    with pytest.raises(SystemExit, match=r"best of \['fgsm'\], not of every attack"):
+        studies.full_study(studies.Runner(root / "x", 1, 1), "ncbi_disease", ["best"], bc5cdr, [1])
+    studies.full_study(
+        studies.Runner(bc5cdr, 2, 1, ["model=tiny"]), "bc5cdr", attacks, bc5cdr, [1, 2]
     )
     chosen = json.loads((bc5cdr / "chosen_epsilons.json").read_text())
-    assert chosen == {a: min(studies.FULL_CANDIDATES[a]) for a in ("fgsm", "fgm", "pgd")}
+    assert chosen == {a: min(studies.FULL_CANDIDATES[a]) for a in attacks}
     assert json.loads((bc5cdr / "best_attack.json").read_text())["attack"] == "fgm"
     final = (bc5cdr / "final_runs.txt").read_text().split()
     assert [Path(p).name for p in final] == [
         "none_s1", "none_s2",
-        *(f"{a}_eps{chosen[a]}_s{s}" for a in ("fgsm", "fgm", "pgd") for s in (1, 2)),
+        *(f"{a}_eps{chosen[a]}_s{s}" for a in attacks for s in (1, 2)),
         "aug-noise_s1", "aug-noise_s2",
     ]  # fmt: skip
     unchosen = [p for p in started if "fgsm_eps0.001_" in p]
@@ -555,7 +558,8 @@ def test_full_study_on_a_second_corpus_trains_the_reference_attack_with_robustne
     reference = tmp_path / "full" / "bc5cdr"
     reference.mkdir(parents=True)
     (reference / "chosen_epsilons.json").write_text(json.dumps({"fgsm": 0.001, "fgm": 0.05}))
-    (reference / "best_attack.json").write_text(json.dumps({"attack": "fgm", "epsilon": 0.05}))
+    best = {"attack": "fgm", "epsilon": 0.05, "compared": ["fgsm", "fgm", "pgd", "freelb"]}
+    (reference / "best_attack.json").write_text(json.dumps(best))
     overrides = [
         *tiny_overrides(tiny_model_dir),
         f"paths.data_dir={shared_data}",
