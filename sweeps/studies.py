@@ -118,6 +118,9 @@ class Runner:
     def _one(self, job: tuple[str, list[str]]) -> int:
         name, overrides = job
         folder = self.root / name
+        if (folder / "metrics.json").is_file():  # finished by another process since the plan
+            print(f"  {name}: done meanwhile, skipped", flush=True)
+            return 0
         last = folder / "checkpoints" / "last.ckpt"
         resume = last.is_file()
         if resume:

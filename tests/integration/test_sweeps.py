@@ -639,6 +639,9 @@ def test_a_killed_study_job_continues_from_its_last_epoch_and_gets_new_text_kind
     assert resumed["wall_time_s"] > kept[0]
 
     runner = studies.Runner(tmp_path, 1, 1)
+    # A job that another process finished after the study planned it is not run again.
+    assert runner._one(("none_s1", ["seed=1", "attack=none"])) == 0
+    assert json.loads((folder / "metrics.json").read_text()) == resumed
     runner.complete_robustness(["none_s1"])
     text = json.loads((folder / "metrics.json").read_text())["robustness"]["text"]
     assert set(text) == set(TEXT_KINDS)
