@@ -199,7 +199,7 @@ class Runner:
             config = yaml.safe_load((folder / "config.yaml").read_text())
             robustness = config["robustness"]
             synonyms = robustness["synonyms"]
-            out = folder / "robustness_added"
+            out = self.root / "robustness_added" / name  # not inside: a run folder holds one run
             cmd = [
                 sys.executable,
                 "-m",
