@@ -201,7 +201,7 @@ def abbreviation_table(docs: Sequence[Document]) -> dict[str, list[str]]:
 
 class Abbreviate(EditTransform):
     """Replace entity mentions by their abbreviation: ``nonsteroidal anti-inflammatory drugs``
-    becomes ``NSAIDs`` in a document that never defines it.
+    becomes ``NSAIDs``, as notes and papers write it without a definition at hand.
 
     A mention whose surface is a long form of ``table`` (case and spacing ignored) is replaced
     with probability ``rate`` by one of its short forms, drawn uniformly; the span keeps its type
