@@ -129,24 +129,21 @@ class Runner:
             shutil.rmtree(folder, ignore_errors=True)  # killed before its first epoch: afresh
             folder.mkdir(parents=True)
             earlier = []
-        cmd = [
-            sys.executable,
-            "-m",
-            "bioner.train",
-            "experiment=attack_study",
-            f"hydra.run.dir={folder}",
-            "callbacks.rich_progress_bar=null",
-            "trainer.enable_progress_bar=false",
-            *overrides,
-            *self.overrides,
-            *(["ckpt_path=last"] if resume else []),
-        ]
-        threads = str(self.threads)
-        env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
         started = time.perf_counter()
-        print("+", " ".join(cmd[3:]), flush=True)
-        with open(folder / "stdout.log", "a" if resume else "w") as log:
-            code = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        code = self._launch(
+            "bioner.train",
+            [
+                "experiment=attack_study",
+                f"hydra.run.dir={folder}",
+                "callbacks.rich_progress_bar=null",
+                "trainer.enable_progress_bar=false",
+                *overrides,
+                *self.overrides,
+                *(["ckpt_path=last"] if resume else []),
+            ],
+            folder / "stdout.log",
+            append=resume,
+        )
         seconds = time.perf_counter() - started
         print(f"  {name}: exit {code} after {seconds:.0f} s", flush=True)
         if code and resume:
@@ -154,6 +151,16 @@ class Runner:
         if code == 0 and earlier:
             self._add_earlier_attempts(folder, earlier)
         return code
+
+    def _launch(self, module: str, args: list[str], log: Path, append: bool = False) -> int:
+        """Run ``python -m module args`` on ``threads`` CPU threads, its output into ``log``;
+        return its exit code."""
+        threads = str(self.threads)
+        env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        print("+", " ".join(args), flush=True)
+        with open(log, "a" if append else "w") as out:
+            cmd = [sys.executable, "-m", module, *args]
+            return subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
 
     @staticmethod
     def _finished_seconds(folder: Path, last: Path) -> list[float]:
@@ -200,10 +207,7 @@ class Runner:
             robustness = config["robustness"]
             synonyms = robustness["synonyms"]
             out = self.root / "robustness_added" / name  # not inside: a run folder holds one run
-            cmd = [
-                sys.executable,
-                "-m",
-                "bioner.eval",
+            args = [
                 f"ckpt_path={folder / 'checkpoints' / 'best.ckpt'}",
                 f"hydra.run.dir={out}",
                 f"splits=[{robustness['split']}]",
@@ -217,14 +221,9 @@ class Runner:
                 f"robustness.limit_documents={robustness['limit_documents'] or 'null'}",
                 *([f"robustness.synonyms={synonyms}"] if synonyms else []),
             ]
-            threads = str(self.threads)
-            env = os.environ | {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-            print("+", " ".join(cmd[3:]), flush=True)
             out.mkdir(parents=True, exist_ok=True)
-            with open(out / "stdout.log", "w") as log:
-                code = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
-            if code:
-                raise SystemExit(f"scoring {missing} on {name} failed (exit {code}); see {out}")
+            if self._launch("bioner.eval", args, out / "stdout.log"):
+                raise SystemExit(f"scoring {missing} on {name} failed; see {out}")
             added = json.loads((out / "metrics.json").read_text())["robustness"]
             if abs(added["f1_clean"] - section["f1_clean"]) > 1e-9:
                 raise SystemExit(
@@ -232,7 +231,7 @@ class Runner:
                     f"{section['f1_clean']}: not the same model or documents; nothing added"
                 )
             section.setdefault("text", {}).update(added["text"])
-            metrics["robustness_added"] = {"kinds": missing, "by": " ".join(cmd[3:])}
+            metrics["robustness_added"] = {"kinds": missing, "by": " ".join(["bioner-eval", *args])}
             (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     def final(self, names: list[str]) -> None:
