@@ -66,6 +66,8 @@ from pathlib import Path
 
 import yaml
 
+from bioner.utils.resume import kept_seconds
+
 # Candidate epsilons per attack: a small and a large radius on each attack's scale (L-inf per
 # coordinate for fgsm; L2 per token for the others; MiniLM's word embeddings: coordinates about
 # 0.05, token norms about 1.1).
@@ -124,7 +126,8 @@ class Runner:
         last = folder / "checkpoints" / "last.ckpt"
         resume = last.is_file()
         if resume:
-            earlier = self._finished_seconds(folder, last)
+            # An attempt starts by writing config.yaml; the time after its last epoch is lost.
+            earlier = kept_seconds(folder / "runner.json", folder / "config.yaml", last)
         else:
             shutil.rmtree(folder, ignore_errors=True)  # killed before its first epoch: afresh
             folder.mkdir(parents=True)
@@ -161,17 +164,6 @@ class Runner:
         with open(log, "a" if append else "w") as out:
             cmd = [sys.executable, "-m", module, *args]
             return subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-
-    @staticmethod
-    def _finished_seconds(folder: Path, last: Path) -> list[float]:
-        """The seconds of work each earlier attempt of a killed job kept, this one included: from
-        its start (when it wrote ``config.yaml``) to its last checkpoint. The time after that
-        checkpoint is trained again, so it is not counted."""
-        record = folder / "runner.json"
-        kept = json.loads(record.read_text())["attempts_s"] if record.is_file() else []
-        kept.append(max(0.0, last.stat().st_mtime - (folder / "config.yaml").stat().st_mtime))
-        record.write_text(json.dumps({"attempts_s": kept}, indent=2) + "\n")
-        return kept
 
     @staticmethod
     def _add_earlier_attempts(folder: Path, earlier: list[float]) -> None:
