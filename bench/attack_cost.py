@@ -97,6 +97,7 @@ def epoch_rate(attack: str, args: argparse.Namespace) -> dict:
         epochs=args.epochs,
         limit_documents=None,
         predictions=None,
+        resume=False,
     )
     result = run_recipe("bioner", recipe)
     return {

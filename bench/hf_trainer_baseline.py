@@ -14,7 +14,10 @@ It prints one JSON line: sentences/s over the timed steps, peak RSS and, after f
 devel strict F1 (seqeval, IOB2 strict, first sub-word of each word). ``--predictions DIR`` also
 writes the word-level tags it predicts for every devel and test sentence, in file order, to
 ``DIR/devel.json`` and ``DIR/test.json`` (``{"tags": [[...], ...]}``), for ``bench/parity.py`` to
-score with bioner's span evaluation on the same documents.
+score with bioner's span evaluation on the same documents. ``--resume DIR`` (with ``--epochs``)
+saves a checkpoint at each epoch's end in ``DIR`` and, when ``DIR`` already holds one, continues
+from the last (the Trainer restores the optimiser, the schedule and the random states), so that a
+killed run loses at most one epoch; the figures then cover the epochs this process trained.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
+from transformers.trainer_utils import get_last_checkpoint
 
 
 def encode(tokenizer, words, tags, label2id):  # noqa: ANN001
@@ -136,7 +140,14 @@ def main() -> None:
     parser.add_argument(
         "--predictions", default=None, help="with --epochs: write devel/test word tags here"
     )
+    parser.add_argument(
+        "--resume",
+        default=None,
+        help="with --epochs: checkpoint each epoch here, and continue from the last one found",
+    )
     args = parser.parse_args()
+    if args.resume and not args.epochs:
+        parser.error("--resume needs --epochs (the timed-steps runs save nothing)")
     use_cpu = args.device == "cpu" or not torch.cuda.is_available()
 
     if args.model is None:
@@ -166,7 +177,7 @@ def main() -> None:
     timed = None if args.epochs else args.steps - args.warmup_steps
     timer = StepTimer(args.warmup_steps, timed, args.profile_steps)
     training_args = TrainingArguments(
-        output_dir="/tmp/bioner-bench-hf",
+        output_dir=args.resume or "/tmp/bioner-bench-hf",
         per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=64,
         learning_rate=args.lr,
@@ -176,7 +187,8 @@ def main() -> None:
         bf16=args.bf16,
         train_sampling_strategy="group_by_length" if args.group_by_length else "random",
         report_to=[],
-        save_strategy="no",
+        save_strategy="epoch" if args.resume else "no",
+        save_total_limit=1,
         logging_strategy="no",
         seed=args.seed,
     )
@@ -187,8 +199,9 @@ def main() -> None:
         data_collator=DataCollatorForTokenClassification(tokenizer),
         callbacks=[timer],
     )
-    trainer.train()
-    timed_steps = timed or trainer.state.global_step - args.warmup_steps
+    last = get_last_checkpoint(args.resume) if args.resume and Path(args.resume).is_dir() else None
+    trainer.train(resume_from_checkpoint=last)
+    timed_steps = timed or timer.steps - args.warmup_steps  # this process's steps
     recipe = "hf_trainer" + ("_bf16" if args.bf16 else "")
     recipe += "_grouped" if args.group_by_length else ""
     result = {
@@ -198,6 +211,7 @@ def main() -> None:
         "seconds": timer.seconds,
         "torch_threads": torch.get_num_threads(),
         "device": "cpu" if use_cpu else "gpu",
+        "resumed_from": last,
         **timer.figures(recipe),
     }
     if args.epochs:

@@ -17,8 +17,9 @@ tags decoded as bioner decodes its own) and both sides are scored by :mod:`bione
 Runs go to ``--out/<dataset>/<side>/s<seed>``: ``bioner`` (``bioner+<overrides>`` for an ablation,
 so that ``--bioner-overrides alignment.decode_rule=argmax`` gets folders of its own) and
 ``hf_trainer`` (``hf_trainer_bf16``; ``+<model overrides>`` when the encoder is changed). A run
-whose ``result.json`` exists is reused, so an interrupted comparison continues; a run without it
-starts afresh. Usage::
+whose ``result.json`` exists is reused, so an interrupted comparison continues; a run killed
+after an epoch continues from that epoch's checkpoint (``bench/train_speed.py --resume``), one
+killed before starts afresh. Usage::
 
     BIONER_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python bench/parity.py \\
         --datasets bc5cdr,ncbi_disease,bc2gm --seeds 1,2,3
@@ -52,6 +53,7 @@ from preprocess_effect import comparison_cells, paired_runs
 from bioner.config import compose_config
 from bioner.data.tags import tags_to_spans
 from bioner.inference.formats import write_jsonl
+from bioner.utils.resume import kept_seconds
 
 SPLITS = ("devel", "test")
 
@@ -87,29 +89,53 @@ def recipe_args(args: argparse.Namespace, dataset: str, seed: int, run_dir: Path
         epochs=args.epochs,
         limit_documents=args.limit_documents,
         predictions=str(run_dir / "tags"),
+        resume=True,
     )
 
 
 def run_side(
     recipe: str, run_dir: Path, args: argparse.Namespace, dataset: str, seed: int
 ) -> dict[str, Any]:
-    """Train one side for one seed into ``run_dir`` unless done; its ``result.json``."""
+    """Train one side for one seed into ``run_dir`` unless done; its ``result.json``.
+
+    A run killed after an epoch continues from that epoch's checkpoint; its ``wall_s`` adds the
+    time each earlier attempt kept (``attempts.json``) and ``resumed`` says how many there were.
+    """
     done = run_dir / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
-    shutil.rmtree(run_dir, ignore_errors=True)  # a killed run starts afresh
-    run_dir.mkdir(parents=True)
-    print(f"+ {dataset} s{seed} {recipe} -> {run_dir}", flush=True)
-    started = time.perf_counter()
+    started = run_dir / "attempt_started"  # touched when an attempt begins
+    checkpoint = last_checkpoint(run_dir)
+    if checkpoint is not None and started.is_file():
+        earlier = kept_seconds(run_dir / "attempts.json", started, checkpoint)
+        print(f"+ {dataset} s{seed} {recipe}: resuming from {checkpoint}", flush=True)
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)  # killed before its first epoch: afresh
+        run_dir.mkdir(parents=True)
+        earlier = []
+        print(f"+ {dataset} s{seed} {recipe} -> {run_dir}", flush=True)
+    started.touch()
+    began = time.perf_counter()
     if args.model is None:  # built only when a run trains (a resumed table needs no encoder)
         args.model = train_speed.encoder_folder(args)
     result = train_speed.run_recipe(recipe, recipe_args(args, dataset, seed, run_dir))
-    result["wall_s"] = time.perf_counter() - started
+    result["wall_s"] = time.perf_counter() - began + sum(earlier)
+    result["resumed"] = len(earlier)
     if recipe != "bioner":
         score_trainer(run_dir, dataset, args)
     done.write_text(json.dumps(result, indent=2) + "\n")
     print(f"  done in {result['wall_s']:.0f} s", flush=True)
     return result
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    """The file written last by a side's last epoch checkpoint: bioner's ``last.ckpt``, or the
+    Trainer's newest ``checkpoint-<step>/trainer_state.json``; ``None`` before the first."""
+    bioner = run_dir / "checkpoints" / "last.ckpt"
+    if bioner.is_file():
+        return bioner
+    states = (run_dir / "trainer").glob("checkpoint-*/trainer_state.json")
+    return max(states, key=lambda p: int(p.parent.name.split("-")[1]), default=None)
 
 
 def score_trainer(run_dir: Path, dataset: str, args: argparse.Namespace) -> None:

@@ -15,6 +15,8 @@ E full epochs and also reports devel strict F1 (bioner: test too). ``--dataset``
 of both sides (an IOB TSV corpus: bc5cdr, ncbi_disease, bc2gm, ...), ``--limit-documents N``
 their first N sentences per split (smoke runs), and ``--predictions DIR`` makes the Trainer write
 its devel and test word tags there (``bench/parity.py`` scores them with bioner's evaluation).
+``--resume`` (with ``--epochs``) continues killed runs from their last epoch: bioner from
+``<run dir>/checkpoints/last.ckpt``, the Trainer from its checkpoints in ``<run dir>/trainer``.
 
 On a GPU (``--device auto``, the default, uses one when visible) bioner trains with
 ``trainer=gpu`` and the Trainer with ``use_cpu`` off. Both recipes load the same encoder: the
@@ -98,6 +100,8 @@ def run_bioner(args: argparse.Namespace) -> dict:
     ]
     if args.epochs:
         overrides += [f"trainer.max_epochs={args.epochs}", "test=true", "bootstrap_samples=0"]
+        if args.resume and (Path(args.run_dir) / "checkpoints" / "last.ckpt").is_file():
+            overrides.append("ckpt_path=last")
     else:
         overrides += [
             f"trainer.max_steps={args.steps + args.profile_steps}",
@@ -158,11 +162,15 @@ def run_recipe(recipe: str, args: argparse.Namespace) -> dict:
         cmd += ["--device", args.device, "--dataset", args.dataset]
         if args.bioner_overrides:
             cmd += ["--bioner-overrides", *args.bioner_overrides]
+        if args.resume:
+            cmd.append("--resume")
     else:
         cmd = [sys.executable, str(HERE / "hf_trainer_baseline.py"), "--model", args.model]
         cmd += ["--device", args.device, "--dataset", args.dataset]
         if args.predictions:
             cmd += ["--predictions", args.predictions]
+        if args.resume:
+            cmd += ["--resume", str(Path(args.run_dir) / "trainer")]
         if "bf16" in recipe:
             cmd.append("--bf16")
         if recipe.endswith("_grouped"):
@@ -229,8 +237,15 @@ def main() -> None:
     parser.add_argument(
         "--bioner-overrides", nargs="*", default=[], help="extra Hydra overrides for bioner"
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="--epochs: continue killed runs in --run-dir from their last epoch's checkpoint",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.resume and not args.epochs:
+        parser.error("--resume needs --epochs")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.device == "auto":
         import torch

@@ -1,5 +1,6 @@
 """bench/parity.py end to end on the tiny BERT: both sides train, the Trainer's tags are scored by
-bioner's evaluation on bioner's documents, and a second call reuses every run."""
+bioner's evaluation on bioner's documents, a second call reuses every run, and a run killed after
+an epoch continues from that epoch's checkpoint."""
 
 from __future__ import annotations
 
@@ -101,3 +102,21 @@ def test_parity_scores_both_sides_with_bioner_evaluation_and_resumes(
     again = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0 and "\n+ " not in "\n" + again.stdout  # every run reused
     assert json.loads(again.stdout.strip().splitlines()[-1]) == figures
+
+    # Killed after epoch 1 of 2: a folder with its epoch-1 checkpoint but no result.json.
+    first = {run: json.loads((run / "result.json").read_text()) for run in (ours, theirs)}
+    for run in (ours, theirs):
+        (run / "result.json").unlink()
+    command[command.index("--epochs") + 1] = "2"
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert resumed.stdout.count(": resuming from ") == 2
+    for run in (ours, theirs):
+        result = json.loads((run / "result.json").read_text())
+        (kept,) = json.loads((run / "attempts.json").read_text())["attempts_s"]
+        assert result["resumed"] == 1 and 0 < kept <= first[run]["wall_s"]
+        assert result["wall_s"] > kept
+    # Each side trained epoch 2 only: 12 sentences are one batch, one step an epoch.
+    assert json.loads((theirs / "result.json").read_text())["steps"] == 1
+    assert json.loads((theirs / "result.json").read_text())["resumed_from"].endswith("checkpoint-1")
+    assert len(json.loads((ours / "result.json").read_text())["epoch_sentences_per_s"]) == 1
