@@ -19,7 +19,9 @@ perturbation joined the suite gets it from ``bioner-eval`` on its best checkpoin
 ``LOW_FRACTIONS`` of the corpus (``dataset.train_subset.fraction``, a subset drawn per seed),
 with ``none``, the best BC5CDR attack and the two augmentations best on devel in the 1-epoch
 augmentation study (``LOW_AUGMENTATIONS``), 3 seeds, robustness off; one ``final_runs.txt`` per
-fraction.
+fraction. A subset gets the full recipe's number of updates, not its 4 epochs (which are 8
+optimiser steps on 1% of BC5CDR): ``4 / fraction`` epochs, with devel scored (and the best
+checkpoint chosen) every ``1 / fraction`` epochs, 4 times as in the full recipe.
 
 Every job is one ``bioner-train experiment=attack_study`` run (robustness on for the attack study,
 off for the others) in its own folder under ``<root>/<study>/``; ``--workers`` jobs run at once,
@@ -377,6 +379,20 @@ def _reference(reference: Path) -> tuple[dict[str, float], dict]:
     return json.loads(files[0].read_text()), best
 
 
+def lowres_recipe(dataset: str, fraction: float) -> list[str]:
+    """The full recipe on ``fraction`` of the training documents, with as many updates: the
+    epochs scaled by ``1 / fraction``, devel scored every ``1 / fraction`` epochs (as many times
+    as in the full recipe, and the best checkpoint chosen among those), no robustness."""
+    every = max(1, round(1 / fraction))
+    return [
+        f"dataset={dataset}",
+        f"dataset.train_subset.fraction={fraction}",
+        f"trainer.max_epochs={FULL_EPOCHS * every}",
+        f"trainer.check_val_every_n_epoch={every}",
+        "robustness=none",
+    ]
+
+
 def lowres_study(
     runner: Runner, dataset: str, reference: Path, seeds: list[int], fractions: list[float]
 ) -> None:
@@ -389,13 +405,11 @@ def lowres_study(
         f"attack.epsilon={best['epsilon']}",
     ]
     settings |= {f"aug-{g}": [f"augmentation={g}"] for g in LOW_AUGMENTATIONS}
-    recipe = [f"dataset={dataset}", f"trainer.max_epochs={FULL_EPOCHS}", "robustness=none"]
     jobs = {
         f"f{fraction}/{name}_s{s}": [
             f"seed={s}",
-            f"dataset.train_subset.fraction={fraction}",
             *overrides,
-            *recipe,
+            *lowres_recipe(dataset, fraction),
         ]
         for fraction in fractions
         for name, overrides in settings.items()

@@ -537,12 +537,17 @@ def test_full_and_lowres_studies_plan_composable_jobs_and_choose_on_devel(
         cfg = compose_config(
             "train", ["experiment=attack_study", f"run_dir={tmp_path}", *overrides]
         )
-        assert cfg.trainer.max_epochs == studies.FULL_EPOCHS
         assert cfg.dataset.name == dataset
         if study == "lowres":
-            assert cfg.dataset.train_subset.fraction == float(rest[0][1:])  # f<fraction>/
+            fraction = float(rest[0][1:])  # f<fraction>/
+            assert cfg.dataset.train_subset.fraction == fraction
+            # The full recipe's updates: 40 epochs of 10%, devel every 10 (4 times); 400 of 1%.
+            every = {0.1: 10, 0.01: 100}[fraction]
+            assert cfg.trainer.check_val_every_n_epoch == every
+            assert cfg.trainer.max_epochs == studies.FULL_EPOCHS * every
             assert cfg.robustness.get("_target_") is None
         else:
+            assert cfg.trainer.max_epochs == studies.FULL_EPOCHS
             assert cfg.robustness._target_  # robustness on the final runs of the full study
         if "_eps" in rest[-1]:
             assert cfg.attack.epsilon == float(rest[-1].split("_eps")[1].split("_s")[0])
