@@ -131,10 +131,10 @@ def run_side(
 def last_checkpoint(run_dir: Path) -> Path | None:
     """The file written last by a side's last epoch checkpoint: bioner's ``last.ckpt``, or the
     Trainer's newest ``checkpoint-<step>/trainer_state.json``; ``None`` before the first."""
-    bioner = run_dir / "checkpoints" / "last.ckpt"
+    bioner = train_speed.bioner_checkpoint(run_dir)
     if bioner.is_file():
         return bioner
-    states = (run_dir / "trainer").glob("checkpoint-*/trainer_state.json")
+    states = train_speed.trainer_checkpoints(run_dir).glob("checkpoint-*/trainer_state.json")
     return max(states, key=lambda p: int(p.parent.name.split("-")[1]), default=None)
 
 

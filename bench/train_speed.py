@@ -81,6 +81,16 @@ class StepTimer(StepWindow, L.Callback):
             self.sequences += int(batch["input_ids"].shape[0])
 
 
+def bioner_checkpoint(run_dir: str | Path) -> Path:
+    """Where bioner's recipe keeps its last epoch's checkpoint (``--resume`` continues it)."""
+    return Path(run_dir) / "checkpoints" / "last.ckpt"
+
+
+def trainer_checkpoints(run_dir: str | Path) -> Path:
+    """The folder of the Trainer recipe's epoch checkpoints with ``--resume``."""
+    return Path(run_dir) / "trainer"
+
+
 def run_bioner(args: argparse.Namespace) -> dict:
     """Train with bioner's defaults in this process; print and return the figures."""
     from bioner.config import compose_config
@@ -100,7 +110,7 @@ def run_bioner(args: argparse.Namespace) -> dict:
     ]
     if args.epochs:
         overrides += [f"trainer.max_epochs={args.epochs}", "test=true", "bootstrap_samples=0"]
-        if args.resume and (Path(args.run_dir) / "checkpoints" / "last.ckpt").is_file():
+        if args.resume and bioner_checkpoint(args.run_dir).is_file():
             overrides.append("ckpt_path=last")
     else:
         overrides += [
@@ -170,7 +180,7 @@ def run_recipe(recipe: str, args: argparse.Namespace) -> dict:
         if args.predictions:
             cmd += ["--predictions", args.predictions]
         if args.resume:
-            cmd += ["--resume", str(Path(args.run_dir) / "trainer")]
+            cmd += ["--resume", str(trainer_checkpoints(args.run_dir))]
         if "bf16" in recipe:
             cmd.append("--bf16")
         if recipe.endswith("_grouped"):
