@@ -21,7 +21,7 @@ import torch
 
 from bioner.attacks.adversaries import Adversary, special_token_ids
 from bioner.attacks.perturbation import embedding_logits, word_embeddings
-from bioner.augment.robustness import default_perturbations, text_robustness
+from bioner.augment.robustness import TEXT_KINDS, default_perturbations, text_robustness
 from bioner.data.batching import Collator
 from bioner.data.document import Document, Span
 from bioner.data.encoded import EncodedSplit, predict_split
@@ -34,15 +34,6 @@ if TYPE_CHECKING:
     from bioner.preprocess import Preprocessor
 
 log = get_logger(__name__)
-
-TEXT_KINDS = (
-    "typos_inside",
-    "typos_outside",
-    "case",
-    "synonym",
-    "mention_replacement",
-    "abbreviation",
-)
 
 
 def subset(dataset: EncodedSplit, n: int | None) -> EncodedSplit:
@@ -165,7 +156,7 @@ class Robustness:
         """
         from bioner.inference.tagger import Tagger
 
-        whole = dataset.docs if dataset.originals is None else dataset.originals
+        whole = dataset.given_docs
         dataset = subset(dataset, self.limit_documents)
         was_training = model.training
         model.eval()  # no dropout: the attack and the scores see the same function
@@ -209,12 +200,11 @@ class Robustness:
             if self.text_kinds:
                 # With preprocessing, dataset.docs are the normalised documents: noise belongs
                 # in the text a user hands over, before normalisation gets a chance to undo it.
-                docs = dataset.docs if dataset.originals is None else dataset.originals
+                docs = dataset.given_docs
                 # Abbreviations defined anywhere in the split: in one part they are too few.
-                perturbations = default_perturbations(
-                    docs, self.text_rate, self.synonyms, abbreviations=whole
+                chosen = default_perturbations(
+                    docs, self.text_rate, self.synonyms, abbreviations=whole, kinds=self.text_kinds
                 )
-                chosen = {k: perturbations[k] for k in self.text_kinds}
                 tagger = Tagger(
                     [(model, tokenizer, dataset.alignment)],
                     batch_size=self.batch_size,

@@ -43,11 +43,23 @@ from bioner.evaluation.metrics import evaluate
 Predictor = Callable[[list[Document]], Sequence[Sequence[Span]]]
 
 
+TEXT_KINDS = (
+    "typos_inside",
+    "typos_outside",
+    "case",
+    "synonym",
+    "mention_replacement",
+    "abbreviation",
+)
+"""The kinds of :func:`default_perturbations`, in the order it builds and reports them."""
+
+
 def default_perturbations(
     docs: Sequence[Document],
     rate: float = 0.1,
     synonyms: Lexicon | str | Path | None = None,
     abbreviations: Sequence[Document] | None = None,
+    kinds: Sequence[str] = TEXT_KINDS,
 ) -> dict[str, Transform]:
     """The default text perturbations of the robustness evaluation, all at ``rate`` but one.
 
@@ -66,15 +78,23 @@ def default_perturbations(
         synonyms: the context-word lexicon.
         abbreviations: the documents whose definitions make the abbreviation table (default
             ``docs``; the robustness evaluation passes the whole split when it scores a part).
+        kinds: which of :data:`TEXT_KINDS` to build (only those: the lexicon, mention pool and
+            abbreviation table cost a pass over the documents each), in the order given.
     """
-    return {
-        "typos_inside": Typos(rate, inside_rate=rate, outside_rate=0.0),
-        "typos_outside": Typos(rate, inside_rate=0.0, outside_rate=rate),
-        "case": Case(rate),
-        "synonym": Synonym(rate, synonyms),
-        "mention_replacement": MentionReplacement.from_documents(docs, rate),
-        "abbreviation": Abbreviate.from_documents(docs if abbreviations is None else abbreviations),
+    build: dict[str, Callable[[], Transform]] = {
+        "typos_inside": lambda: Typos(rate, inside_rate=rate, outside_rate=0.0),
+        "typos_outside": lambda: Typos(rate, inside_rate=0.0, outside_rate=rate),
+        "case": lambda: Case(rate),
+        "synonym": lambda: Synonym(rate, synonyms),
+        "mention_replacement": lambda: MentionReplacement.from_documents(docs, rate),
+        "abbreviation": lambda: Abbreviate.from_documents(
+            docs if abbreviations is None else abbreviations
+        ),
     }
+    unknown = [k for k in kinds if k not in build]
+    if unknown:
+        raise ValueError(f"unknown text perturbation kinds {unknown}; use {list(TEXT_KINDS)}")
+    return {k: build[k]() for k in kinds}
 
 
 def _scores(docs: Sequence[Document], pred: Sequence[Sequence[Span]]) -> dict[str, float]:

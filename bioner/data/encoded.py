@@ -60,6 +60,12 @@ class EncodedSplit(Dataset):
         for i, d in enumerate(doc_index):
             self._by_doc[d].append(i)
 
+    @property
+    def given_docs(self) -> list[Document]:
+        """The documents as they were given, before any normalisation: ``originals`` with
+        ``preprocess``, else ``docs``. Noise for the robustness evaluation goes into these."""
+        return self.docs if self.originals is None else self.originals
+
     def __len__(self) -> int:
         return len(self.features)
 

@@ -126,6 +126,17 @@ def test_abbreviation_flips_the_mentions_a_tagger_knows_only_in_full():
     assert out["f1"] == pytest.approx(2 / 3)  # precision 1, recall 2 of 4
 
 
+def test_default_perturbations_builds_only_the_kinds_asked(docs, tmp_path):
+    # A lexicon that does not exist fails only if the synonym kind is built.
+    missing = tmp_path / "no_lexicon.tsv"
+    chosen = default_perturbations(docs, synonyms=missing, kinds=["typos_outside", "case"])
+    assert list(chosen) == ["typos_outside", "case"]
+    with pytest.raises(Exception, match="no_lexicon"):
+        default_perturbations(docs, synonyms=missing, kinds=["synonym"])
+    with pytest.raises(ValueError, match="unknown text perturbation kinds \\['typo'\\]"):
+        default_perturbations(docs, kinds=["typo"])
+
+
 def test_defaults_are_json_ready_seeded_and_named(docs):
     tagger = DictionaryTagger(KNOWN)
     first = text_robustness(docs, tagger, seed=1)
