@@ -64,7 +64,9 @@ class Throughput(L.Callback):
     """Log training throughput in sequences (windows) per second as ``train/sequences_per_s``.
 
     Wall time of each training epoch, data loading included and validation excluded, so the
-    figure is the one that decides how long training takes.
+    figure is the one that decides how long training takes. ``history`` holds one rate per
+    finished epoch and travels in checkpoints, so a run resumed with ``ckpt_path=last`` reports
+    every epoch's speed, not only those of its last attempt.
     """
 
     def __init__(self) -> None:
@@ -73,9 +75,33 @@ class Throughput(L.Callback):
         self._paused = 0.0
         self._val_start: float | None = None
         self._sequences = 0
+        self._epoch_complete = False
+
+    def _rate(self) -> float | None:
+        """Sequences per second of the current epoch so far (validation excluded)."""
+        if self._start is None or not self._sequences:
+            return None
+        now = time.perf_counter()
+        validating = now - self._val_start if self._val_start is not None else 0.0
+        seconds = now - self._start - self._paused - validating
+        return self._sequences / seconds if seconds > 0 else None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The finished epochs' rates. The checkpoint that ends an epoch is written after its
+        closing validation but before ``on_train_epoch_end``, so an epoch whose batches are all
+        done counts as finished: a run killed right after that checkpoint resumes past it."""
+        history = list(self.history)
+        rate = self._rate() if self._epoch_complete else None
+        if rate is not None:
+            history.append(rate)
+        return {"history": history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = [float(rate) for rate in state_dict.get("history", [])]
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start, self._paused, self._sequences = time.perf_counter(), 0.0, 0
+        self._epoch_complete = False
 
     def on_train_batch_end(
         self,
@@ -86,6 +112,7 @@ class Throughput(L.Callback):
         batch_idx: int,
     ) -> None:
         self._sequences += int(batch["input_ids"].shape[0])
+        self._epoch_complete = batch_idx + 1 >= trainer.num_training_batches
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._val_start = time.perf_counter()
@@ -96,11 +123,8 @@ class Throughput(L.Callback):
         self._val_start = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._start is None:
-            return
-        seconds = time.perf_counter() - self._start - self._paused
-        if seconds > 0 and self._sequences:
-            rate = self._sequences / seconds
+        rate = self._rate()
+        if rate is not None:
             self.history.append(rate)
             pl_module.log("train/sequences_per_s", rate, sync_dist=True)
             log.info("epoch %d: %.1f training sequences/s", trainer.current_epoch, rate)

@@ -310,6 +310,9 @@ def test_resume_from_last_equals_an_uninterrupted_run(
 
     for split in ("devel", "test"):
         assert resumed[split]["metrics"] == full[split]["metrics"]
+    # The speeds of the killed attempt's two epochs came back with the checkpoint.
+    assert len(resumed["train_sequences_per_s"]) == len(full["train_sequences_per_s"]) == 3
+    assert all(rate > 0 for rate in resumed["train_sequences_per_s"])
     a = torch.load(tmp_path / "full/checkpoints/last.ckpt", weights_only=False)
     b = torch.load(tmp_path / "killed/checkpoints/last.ckpt", weights_only=False)
     assert a["global_step"] == b["global_step"] and a["epoch"] == b["epoch"] == 2
