@@ -131,7 +131,7 @@ def test_default_perturbations_builds_only_the_kinds_asked(docs, tmp_path):
     missing = tmp_path / "no_lexicon.tsv"
     chosen = default_perturbations(docs, synonyms=missing, kinds=["typos_outside", "case"])
     assert list(chosen) == ["typos_outside", "case"]
-    with pytest.raises(Exception, match="no_lexicon"):
+    with pytest.raises(FileNotFoundError, match="no_lexicon"):
         default_perturbations(docs, synonyms=missing, kinds=["synonym"])
     with pytest.raises(ValueError, match="unknown text perturbation kinds \\['typo'\\]"):
         default_perturbations(docs, kinds=["typo"])
