@@ -174,6 +174,8 @@ class Setting:
         per_type: entity type -> ``{"f1" | "precision" | "recall" | "support": Stat}``.
         robustness: ``robustness/...`` key -> statistics over the runs that measured it.
         wall_time_s: statistics of the runs' wall time, when recorded.
+        train_sequences_per_s: statistics of the runs' training speed
+            (:meth:`~bioner.reporting.runs.Run.train_sequences_per_s`), when recorded.
         is_baseline: this setting matches the baseline selector.
         baseline: the setting this one is tested against (``None`` for a baseline or without).
         test: the paired test against ``baseline``.
@@ -186,6 +188,7 @@ class Setting:
     per_type: dict[str, dict[str, Stat]] = field(default_factory=dict)
     robustness: dict[str, Stat] = field(default_factory=dict)
     wall_time_s: Stat | None = None
+    train_sequences_per_s: Stat | None = None
     is_baseline: bool = False
     baseline: Setting | None = field(default=None, repr=False)
     test: PairedTest | None = None
@@ -430,6 +433,8 @@ def summarise(setting: Setting, split: str) -> None:
         setting.robustness = _stats_by_key(robust, [{}] * len(robust))
     times = [t for t in (run.wall_time_s() for run in setting.runs) if t is not None]
     setting.wall_time_s = Stat.of(times) if times else None
+    rates = [r for r in (run.train_sequences_per_s() for run in setting.runs) if r is not None]
+    setting.train_sequences_per_s = Stat.of(rates) if rates else None
 
 
 def parse_selector(text: str) -> dict[str, Any]:

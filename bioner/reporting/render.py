@@ -60,12 +60,14 @@ def main_table(report: Report) -> Table:
     """Header and rows of the main table."""
     other = any(s.columns.get("other") for s in report.settings)
     wall = any(s.wall_time_s is not None for s in report.settings)
+    speed = any(s.train_sequences_per_s is not None for s in report.settings)
     header = [*FAMILIES, *(["other"] if other else []), "runs"]
     for key, title in MAIN_METRICS.items():
         header.append(title)
         if key == "f1":
             header.append("F1 95% CI")
     header += ["wall time (min)"] if wall else []
+    header += ["training seq/s"] if speed else []
     header += ["ΔF1 vs baseline [95% CI]", "p"] if report.baseline else []
     rows = []
     for s in report.settings:
@@ -77,6 +79,8 @@ def main_table(report: Report) -> Table:
                 row.append(_interval(s.metrics.get(key)))
         if wall:
             row.append(_stat(_minutes(s.wall_time_s), digits=1))
+        if speed:
+            row.append(_stat(s.train_sequences_per_s, digits=1))
         if report.baseline:
             row += _test_cells(s)
         rows.append(row)
@@ -166,6 +170,12 @@ def notes(report: Report) -> list[str]:
         out.append(
             "wall time: metrics.json wall_time_s, else the first to last timestamp of the run's "
             "train.log (eval.log)."
+        )
+    if any(s.train_sequences_per_s is not None for s in report.settings):
+        out.append(
+            "training seq/s: each run's mean over its epochs of metrics.json "
+            "train_sequences_per_s (training sequences per second, validation excluded), then "
+            "mean ± std over runs; it measures the machine's load as well as the recipe."
         )
     return out
 
@@ -267,6 +277,7 @@ def results_rows(report: Report) -> list[dict[str, object]]:
         for key, stat in s.robustness.items():
             row.update(_stat_fields(key, stat))
         row.update(_stat_fields("wall_time_s", s.wall_time_s))
+        row.update(_stat_fields("train_sequences_per_s", s.train_sequences_per_s))
         if report.baseline:
             row["is_baseline"] = s.is_baseline
             test = s.test.result if s.test else None

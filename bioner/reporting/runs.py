@@ -92,6 +92,13 @@ class Run:
             )
         return self.metrics[split]
 
+    def train_sequences_per_s(self) -> float | None:
+        """The run's training speed: the mean of its per-epoch rates
+        (``metrics.json["train_sequences_per_s"]``, validation excluded; a resumed run keeps
+        the rates of its earlier attempts), or ``None`` when it recorded none."""
+        rates = self.metrics.get("train_sequences_per_s") or []
+        return float(sum(rates) / len(rates)) if rates else None
+
     def wall_time_s(self) -> float | None:
         """Wall time of the run in seconds, or ``None`` when nothing records it.
 

@@ -29,7 +29,7 @@ from bioner.reporting import (
     to_markdown,
     write_outputs,
 )
-from bioner.reporting.render import per_type_table
+from bioner.reporting.render import main_table, per_type_table
 
 CHEMICALS = ["aspirin", "lithium", "cocaine", "haloperidol", "dopamine"]
 DISEASES = ["seizures", "hypertension", "nephritis", "anemia"]
@@ -89,6 +89,7 @@ def make_run(
     robustness: dict[str, Any] | None = None,
     minutes: int = 3,
     preprocess: dict[str, Any] | None = None,
+    speeds: list[float] | None = None,
 ) -> Path:
     """A run folder as bioner-train writes it (the parts a report reads)."""
     run_dir = root / name
@@ -136,6 +137,8 @@ def make_run(
     metrics: dict[str, Any] = {"run_name": name, "test": section, "devel": section}
     if robustness is not None:
         metrics["robustness"] = robustness
+    if speeds is not None:
+        metrics["train_sequences_per_s"] = speeds
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     write_jsonl(run_dir / "predictions" / "test.jsonl", docs, preds)
     (run_dir / "train.log").write_text(
@@ -170,6 +173,7 @@ def study(tmp_path: Path, data_root: Path) -> dict[str, list[Path]]:
                 "fgm",
                 0.1,
                 minutes=5,
+                speeds=[10.0, 10.0 + 2 * seed],  # run means 11, 12, 13 sequences/s
             )
         )
     runs["fgm0.5"].append(
@@ -285,6 +289,13 @@ def test_one_row_per_setting_with_statistics_over_seeds(
     ci = json.loads((study["fgm0.5"][0] / "metrics.json").read_text())["test"]["ci95"]["f1"]
     assert (single.metrics["f1"].low, single.metrics["f1"].high) == tuple(ci)
     assert by_attack["fgm (epsilon=0.1)"].wall_time_s.mean == pytest.approx(330.0)
+    # Training speed: each run's mean over epochs, then over runs; absent where not recorded.
+    speed = by_attack["fgm (epsilon=0.1)"].train_sequences_per_s
+    assert (speed.mean, speed.std, speed.n) == pytest.approx((12.0, 1.0, 3))
+    assert none.train_sequences_per_s is None
+    header, rows = main_table(report)
+    column = header.index("training seq/s")
+    assert [row[column] for row in rows] == ["12.0 ± 1.0", "—", "—"]
 
 
 def test_group_by_pools_other_keys_and_says_so(
