@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,7 +17,8 @@ os.environ["WANDB_MODE"] = "offline"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Encoders that bioner builds (the tiny BERT) go to a per-run folder, not the user's cache;
 # `paths.cache_dir` reads this variable, so composed configs and fixtures share one build.
-os.environ["BIONER_CACHE_DIR"] = tempfile.mkdtemp(prefix="bioner-test-cache-")
+_CACHE_DIR = tempfile.mkdtemp(prefix="bioner-test-cache-")
+os.environ["BIONER_CACHE_DIR"] = _CACHE_DIR
 
 # pytest-xdist (`-n auto` in pyproject.toml): each worker gets its share of the cores for torch,
 # its subprocesses included (they inherit the variables), instead of every worker spinning one
@@ -25,6 +27,12 @@ _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _WORKERS > 1 and "OMP_NUM_THREADS" not in os.environ:
     _threads = str(max(1, (os.cpu_count() or 1) // _WORKERS))
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = _threads
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove this process's encoder cache: every run (and every xdist worker) makes its own,
+    about 9 MB, and they used to pile up in the temporary folder."""
+    shutil.rmtree(_CACHE_DIR, ignore_errors=True)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
