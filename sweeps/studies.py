@@ -12,8 +12,9 @@ epsilons of ``fgsm`` and ``pgd`` are chosen on devel (seed 1) among ``FULL_CANDI
 others keep the 1-epoch study's. It writes ``best_attack.json`` (the attack with the best mean
 devel F1, and the attacks compared: ``--attacks fgsm`` gives a first answer sooner, but only a
 pass over every attack makes a reference). On another corpus (``--dataset ncbi_disease``):
-``none``, ``fgsm`` and the best BC5CDR attack, at BC5CDR's epsilons (run the BC5CDR study
-first). Robustness runs on every run, as in the attack study; a run scored before a text
+``none``, ``fgsm`` and the best BC5CDR attack, at BC5CDR's epsilons (``--reference``: the
+BC5CDR study under the same ``--root`` when it ran there, else its recorded choices in
+``sweeps/reference/full_bc5cdr``). Robustness runs on every run, as in the attack study; a run scored before a text
 perturbation joined the suite gets it from ``bioner-eval`` on its best checkpoint
 (:meth:`Runner.complete_robustness`). ``lowres``: the training documents cut to
 ``LOW_FRACTIONS`` of the corpus (``dataset.train_subset.fraction``, a subset drawn per seed),
@@ -97,6 +98,9 @@ FULL_EPOCHS = 4
 # best devel F1 in the 1-epoch augmentation study (docs/studies.md: noise 0.7710, mix 0.7662).
 LOW_FRACTIONS = (0.1, 0.01)
 LOW_AUGMENTATIONS = ["noise", "mix"]
+# The BC5CDR full study's chosen epsilons and best attack as that study wrote them (see its
+# README): the reference of the other corpora's studies when <root>/full/bc5cdr has none.
+RECORDED_REFERENCE = Path(__file__).resolve().parent / "reference" / "full_bc5cdr"
 
 
 class Runner:
@@ -366,9 +370,11 @@ def _reference(reference: Path) -> tuple[dict[str, float], dict]:
     if missing:
         raise SystemExit(
             f"{', '.join(missing)} missing: run `sweeps/studies.py full --dataset bc5cdr` (same "
-            "--root) first; this study takes its epsilons and its best attack"
+            f"--root) first, or pass --reference {RECORDED_REFERENCE} (the choices of the "
+            "study in docs/studies.md); this study takes its epsilons and its best attack"
         )
     best = json.loads(files[1].read_text())
+    print(f"epsilons and best attack from {reference}", flush=True)
     compared = best.get("compared", [])
     if set(compared) != set(FULL_CANDIDATES):
         raise SystemExit(
@@ -377,6 +383,13 @@ def _reference(reference: Path) -> tuple[dict[str, float], dict]:
             "bc5cdr` (same --root) without --attacks first"
         )
     return json.loads(files[0].read_text()), best
+
+
+def _default_reference(own: Path) -> Path:
+    """``own`` (this root's BC5CDR full study) when it holds its choices, else the recorded ones."""
+    if (own / "best_attack.json").is_file():
+        return own
+    return RECORDED_REFERENCE
 
 
 def lowres_recipe(dataset: str, fraction: float) -> list[str]:
@@ -446,6 +459,14 @@ def main() -> None:
         default=",".join(map(str, LOW_FRACTIONS)),
         help="lowres: shares of the training documents",
     )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="full (other corpora), lowres: the folder with the BC5CDR full study's "
+        "chosen_epsilons.json and best_attack.json (default: <root>/full/bc5cdr when it holds "
+        "them, else the recorded sweeps/reference/full_bc5cdr)",
+    )
     parser.add_argument("--augmentations", default=",".join(AUGMENTATIONS))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument(
@@ -458,7 +479,7 @@ def main() -> None:
     if args.study in ("full", "lowres"):
         root = root / args.dataset
     runner = Runner(root, args.workers, args.threads, args.overrides.split())
-    reference = args.root / "full" / "bc5cdr"
+    reference = args.reference or _default_reference(args.root / "full" / "bc5cdr")
     seeds = [int(x) for x in args.seeds.split(",")]
     if args.study == "attack":
         attack_study(runner, (args.attacks or ",".join(ATTACK_CANDIDATES)).split(","))

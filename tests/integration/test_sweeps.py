@@ -553,6 +553,23 @@ def test_full_and_lowres_studies_plan_composable_jobs_and_choose_on_devel(
             assert cfg.attack.epsilon == float(rest[-1].split("_eps")[1].split("_s")[0])
 
 
+def test_recorded_bc5cdr_choices_are_a_complete_reference(tmp_path: Path) -> None:
+    """The committed choices of the BC5CDR full study stand in when a root has not run it: a
+    reference over every attack, its best attack at its own chosen epsilon; a root that ran the
+    study uses its own."""
+    studies = load_studies()
+    own = tmp_path / "full" / "bc5cdr"
+    assert studies._default_reference(own) == studies.RECORDED_REFERENCE
+    chosen, best = studies._reference(studies.RECORDED_REFERENCE)
+    assert set(chosen) == set(best["compared"]) == set(studies.FULL_CANDIDATES)
+    assert all(chosen[a] in studies.FULL_CANDIDATES[a] for a in chosen)
+    assert best["epsilon"] == chosen[best["attack"]]
+    assert best["attack"] == max(best["devel_f1_mean"], key=best["devel_f1_mean"].get)
+    own.mkdir(parents=True)
+    (own / "best_attack.json").write_text("{}")
+    assert studies._default_reference(own) == own
+
+
 @pytest.mark.slow
 def test_full_study_on_a_second_corpus_trains_the_reference_attack_with_robustness(
     tmp_path: Path, tiny_model_dir: Path, shared_data: Path
