@@ -14,9 +14,9 @@ devel F1, and the attacks compared: ``--attacks fgsm`` gives a first answer soon
 pass over every attack makes a reference). On another corpus (``--dataset ncbi_disease``):
 ``none``, ``fgsm`` and the best BC5CDR attack, at BC5CDR's epsilons (``--reference``: the
 BC5CDR study under the same ``--root`` when it ran there, else its recorded choices in
-``sweeps/reference/full_bc5cdr``). Robustness runs on every run, as in the attack study; a run scored before a text
-perturbation joined the suite gets it from ``bioner-eval`` on its best checkpoint
-(:meth:`Runner.complete_robustness`). ``lowres``: the training documents cut to
+``sweeps/reference/full_bc5cdr``). Robustness runs on every run, as in the attack study; a run
+scored before a text perturbation joined the suite gets it from ``bioner-eval`` on its best
+checkpoint (:meth:`Runner.complete_robustness`). ``lowres``: the training documents cut to
 ``LOW_FRACTIONS`` of the corpus (``dataset.train_subset.fraction``, a subset drawn per seed),
 with ``none``, the best BC5CDR attack and the two augmentations best on devel in the 1-epoch
 augmentation study (``LOW_AUGMENTATIONS``), 3 seeds, robustness off; one ``final_runs.txt`` per
