@@ -10,14 +10,19 @@ Run predictions in JSONL, one document per line::
     {"id": "...", "text": "...", "spans": [{"start": 0, "end": 10, "label": "Chemical",
      "text": "Selegiline"}], "gold": [...]}
 
-``gold`` is present when written with ``include_gold=True``. CoNLL, for conlleval and seqeval:
-one word per line, ``word<TAB>gold<TAB>predicted`` (IOB2 by default; ``word<TAB>predicted`` without
-gold), a blank line after each sentence, and a ``-DOCSTART-`` line before each document. Read it
-with ``conlleval -d '\\t'``.
+``gold`` is present when written with ``include_gold=True``. A text-free copy
+(:func:`write_text_free_jsonl`, for archiving a run without the corpus in it) keeps ``id``,
+``spans`` (``start``, ``end``, ``label``) and ``text_sha256`` in place of ``text``; the text and
+the gold come back from the corpus (:mod:`bioner.reporting.runs`).
+
+CoNLL, for conlleval and seqeval: one word per line, ``word<TAB>gold<TAB>predicted`` (IOB2 by
+default; ``word<TAB>predicted`` without gold), a blank line after each sentence, and a
+``-DOCSTART-`` line before each document. Read it with ``conlleval -d '\\t'``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -93,8 +98,38 @@ def write_jsonl(
     return path
 
 
+def text_sha256(text: str) -> str:
+    """The hex SHA-256 of ``text`` (UTF-8): what a text-free predictions file keeps of it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def write_text_free_jsonl(source: str | Path, path: str | Path) -> Path:
+    """Copy the predictions file ``source`` (:func:`write_jsonl`'s) to ``path`` without the
+    documents' text and gold spans: ``id``, ``text_sha256`` and the predicted spans' offsets and
+    labels, so that a run's predictions can be kept or shared without the corpus in them.
+
+    Raises:
+        ValueError: a line of ``source`` is not a prediction record (file and line named).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for record in read_jsonl(source):
+            text = record["text"]
+            kept = {
+                "id": record["id"],
+                "text_sha256": record["text_sha256"] if text is None else text_sha256(text),
+                "spans": [
+                    {"start": s.start, "end": s.end, "label": s.label} for s in record["spans"]
+                ],
+            }
+            f.write(json.dumps(kept, ensure_ascii=False) + "\n")
+    return path
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Read a file written by :func:`write_jsonl`; ``spans`` and ``gold`` come back as ``Span``\\ s.
+    A text-free record (:func:`write_text_free_jsonl`) comes back with ``text`` ``None``.
 
     Raises:
         ValueError: a line is not such a record (the message names file and line).
@@ -107,17 +142,19 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 continue
             try:
                 record = json.loads(line)
+                if "text" not in record and isinstance(record.get("text_sha256"), str):
+                    record["text"] = None  # text-free: the corpus holds the text
                 text = record["text"]
                 for key in ("spans", "gold"):
                     if key in record:
                         record[key] = [Span(s["start"], s["end"], s["label"]) for s in record[key]]
-                        bad = [s for s in record[key] if s.end > len(text)]
+                        bad = [s for s in record[key] if text is not None and s.end > len(text)]
                         if bad:
                             raise ValueError(f"{key} span {bad[0]} ends after the text")
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
                 raise ValueError(
                     f"{path}:{number}: not a bioner prediction record ({err}); each line must be a "
-                    "JSON object with id, text and spans [{start, end, label}]"
+                    "JSON object with id, text (or text_sha256) and spans [{start, end, label}]"
                 ) from err
             records.append(record)
     return records

@@ -10,6 +10,10 @@ Gold spans for the paired test come from the corpus itself, re-read through the 
 were scored, so ``data.limit_documents`` and cross-validation folds need no re-computing). When
 the corpus cannot be found, the ``gold`` spans that ``write_jsonl`` stores next to the predictions
 stand in, with a warning; when both exist they must agree.
+
+:func:`archive_run` keeps what a report reads of a run and nothing of the corpus (the predictions
+text-free, checked against the corpus by SHA-256 when read back), so that the runs behind a table
+can be kept, committed or shared without their checkpoints or the corpus text.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import yaml
 from bioner.data.document import Document, Span
 from bioner.data.readers.base import SPLITS, CorpusNotFoundError
 from bioner.errors import UserError
-from bioner.inference.formats import read_jsonl
+from bioner.inference.formats import read_jsonl, text_sha256, write_text_free_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +132,40 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+#: The files of a run folder that :func:`archive_run` copies as they are (the job logs date a
+#: run whose ``metrics.json`` records no wall time).
+ARCHIVED_FILES = ("config.yaml", "metrics.json", "runner.json", "train.log", "eval.log")
+
+
+def archive_run(folder: str | Path, dest: str | Path, splits: Sequence[str] = ("test",)) -> Path:
+    """Copy what a report reads of the finished run ``folder`` to ``dest``: ``config.yaml``,
+    ``metrics.json`` (and ``runner.json`` and the job logs when there are) and
+    ``predictions/<split>.jsonl`` of
+    each of ``splits``, text-free (:func:`bioner.inference.formats.write_text_free_jsonl`).
+    ``dest`` then reads as a run folder (:func:`load_run`), whose paired test needs the corpus.
+
+    Raises:
+        ReportError: ``folder`` is not a finished run, or lacks the predictions of a split.
+    """
+    folder, dest = Path(folder), Path(dest)
+    if not (folder / "metrics.json").is_file():
+        raise ReportError(f"{folder} has no metrics.json: not a finished run (or not a run)")
+    load_run(folder)  # a finished, readable run, or a ReportError naming what is missing
+    missing = [s for s in splits if not (folder / "predictions" / f"{s}.jsonl").is_file()]
+    if missing:
+        raise ReportError(
+            f"{folder} has no predictions on {', '.join(missing)}; archive the splits it scored"
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ARCHIVED_FILES:
+        if (folder / name).is_file():
+            (dest / name).write_bytes((folder / name).read_bytes())
+    for split in splits:
+        source = folder / "predictions" / f"{split}.jsonl"
+        write_text_free_jsonl(source, dest / "predictions" / f"{split}.jsonl")
+    return dest
 
 
 def load_run(folder: str | Path) -> Run:
@@ -352,7 +390,19 @@ class GoldSource:
         for number, record in enumerate(records, start=1):
             doc = None if corpus is None else corpus.get(record["id"])
             where = f"{path}:{number} (document {record['id']})"
-            if doc is not None and doc.text != record["text"]:
+            if doc is None and record["text"] is None:
+                raise ReportError(
+                    f"{where}: a text-free record (text_sha256 in place of the text) needs the "
+                    f"corpus, and corpus {name} was not found; pass --data-dir <folder holding it>"
+                )
+            if doc is not None and record["text"] is None:
+                if text_sha256(doc.text) != record["text_sha256"]:
+                    raise ReportError(
+                        f"{where}: the SHA-256 of corpus {name}'s document of that id is not the "
+                        "one recorded; the corpus changed since the run, or --data-dir points at "
+                        "another corpus"
+                    )
+            elif doc is not None and doc.text != record["text"]:
                 raise ReportError(
                     f"{where}: the text differs from corpus {name}'s document of that id; the "
                     "corpus changed since the run, or --data-dir points at another corpus"

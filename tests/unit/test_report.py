@@ -30,6 +30,7 @@ from bioner.reporting import (
     write_outputs,
 )
 from bioner.reporting.render import main_table, per_type_table
+from bioner.reporting.runs import archive_run
 
 CHEMICALS = ["aspirin", "lithium", "cocaine", "haloperidol", "dopamine"]
 DISEASES = ["seizures", "hypertension", "nephritis", "anemia"]
@@ -472,6 +473,46 @@ def test_gold_comes_from_the_corpus_else_from_the_predictions_file(
     test_file.write_text(test_file.read_text().replace("B-Disease", "O", 1))
     with pytest.raises(ReportError, match="gold spans stored with the predictions differ"):
         build_report([tmp_path / "multirun"], baseline="attack=none", data_dir=moved)
+
+
+def test_archived_runs_report_the_same_without_the_corpus_text(
+    study: dict[str, list[Path]], tmp_path: Path, data_root: Path
+) -> None:
+    """archive_run keeps config, metrics and text-free test predictions; the report on the
+    archive is the report on the runs, the corpus giving text and gold back (checked by hash)."""
+    archive = tmp_path / "archive"
+    for run_dir in (r for runs in study.values() for r in runs):
+        archive_run(run_dir, archive / run_dir.name)
+    records = [json.loads(line) for line in (archive / "1_none/predictions/test.jsonl").open()]
+    assert len(records) == N_DOCS and not any("text" in r or "gold" in r for r in records)
+    assert sorted(p.name for p in (archive / "1_none").rglob("*")) == [
+        "config.yaml", "metrics.json", "predictions", "test.jsonl", "train.log"
+    ]  # fmt: skip
+    original = build_report([tmp_path / "multirun"], baseline="attack=none", bootstrap_samples=100)
+    archived = build_report([archive], baseline="attack=none", bootstrap_samples=100)
+    assert to_markdown(archived) == to_markdown(original).replace(
+        str(tmp_path / "multirun"), str(archive)
+    )
+    assert [s.test.result for s in archived.settings if s.test] == [
+        s.test.result for s in original.settings if s.test
+    ]
+    # Archiving an archive copies it; a folder that is not a finished run is an error.
+    archive_run(archive / "1_none", tmp_path / "again")
+    assert (tmp_path / "again/predictions/test.jsonl").read_text() == (
+        archive / "1_none/predictions/test.jsonl"
+    ).read_text()
+    with pytest.raises(ReportError, match="not a finished run"):
+        archive_run(tmp_path, tmp_path / "x")
+    with pytest.raises(ReportError, match="no predictions on devel"):
+        archive_run(study["none"][0], tmp_path / "x", splits=["devel"])
+    # The text is checked against the corpus; without the corpus the archive cannot be scored.
+    test_file = data_root / "toy" / "test.tsv"
+    test_file.write_text(test_file.read_text().replace("aspirin", "Aspirin", 1))
+    with pytest.raises(ReportError, match="SHA-256 of corpus toy's document"):
+        build_report([archive], baseline="attack=none", bootstrap_samples=50)
+    data_root.rename(tmp_path / "gone")
+    with pytest.raises(ReportError, match="text-free record .* needs the corpus"):
+        build_report([archive], baseline="attack=none", bootstrap_samples=50)
 
 
 def test_a_run_config_may_name_only_a_bioner_reader(
