@@ -30,8 +30,13 @@ each on ``--threads`` CPU threads (two 1-thread jobs use a 2-core machine better
 job, and never oversubscribe it). A job whose ``metrics.json`` exists is skipped, and a job
 that was killed continues from the ``last.ckpt`` of its last finished epoch (``ckpt_path=last``;
 its ``wall_time_s`` then adds up the epochs each attempt finished, see ``runner.json``), so an
-interrupted study continues where it stopped. Each study ends by writing ``final_runs.txt``, the
-run folders of its table, for ``bioner-report``::
+interrupted study continues where it stopped. With ``--archive DIR`` each job is also kept, as it
+finishes, in ``DIR`` (same layout as ``--root``; :func:`bioner.reporting.archive_run`: config,
+metrics and text-free test predictions, no checkpoint, a few hundred kB), and a job that ``--root``
+lacks but ``DIR`` holds is taken from there, not trained again: a study that outlives its machine
+goes on from the archive (``docs/results/`` holds the archive of the studies in docs/studies.md).
+Each study ends by writing ``final_runs.txt``, the run folders of its table, for
+``bioner-report``::
 
     BIONER_DATA_DIR=../shared/data python sweeps/studies.py attack --root logs/studies
     bioner-report $(cat logs/studies/attack/final_runs.txt) --baseline attack=none
@@ -69,6 +74,7 @@ from pathlib import Path
 
 import yaml
 
+from bioner.reporting import archive_run
 from bioner.utils.resume import kept_seconds
 
 # Candidate epsilons per attack: a small and a large radius on each attack's scale (L-inf per
@@ -107,15 +113,24 @@ class Runner:
     """Runs ``bioner-train`` jobs, each in ``root/<name>``, ``workers`` at a time."""
 
     def __init__(
-        self, root: Path, workers: int, threads: int, overrides: list[str] | None = None
+        self,
+        root: Path,
+        workers: int,
+        threads: int,
+        overrides: list[str] | None = None,
+        archive: Path | None = None,
     ) -> None:
         self.root = root
         self.workers = workers
         self.threads = threads
         self.overrides = list(overrides or [])  # added to every job, after its own
+        # Where each finished job is kept (archive/<name>: bioner.reporting.archive_run, no
+        # checkpoint, no corpus text) and taken back from when root has lost it.
+        self.archive = archive
 
     def run(self, jobs: dict[str, list[str]]) -> dict[str, dict]:
         """Run the jobs not done yet; the metrics of every job, by name."""
+        self._sync(list(jobs))
         todo = {n: o for n, o in jobs.items() if not (self.root / n / "metrics.json").is_file()}
         with ThreadPoolExecutor(self.workers) as pool:
             for name, code in zip(todo, pool.map(self._one, todo.items())):
@@ -159,7 +174,29 @@ class Runner:
             print(f"  {name} failed resuming {last}; delete {folder} to start it afresh")
         if code == 0 and earlier:
             self._add_earlier_attempts(folder, earlier)
+        if code == 0:
+            self._keep(name)
         return code
+
+    def _keep(self, name: str) -> None:
+        """Archive the finished job ``name`` (when there is an archive)."""
+        if self.archive is not None:
+            archive_run(self.root / name, self.archive / name)
+
+    def _sync(self, names: list[str]) -> None:
+        """Take back the archived jobs that root lacks (a run finished on another machine, or
+        before root was lost), and archive the finished ones that the archive lacks."""
+        if self.archive is None:
+            return
+        for name in names:
+            done = (self.root / name / "metrics.json").is_file()
+            kept = (self.archive / name / "metrics.json").is_file()
+            if kept and not done:
+                shutil.rmtree(self.root / name, ignore_errors=True)  # an unfinished attempt
+                shutil.copytree(self.archive / name, self.root / name)
+                print(f"  {name}: taken from {self.archive / name}", flush=True)
+            elif done and not kept:
+                self._keep(name)
 
     def _launch(self, module: str, args: list[str], log: Path, append: bool = False) -> int:
         """Run ``python -m module args`` on ``threads`` CPU threads, its output into ``log``;
@@ -231,6 +268,7 @@ class Runner:
             section.setdefault("text", {}).update(added["text"])
             metrics["robustness_added"] = {"kinds": missing, "by": " ".join(["bioner-eval", *args])}
             (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+            self._keep(name)
 
     def final(self, names: list[str]) -> None:
         """Write the run folders of a study's table to ``final_runs.txt``."""
@@ -467,6 +505,14 @@ def main() -> None:
         "chosen_epsilons.json and best_attack.json (default: <root>/full/bc5cdr when it holds "
         "them, else the recorded sweeps/reference/full_bc5cdr)",
     )
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        default=None,
+        help="keep each finished run's record (config, metrics, text-free test predictions; no "
+        "checkpoint) under this folder, mirroring --root, and take back from it the runs --root "
+        "lacks: a study that outlives its machine goes on from the last archived run",
+    )
     parser.add_argument("--augmentations", default=",".join(AUGMENTATIONS))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument(
@@ -478,7 +524,8 @@ def main() -> None:
     root = args.root / args.study
     if args.study in ("full", "lowres"):
         root = root / args.dataset
-    runner = Runner(root, args.workers, args.threads, args.overrides.split())
+    archive = None if args.archive is None else args.archive / root.relative_to(args.root)
+    runner = Runner(root, args.workers, args.threads, args.overrides.split(), archive)
     reference = args.reference or _default_reference(args.root / "full" / "bc5cdr")
     seeds = [int(x) for x in args.seeds.split(",")]
     if args.study == "attack":

@@ -22,7 +22,14 @@ from bioner.reporting.aggregate import (
     t_quantile,
 )
 from bioner.reporting.render import to_latex, to_markdown, write_outputs
-from bioner.reporting.runs import GoldSource, ReportError, Run, find_runs, load_run
+from bioner.reporting.runs import (
+    GoldSource,
+    ReportError,
+    Run,
+    archive_run,
+    find_runs,
+    load_run,
+)
 
 __all__ = [
     "GoldSource",
@@ -31,6 +38,7 @@ __all__ = [
     "Run",
     "Setting",
     "Stat",
+    "archive_run",
     "build_report",
     "differing_keys",
     "find_runs",

@@ -678,3 +678,56 @@ def test_a_killed_study_job_continues_from_its_last_epoch_and_gets_new_text_kind
     again.write_text(json.dumps(metrics))
     studies.Runner(tmp_path / "again", 1, 1).complete_robustness(["none_s1"])
     assert json.loads(again.read_text())["robustness"]["text"] == text
+
+
+@pytest.mark.slow
+def test_a_study_archives_each_finished_job_and_takes_it_back_on_a_new_machine(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--archive``: a finished job is kept (no checkpoint, text-free predictions) as it
+    finishes and again when its robustness is completed; a root that lost the job takes it back
+    instead of training it again, and the report reads it from the corpus."""
+    from bioner.evaluation import evaluate
+    from bioner.reporting import GoldSource, load_run
+
+    studies = load_studies()
+    base = [
+        *tiny_overrides(tiny_model_dir),
+        f"paths.data_dir={shared_data}",
+        "logger=none",
+        "data.limit_documents=8",
+        "trainer.limit_train_batches=1",
+        "trainer.max_epochs=1",
+        "robustness.text_kinds=[case]",
+        "robustness.limit_documents=6",
+        "bootstrap_samples=0",
+    ]
+    root, kept = tmp_path / "machine1", tmp_path / "archive"
+    job = {"none_s1": ["seed=1", "attack=none"]}
+    studies.Runner(root, 1, 1, base, kept).run(job)
+    assert (kept / "none_s1" / "metrics.json").read_text() == (
+        root / "none_s1" / "metrics.json"
+    ).read_text()
+    assert not list(kept.rglob("*.ckpt"))
+    records = (kept / "none_s1" / "predictions" / "test.jsonl").read_text().splitlines()
+    assert {tuple(json.loads(r)) for r in records} == {("id", "text_sha256", "spans")}
+    studies.Runner(root, 1, 1, archive=kept).complete_robustness(["none_s1"])
+    metrics = json.loads((kept / "none_s1" / "metrics.json").read_text())
+    assert set(metrics["robustness"]["text"]) == set(TEXT_KINDS)
+
+    # Another machine: nothing under its root, the archive committed.
+    other = tmp_path / "machine2"
+    scores = studies.Runner(other, 1, 1, base, kept).run(job)
+    assert "taken from" in capsys.readouterr().out
+    assert not (other / "none_s1" / "stdout.log").exists()  # not trained again
+    assert scores["none_s1"] == metrics
+    # The report scores it against the corpus: the stored predictions give the run's F1.
+    scored = GoldSource().load(load_run(other / "none_s1"), "test")
+    assert scored.gold_source == "corpus"
+    assert evaluate(scored.gold, scored.predictions).metrics()["f1"] == pytest.approx(
+        metrics["test"]["metrics"]["f1"]
+    )
+    # A root that has the job and an archive that lacks it: the archive gets it.
+    shutil.rmtree(kept)
+    studies.Runner(other, 1, 1, base, kept).run(job)
+    assert json.loads((kept / "none_s1" / "metrics.json").read_text()) == metrics

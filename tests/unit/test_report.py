@@ -22,6 +22,7 @@ from bioner.report import main
 from bioner.reporting import (
     ReportError,
     Stat,
+    archive_run,
     build_report,
     find_runs,
     t_quantile,
@@ -30,7 +31,6 @@ from bioner.reporting import (
     write_outputs,
 )
 from bioner.reporting.render import main_table, per_type_table
-from bioner.reporting.runs import archive_run
 
 CHEMICALS = ["aspirin", "lithium", "cocaine", "haloperidol", "dopamine"]
 DISEASES = ["seizures", "hypertension", "nephritis", "anemia"]
