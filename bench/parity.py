@@ -19,7 +19,10 @@ so that ``--bioner-overrides alignment.decode_rule=argmax`` gets folders of its 
 ``hf_trainer`` (``hf_trainer_bf16``; ``+<model overrides>`` when the encoder is changed). A run
 whose ``result.json`` exists is reused, so an interrupted comparison continues; a run killed
 after an epoch continues from that epoch's checkpoint (``bench/train_speed.py --resume``), one
-killed before starts afresh. Usage::
+killed before starts afresh. ``--archive DIR`` keeps each finished run, as it finishes, in ``DIR``
+(same layout; results and text-free predictions, no checkpoint) and takes back from there the runs
+``--out`` lacks, so a comparison outlives its machine (``docs/results/parity`` holds the runs of
+the README's table); the gold of such runs is read from the corpus. Usage::
 
     BIONER_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python bench/parity.py \\
         --datasets bc5cdr,ncbi_disease,bc2gm --seeds 1,2,3
@@ -51,8 +54,9 @@ from hydra.utils import instantiate
 from preprocess_effect import comparison_cells, paired_runs
 
 from bioner.config import compose_config
+from bioner.data.document import Document
 from bioner.data.tags import tags_to_spans
-from bioner.inference.formats import write_jsonl
+from bioner.inference.formats import write_jsonl, write_text_free_jsonl
 from bioner.utils.resume import kept_seconds
 
 SPLITS = ("devel", "test")
@@ -102,7 +106,14 @@ def run_side(
     time each earlier attempt kept (``attempts.json``) and ``resumed`` says how many there were.
     """
     done = run_dir / "result.json"
+    kept = None if args.archive is None else args.archive / run_dir.relative_to(args.out)
+    if not done.is_file() and kept is not None and (kept / "result.json").is_file():
+        shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished attempt of a kept run
+        shutil.copytree(kept, run_dir)
+        print(f"  {dataset} s{seed} {recipe}: taken from {kept}", flush=True)
     if done.is_file():
+        if kept is not None and not (kept / "result.json").is_file():
+            keep(run_dir, kept)
         return json.loads(done.read_text())
     started = run_dir / "attempt_started"  # touched when an attempt begins
     checkpoint = last_checkpoint(run_dir)
@@ -125,7 +136,21 @@ def run_side(
         score_trainer(run_dir, dataset, args)
     done.write_text(json.dumps(result, indent=2) + "\n")
     print(f"  done in {result['wall_s']:.0f} s", flush=True)
+    if kept is not None:
+        keep(run_dir, kept)
     return result
+
+
+def keep(run_dir: Path, kept: Path) -> None:
+    """Archive a finished side run: what the table reads (``result.json``, bioner's
+    ``metrics.json``, ``attempts.json``) and its predictions text-free, no checkpoint and no
+    corpus text; ``result.json`` is written last, as in a run."""
+    for split in SPLITS:
+        source = run_dir / "predictions" / f"{split}.jsonl"
+        write_text_free_jsonl(source, kept / "predictions" / f"{split}.jsonl")
+    for name in ("metrics.json", "attempts.json", "result.json"):
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, kept / name)
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
@@ -138,14 +163,18 @@ def last_checkpoint(run_dir: Path) -> Path | None:
     return max(states, key=lambda p: int(p.parent.name.split("-")[1]), default=None)
 
 
+def documents(dataset: str, split: str, args: argparse.Namespace) -> list[Document]:
+    """The documents both sides score on ``split``: bioner's reader, as bioner evaluates."""
+    overrides = [f"dataset={dataset}", *(o for o in args.bioner_overrides if "dataset" in o)]
+    reader = instantiate(compose_config("data", overrides).dataset)
+    return [reader.evaluation_document(d) for d in reader.load(split)]
+
+
 def score_trainer(run_dir: Path, dataset: str, args: argparse.Namespace) -> None:
     """Turn the Trainer's word tags into ``predictions/<split>.jsonl`` over bioner's documents,
     the files bioner writes for its own runs."""
-    overrides = [f"dataset={dataset}", *(o for o in args.bioner_overrides if "dataset" in o)]
-    reader = instantiate(compose_config("data", overrides).dataset)
     for split in SPLITS:
-        docs = [reader.evaluation_document(d) for d in reader.load(split)]
-        docs = docs[: args.limit_documents]
+        docs = documents(dataset, split, args)[: args.limit_documents]
         tags = json.loads((run_dir / "tags" / f"{split}.json").read_text())["tags"]
         if len(tags) != len(docs) or any(len(t) != len(d.words) for t, d in zip(tags, docs)):
             raise SystemExit(
@@ -159,13 +188,17 @@ def score_trainer(run_dir: Path, dataset: str, args: argparse.Namespace) -> None
 
 
 def summarise(
-    out: Path, dataset: str, names: tuple[str, str], seeds: list[int], samples: int
+    dataset: str, names: tuple[str, str], seeds: list[int], args: argparse.Namespace
 ) -> dict[str, Any]:
     """bioner against the Trainer on one corpus: F1 and tests per split, wall times."""
-    runs = {name: [out / dataset / name / f"s{s}" for s in seeds] for name in names}
+    runs = {name: [args.out / dataset / name / f"s{s}" for s in seeds] for name in names}
     row: dict[str, Any] = {"dataset": dataset}
     for split in SPLITS:
-        row[split] = paired_runs(runs[names[0]], runs[names[1]], seeds, split, samples)
+        # The gold of archived (text-free) runs comes from the corpus.
+        corpus = None
+        if args.archive is not None:
+            corpus = {d.id: d for d in documents(dataset, split, args)}
+        row[split] = paired_runs(runs[names[0]], runs[names[1]], seeds, split, args.samples, corpus)
     for side, name in zip(("bioner", "hf"), names):
         walls = [json.loads((r / "result.json").read_text())["wall_s"] for r in runs[name]]
         row[f"wall_s_{side}"] = walls
@@ -217,6 +250,13 @@ def main() -> None:
     )
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument(
+        "--archive",
+        type=Path,
+        default=None,
+        help="keep each finished run (result, metrics, text-free predictions; no checkpoint)\n"
+        "under this folder, mirroring --out, and take back from it the runs --out lacks",
+    )
+    parser.add_argument(
         "--bioner-overrides", nargs="*", default=[], help="extra Hydra overrides for bioner"
     )
     args = parser.parse_args()
@@ -242,7 +282,7 @@ def main() -> None:
             names = side_names(args.bioner_overrides, recipe)
             run_side(recipe, args.out / dataset / names[1] / f"s{seed}", args, dataset, seed)
     assert names is not None
-    rows = [summarise(args.out, d, names, seeds, args.samples) for d in datasets]
+    rows = [summarise(d, names, seeds, args) for d in datasets]
     print(table(rows, names), flush=True)
     figures = {
         "sides": list(names),

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ import numpy as np
 from bioner.config import compose_config
 from bioner.data.document import Document
 from bioner.evaluation import evaluate, paired_bootstrap
-from bioner.inference.formats import read_jsonl
+from bioner.inference.formats import read_jsonl, text_sha256
 from bioner.train import train
 
 QUIET = [
@@ -73,10 +74,31 @@ def run(out: Path, dataset: str, variant: str, seed: int, overrides: list[str]) 
     return run_dir
 
 
-def predictions(run_dir: Path, split: str) -> tuple[list[Document], list[list[Any]]]:
-    """Gold documents and predicted spans of a run's split, by document id order."""
-    records = sorted(read_jsonl(run_dir / "predictions" / f"{split}.jsonl"), key=lambda r: r["id"])
-    gold = [Document(r["id"], r["text"], sorted(r["gold"])) for r in records]
+def predictions(
+    run_dir: Path, split: str, corpus: Mapping[str, Document] | None = None
+) -> tuple[list[Document], list[list[Any]]]:
+    """Gold documents and predicted spans of a run's split, by document id order. A text-free
+    predictions file (an archived run) takes text and gold from ``corpus`` (documents by id),
+    whose text must have the recorded SHA-256.
+
+    Raises:
+        SystemExit: a text-free record whose document ``corpus`` lacks or holds another text.
+    """
+    path = run_dir / "predictions" / f"{split}.jsonl"
+    records = sorted(read_jsonl(path), key=lambda r: r["id"])
+    gold = []
+    for r in records:
+        if r["text"] is not None:
+            gold.append(Document(r["id"], r["text"], sorted(r["gold"])))
+            continue
+        doc = (corpus or {}).get(r["id"])
+        if doc is None or text_sha256(doc.text) != r["text_sha256"]:
+            found = "is not in the corpus" if doc is None else "has another text in the corpus"
+            raise SystemExit(
+                f"{path}: document {r['id']} {found}; a text-free (archived) run is scored "
+                "against the corpus it was trained on (BIONER_DATA_DIR)"
+            )
+        gold.append(Document(doc.id, doc.text, sorted(doc.spans)))
     return gold, [r["spans"] for r in records]
 
 
@@ -92,11 +114,17 @@ def sign_flip_p(deltas: list[float]) -> float:
 
 
 def paired_runs(
-    runs_a: list[Path], runs_b: list[Path], seeds: list[int], split: str, samples: int
+    runs_a: list[Path],
+    runs_b: list[Path],
+    seeds: list[int],
+    split: str,
+    samples: int,
+    corpus: Mapping[str, Document] | None = None,
 ) -> dict[str, Any]:
     """Two systems' seed-matched runs (``runs_a[i]`` and ``runs_b[i]`` trained with
     ``seeds[i]``) compared on ``split``: per-seed strict F1 (``f1_a``, ``f1_b``), the paired
     bootstrap of "A scores higher" on the pooled predictions, and the sign-flip test.
+    ``corpus``: the split's documents by id, for text-free predictions (:func:`predictions`).
 
     Raises:
         SystemExit: two matched runs scored different documents or gold spans.
@@ -106,8 +134,8 @@ def paired_runs(
     pred_b: list[list[Any]] = []
     per_seed = []
     for seed, run_a, run_b in zip(seeds, runs_a, runs_b, strict=True):
-        gold_a, a = predictions(run_a, split)
-        gold_b, b = predictions(run_b, split)
+        gold_a, a = predictions(run_a, split, corpus)
+        gold_b, b = predictions(run_b, split, corpus)
         if [d.id for d in gold_a] != [d.id for d in gold_b] or [d.spans for d in gold_a] != [
             d.spans for d in gold_b
         ]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,22 @@ def test_parity_scores_both_sides_with_bioner_evaluation_and_resumes(
     assert json.loads((theirs / "result.json").read_text())["resumed_from"].endswith("checkpoint-1")
     # bioner still reports both epochs' speeds: the first came back in the checkpoint.
     assert len(json.loads((ours / "result.json").read_text())["epoch_sentences_per_s"]) == 2
+
+    # --archive: every finished run kept without checkpoint or corpus text, and taken back by a
+    # machine whose --out is empty, for the same table.
+    figures = json.loads(resumed.stdout.strip().splitlines()[-1])
+    kept = tmp_path / "kept"
+    archived = subprocess.run(
+        [*command, "--archive", str(kept)], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert archived.returncode == 0, archived.stdout[-3000:] + archived.stderr[-3000:]
+    assert not [p for p in kept.rglob("*") if p.is_file() and p.suffix not in (".json", ".jsonl")]
+    records = (kept / ours.relative_to(out) / "predictions" / "test.jsonl").read_text()
+    assert {tuple(json.loads(r)) for r in records.splitlines()} == {("id", "text_sha256", "spans")}
+    shutil.rmtree(out)
+    again = subprocess.run(
+        [*command, "--archive", str(kept)], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert again.stdout.count(": taken from ") == 2 and "\n+ " not in "\n" + again.stdout
+    assert json.loads(again.stdout.strip().splitlines()[-1]) == figures
