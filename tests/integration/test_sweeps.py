@@ -625,6 +625,21 @@ def test_full_study_on_a_second_corpus_trains_the_reference_attack_with_robustne
     assert again.returncode == 0 and "+ experiment" not in again.stdout  # resumed: nothing new
 
 
+def tiny_study_job(tiny_model_dir: Path, shared_data: Path, text_kinds: list[str]) -> list[str]:
+    """Overrides that make a study job a one-step run of the tiny BERT on 8 documents, scored on
+    ``text_kinds`` of the robustness suite."""
+    return [
+        *tiny_overrides(tiny_model_dir),
+        f"paths.data_dir={shared_data}",
+        "logger=none",
+        "data.limit_documents=8",
+        "trainer.limit_train_batches=1",
+        f"robustness.text_kinds=[{','.join(text_kinds)}]",
+        "robustness.limit_documents=6",
+        "bootstrap_samples=0",
+    ]
+
+
 @pytest.mark.slow
 def test_a_killed_study_job_continues_from_its_last_epoch_and_gets_new_text_kinds(
     tmp_path: Path, tiny_model_dir: Path, shared_data: Path
@@ -634,16 +649,7 @@ def test_a_killed_study_job_continues_from_its_last_epoch_and_gets_new_text_kind
     killed attempt kept. A run scored on fewer text perturbations than the suite now has gets the
     others from ``bioner-eval``, the same as if it had scored them."""
     studies = load_studies()
-    base = [
-        *tiny_overrides(tiny_model_dir),
-        f"paths.data_dir={shared_data}",
-        "logger=none",
-        "data.limit_documents=8",
-        "trainer.limit_train_batches=1",
-        "robustness.text_kinds=[case,typos_inside]",
-        "robustness.limit_documents=6",
-        "bootstrap_samples=0",
-    ]
+    base = tiny_study_job(tiny_model_dir, shared_data, ["case", "typos_inside"])
     job = {"none_s1": ["seed=1", "attack=none"]}
     studies.Runner(tmp_path, 1, 1, [*base, "trainer.max_epochs=1"]).run(job)
     folder = tmp_path / "none_s1"
@@ -691,17 +697,7 @@ def test_a_study_archives_each_finished_job_and_takes_it_back_on_a_new_machine(
     from bioner.reporting import GoldSource, load_run
 
     studies = load_studies()
-    base = [
-        *tiny_overrides(tiny_model_dir),
-        f"paths.data_dir={shared_data}",
-        "logger=none",
-        "data.limit_documents=8",
-        "trainer.limit_train_batches=1",
-        "trainer.max_epochs=1",
-        "robustness.text_kinds=[case]",
-        "robustness.limit_documents=6",
-        "bootstrap_samples=0",
-    ]
+    base = [*tiny_study_job(tiny_model_dir, shared_data, ["case"]), "trainer.max_epochs=1"]
     root, kept = tmp_path / "machine1", tmp_path / "archive"
     job = {"none_s1": ["seed=1", "attack=none"]}
     studies.Runner(root, 1, 1, base, kept).run(job)
