@@ -9,6 +9,7 @@ Markdown and LaTeX show ``mean +- std``; the CSV files hold every statistic of e
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -170,6 +171,19 @@ def notes(report: Report) -> list[str]:
         out.append(
             "wall time: metrics.json wall_time_s, else the first to last timestamp of the run's "
             "train.log (eval.log)."
+        )
+    precisions = Counter(
+        str(run.metrics["precision"])
+        for setting in report.settings
+        for run in setting.runs
+        if run.metrics.get("precision") is not None
+    )
+    if len(precisions) > 1:
+        counts = ", ".join(f"{p}: {n}" for p, n in sorted(precisions.items()))
+        out.append(
+            "The runs trained at different precisions (metrics.json precision, which "
+            f"trainer.precision=auto picks by hardware; runs per precision: {counts}); the "
+            "rows pool them."
         )
     if any(s.train_sequences_per_s is not None for s in report.settings):
         out.append(

@@ -612,6 +612,27 @@ def test_robustness_drops_and_outputs(tmp_path: Path, data_root: Path) -> None:
     assert {(r["type"], r["metric"]) for r in per_type} >= {("Chemical", "f1"), ("Disease", "f1")}
 
 
+def test_runs_at_different_precisions_are_noted(
+    study: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    """trainer.precision=auto resolves by hardware: a table whose runs came from different
+    machines says how many trained at each precision; one precision throughout says nothing."""
+
+    def set_precision(run_dir: Path, precision: str) -> None:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics["precision"] = precision
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+    runs = [r for rs in study.values() for r in rs]
+    for run_dir in runs:
+        set_precision(run_dir, "32-true")
+    assert "precisions" not in to_markdown(build_report([tmp_path / "multirun"]))
+    for run_dir in study["none"][:2]:
+        set_precision(run_dir, "bf16-mixed")
+    markdown = to_markdown(build_report([tmp_path / "multirun"]))
+    assert "runs per precision: 32-true: 5, bf16-mixed: 2)" in markdown
+
+
 def test_latex_is_booktabs_and_escaped(study: dict[str, list[Path]], tmp_path: Path) -> None:
     latex = to_latex(
         build_report([tmp_path / "multirun"], baseline="attack=none", bootstrap_samples=20)
