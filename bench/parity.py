@@ -21,8 +21,9 @@ whose ``result.json`` exists is reused, so an interrupted comparison continues; 
 after an epoch continues from that epoch's checkpoint (``bench/train_speed.py --resume``), one
 killed before starts afresh. ``--archive DIR`` keeps each finished run, as it finishes, in ``DIR``
 (same layout; results and text-free predictions, no checkpoint) and takes back from there the runs
-``--out`` lacks, so a comparison outlives its machine (``docs/results/parity`` holds the runs of
-the README's table); the gold of such runs is read from the corpus. Usage::
+``--out`` lacks, so a comparison outlives its machine (``docs/results/parity`` holds the BC2GM
+runs; the BC5CDR and NCBI-disease ones predate it); the gold of such runs is read from the corpus.
+``--bioner-only`` trains bioner's side alone, to split a comparison across sessions. Usage::
 
     BIONER_DATA_DIR=../shared/data OMP_NUM_THREADS=1 python bench/parity.py \\
         --datasets bc5cdr,ncbi_disease,bc2gm --seeds 1,2,3
@@ -257,6 +258,12 @@ def main() -> None:
         "under this folder, mirroring --out, and take back from it the runs --out lacks",
     )
     parser.add_argument(
+        "--bioner-only",
+        action="store_true",
+        help="train bioner's side only (no Trainer, no table): to split a comparison across\n"
+        "machines or sessions, with --archive",
+    )
+    parser.add_argument(
         "--bioner-overrides", nargs="*", default=[], help="extra Hydra overrides for bioner"
     )
     args = parser.parse_args()
@@ -276,11 +283,18 @@ def main() -> None:
             ours = run_side(
                 "bioner", args.out / dataset / bioner_name / f"s{seed}", args, dataset, seed
             )
+            if args.bioner_only:
+                continue
             recipe = args.hf_recipe
             if recipe == "auto":
                 recipe = "hf_trainer_bf16" if "bf16" in str(ours.get("precision")) else "hf_trainer"
             names = side_names(args.bioner_overrides, recipe)
             run_side(recipe, args.out / dataset / names[1] / f"s{seed}", args, dataset, seed)
+    if args.bioner_only:
+        print(
+            "bioner's runs done (--bioner-only); run again without it for the Trainer and the table"
+        )
+        return
     assert names is not None
     rows = [summarise(d, names, seeds, args) for d in datasets]
     print(table(rows, names), flush=True)

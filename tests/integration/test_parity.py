@@ -141,3 +141,11 @@ def test_parity_scores_both_sides_with_bioner_evaluation_and_resumes(
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert again.stdout.count(": taken from ") == 2 and "\n+ " not in "\n" + again.stdout
     assert json.loads(again.stdout.strip().splitlines()[-1]) == figures
+
+    # --bioner-only trains one side and stops before the table.
+    half = [*command, "--bioner-only"]
+    half[half.index("--out") + 1] = str(tmp_path / "half")
+    only = subprocess.run(half, capture_output=True, text=True, timeout=600, env=env)
+    assert only.returncode == 0, only.stdout[-3000:] + only.stderr[-3000:]
+    assert "--bioner-only" in only.stdout and "| ncbi_disease |" not in only.stdout
+    assert [p.name for p in (tmp_path / "half" / "ncbi_disease").iterdir()] == [ours.parent.name]
