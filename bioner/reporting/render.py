@@ -182,8 +182,8 @@ def notes(report: Report) -> list[str]:
         counts = ", ".join(f"{p}: {n}" for p, n in sorted(precisions.items()))
         out.append(
             "The runs trained at different precisions (metrics.json precision, which "
-            f"trainer.precision=auto picks by hardware; runs per precision: {counts}); the "
-            "rows pool them."
+            f"trainer.precision=auto picks by hardware; runs per precision: {counts}); a row "
+            "pools them when its runs differ."
         )
     if any(s.train_sequences_per_s is not None for s in report.settings):
         out.append(
