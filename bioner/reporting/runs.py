@@ -142,8 +142,8 @@ ARCHIVED_FILES = ("config.yaml", "metrics.json", "runner.json", "train.log", "ev
 def archive_run(folder: str | Path, dest: str | Path, splits: Sequence[str] = ("test",)) -> Path:
     """Copy what a report reads of the finished run ``folder`` to ``dest``: ``config.yaml``,
     ``metrics.json`` (and ``runner.json`` and the job logs when there are) and
-    ``predictions/<split>.jsonl`` of
-    each of ``splits``, text-free (:func:`bioner.inference.formats.write_text_free_jsonl`).
+    ``predictions/<split>.jsonl`` of each of ``splits``, text-free
+    (:func:`bioner.inference.formats.write_text_free_jsonl`).
     ``dest`` then reads as a run folder (:func:`load_run`), whose paired test needs the corpus.
 
     Raises:
@@ -390,7 +390,7 @@ class GoldSource:
         for number, record in enumerate(records, start=1):
             doc = None if corpus is None else corpus.get(record["id"])
             where = f"{path}:{number} (document {record['id']})"
-            if doc is None and record["text"] is None:
+            if corpus is None and record["text"] is None:
                 raise ReportError(
                     f"{where}: a text-free record (text_sha256 in place of the text) needs the "
                     f"corpus, and corpus {name} was not found; pass --data-dir <folder holding it>"

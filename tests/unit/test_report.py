@@ -505,7 +505,13 @@ def test_archived_runs_report_the_same_without_the_corpus_text(
         archive_run(tmp_path, tmp_path / "x")
     with pytest.raises(ReportError, match="no predictions on devel"):
         archive_run(study["none"][0], tmp_path / "x", splits=["devel"])
-    # The text is checked against the corpus; without the corpus the archive cannot be scored.
+    # A document the corpus lacks, a text that is not the corpus's, no corpus: each an error.
+    kept = archive / "1_none" / "predictions" / "test.jsonl"
+    original_lines = kept.read_text()
+    kept.write_text(original_lines.replace('"id": "test-0"', '"id": "test-x"', 1))
+    with pytest.raises(ReportError, match="no document of that id in corpus toy"):
+        build_report([archive], baseline="attack=none", bootstrap_samples=50)
+    kept.write_text(original_lines)
     test_file = data_root / "toy" / "test.tsv"
     test_file.write_text(test_file.read_text().replace("aspirin", "Aspirin", 1))
     with pytest.raises(ReportError, match="SHA-256 of corpus toy's document"):
