@@ -57,7 +57,12 @@ from preprocess_effect import comparison_cells, paired_runs
 from bioner.config import compose_config
 from bioner.data.document import Document
 from bioner.data.tags import tags_to_spans
-from bioner.inference.formats import write_jsonl, write_text_free_jsonl
+from bioner.inference.formats import (
+    TEXT_FREE_SUFFIX,
+    predictions_file,
+    write_jsonl,
+    write_text_free_jsonl,
+)
 from bioner.utils.resume import kept_seconds
 
 SPLITS = ("devel", "test")
@@ -147,8 +152,8 @@ def keep(run_dir: Path, kept: Path) -> None:
     ``metrics.json``, ``attempts.json``) and its predictions text-free, no checkpoint and no
     corpus text; ``result.json`` is written last, as in a run."""
     for split in SPLITS:
-        source = run_dir / "predictions" / f"{split}.jsonl"
-        write_text_free_jsonl(source, kept / "predictions" / f"{split}.jsonl")
+        source = predictions_file(run_dir, split)
+        write_text_free_jsonl(source, kept / "predictions" / f"{split}{TEXT_FREE_SUFFIX}")
     for name in ("metrics.json", "attempts.json", "result.json"):
         if (run_dir / name).is_file():
             shutil.copy2(run_dir / name, kept / name)

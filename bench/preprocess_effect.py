@@ -39,7 +39,7 @@ import numpy as np
 from bioner.config import compose_config
 from bioner.data.document import Document
 from bioner.evaluation import evaluate, paired_bootstrap
-from bioner.inference.formats import read_jsonl, text_sha256
+from bioner.inference.formats import predictions_file, read_jsonl, text_matches_hash
 from bioner.train import train
 
 QUIET = [
@@ -84,7 +84,7 @@ def predictions(
     Raises:
         SystemExit: a text-free record whose document ``corpus`` lacks or holds another text.
     """
-    path = run_dir / "predictions" / f"{split}.jsonl"
+    path = predictions_file(run_dir, split)
     records = sorted(read_jsonl(path), key=lambda r: r["id"])
     gold = []
     for r in records:
@@ -92,7 +92,7 @@ def predictions(
             gold.append(Document(r["id"], r["text"], sorted(r["gold"])))
             continue
         doc = (corpus or {}).get(r["id"])
-        if doc is None or text_sha256(doc.text) != r["text_sha256"]:
+        if doc is None or not text_matches_hash(doc.text, r["text_sha256"]):
             found = "is not in the corpus" if doc is None else "has another text in the corpus"
             raise SystemExit(
                 f"{path}: document {r['id']} {found}; a text-free (archived) run is scored "

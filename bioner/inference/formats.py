@@ -11,9 +11,12 @@ Run predictions in JSONL, one document per line::
      "text": "Selegiline"}], "gold": [...]}
 
 ``gold`` is present when written with ``include_gold=True``. A text-free copy
-(:func:`write_text_free_jsonl`, for archiving a run without the corpus in it) keeps ``id``,
-``spans`` (``start``, ``end``, ``label``) and ``text_sha256`` in place of ``text``; the text and
-the gold come back from the corpus (:mod:`bioner.reporting.runs`).
+(:func:`write_text_free_jsonl`, for archiving a run without the corpus in it, gzipped as
+``<split>.jsonl.gz``) keeps ``id``, ``spans`` as ``[start, end, label]`` and, in place of
+``text``, ``text_sha256``: the first 16 hex digits of the text's SHA-256. The text and the gold
+come back from the corpus (:mod:`bioner.reporting.runs`), checked by :func:`text_matches_hash`::
+
+    {"id": "...", "text_sha256": "3f1c0e9a5b7d2e41", "spans": [[0, 10, "Chemical"]]}
 
 CoNLL, for conlleval and seqeval: one word per line, ``word<TAB>gold<TAB>predicted`` (IOB2 by
 default; ``word<TAB>predicted`` without gold), a blank line after each sentence, and a
@@ -22,6 +25,7 @@ default; ``word<TAB>predicted`` without gold), a blank line after each sentence,
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -98,65 +102,120 @@ def write_jsonl(
     return path
 
 
+#: Hex digits of the SHA-256 a text-free record keeps of its text: 64 bits, enough to tell a
+#: changed or another corpus's document from the one a run was scored on.
+TEXT_HASH_DIGITS = 16
+
+#: The suffix of a text-free predictions file as :func:`bioner.reporting.archive_run` keeps it.
+TEXT_FREE_SUFFIX = ".jsonl.gz"
+
+
 def text_sha256(text: str) -> str:
     """The hex SHA-256 of ``text`` (UTF-8): what a text-free predictions file keeps of it."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def text_matches_hash(text: str, recorded: str) -> bool:
+    """Whether ``recorded`` (a text-free record's ``text_sha256``: the hash or a prefix of at
+    least :data:`TEXT_HASH_DIGITS` digits) is that of ``text``."""
+    return len(recorded) >= TEXT_HASH_DIGITS and text_sha256(text).startswith(recorded)
+
+
+def predictions_file(run_dir: str | Path, split: str) -> Path:
+    """A run's predictions on ``split``: ``predictions/<split>.jsonl`` as the run wrote it, or
+    the kept text-free ``<split>.jsonl.gz`` when only that is there (the written name when
+    neither is, for the caller's error)."""
+    written = Path(run_dir) / "predictions" / f"{split}.jsonl"
+    kept = written.with_name(split + TEXT_FREE_SUFFIX)
+    return kept if kept.is_file() and not written.is_file() else written
+
+
 def write_text_free_jsonl(source: str | Path, path: str | Path) -> Path:
-    """Copy the predictions file ``source`` (:func:`write_jsonl`'s) to ``path`` without the
-    documents' text and gold spans: ``id``, ``text_sha256`` and the predicted spans' offsets and
-    labels, so that a run's predictions can be kept or shared without the corpus in them.
+    """Copy the predictions file ``source`` (:func:`write_jsonl`'s, or a text-free one) to
+    ``path`` without the documents' text and gold spans: ``id``, ``text_sha256`` (the first
+    :data:`TEXT_HASH_DIGITS` hex digits) and the predicted spans as ``[start, end, label]``, so
+    that a run's predictions can be kept or shared without the corpus in them. A ``path`` ending
+    in ``.gz`` is gzipped, with no name or time in the header: the same predictions give the same
+    bytes.
 
     Raises:
         ValueError: a line of ``source`` is not a prediction record (file and line named).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for record in read_jsonl(source):
-            text = record["text"]
-            kept = {
-                "id": record["id"],
-                "text_sha256": record["text_sha256"] if text is None else text_sha256(text),
-                "spans": [
-                    {"start": s.start, "end": s.end, "label": s.label} for s in record["spans"]
-                ],
-            }
-            f.write(json.dumps(kept, ensure_ascii=False) + "\n")
+    lines = []
+    for record in read_jsonl(source):
+        text = record["text"]
+        kept = {
+            "id": record["id"],
+            "text_sha256": (record["text_sha256"] if text is None else text_sha256(text))[
+                :TEXT_HASH_DIGITS
+            ],
+            "spans": [[s.start, s.end, s.label] for s in record["spans"]],
+        }
+        lines.append(json.dumps(kept, ensure_ascii=False, separators=(",", ":")) + "\n")
+    data = "".join(lines).encode("utf-8")
+    if path.name.endswith(".gz"):
+        data = gzip.compress(data, compresslevel=9, mtime=0)
+    path.write_bytes(data)
     return path
+
+
+def _span(value: Any) -> Span:
+    """A span of a record: ``{"start", "end", "label"}``, or ``[start, end, label]``."""
+    if isinstance(value, list):
+        if len(value) != 3:
+            raise ValueError(f"span {value} is not [start, end, label]")
+        return Span(*value)
+    return Span(value["start"], value["end"], value["label"])
+
+
+def _record(line: str) -> dict[str, Any]:
+    """One line of a predictions file, its spans as ``Span``\\ s (``text`` ``None`` when
+    text-free)."""
+    record = json.loads(line)
+    if "text" not in record and isinstance(record.get("text_sha256"), str):
+        record["text"] = None  # text-free: the corpus holds the text
+    text = record["text"]
+    for key in ("spans", "gold"):
+        if key in record:
+            record[key] = [_span(s) for s in record[key]]
+            bad = [s for s in record[key] if text is not None and s.end > len(text)]
+            if bad:
+                raise ValueError(f"{key} span {bad[0]} ends after the text")
+    return record
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Read a file written by :func:`write_jsonl`; ``spans`` and ``gold`` come back as ``Span``\\ s.
-    A text-free record (:func:`write_text_free_jsonl`) comes back with ``text`` ``None``.
+    A text-free record (:func:`write_text_free_jsonl`) comes back with ``text`` ``None``; a
+    ``.gz`` file is read gzipped.
 
     Raises:
-        ValueError: a line is not such a record (the message names file and line).
+        ValueError: a line is not such a record, or the file is not UTF-8 (or gzip) text; the
+            message names file and line.
     """
     path = Path(path)
     records = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                if "text" not in record and isinstance(record.get("text_sha256"), str):
-                    record["text"] = None  # text-free: the corpus holds the text
-                text = record["text"]
-                for key in ("spans", "gold"):
-                    if key in record:
-                        record[key] = [Span(s["start"], s["end"], s["label"]) for s in record[key]]
-                        bad = [s for s in record[key] if text is not None and s.end > len(text)]
-                        if bad:
-                            raise ValueError(f"{key} span {bad[0]} ends after the text")
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-                raise ValueError(
-                    f"{path}:{number}: not a bioner prediction record ({err}); each line must be a "
-                    "JSON object with id, text (or text_sha256) and spans [{start, end, label}]"
-                ) from err
-            records.append(record)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    records.append(_record(line))
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+                    raise ValueError(
+                        f"{path}:{number}: not a bioner prediction record ({err}); each line must "
+                        "be a JSON object with id, text (or text_sha256) and spans "
+                        "[{start, end, label}] (or [[start, end, label]])"
+                    ) from err
+    except (EOFError, UnicodeDecodeError, gzip.BadGzipFile) as err:
+        raise ValueError(
+            f"{path}: not a readable predictions file ({err}); a .jsonl file must be UTF-8 JSON "
+            "lines, a .jsonl.gz file the same gzipped"
+        ) from err
     return records
 
 

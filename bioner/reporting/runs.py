@@ -1,9 +1,10 @@
 """Finished run folders: finding them, reading them, and the gold behind their predictions.
 
 A run folder is what ``bioner-train`` or ``bioner-eval`` leaves behind: ``config.yaml`` (the
-resolved config), ``metrics.json`` and ``predictions/<split>.jsonl``. A multirun folder holds run
-folders at any depth; a run is found by its ``metrics.json``, which is written last, so a run still
-in progress (a ``config.yaml`` without ``metrics.json``) is reported as unfinished, never read.
+resolved config), ``metrics.json`` and ``predictions/<split>.jsonl`` (text-free ``.jsonl.gz`` in
+a run kept by :func:`archive_run`). A multirun folder holds run folders at any depth; a run is
+found by its ``metrics.json``, which is written last, so a run still in progress (a
+``config.yaml`` without ``metrics.json``) is reported as unfinished, never read.
 
 Gold spans for the paired test come from the corpus itself, re-read through the run's own
 ``dataset`` config and looked up by document id (the predictions file names the documents that
@@ -32,7 +33,13 @@ import yaml
 from bioner.data.document import Document, Span
 from bioner.data.readers.base import SPLITS, CorpusNotFoundError
 from bioner.errors import UserError
-from bioner.inference.formats import read_jsonl, text_sha256, write_text_free_jsonl
+from bioner.inference.formats import (
+    TEXT_FREE_SUFFIX,
+    predictions_file,
+    read_jsonl,
+    text_matches_hash,
+    write_text_free_jsonl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +149,8 @@ ARCHIVED_FILES = ("config.yaml", "metrics.json", "runner.json", "train.log", "ev
 def archive_run(folder: str | Path, dest: str | Path, splits: Sequence[str] = ("test",)) -> Path:
     """Copy what a report reads of the finished run ``folder`` to ``dest``: ``config.yaml``,
     ``metrics.json`` (and ``runner.json`` and the job logs when there are) and
-    ``predictions/<split>.jsonl`` of each of ``splits``, text-free
-    (:func:`bioner.inference.formats.write_text_free_jsonl`).
+    the predictions of each of ``splits``, text-free and gzipped as
+    ``predictions/<split>.jsonl.gz`` (:func:`bioner.inference.formats.write_text_free_jsonl`).
     ``dest`` then reads as a run folder (:func:`load_run`), whose paired test needs the corpus.
 
     Raises:
@@ -153,7 +160,7 @@ def archive_run(folder: str | Path, dest: str | Path, splits: Sequence[str] = ("
     if not (folder / "metrics.json").is_file():
         raise ReportError(f"{folder} has no metrics.json: not a finished run (or not a run)")
     load_run(folder)  # a finished, readable run, or a ReportError naming what is missing
-    missing = [s for s in splits if not (folder / "predictions" / f"{s}.jsonl").is_file()]
+    missing = [s for s in splits if not predictions_file(folder, s).is_file()]
     if missing:
         raise ReportError(
             f"{folder} has no predictions on {', '.join(missing)}; archive the splits it scored"
@@ -163,8 +170,8 @@ def archive_run(folder: str | Path, dest: str | Path, splits: Sequence[str] = ("
         if (folder / name).is_file():
             (dest / name).write_bytes((folder / name).read_bytes())
     for split in splits:
-        source = folder / "predictions" / f"{split}.jsonl"
-        write_text_free_jsonl(source, dest / "predictions" / f"{split}.jsonl")
+        source = predictions_file(folder, split)
+        write_text_free_jsonl(source, dest / "predictions" / f"{split}{TEXT_FREE_SUFFIX}")
     return dest
 
 
@@ -360,13 +367,14 @@ class GoldSource:
         return found
 
     def load(self, run: Run, split: str) -> ScoredSplit:
-        """The run's ``predictions/<split>.jsonl`` with the gold documents behind it.
+        """The run's predictions on ``split`` (``predictions/<split>.jsonl``, or the kept
+        ``.jsonl.gz``) with the gold documents behind it.
 
         Raises:
             ReportError: the predictions file is missing, a document is neither in the corpus nor
                 carries gold spans, or corpus and stored gold disagree.
         """
-        path = run.path / "predictions" / f"{split}.jsonl"
+        path = predictions_file(run.path, split)
         if not path.is_file():
             raise ReportError(
                 f"{path} is missing: the paired test needs each run's predictions on {split!r}"
@@ -396,7 +404,7 @@ class GoldSource:
                     f"corpus, and corpus {name} was not found; pass --data-dir <folder holding it>"
                 )
             if doc is not None and record["text"] is None:
-                if text_sha256(doc.text) != record["text_sha256"]:
+                if not text_matches_hash(doc.text, record["text_sha256"]):
                     raise ReportError(
                         f"{where}: the SHA-256 of corpus {name}'s document of that id is not the "
                         "one recorded; the corpus changed since the run, or --data-dir points at "

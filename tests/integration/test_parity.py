@@ -4,6 +4,7 @@ an epoch continues from that epoch's checkpoint."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -131,8 +132,9 @@ def test_parity_scores_both_sides_with_bioner_evaluation_and_resumes(
         [*command, "--archive", str(kept)], capture_output=True, text=True, timeout=600, env=env
     )
     assert archived.returncode == 0, archived.stdout[-3000:] + archived.stderr[-3000:]
-    assert not [p for p in kept.rglob("*") if p.is_file() and p.suffix not in (".json", ".jsonl")]
-    records = (kept / ours.relative_to(out) / "predictions" / "test.jsonl").read_text()
+    assert not [p for p in kept.rglob("*") if p.is_file() and p.suffix not in (".json", ".gz")]
+    records = (kept / ours.relative_to(out) / "predictions" / "test.jsonl.gz").read_bytes()
+    records = gzip.decompress(records).decode()
     assert {tuple(json.loads(r)) for r in records.splitlines()} == {("id", "text_sha256", "spans")}
     shutil.rmtree(out)
     again = subprocess.run(

@@ -4,6 +4,7 @@ no process of its own (so it is safe in a multirun, unlike Lightning's re-launch
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import math
@@ -705,7 +706,8 @@ def test_a_study_archives_each_finished_job_and_takes_it_back_on_a_new_machine(
         root / "none_s1" / "metrics.json"
     ).read_text()
     assert not list(kept.rglob("*.ckpt"))
-    records = (kept / "none_s1" / "predictions" / "test.jsonl").read_text().splitlines()
+    records = (kept / "none_s1" / "predictions" / "test.jsonl.gz").read_bytes()
+    records = gzip.decompress(records).decode().splitlines()
     assert {tuple(json.loads(r)) for r in records} == {("id", "text_sha256", "spans")}
     studies.Runner(root, 1, 1, archive=kept).complete_robustness(["none_s1"])
     metrics = json.loads((kept / "none_s1" / "metrics.json").read_text())

@@ -3,6 +3,7 @@ PubTator, BioC, CoNLL): exact text, exact offsets, round trips, clear errors."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import subprocess
@@ -13,11 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from bioner.data.document import Span
+from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
 from bioner.data.readers import PubTatorReader
 from bioner.data.tags import tags_to_spans
-from bioner.inference.formats import OUTPUT_FORMATS, open_writer
+from bioner.inference.formats import (
+    OUTPUT_FORMATS,
+    open_writer,
+    read_jsonl,
+    text_matches_hash,
+    text_sha256,
+    write_jsonl,
+    write_text_free_jsonl,
+)
 from bioner.inference.inputs import TextRecord, detect_format, read_inputs
 from bioner.inference.tagger import make_document
 
@@ -143,6 +152,62 @@ def test_jsonl_output_round_trips_and_is_valid_input(tmp_path: Path) -> None:
             for s in spans
         ]
     assert [(r.id, r.text) for r in read_inputs(path)] == [(d.id, d.text) for d, _ in docs]
+
+
+def test_text_free_predictions_are_compact_and_read_back(tmp_path: Path) -> None:
+    """A kept predictions file: gzipped, no text or gold, spans as arrays, a 16-digit hash
+    prefix, the same bytes for the same predictions; read back with ``text`` None."""
+    docs = [
+        Document("d1", "Selegiline-induced seizures.", [Span(0, 10, "Chemical")]),
+        Document("d2", "Naloxone \u00e9 reverses.", []),
+    ]
+    predicted = [[Span(0, 10, "Chemical"), Span(19, 27, "Disease")], []]
+    source = write_jsonl(tmp_path / "test.jsonl", docs, predicted)
+    kept = write_text_free_jsonl(source, tmp_path / "kept" / "test.jsonl.gz")
+    lines = gzip.decompress(kept.read_bytes()).decode().splitlines()
+    assert lines[0] == (
+        f'{{"id":"d1","text_sha256":"{text_sha256(docs[0].text)[:16]}",'
+        '"spans":[[0,10,"Chemical"],[19,27,"Disease"]]}'
+    )
+    records = read_jsonl(kept)
+    assert [(r["id"], r["text"], r["spans"]) for r in records] == [
+        ("d1", None, predicted[0]),
+        ("d2", None, []),
+    ]
+    assert all(text_matches_hash(d.text, r["text_sha256"]) for d, r in zip(docs, records))
+    assert not text_matches_hash(docs[1].text, records[0]["text_sha256"])
+    assert not text_matches_hash(docs[0].text, records[0]["text_sha256"][:8])  # too short
+    # Copying a kept file keeps its bytes; a plain name is written uncompressed.
+    again = write_text_free_jsonl(kept, tmp_path / "again.jsonl.gz")
+    assert again.read_bytes() == kept.read_bytes()
+    plain = write_text_free_jsonl(kept, tmp_path / "plain.jsonl")
+    assert plain.read_text().splitlines() == lines
+    # Files kept before the compact form (the full hash, spans as objects) still read.
+    old = tmp_path / "old.jsonl"
+    old.write_text(
+        json.dumps(
+            {
+                "id": "d1",
+                "text_sha256": text_sha256(docs[0].text),
+                "spans": [{"start": 0, "end": 10, "label": "Chemical"}],
+            }
+        )
+        + "\n"
+    )
+    (record,) = read_jsonl(old)
+    assert record["spans"] == [Span(0, 10, "Chemical")]
+    assert text_matches_hash(docs[0].text, record["text_sha256"])
+
+
+def test_unreadable_predictions_files_name_file_and_line(tmp_path: Path) -> None:
+    broken = tmp_path / "test.jsonl.gz"
+    broken.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match=r"test\.jsonl\.gz: not a readable predictions file"):
+        read_jsonl(broken)
+    short = tmp_path / "short.jsonl.gz"
+    short.write_bytes(gzip.compress(b'{"id": "a", "text_sha256": "ab", "spans": [[0, 1]]}\n'))
+    with pytest.raises(ValueError, match=r"short\.jsonl\.gz:1: .*is not \[start, end, label\]"):
+        read_jsonl(short)
 
 
 def test_pubtator_output_is_read_back_by_the_corpus_reader(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ metrics.json sections computed by bioner's own evaluation, exactly as a run writ
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import logging
 import math
@@ -483,10 +484,17 @@ def test_archived_runs_report_the_same_without_the_corpus_text(
     archive = tmp_path / "archive"
     for run_dir in (r for runs in study.values() for r in runs):
         archive_run(run_dir, archive / run_dir.name)
-    records = [json.loads(line) for line in (archive / "1_none/predictions/test.jsonl").open()]
+    kept = archive / "1_none" / "predictions" / "test.jsonl.gz"
+    records = [json.loads(line) for line in gzip.decompress(kept.read_bytes()).splitlines()]
     assert len(records) == N_DOCS and not any("text" in r or "gold" in r for r in records)
+    assert {tuple(r) for r in records} == {("id", "text_sha256", "spans")}
+    assert {len(r["text_sha256"]) for r in records} == {16}  # a prefix of the SHA-256
+    source = {r["id"]: r for r in read_jsonl(study["none"][0] / "predictions" / "test.jsonl")}
+    assert [[Span(*s) for s in r["spans"]] for r in records] == [
+        source[r["id"]]["spans"] for r in records
+    ]
     assert sorted(p.name for p in (archive / "1_none").rglob("*")) == [
-        "config.yaml", "metrics.json", "predictions", "test.jsonl", "train.log"
+        "config.yaml", "metrics.json", "predictions", "test.jsonl.gz", "train.log"
     ]  # fmt: skip
     original = build_report([tmp_path / "multirun"], baseline="attack=none", bootstrap_samples=100)
     archived = build_report([archive], baseline="attack=none", bootstrap_samples=100)
@@ -496,22 +504,21 @@ def test_archived_runs_report_the_same_without_the_corpus_text(
     assert [s.test.result for s in archived.settings if s.test] == [
         s.test.result for s in original.settings if s.test
     ]
-    # Archiving an archive copies it; a folder that is not a finished run is an error.
+    # Archiving an archive copies it byte for byte; a folder that is not a finished run is an
+    # error.
     archive_run(archive / "1_none", tmp_path / "again")
-    assert (tmp_path / "again/predictions/test.jsonl").read_text() == (
-        archive / "1_none/predictions/test.jsonl"
-    ).read_text()
+    assert (tmp_path / "again/predictions/test.jsonl.gz").read_bytes() == kept.read_bytes()
     with pytest.raises(ReportError, match="not a finished run"):
         archive_run(tmp_path, tmp_path / "x")
     with pytest.raises(ReportError, match="no predictions on devel"):
         archive_run(study["none"][0], tmp_path / "x", splits=["devel"])
     # A document the corpus lacks, a text that is not the corpus's, no corpus: each an error.
-    kept = archive / "1_none" / "predictions" / "test.jsonl"
-    original_lines = kept.read_text()
-    kept.write_text(original_lines.replace('"id": "test-0"', '"id": "test-x"', 1))
+    original_bytes = kept.read_bytes()
+    lines = gzip.decompress(original_bytes).decode()
+    kept.write_bytes(gzip.compress(lines.replace('"id":"test-0"', '"id":"test-x"', 1).encode()))
     with pytest.raises(ReportError, match="no document of that id in corpus toy"):
         build_report([archive], baseline="attack=none", bootstrap_samples=50)
-    kept.write_text(original_lines)
+    kept.write_bytes(original_bytes)
     test_file = data_root / "toy" / "test.tsv"
     test_file.write_text(test_file.read_text().replace("aspirin", "Aspirin", 1))
     with pytest.raises(ReportError, match="SHA-256 of corpus toy's document"):
