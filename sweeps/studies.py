@@ -32,9 +32,10 @@ that was killed continues from the ``last.ckpt`` of its last finished epoch (``c
 its ``wall_time_s`` then adds up the epochs each attempt finished, see ``runner.json``), so an
 interrupted study continues where it stopped. With ``--archive DIR`` each job is also kept, as it
 finishes, in ``DIR`` (same layout as ``--root``; :func:`bioner.reporting.archive_run`: config,
-metrics and text-free test predictions, no checkpoint, a few hundred kB), and a job that ``--root``
-lacks but ``DIR`` holds is taken from there, not trained again: a study that outlives its machine
-goes on from the archive (``docs/results/`` holds the archive of the studies in docs/studies.md).
+metrics and gzipped text-free test predictions, no checkpoint, about 110 kB for BC5CDR), and a
+job that ``--root`` lacks but ``DIR`` holds is taken from there, not trained again: a study that
+outlives its machine goes on from the archive (``docs/results/`` holds the archive of the
+studies in docs/studies.md).
 Each study ends by writing ``final_runs.txt``, the run folders of its table, for
 ``bioner-report``::
 
