@@ -31,6 +31,7 @@ import json
 import logging
 import re
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -211,7 +212,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                         "be a JSON object with id, text (or text_sha256) and spans "
                         "[{start, end, label}] (or [[start, end, label]])"
                     ) from err
-    except (EOFError, UnicodeDecodeError, gzip.BadGzipFile) as err:
+    except (EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error) as err:
         raise ValueError(
             f"{path}: not a readable predictions file ({err}); a .jsonl file must be UTF-8 JSON "
             "lines, a .jsonl.gz file the same gzipped"

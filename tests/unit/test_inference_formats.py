@@ -204,6 +204,12 @@ def test_unreadable_predictions_files_name_file_and_line(tmp_path: Path) -> None
     broken.write_bytes(b"not gzip at all")
     with pytest.raises(ValueError, match=r"test\.jsonl\.gz: not a readable predictions file"):
         read_jsonl(broken)
+    damaged = bytearray(gzip.compress(b'{"id":"a"}\n' * 50))
+    damaged[15] ^= 0xFF  # the deflate stream, not the header
+    damaged[20] ^= 0xFF
+    broken.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match=r"test\.jsonl\.gz: not a readable predictions file"):
+        read_jsonl(broken)
     short = tmp_path / "short.jsonl.gz"
     short.write_bytes(gzip.compress(b'{"id": "a", "text_sha256": "ab", "spans": [[0, 1]]}\n'))
     with pytest.raises(ValueError, match=r"short\.jsonl\.gz:1: .*is not \[start, end, label\]"):
