@@ -71,12 +71,16 @@ class NERDataModule(L.LightningDataModule):
             fraction of the memory, but attention over the longest sequences still grows with the
             square of their length). ``None``: no cap.
         pad_to_multiple_of: pad batches to a multiple of this length (``None``: exact).
-            ``"auto"``: 8 when the trainer runs on a CUDA device, else exact. On a GPU each new
-            batch shape costs once (on an H200, clean training over 25 batches took 0.211 s per
-            step the first time, FGSM's two passes per step over the same batches 0.103 s
-            afterwards, and host memory grew by about 38 MB per step over new shapes; cuDNN's
-            attention plans, built and kept per shape, are the likely cause), so fewer distinct
-            lengths pay there; on a CPU exact lengths compute least.
+            ``"auto"``: 8 when the trainer runs on a CUDA device or in bf16 on a CPU, else
+            exact. There each new batch shape costs once and holds memory afterwards: on an
+            H200 clean training over 25 batches took 0.211 s per step the first time, FGSM's
+            two passes per step over the same batches 0.103 s afterwards, and host memory grew
+            by about 38 MB per step over new shapes (cuDNN's attention plans, built and kept
+            per shape, are the likely cause); on a CPU in bf16, oneDNN compiles and caches
+            kernels per shape, and MiniLM's host memory grew by about 8 MB per new shape (the
+            quickstart's peak: 2,441 MiB after one epoch with exact lengths, 1,875 MiB with
+            lengths rounded up to 8; ``docs/studies.md``). In fp32 on a CPU exact lengths
+            compute least.
         num_workers: dataloader worker processes. 0 (collate in the main process) is fast enough
             since features are encoded once in ``setup`` and batches are padded in one numpy
             scatter, and it keeps ``ckpt_path=last`` resumes exact (workers draw the first
@@ -322,10 +326,13 @@ class NERDataModule(L.LightningDataModule):
     def _on_cuda(self) -> bool:
         return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
 
+    def _in_bf16(self) -> bool:
+        return self.trainer is not None and "bf16" in str(self.trainer.precision)
+
     def _loader(self, dataset: EncodedSplit, train: bool) -> DataLoader:
         multiple = self.pad_to_multiple_of
         if multiple == "auto":
-            multiple = 8 if self._on_cuda() else None
+            multiple = 8 if self._on_cuda() or self._in_bf16() else None
         self.collator.pad_to_multiple_of = multiple
         sampler = loader_sampler(self, dataset.lengths, multiple, train)
         pin = self._on_cuda() if self.pin_memory is None else self.pin_memory

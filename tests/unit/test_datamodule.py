@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from lightning.fabric.utilities.data import _set_sampler_epoch
+from lightning.pytorch import Trainer
 
 from bioner.data.alignment import Alignment, Feature
 from bioner.data.batching import BucketBatchSampler, Collator
@@ -273,21 +274,28 @@ def test_decode_of_gold_logits_gives_gold_spans_and_skips_unpredicted_docs(
     assert "scoring 4 of 5 documents" in caplog.text
 
 
-@pytest.mark.parametrize("cuda", [False, True])
+@pytest.mark.parametrize(
+    ("cuda", "precision"), [(False, "32-true"), (False, "bf16-mixed"), (True, "bf16-mixed")]
+)
 def test_auto_padding_and_pinning_follow_the_trainer_device(
-    tokenizer, monkeypatch: pytest.MonkeyPatch, cuda: bool
+    tokenizer, monkeypatch: pytest.MonkeyPatch, cuda: bool, precision: str
 ) -> None:
     # The CUDA path runs on the CPU too: only the device question is answered differently.
     dm = NERDataModule(
         MemoryReader(), Alignment(), tokenizer, batch_size=8, pad_to_multiple_of="auto"
     )
     monkeypatch.setattr(dm, "_on_cuda", lambda: cuda)
+    dm.trainer = Trainer(
+        accelerator="cpu", precision=precision, logger=False, enable_checkpointing=False
+    )
     dm.setup("fit")
     loader = dm.train_dataloader()
     assert loader.pin_memory is cuda
     widths = [b["input_ids"].shape[1] for b in loader]
     longest = max(len(f.input_ids) for f in dm.encoded("train").features)
-    assert widths == [8 * -(-longest // 8) if cuda else longest]
+    assert longest % 8  # else rounding would not show
+    rounded = cuda or precision == "bf16-mixed"
+    assert widths == [8 * -(-longest // 8) if rounded else longest]
     exact = NERDataModule(MemoryReader(), Alignment(), tokenizer, pad_to_multiple_of=None)
     monkeypatch.setattr(exact, "_on_cuda", lambda: True)
     assert next(iter(exact.train_dataloader()))["input_ids"].shape[1] == longest
