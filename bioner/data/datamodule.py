@@ -77,10 +77,10 @@ class NERDataModule(L.LightningDataModule):
             two passes per step over the same batches 0.103 s afterwards, and host memory grew
             by about 38 MB per step over new shapes (cuDNN's attention plans, built and kept
             per shape, are the likely cause); on a CPU in bf16, oneDNN compiles and caches
-            kernels per shape, and MiniLM's host memory grew by about 8 MB per new shape (the
-            quickstart's peak: 2,441 MiB after one epoch with exact lengths, 1,875 MiB with
-            lengths rounded up to 8; ``docs/studies.md``). In fp32 on a CPU exact lengths
-            compute least.
+            kernels per shape, and MiniLM's host memory grew by about 12 MiB per step over new
+            shapes (``bench/shape_memory.py``; the quickstart's peak: 2,441 MiB after one epoch
+            with exact lengths, 1,875 MiB with lengths rounded up to 8; ``docs/studies.md``).
+            In fp32 on a CPU exact lengths compute least.
         num_workers: dataloader worker processes. 0 (collate in the main process) is fast enough
             since features are encoded once in ``setup`` and batches are padded in one numpy
             scatter, and it keeps ``ckpt_path=last`` resumes exact (workers draw the first
