@@ -62,6 +62,13 @@ def main() -> None:
         parser.error("--steps must be at least twice --every (growth needs two reports)")
     if args.pad_to_multiple_of < 1 or args.repeat < 0:
         parser.error("--pad-to-multiple-of must be positive and --repeat not negative")
+    libc = None
+    if args.trim:
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            libc.malloc_trim  # noqa: B018 (glibc only)
+        except (OSError, AttributeError):
+            parser.error("--trim needs glibc's malloc_trim (Linux with glibc)")
 
     from hydra.utils import instantiate
 
@@ -73,7 +80,6 @@ def main() -> None:
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     plan = shapes(args.steps, args.repeat, args.pad_to_multiple_of, args.seed)
-    libc = ctypes.CDLL("libc.so.6") if args.trim else None
     reports: list[dict[str, float]] = []
     start_rss = current_rss_mib()
     start = time.perf_counter()
