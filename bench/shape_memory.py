@@ -111,7 +111,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "rss_before_mib": round(start_rss, 1),
         "growth_mib_per_step": round(growth, 2),
-        "seconds_per_step": round(last["seconds"] / args.steps, 3),
+        "seconds_per_step": round(last["seconds"] / last["step"], 3),
         "reports": reports,
     }
     print(
