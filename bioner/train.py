@@ -74,7 +74,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
         summary.update(training_records(cfg, callbacks))
         if cfg.test:
             checkpoint = scored_checkpoint(cfg, trainer, ckpt_path)
-            metadata = export_metadata(cfg, run, reader, encoder)
+            metadata = export_metadata(cfg, run, reader, encoder, trainer.precision)
             summary = score_and_export(
                 cfg, run, trainer, model, datamodule, checkpoint, summary, metadata
             )

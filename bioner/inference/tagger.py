@@ -37,13 +37,14 @@ from bioner.inference.inputs import TextRecord
 from bioner.postprocess.base import PostProcessor, apply_steps
 from bioner.preprocess import Preprocessor
 from bioner.utils.log import get_logger
+from bioner.utils.precision import tagging_precision
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = get_logger(__name__)
 
-PRECISIONS = ("32", "bf16")
+PRECISIONS = ("auto", "32", "bf16")
 
 
 def model_folder(folder: str | Path) -> Path:
@@ -106,6 +107,7 @@ class _Member:
     id2label: dict[int, str]
     collator: Collator
     preprocess: Preprocessor | None = None
+    precision: str = "32"
 
 
 class Tagger:
@@ -127,13 +129,19 @@ class Tagger:
         split_sentences: split texts into sentences; ``False`` when each text is one sentence
             already (one sentence per line), so that the splitter cannot cut it further.
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1``, ...
-        precision: ``32`` (exact) or ``bf16`` (autocast; faster on hardware with native bf16,
-            scores differ slightly).
+        precision: ``auto`` (each model in the precision it trained and was scored in, where
+            the device runs it natively: bf16 for a ``bf16-mixed`` run on a GPU or a CPU with
+            native bf16, else fp32; see :func:`bioner.utils.precision.tagging_precision`),
+            ``32`` (fp32 everywhere) or ``bf16`` (autocast; emulated, and slower than fp32, on
+            hardware without native bf16).
         folders: where each model came from (for messages).
         decode_rule: replaces every model's alignment ``decode_rule``: ``argmax`` gives the
             spans of transformers' ``pipeline(..., aggregation_strategy="first")`` for a model
             decoded from its first sub-word; ``None`` keeps the rule each model was trained
             with (see :class:`~bioner.data.alignment.Alignment`).
+        preprocess: per model, the fitted preprocessing it trained with (``None``: none).
+        trained_precisions: per model, the Lightning precision it trained in (``bf16-mixed``,
+            ``32-true``, ...; ``None``: not known), for ``precision=auto``.
     """
 
     def __init__(
@@ -145,10 +153,11 @@ class Tagger:
         chunk_chars: int = 1_000_000,
         split_sentences: bool = True,
         device: str = "auto",
-        precision: str | int = "32",
+        precision: str | int = "auto",
         folders: Sequence[str | Path] | None = None,
         decode_rule: str | None = None,
         preprocess: Sequence[Preprocessor | None] | None = None,
+        trained_precisions: Sequence[str | None] | None = None,
     ) -> None:
         if not models:
             raise ValueError("a Tagger needs at least one model")
@@ -168,14 +177,19 @@ class Tagger:
         self.postprocess = list(postprocess)
         names = list(folders) if folders is not None else [f"model {i}" for i in range(len(models))]
         preprocess = list(preprocess) if preprocess is not None else [None] * len(models)
+        trained = list(trained_precisions or [None] * len(models))
         self.members: list[_Member] = []
-        for (model, tokenizer, alignment), name, pre in zip(models, names, preprocess, strict=True):
+        for (model, tokenizer, alignment), name, pre, was in zip(
+            models, names, preprocess, trained, strict=True
+        ):
             id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
             if tokenizer.pad_token_id is None:
                 raise ValueError(f"{name}: the tokenizer has no padding token")
             model.eval().to(self.device)
             if decode_rule is not None:
                 alignment = alignment.replace(decode_rule=decode_rule)
+            chosen, why = tagging_precision(precision, was, self.device)
+            log.info("tagger model %s: %s on %s (%s)", name, chosen, self.device, why)
             self.members.append(
                 _Member(
                     Path(name),
@@ -186,6 +200,7 @@ class Tagger:
                     # Fewer distinct batch shapes on a GPU (see NERDataModule.pad_to_multiple_of).
                     Collator(tokenizer.pad_token_id, 8 if self.device.type == "cuda" else None),
                     pre,
+                    chosen,
                 )
             )
 
@@ -204,9 +219,10 @@ class Tagger:
     ) -> Tagger:
         """A tagger from a run folder or an exported model folder (or a list of them).
 
-        The alignment comes from the folder's ``bioner.json``; a Hugging Face folder without it
-        (not written by bioner) is decoded with :class:`~bioner.data.alignment.Alignment`'s
-        defaults in the scheme its labels use, with a warning.
+        The alignment, the preprocessing and the training precision come from the folder's
+        ``bioner.json``; a Hugging Face folder without it (not written by bioner) is decoded
+        with :class:`~bioner.data.alignment.Alignment`'s defaults in the scheme its labels use,
+        with a warning, and tagged in fp32 under ``precision=auto``.
 
         Args:
             folder: a run folder (holding ``model/``), an exported folder, or a list of either.
@@ -218,19 +234,28 @@ class Tagger:
         from bioner.models.encoders import HubEncoder, fp32_weights, quiet_transformers
 
         folders = [folder] if isinstance(folder, (str, Path)) else list(folder)
-        models, names, preprocess = [], [], []
+        models, names, preprocess, trained = [], [], [], []
         for item in folders:
             path = model_folder(item)
+            meta = _load_metadata(path)
             # The encoder class turns truncation off and derives the input limit, as in training.
             tokenizer = HubEncoder(str(path), name=path.name).load_tokenizer()
             with quiet_transformers():  # no progress bars on stderr for every load
                 model = AutoModelForTokenClassification.from_pretrained(path, **fp32_weights())
-            alignment = _load_alignment(path, model.config.id2label)
+            alignment = _load_alignment(path, meta, model.config.id2label)
             models.append((model, tokenizer, alignment))
             names.append(path)
-            preprocess.append(_load_preprocess(path))
+            preprocess.append(_load_preprocess(path, meta))
+            trained.append(_trained_precision(path, meta))
             log.info("tagger model %s: %s (preprocess: %s)", path, alignment, preprocess[-1])
-        return cls(models, postprocess=postprocess, folders=names, preprocess=preprocess, **kwargs)
+        return cls(
+            models,
+            postprocess=postprocess,
+            folders=names,
+            preprocess=preprocess,
+            trained_precisions=trained,
+            **kwargs,
+        )
 
     # ------------------------------------------------------------------ prediction
 
@@ -329,7 +354,7 @@ class Tagger:
         split = EncodedSplit("predict", docs, features, owner, member.alignment, originals, maps)
         autocast = (
             torch.autocast(self.device.type, dtype=torch.bfloat16)
-            if self.precision == "bf16"
+            if member.precision == "bf16"
             else nullcontext()
         )
         pin = self.device.type == "cuda"
@@ -350,24 +375,58 @@ class Tagger:
         return spans
 
 
-def _load_preprocess(path: Path) -> Preprocessor | None:
-    """The preprocessing recorded in ``path/bioner.json`` (read as plain values), if any."""
+def _load_metadata(path: Path) -> dict[str, Any] | None:
+    """``path/bioner.json`` read as plain JSON values, ``None`` when the folder has none.
+
+    Raises:
+        ConfigError: the file is not a JSON object (the message names it).
+    """
     meta_file = path / METADATA_FILE
     if not meta_file.is_file():
         return None
-    record = json.loads(meta_file.read_text()).get("preprocess")
-    return None if not record else Preprocessor.from_record(record, str(meta_file))
+    fix = (
+        "it must be a JSON object holding 'alignment' and 'entity_types', as bioner-train writes it"
+    )
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{meta_file} is not a bioner export record ({err}); {fix}") from err
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{meta_file} is not a bioner export record (not an object); {fix}")
+    return meta
 
 
-def _load_alignment(path: Path, id2label: dict) -> Alignment:
-    """The alignment recorded in ``path/bioner.json``, checked against the model's labels.
+def _load_preprocess(path: Path, meta: dict[str, Any] | None) -> Preprocessor | None:
+    """The preprocessing recorded in ``bioner.json`` (``meta``), if any."""
+    record = (meta or {}).get("preprocess")
+    return None if not record else Preprocessor.from_record(record, str(path / METADATA_FILE))
+
+
+def _trained_precision(path: Path, meta: dict[str, Any] | None) -> str | None:
+    """The precision recorded in ``bioner.json`` (``meta``); ``None`` in folders exported before
+    it was recorded, or not by bioner-train.
+
+    Raises:
+        ConfigError: the record is not a string.
+    """
+    value = (meta or {}).get("precision")
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(
+            f"{path / METADATA_FILE}: 'precision' is {value!r}; it must be the Lightning precision "
+            "the model trained in (bf16-mixed, 32-true, ...) or absent"
+        )
+    return value
+
+
+def _load_alignment(path: Path, meta: dict[str, Any] | None, id2label: dict) -> Alignment:
+    """The alignment recorded in ``bioner.json`` (``meta``), checked against the model's labels.
 
     The record is read as plain parameters (:meth:`Alignment.from_record`): a downloaded folder
     is data, and nothing it names is imported or called.
     """
     labels = {str(v) for v in id2label.values()}
     meta_file = path / METADATA_FILE
-    if not meta_file.is_file():
+    if meta is None:
         scheme = "IOBES" if any(label[:2] in ("E-", "S-") for label in labels) else "IOB2"
         warnings.warn(
             f"{path} has no {METADATA_FILE} (not exported by bioner-train): decoding with "
@@ -377,10 +436,9 @@ def _load_alignment(path: Path, id2label: dict) -> Alignment:
         )
         return Alignment(scheme=scheme)
     try:
-        meta = json.loads(meta_file.read_text())
         node = meta["alignment"]
         types = [str(t) for t in meta["entity_types"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (KeyError, TypeError) as err:
         raise ConfigError(
             f"{meta_file} is not a bioner export record ({err}); it must hold 'alignment' (the "
             "alignment's parameters) and 'entity_types', as bioner-train writes it"

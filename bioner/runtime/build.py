@@ -219,14 +219,18 @@ def score_and_export(
     return summary
 
 
-def export_metadata(cfg: DictConfig, run: Run, reader: Any, encoder: Any) -> dict[str, Any]:
+def export_metadata(
+    cfg: DictConfig, run: Run, reader: Any, encoder: Any, precision: str | int | None
+) -> dict[str, Any]:
     """What a training run's exported model folder records beside the weights (``bioner.json``):
-    the alignment, the entity types, the dataset and the encoder."""
+    the alignment, the entity types, the dataset, the encoder and the precision it trained and
+    was scored in (the Tagger's ``precision=auto`` tags in it where the hardware allows)."""
     return {
         "alignment": run.resolved["alignment"],
         "entity_types": reader.entity_types,
         "dataset": cfg.dataset.name,
         "encoder": encoder.name,
+        "precision": str(precision),
     }
 
 

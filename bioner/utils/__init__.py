@@ -6,6 +6,6 @@ What turns a config into a run (run folders, the callback and logger groups, the
 tail) is the application layer, :mod:`bioner.runtime`.
 """
 
-from bioner.utils.precision import cpu_has_native_bf16, resolve_precision
+from bioner.utils.precision import cpu_has_native_bf16, resolve_precision, tagging_precision
 
-__all__ = ["cpu_has_native_bf16", "resolve_precision"]
+__all__ = ["cpu_has_native_bf16", "resolve_precision", "tagging_precision"]

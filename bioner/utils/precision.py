@@ -1,4 +1,4 @@
-"""Choosing the training precision from the hardware when the config says ``auto``."""
+"""Choosing the training and tagging precision from the hardware when the config says ``auto``."""
 
 from __future__ import annotations
 
@@ -60,3 +60,32 @@ def resolve_precision(precision: str | int | None, accelerator: str = "auto") ->
         chosen, why = "32-true", f"{accelerator} accelerator without native bf16"
     log.info("precision auto -> %s (%s)", chosen, why)
     return chosen
+
+
+def tagging_precision(requested: str, trained: str | None, device: torch.device) -> tuple[str, str]:
+    """The precision a trained model tags in on ``device``, and why.
+
+    ``auto`` tags in bf16 when the model trained (and so was scored on devel and test) under
+    ``bf16-mixed`` and ``device`` runs bf16 natively (a CUDA GPU with bf16, a CPU with
+    ``avx512_bf16``/AMX), so that its spans are those the run reported, at the speed of bf16; in
+    fp32 (``32``) otherwise: a model trained in fp32 or fp16, a folder that does not record how
+    it trained, or hardware that would only emulate bf16. ``32`` and ``bf16`` are returned as
+    they are.
+
+    Args:
+        requested: ``auto``, ``32`` or ``bf16``.
+        trained: the Lightning precision the model trained in (``bioner.json``'s ``precision``),
+            ``None`` when not recorded.
+        device: where the model runs.
+    """
+    if requested != "auto":
+        return requested, "asked for"
+    if not str(trained or "").startswith("bf16"):
+        return "32", f"trained in {trained}" if trained else "training precision not recorded"
+    if device.type == "cuda":
+        native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    else:
+        native = device.type == "cpu" and cpu_has_native_bf16()
+    if native:
+        return "bf16", f"trained in {trained}, native bf16 on {device.type}"
+    return "32", f"trained in {trained}, but {device.type} has no native bf16"

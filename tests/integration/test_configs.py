@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
@@ -17,7 +18,7 @@ from omegaconf import OmegaConf
 from bioner.config import CONFIG_DIR, compose_config
 from bioner.data.readers import CorpusReader
 from bioner.runtime import instantiate_callbacks, instantiate_loggers, prepare_run_dir
-from bioner.utils import cpu_has_native_bf16, resolve_precision
+from bioner.utils import cpu_has_native_bf16, resolve_precision, tagging_precision
 from bioner.utils import precision as precision_module
 from bioner.utils.callbacks import ReseedEachBatch, Throughput
 from bioner.utils.loggers import wandb_logged_in, wandb_logger
@@ -174,6 +175,33 @@ def test_precision_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) ->
     assert resolve_precision("auto", "cpu") == "bf16-mixed"
     monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", "cpu") == "32-true"
+
+
+def test_tagging_precision_auto_follows_the_training_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
+    # What was asked for is kept, whatever the run or the hardware.
+    assert tagging_precision("32", "bf16-mixed", cpu)[0] == "32"
+    assert tagging_precision("bf16", "32-true", cpu)[0] == "bf16"
+    # auto: bf16 only for a bf16 run, on hardware with native bf16.
+    assert tagging_precision("auto", "bf16-mixed", cpu) == (
+        "bf16",
+        "trained in bf16-mixed, native bf16 on cpu",
+    )
+    assert tagging_precision("auto", "bf16-true", cpu)[0] == "bf16"
+    for trained in ("32-true", "16-mixed", None):
+        assert tagging_precision("auto", trained, cpu)[0] == "32"
+    assert "not recorded" in tagging_precision("auto", None, cpu)[1]
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
+    assert tagging_precision("auto", "bf16-mixed", cpu) == (
+        "32",
+        "trained in bf16-mixed, but cpu has no native bf16",
+    )
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert tagging_precision("auto", "bf16-mixed", cuda)[0] == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert tagging_precision("auto", "bf16-mixed", cuda)[0] == "32"
 
 
 def test_run_dir_must_be_given_outside_hydra(tmp_path: Path) -> None:

@@ -238,6 +238,11 @@ def test_a_run_writes_every_artefact(run) -> None:
     # The whole resolved config reached the logger.
     assert "model_checkpoint" in (run_dir / "csv" / "hparams.yaml").read_text()
     assert summary["precision"] in ("bf16-mixed", "32-true")
+    # The exported folder records it, for the Tagger's precision=auto.
+    assert (
+        json.loads((run_dir / "model" / "bioner.json").read_text())["precision"]
+        == summary["precision"]
+    )
     assert summary["checkpoint"] == str(run_dir / "checkpoints" / "best.ckpt")
     assert len(summary["train_sequences_per_s"]) == 2
     # Loggers see the precision chosen, and learning rates named by parameter group.

@@ -236,6 +236,46 @@ def test_export_records_are_checked(exported: Path, tmp_path: Path) -> None:
     assert tagger.members[0].alignment.scheme == "IOB2"
 
 
+def test_auto_precision_is_the_runs_where_the_hardware_has_it(
+    exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from bioner.utils import precision as precision_module
+
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    meta = json.loads((copy / "bioner.json").read_text())
+    assert "precision" not in meta  # as in folders exported before it was recorded: fp32
+    assert Tagger.load(copy, device="cpu").members[0].precision == "32"
+    for trained, native, expected in [
+        ("32-true", True, "32"),
+        ("bf16-mixed", False, "32"),
+        ("bf16-mixed", True, "bf16"),
+    ]:
+        monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda native=native: native)
+        (copy / "bioner.json").write_text(json.dumps({**meta, "precision": trained}))
+        assert Tagger.load(copy, device="cpu").members[0].precision == expected, trained
+    auto = Tagger.load(copy, device="cpu")
+    exact = Tagger.load(copy, device="cpu", precision="32")
+    assert exact.members[0].precision == "32"  # asked for: kept
+    # auto tags under bf16 autocast: the spans and scores of precision=bf16, not fp32's scores.
+    texts = random_texts(20, seed=4)
+    ours, bf16 = (
+        auto.predict(texts),
+        Tagger.load(copy, device="cpu", precision="bf16").predict(texts),
+    )
+    assert ours == bf16
+    assert [s.score for d in ours for s in d] == [s.score for d in bf16 for s in d]
+    fp32 = [{s: s.score for s in d} for d in exact.predict(texts)]
+    deltas = [abs(s.score - fp32[i][s]) for i, d in enumerate(ours) for s in d if s in fp32[i]]
+    assert deltas and max(deltas) > 1e-4
+    # A record that is not a precision is refused, naming the file.
+    (copy / "bioner.json").write_text(json.dumps({**meta, "precision": 16}))
+    with pytest.raises(ValueError, match=r"bioner.json: 'precision' is 16"):
+        Tagger.load(copy, device="cpu")
+
+
 def test_scores_are_the_mean_type_probability_of_the_words(tagger: Tagger) -> None:
     member = tagger.members[0]
     text = "Cisplatin induced renal failure in rats treated with naloxone hydrochloride"
