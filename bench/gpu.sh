@@ -8,7 +8,8 @@
 #    5 steps of each at batch 128;
 # 2. the quickstart recipe (MiniLM, lr 2e-4, batch 32, 4 epochs) on both sides: speed over whole
 #    epochs and devel strict F1; bioner's run folder is the model of step 3;
-# 3. inference, bioner's Tagger against transformers.pipeline, both at batch 32 in fp32;
+# 3. inference, bioner's Tagger against transformers.pipeline, both at batch 32 in fp32, then the
+#    Tagger alone at its default precision=auto (bf16: the run trained in bf16-mixed);
 # 4. the cost of each attack against clean training, on the BERT-base-shaped encoder.
 # Each step prints one JSON line (kept in <output>/<step>.log) and a timeout bounds each.
 set -uo pipefail
@@ -34,4 +35,6 @@ step quickstart_4_epochs 200 python "$HERE/train_speed.py" --epochs 4 --batch-si
   --recipes bioner,hf_trainer_bf16_grouped --run-dir "$RUN"
 step predict_b32 90 python "$HERE/predict_speed.py" --model "$RUN" --batch-size 32 \
   --pipeline-batch-size 32 --precision 32
+step predict_b32_auto 45 python "$HERE/predict_speed.py" --model "$RUN" --batch-size 32 \
+  --recipes bioner --no-diagnose --precision auto
 step attack_cost 150 python "$HERE/attack_cost.py" --steps 20 --warmup-steps 5 --extra $BASE

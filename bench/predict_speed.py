@@ -4,8 +4,9 @@ Both tag the BC5CDR test sentences (raw text, one sentence per text) with the sa
 MiniLM model, each in its own process so that peak memory is measured apart:
 
 - ``bioner``: ``Tagger.load(model, split_sentences=False).predict(texts)`` (each text is a
-  sentence already), otherwise its defaults (fp32, sorted by length and batched, sliding
-  windows for long sentences);
+  sentence already), otherwise its defaults (``precision=auto``: bf16 for a model trained in
+  bf16 on hardware with native bf16, else fp32; sorted by length and batched, sliding windows
+  for long sentences); ``--precision 32`` or ``bf16`` sets it;
 - ``pipeline``: ``transformers.pipeline("token-classification", model=..., aggregation_strategy=
   "first")`` called on the list of texts (``--pipeline-batch-size``, default 1: the pipeline's
   own default).
@@ -105,11 +106,11 @@ def run_worker(args: argparse.Namespace) -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the diagnosis
         argmax = None
         if args.diagnose:
-            # The same loaded models, decoded by the pipeline's rule.
+            # The same loaded models, decoded by the pipeline's rule, in the same precision.
             same_rule = Tagger(
                 [(m.model, m.tokenizer, m.alignment) for m in tagger.members],
                 batch_size=args.batch_size,
-                precision=args.precision,
+                precision=tagger.members[0].precision,
                 split_sentences=False,
                 device=str(tagger.device),
                 decode_rule="argmax",
@@ -133,8 +134,10 @@ def run_worker(args: argparse.Namespace) -> None:
         spans = [[[e["start"], e["end"], e["entity_group"]] for e in doc] for doc in predicted]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         argmax = None
+        tagger = None
     result = {
         "recipe": args.worker,
+        "precision": tagger.members[0].precision if tagger else "32",
         "sentences": len(texts),
         "seconds": seconds,
         "sentences_per_s": len(texts) / seconds,
@@ -232,7 +235,11 @@ def main() -> None:
     parser.add_argument("--run-dir", default="/tmp/pred_run", help="where --train trains")
     parser.add_argument("--limit", type=int, default=None, help="first n test sentences only")
     parser.add_argument("--batch-size", type=int, default=64, help="bioner batch size")
-    parser.add_argument("--precision", default="32", help="bioner precision: 32 or bf16")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        help="bioner precision: auto (the Tagger's default), 32, bf16",
+    )
     parser.add_argument("--pipeline-batch-size", type=int, default=1)
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument(
@@ -270,7 +277,8 @@ def main() -> None:
             r = results[recipe]
             print(
                 f"{recipe:<10} {r['sentences_per_s']:7.1f} sentences/s "
-                f"({r['sentences']} in {r['seconds']:.1f} s), peak RSS {r['peak_rss_mib']:.0f} MiB",
+                f"({r['sentences']} in {r['seconds']:.1f} s, {r['precision']}), "
+                f"peak RSS {r['peak_rss_mib']:.0f} MiB",
                 flush=True,
             )
     figures: dict = {"model": args.model, "device": args.device, "bioner_precision": args.precision}
