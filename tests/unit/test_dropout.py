@@ -128,6 +128,40 @@ def test_attention_drops_probabilities_with_the_cheaper_mask() -> None:
     assert torch.allclose(attention(q, k, v, None, 0.4, None), expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_attention_keeps_less_for_backward_with_the_same_values_and_gradients(p: float) -> None:
+    torch.manual_seed(10)
+    inputs = [torch.randn(2, 3, 9, 8, requires_grad=True) for _ in range(3)]
+    keep = torch.ones(2, 1, 9, 9, dtype=torch.bool)
+    keep[1, :, :, 6:] = False
+    upstream = torch.randn(2, 3, 9, 8)
+
+    def run(fn):  # output, input gradients, bytes autograd keeps for the backward pass
+        kept = []
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            kept.append(t.numel() * t.element_size())
+            return t
+
+        torch.manual_seed(11)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = fn(*inputs)
+        grads = torch.autograd.grad(out, inputs, upstream)
+        return out, grads, sum(kept)
+
+    def composed(q, k, v):  # the plain composition, every intermediate kept by autograd
+        scores = torch.matmul(q, k.transpose(-2, -1)).mul_(8**-0.5)
+        scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+        return torch.matmul(dropout(torch.softmax(scores, dim=-1), p), v)
+
+    ours, ours_grads, ours_kept = run(lambda q, k, v: attention(q, k, v, keep, p, None))
+    plain, plain_grads, plain_kept = run(composed)
+    assert torch.equal(ours, plain)
+    assert all(torch.equal(a, b) for a, b in zip(ours_grads, plain_grads))
+    weights = 2 * 3 * 9 * 9  # attention weights: 4 bytes each (the dropped copy) no longer kept
+    assert plain_kept - ours_kept == 4 * weights
+
+
 def test_mode_replaces_training_dropout_and_attention_only() -> None:
     x = torch.randn(50, 20)
     q, k, v = (torch.randn(2, 2, 5, 4) for _ in range(3))
