@@ -117,6 +117,9 @@ class _DroppedAttention(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        # As autograd runs the composition: when the caller differentiates inside an autocast
+        # region (the attacks do), the products run in bf16 and each gradient is cast back to
+        # its tensor's dtype (float32) before the next step.
         probs, keep, v = ctx.saved_tensors
         grad_scores = grad_v = None
         if ctx.needs_input_grad[1]:
@@ -124,7 +127,8 @@ class _DroppedAttention(torch.autograd.Function):
             grad_v = torch.matmul(dropped.transpose(-2, -1), grad)
             del dropped
         if ctx.needs_input_grad[0]:
-            grad_probs = torch.matmul(grad, v.transpose(-2, -1)).mul_(ctx.scale).mul_(keep)
+            grad_probs = torch.matmul(grad, v.transpose(-2, -1)).to(probs.dtype)
+            grad_probs = grad_probs.mul_(ctx.scale).mul_(keep)
             grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
         return grad_scores, grad_v, None
 

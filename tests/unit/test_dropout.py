@@ -129,12 +129,17 @@ def test_attention_drops_probabilities_with_the_cheaper_mask() -> None:
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5])
-def test_attention_keeps_less_for_backward_with_the_same_values_and_gradients(p: float) -> None:
+@pytest.mark.parametrize("bf16", [False, True])
+def test_attention_keeps_less_for_backward_with_the_same_values_and_gradients(
+    p: float, bf16: bool
+) -> None:
+    # bf16: bf16 inputs, forward and backward inside bf16 autocast, as the attacks differentiate.
     torch.manual_seed(10)
     inputs = [torch.randn(2, 3, 9, 8, requires_grad=True) for _ in range(3)]
     keep = torch.ones(2, 1, 9, 9, dtype=torch.bool)
     keep[1, :, :, 6:] = False
     upstream = torch.randn(2, 3, 9, 8)
+    dtype = torch.bfloat16 if bf16 else torch.float32
 
     def run(fn):  # output, input gradients, bytes autograd keeps for the backward pass
         kept = []
@@ -144,18 +149,24 @@ def test_attention_keeps_less_for_backward_with_the_same_values_and_gradients(p:
             return t
 
         torch.manual_seed(11)
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            out = fn(*inputs)
-        grads = torch.autograd.grad(out, inputs, upstream)
+        with (
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16),
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+        ):
+            out = fn(*(x.to(dtype) for x in inputs))
+            grads = torch.autograd.grad(out.float(), inputs, upstream)
         return out, grads, sum(kept)
 
     def composed(q, k, v):  # the plain composition, every intermediate kept by autograd
-        scores = torch.matmul(q, k.transpose(-2, -1)).mul_(8**-0.5)
-        scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
-        return torch.matmul(dropout(torch.softmax(scores, dim=-1), p), v)
+        with torch.autocast("cpu", enabled=False):
+            q, k, v = q.float(), k.float(), v.float()
+            scores = torch.matmul(q, k.transpose(-2, -1)).mul_(8**-0.5)
+            scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+            return torch.matmul(dropout(torch.softmax(scores, dim=-1), p), v).to(dtype)
 
     ours, ours_grads, ours_kept = run(lambda q, k, v: attention(q, k, v, keep, p, None))
     plain, plain_grads, plain_kept = run(composed)
+    assert ours.dtype == dtype
     assert torch.equal(ours, plain)
     assert all(torch.equal(a, b) for a, b in zip(ours_grads, plain_grads))
     weights = 2 * 3 * 9 * 9  # attention weights: 4 bytes each (the dropped copy) no longer kept
