@@ -93,7 +93,8 @@ def attention(
                 scores = scores.masked_fill(~attn_mask, torch.finfo(scores.dtype).min)
             else:
                 scores = scores + attn_mask.float()
-        if round(dropout_p * (1 << BITS)) >= 1 << BITS:  # everything dropped
+        if dropout_p <= 0.0 or round(dropout_p * (1 << BITS)) >= 1 << BITS:
+            # Nothing or everything dropped (or a bad probability, which dropout refuses).
             return torch.matmul(dropout(torch.softmax(scores, dim=-1), dropout_p), v).to(dtype)
         return _DroppedAttention.apply(scores, v, dropout_p).to(dtype)
 

@@ -61,6 +61,11 @@ def test_edges_and_bad_probabilities() -> None:
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="dropout probability"):
             dropout(x, bad)
+    q = torch.randn(1, 1, 3, 4)
+    assert not attention(q, q, q, None, 1.0, None).any()  # every weight dropped
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="dropout probability"):
+            attention(q, q, q, None, bad, None)
 
 
 def test_inplace_matches_out_of_place_under_the_same_seed() -> None:
