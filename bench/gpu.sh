@@ -12,8 +12,15 @@
 #    Tagger alone at its default precision=auto (bf16: the run trained in bf16-mixed);
 # 4. the cost of each attack against clean training, on the BERT-base-shaped encoder.
 # Each step prints one JSON line (kept in <output>/<step>.log) and a timeout bounds each.
+#
+# The timeouts add up to more than 10 minutes. Where one command may run at most that long, run
+# it in two calls with ONLY (step names, comma-separated), each a complete part on a fresh
+# machine (the predict steps tag the model that quickstart_4_epochs trains in the same call):
+#   ONLY=train_b128,train_b32,attack_cost bash bench/gpu.sh OUT              # caps: 420 s
+#   ONLY=quickstart_4_epochs,predict_b32,predict_b32_auto bash bench/gpu.sh OUT  # caps: 335 s
 set -uo pipefail
 OUT=${1:-gpu-bench}
+ONLY=${ONLY:-}
 RUN=${RUN:-/tmp/bioner-gpu-quickstart}  # checkpoints are large: kept out of $OUT
 mkdir -p "$OUT"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +28,10 @@ BASE="model=tiny model.hidden_size=768 model.num_layers=12 model.num_heads=12 mo
 step() {  # step NAME TIMEOUT COMMAND...: run, keep the log, show its last lines
   local name=$1 limit=$2
   shift 2
+  if [ -n "$ONLY" ] && [[ ",$ONLY," != *",$name,"* ]]; then
+    echo "== $name: skipped (not in ONLY)"
+    return
+  fi
   echo "== $name: $*"
   timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
   echo "   exit $? after ${SECONDS}s in all"
