@@ -169,7 +169,6 @@ class Tagger:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        self.precision = precision
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.chunk_chars = chunk_chars
