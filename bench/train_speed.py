@@ -37,6 +37,10 @@ the Python lines that caused them (``bench/measure.py``). Usage::
         --bioner-overrides model=tiny model.hidden_size=768 model.num_layers=12 \
         model.num_heads=12 model.intermediate_size=3072 data.max_tokens=null
 
+``--rounds N`` runs the recipes N times, alternating (A, B, A, B, ...), and reports each recipe's
+median rate (its runs under ``runs``) and the ratios of the medians: on a shared machine the
+same 60 steps vary by 5 to 10% from run to run, as much as the ratios to resolve.
+
 ``bench/gpu.sh`` runs every GPU figure of the README. The script ends by printing one JSON line
 with every figure.
 """
@@ -213,6 +217,17 @@ def run_recipe(recipe: str, args: argparse.Namespace) -> dict:
     )
 
 
+def median_run(runs: list[dict]) -> dict:
+    """One recipe's figures over its rounds: the run of median speed (the lower middle one of
+    an even number), with every run's rate under ``runs`` when there were several."""
+    ordered = sorted(runs, key=lambda r: r["sentences_per_s"])
+    middle = dict(ordered[(len(ordered) - 1) // 2])
+    if len(runs) > 1:
+        middle["runs"] = [r["sentences_per_s"] for r in runs]
+        middle["peak_rss_mib_max"] = max(r["peak_rss_mib"] for r in runs)
+    return middle
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -225,6 +240,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--run-dir", default="/tmp/bioner-bench-train")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="run the recipes N times, alternating; medians"
+    )
     parser.add_argument("--dataset", default="bc5cdr", help="an IOB TSV corpus of both recipes")
     parser.add_argument(
         "--limit-documents", type=int, default=None, help="first N sentences per split (smoke)"
@@ -256,6 +274,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.resume and not args.epochs:
         parser.error("--resume needs --epochs")
+    if args.rounds < 1 or (args.rounds > 1 and args.resume):
+        parser.error("--rounds must be at least 1, and 1 with --resume")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.device == "auto":
         import torch
@@ -268,20 +288,25 @@ def main() -> None:
         return
     args.model = encoder_folder(args)
 
-    results = {}
-    for recipe in args.recipes.split(","):
-        results[recipe] = run_recipe(recipe, args)
-        r = results[recipe]
-        f1 = f"  devel F1 {r['devel_f1']:.4f}" if "devel_f1" in r else ""
-        gpu = (
-            f"  GPU {r['peak_gpu_allocated_mib']:7.0f} MiB" if "peak_gpu_allocated_mib" in r else ""
-        )
-        print(
-            f"{recipe:<26} {r['sentences_per_s']:7.1f} sentences/s  "
-            f"peak RSS {r['peak_rss_mib']:7.0f} MiB{gpu}{f1}",
-            flush=True,
-        )
+    runs: dict[str, list[dict]] = {}
+    for _ in range(args.rounds):
+        for recipe in args.recipes.split(","):
+            r = run_recipe(recipe, args)
+            runs.setdefault(recipe, []).append(r)
+            f1 = f"  devel F1 {r['devel_f1']:.4f}" if "devel_f1" in r else ""
+            gpu = (
+                f"  GPU {r['peak_gpu_allocated_mib']:7.0f} MiB"
+                if "peak_gpu_allocated_mib" in r
+                else ""
+            )
+            print(
+                f"{recipe:<26} {r['sentences_per_s']:7.1f} sentences/s  "
+                f"peak RSS {r['peak_rss_mib']:7.0f} MiB{gpu}{f1}",
+                flush=True,
+            )
+    results = {recipe: median_run(rs) for recipe, rs in runs.items()}
     figures = {"device": args.device, "batch_size": args.batch_size, "results": results}
+    figures["rounds"] = args.rounds
     if "bioner" in results:
         ours = results["bioner"]["sentences_per_s"]
         for name in results:
