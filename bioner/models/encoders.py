@@ -477,6 +477,18 @@ class TinyBert(Encoder):
         log.info("built tiny BERT encoder in %s", folder)
 
 
+def checkpointing_enabled(model: Any) -> bool:
+    """Whether ``model`` recomputes activations in the backward pass (gradient checkpointing).
+
+    transformers 5 renamed the property to ``is_activation_checkpointing`` and warns on every use
+    of the old name; 4.x has only the old one.
+    """
+    enabled = getattr(model, "is_activation_checkpointing", None)
+    if enabled is None:
+        enabled = getattr(model, "is_gradient_checkpointing", False)
+    return bool(enabled)
+
+
 def fp32_weights() -> dict[str, Any]:
     """``from_pretrained`` keyword arguments that load the weights as float32.
 

@@ -15,7 +15,7 @@ import contextlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import lightning as L
 import numpy as np
@@ -29,11 +29,9 @@ from bioner.evaluation import SpanEvaluation, evaluate
 from bioner.evaluation.label_sets import LabelSets
 from bioner.models.adversarial import Gradients, TrainingAdversary
 from bioner.models.dropout import FastCPUDropout
+from bioner.models.encoders import Encoder, checkpointing_enabled
 from bioner.postprocess.base import PostProcessor, apply_steps
 from bioner.utils.log import get_logger
-
-if TYPE_CHECKING:
-    from bioner.models.encoders import Encoder
 
 log = get_logger(__name__)
 
@@ -168,7 +166,7 @@ class FineTuning(L.LightningModule):
         Never with gradient checkpointing: its recomputation runs in the backward pass, outside
         this context, and must draw the very masks of the forward pass.
         """
-        if getattr(self.model, "is_gradient_checkpointing", False):
+        if checkpointing_enabled(self.model):
             return contextlib.nullcontext()
         fast = self.hparams.get("fast_dropout")
         if fast is None:

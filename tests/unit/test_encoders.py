@@ -19,6 +19,7 @@ from bioner.models.encoders import (
     HubEncoder,
     PackagedEncoder,
     TinyBert,
+    checkpointing_enabled,
 )
 
 ID2LABEL = {0: "O", 1: "B-Chemical", 2: "I-Chemical", 3: "B-Disease", 4: "I-Disease"}
@@ -61,7 +62,8 @@ def test_tiny_loads_from_the_shared_build(tiny_model_dir: Path) -> None:
     model = encoder.load_model(ID2LABEL, dropout=0.3, gradient_checkpointing=True)
     assert model.config.hidden_size == 64 and model.config.num_hidden_layers == 2
     assert model.config.hidden_dropout_prob == 0.3 == model.config.attention_probs_dropout_prob
-    assert getattr(model, "is_activation_checkpointing", None) or model.is_gradient_checkpointing
+    assert checkpointing_enabled(model)
+    assert not checkpointing_enabled(encoder.load_model(ID2LABEL))
     logits, shape = _logits(model, tokenizer, [["Naloxone", "reverses", "hypotension"]])
     assert logits.shape == (*shape, 5)
     # Same vocabulary as MiniLM, so the two encoders share one tokenisation.
