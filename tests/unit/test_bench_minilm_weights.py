@@ -22,7 +22,11 @@ def test_pack_then_unpack_gives_the_bf16_rounded_weights_in_float32(
     source, target, bundle = tmp_path / "full", tmp_path / "bare", tmp_path / "bundle"
     source.mkdir()
     target.mkdir()
-    weights = {"a.weight": torch.randn(7, 5) * 300, "b.bias": torch.randn(3)}
+    rng = torch.Generator().manual_seed(0)
+    weights = {
+        "a.weight": torch.randn(7, 5, generator=rng) * 300,
+        "b.bias": torch.randn(3, generator=rng),
+    }
     save_file(weights, str(source / "model.safetensors"))
 
     monkeypatch.setattr(minilm_weights, "model_folder", lambda: source)
