@@ -11,7 +11,8 @@
 # 3. inference, bioner's Tagger against transformers.pipeline, both at batch 32 in fp32, then the
 #    Tagger alone at its default precision=auto (bf16: the run trained in bf16-mixed);
 # 4. the cost of each attack against clean training, on the BERT-base-shaped encoder.
-# Each step prints one JSON line (kept in <output>/<step>.log) and a timeout bounds each.
+# Each step prints one JSON line (kept in <output>/<step>.log) and a timeout bounds each; the
+# script exits 1, naming them, when a step failed or timed out.
 #
 # The timeouts add up to more than 10 minutes. Where one command may run at most that long, run
 # it in two calls with ONLY (step names, comma-separated), each a complete part on a fresh
@@ -41,6 +42,17 @@ sys.exit(not (pathlib.Path(g.get_model_path()) / 'model.safetensors').is_file())
   }
 fi
 BASE="model=tiny model.hidden_size=768 model.num_layers=12 model.num_heads=12 model.intermediate_size=3072"
+# Sizes of the measurement. SMOKE=1 runs every step at toy sizes instead, so that the script can
+# be checked on a CPU in a few minutes (tests/integration/test_gpu_script.py; figures meaningless).
+WINDOW="--steps 60 --warmup-steps 20"; PROFILE=5; BIG=128
+EPOCHS="--epochs 4"; LIMIT=""; ATTACK="--steps 20 --warmup-steps 5"
+if [ -n "${SMOKE:-}" ]; then
+  BASE="model=tiny"
+  WINDOW="--steps 5 --warmup-steps 2"; PROFILE=1; BIG=16
+  EPOCHS="--epochs 1 --limit-documents 160 --warmup-steps 1"; LIMIT="--limit 96"
+  ATTACK="--steps 2 --warmup-steps 1"
+fi
+FAILED=""
 step() {  # step NAME TIMEOUT COMMAND...: run, keep the log, show its last lines
   local name=$1 limit=$2
   shift 2
@@ -50,18 +62,24 @@ step() {  # step NAME TIMEOUT COMMAND...: run, keep the log, show its last lines
   fi
   echo "== $name: $*"
   timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
-  echo "   exit $? after ${SECONDS}s in all"
+  local rc=$?
+  echo "   exit $rc after ${SECONDS}s in all"
+  [ "$rc" -eq 0 ] || FAILED="$FAILED $name"
   grep -v '^ *\(-\||\|Name\|aten\|autograd\|void\|cuda\|cu\|nvjet\|Optimizer\|enumerate\|Activity\|Self\)' \
     "$OUT/$name.log" | grep -v '^\s*$' | tail -n 6 | cut -c1-1500
 }
-step train_b128 150 python "$HERE/train_speed.py" --steps 60 --warmup-steps 20 --profile-steps 5 \
-  --batch-size 128 --recipes bioner,hf_trainer_bf16_grouped --bioner-overrides $BASE data.max_tokens=null
-step train_b32 120 python "$HERE/train_speed.py" --steps 60 --warmup-steps 20 --batch-size 32 \
+step train_b128 150 python "$HERE/train_speed.py" $WINDOW --profile-steps $PROFILE \
+  --batch-size $BIG --recipes bioner,hf_trainer_bf16_grouped --bioner-overrides $BASE data.max_tokens=null
+step train_b32 120 python "$HERE/train_speed.py" $WINDOW --batch-size 32 \
   --recipes bioner,hf_trainer_bf16_grouped --bioner-overrides $BASE
-step quickstart_4_epochs 200 python "$HERE/train_speed.py" --epochs 4 --batch-size 32 --lr 2e-4 \
+step quickstart_4_epochs 200 python "$HERE/train_speed.py" $EPOCHS --batch-size 32 --lr 2e-4 \
   --recipes bioner,hf_trainer_bf16_grouped --run-dir "$RUN"
 step predict_b32 90 python "$HERE/predict_speed.py" --model "$RUN" --batch-size 32 \
-  --pipeline-batch-size 32 --precision 32
+  --pipeline-batch-size 32 --precision 32 $LIMIT
 step predict_b32_auto 45 python "$HERE/predict_speed.py" --model "$RUN" --batch-size 32 \
-  --recipes bioner --no-diagnose --precision auto
-step attack_cost 150 python "$HERE/attack_cost.py" --steps 20 --warmup-steps 5 --extra $BASE
+  --recipes bioner --no-diagnose --precision auto $LIMIT
+step attack_cost 150 python "$HERE/attack_cost.py" $ATTACK --extra $BASE
+if [ -n "$FAILED" ]; then
+  echo "gpu.sh: failed or timed out:$FAILED (logs in $OUT)" >&2
+  exit 1
+fi
