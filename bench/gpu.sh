@@ -25,7 +25,7 @@
 # bench/minilm_weights.py the MiniLM weights that the bundle leaves out (bf16, xz, 31 MiB):
 #   here:  bash ../shared/gpu-bundle/make_bundle.sh && .venv/bin/python bench/minilm_weights.py pack .gpu-bundle
 #   there (carry .gpu-bundle): source .gpu-bundle/setup.sh && \
-#          python bench/minilm_weights.py unpack .gpu-bundle && bash bench/gpu.sh "$OUT"
+#          python bench/minilm_weights.py unpack .gpu-bundle && ONLY=<a part> bash bench/gpu.sh "$OUT"
 set -uo pipefail
 OUT=${1:-gpu-bench}
 ONLY=${ONLY:-}
