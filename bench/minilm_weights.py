@@ -70,8 +70,12 @@ def unpack(bundle: Path) -> Path:
     # Written beside the target and renamed, so an interrupted unpack leaves no half file.
     with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".partial", delete=False) as tmp:
         partial = Path(tmp.name)
-    save_file(tensors, str(partial), metadata={"format": "pt"})
-    partial.replace(target)
+    try:
+        save_file(tensors, str(partial), metadata={"format": "pt"})
+        partial.chmod(0o644)  # readable as the package's other files, not 0600
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
     print(f"{target}: {len(tensors)} tensors, float32 from {packed}")
     return target
 

@@ -42,6 +42,7 @@ def test_pack_then_unpack_gives_the_bf16_rounded_weights_in_float32(
         # Rounded, not kept: the test would pass with the float32 values carried whole otherwise.
         assert not torch.equal(unpacked[name], value)
     assert not list(target.glob("*.partial"))
+    assert (target / "model.safetensors").stat().st_mode & 0o777 == 0o644
 
     # Weights already there are left alone.
     (bundle / minilm_weights.PACKED).unlink()
