@@ -32,6 +32,15 @@ def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     return any(flag in flags for flag in BF16_CPU_FLAGS)
 
 
+def has_native_bf16(device: str | torch.device) -> bool:
+    """Whether ``device`` (``cuda``, ``cpu``, a :class:`torch.device`) computes in bf16 natively:
+    a visible CUDA GPU that supports bf16, or a CPU with :func:`cpu_has_native_bf16`."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return kind == "cpu" and cpu_has_native_bf16()
+
+
 def resolve_precision(precision: str | int | None, accelerator: str = "auto") -> str | int | None:
     """Turn ``precision="auto"`` into a Lightning precision for the hardware at hand.
 
@@ -49,12 +58,12 @@ def resolve_precision(precision: str | int | None, accelerator: str = "auto") ->
         accelerator == "auto" and torch.cuda.is_available()
     )
     if use_gpu and torch.cuda.is_available():
-        chosen = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        chosen = "bf16-mixed" if has_native_bf16("cuda") else "16-mixed"
         why = "GPU with bf16" if chosen == "bf16-mixed" else "GPU without bf16"
     elif use_gpu:
         # Lightning reports the missing GPU itself; the precision must still be valid.
         chosen, why = "32-true", "no CUDA device visible"
-    elif accelerator in ("cpu", "auto") and cpu_has_native_bf16():
+    elif accelerator in ("cpu", "auto") and has_native_bf16("cpu"):
         chosen, why = "bf16-mixed", "CPU with native bf16 (avx512_bf16/AMX)"
     else:
         chosen, why = "32-true", f"{accelerator} accelerator without native bf16"
@@ -82,10 +91,6 @@ def tagging_precision(requested: str, trained: str | None, device: torch.device)
         return requested, "asked for"
     if not str(trained or "").startswith("bf16"):
         return "32", f"trained in {trained}" if trained else "training precision not recorded"
-    if device.type == "cuda":
-        native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    else:
-        native = device.type == "cpu" and cpu_has_native_bf16()
-    if native:
+    if has_native_bf16(device):
         return "bf16", f"trained in {trained}, native bf16 on {device.type}"
     return "32", f"trained in {trained}, but {device.type} has no native bf16"
