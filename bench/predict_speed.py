@@ -183,28 +183,36 @@ def pipeline_words(texts: list[str], model: str) -> list[list[tuple[int, int]]]:
     return out
 
 
+def compare_spans(ours: list[set], theirs: list[set]) -> dict:
+    """Two taggings of the same documents, as one set of hashable spans per document: how many
+    documents have identical sets, and the span agreement ``2 |both| / (|ours| + |theirs|)``."""
+    both = sum(len(a & b) for a, b in zip(ours, theirs, strict=True))
+    n_ours, n_theirs = sum(map(len, ours)), sum(map(len, theirs))
+    return {
+        "identical": sum(a == b for a, b in zip(ours, theirs)),
+        "span_agreement": 2 * both / (n_ours + n_theirs) if n_ours + n_theirs else 1.0,
+        "spans_ours": n_ours,
+        "spans_theirs": n_theirs,
+        "spans_both": both,
+    }
+
+
 def agreement(texts: list[str], words: list, ours: list, theirs: list) -> dict:
     """Span agreement on the sentences where both tag the same words."""
     from bioner.data.tokenize import word_ranges
 
-    same = both = n_ours = n_theirs = identical = 0
-    for text, seen, a, b in zip(texts, words, ours, theirs):
-        if seen != word_ranges(text):
-            continue
-        same += 1
-        a, b = {tuple(s) for s in a}, {tuple(s) for s in b}
-        identical += a == b
-        both += len(a & b)
-        n_ours += len(a)
-        n_theirs += len(b)
+    kept = [i for i, (text, seen) in enumerate(zip(texts, words)) if seen == word_ranges(text)]
+    c = compare_spans(
+        [{tuple(s) for s in ours[i]} for i in kept], [{tuple(s) for s in theirs[i]} for i in kept]
+    )
     return {
-        "sentences_same_words": same,
-        "share_same_words": same / len(texts),
-        "share_identical_spans": identical / same if same else 0.0,
-        "span_agreement": 2 * both / (n_ours + n_theirs) if n_ours + n_theirs else 1.0,
-        "spans_bioner": n_ours,
-        "spans_pipeline": n_theirs,
-        "spans_both": both,
+        "sentences_same_words": len(kept),
+        "share_same_words": len(kept) / len(texts),
+        "share_identical_spans": c["identical"] / len(kept) if kept else 0.0,
+        "span_agreement": c["span_agreement"],
+        "spans_bioner": c["spans_ours"],
+        "spans_pipeline": c["spans_theirs"],
+        "spans_both": c["spans_both"],
     }
 
 
