@@ -107,7 +107,18 @@ def read_conll(path: Path, limit: int | None = None) -> tuple[list[list[str]], l
 
 
 class StepTimer(StepWindow, TrainerCallback):
-    """Times the Trainer's steps (:class:`measure.StepWindow`) as a Trainer callback."""
+    """Times the Trainer's steps (:class:`measure.StepWindow`) as a Trainer callback.
+
+    A Trainer callback does not see the batch: :meth:`watch` counts it where the model's
+    training forward receives it.
+    """
+
+    def watch(self, model: torch.nn.Module) -> None:
+        def count(module, args, kwargs) -> None:  # noqa: ANN001
+            if module.training:
+                self.count_batch(kwargs["attention_mask"])
+
+        model.register_forward_pre_hook(count, with_kwargs=True)
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN003
         self.fit_start()
@@ -176,6 +187,7 @@ def main() -> None:
     )
     timed = None if args.epochs else args.steps - args.warmup_steps
     timer = StepTimer(args.warmup_steps, timed, args.profile_steps)
+    timer.watch(model)
     training_args = TrainingArguments(
         output_dir=args.resume or "/tmp/bioner-bench-hf",
         per_device_train_batch_size=args.batch_size,
@@ -206,9 +218,9 @@ def main() -> None:
     recipe += "_grouped" if args.group_by_length else ""
     result = {
         "recipe": recipe,
-        "sentences_per_s": timed_steps * args.batch_size / timer.seconds,
         "steps": timed_steps,
         "seconds": timer.seconds,
+        **timer.rates(),
         "torch_threads": torch.get_num_threads(),
         "device": "cpu" if use_cpu else "gpu",
         "resumed_from": last,

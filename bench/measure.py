@@ -145,7 +145,14 @@ class StepWindow:
     after every step would stop the host from queueing the next one meanwhile. RSS is sampled at
     fit start and after steps 1 and ``warmup``.
 
-    A loop adapter calls :meth:`fit_start`, :meth:`step_start` and :meth:`step_end`.
+    A loop adapter calls :meth:`fit_start`, :meth:`step_start` and :meth:`step_end`, and
+    :meth:`count_batch` once per step with the step's attention mask.
+
+    Sentences per second alone can mislead over a window of some steps: each recipe's sampler
+    puts different sentences into the same number of steps (bioner's length buckets, the
+    ``Trainer``'s length-grouped mega-batches), and a window of shorter sentences trains more of
+    them per second at the same efficiency. :meth:`rates` therefore also gives the real sub-word
+    tokens per second (and the padding, padded over real tokens) of the timed steps.
     """
 
     def __init__(self, warmup: int, timed: int | None = None, profile: int = 0) -> None:
@@ -157,6 +164,10 @@ class StepWindow:
         self.rss: dict[str, float] = {}
         first = warmup + (timed or 0) + 1
         self.profile = StepProfile(first, profile) if profile and timed else None
+        self.sentences = 0
+        self.padded_tokens = 0
+        # A tensor on the batch's device until :meth:`rates`: no host-device sync per step.
+        self._real_tokens: torch.Tensor | int = 0
 
     def fit_start(self) -> None:
         self.rss = {"fit_start": current_rss_mib()}
@@ -183,9 +194,36 @@ class StepWindow:
             self.end = now()
         return self.steps > self.warmup
 
+    def in_timed_window(self, step: int) -> bool:
+        """Whether the 1-based ``step`` is one of the timed steps."""
+        return step > self.warmup and (self.timed is None or step <= self.warmup + self.timed)
+
+    def count_batch(self, attention_mask: torch.Tensor) -> None:
+        """Count the sentences and sub-word tokens of the step under way (between
+        :meth:`step_start` and :meth:`step_end`), if it is a timed one."""
+        if self.in_timed_window(self.steps + 1):
+            self.sentences += int(attention_mask.shape[0])
+            self.padded_tokens += attention_mask.numel()
+            self._real_tokens = self._real_tokens + attention_mask.sum()
+
+    @property
+    def real_tokens(self) -> int:
+        return int(self._real_tokens)
+
     @property
     def seconds(self) -> float:
         return (self.end or 0.0) - (self.start or 0.0)
+
+    def rates(self) -> dict[str, float]:
+        """Sentences and real sub-word tokens per second of the timed steps, and their padding."""
+        real = self.real_tokens
+        return {
+            "sentences": self.sentences,
+            "sentences_per_s": self.sentences / self.seconds,
+            "tokens_per_s": real / self.seconds,
+            "subwords_per_sentence": real / max(self.sentences, 1),
+            "padding": self.padded_tokens / max(real, 1),
+        }
 
     def figures(self, name: str) -> dict[str, Any]:
         """Memory figures, the RSS trace and, if profiled, the profile (its tables printed)."""

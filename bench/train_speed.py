@@ -41,6 +41,12 @@ the Python lines that caused them (``bench/measure.py``). Usage::
 median rate (its runs under ``runs``) and the ratios of the medians: on a shared machine the
 same 60 steps vary by 5 to 10% from run to run, as much as the ratios to resolve.
 
+Each recipe also reports the real (non-padding) sub-word tokens per second of its timed steps,
+``tokens_per_s``, with ``subwords_per_sentence`` and ``padding`` (padded over real tokens), and
+the ratios ``token_speedup_vs_*``: over a window of steps the recipes' samplers train different
+sentences, and sentences per second favour the window of shorter ones. Over whole epochs
+(``--epochs``) both recipes train every sentence, and sentences per second compare directly.
+
 ``bench/gpu.sh`` runs every GPU figure of the README. The script ends by printing one JSON line
 with every figure.
 """
@@ -66,23 +72,19 @@ RECIPES = ("hf_trainer", "hf_trainer_grouped", "hf_trainer_bf16_grouped", "bione
 class StepTimer(StepWindow, L.Callback):
     """Times bioner's training steps (:class:`measure.StepWindow`) as a Lightning callback.
 
-    Counts the sequences of the timed batches: with ``data.max_tokens`` a batch of long sentences
+    Counts the sentences of the timed batches: with ``data.max_tokens`` a batch of long sentences
     has fewer than ``batch_size`` members, so steps times batch size would overstate the rate.
     """
-
-    def __init__(self, warmup: int, timed: int | None = None, profile: int = 0) -> None:
-        super().__init__(warmup, timed, profile)
-        self.sequences = 0
 
     def on_fit_start(self, trainer, pl_module) -> None:  # noqa: ANN001
         self.fit_start()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
         self.step_start()
+        self.count_batch(batch["attention_mask"])
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
-        if self.step_end():
-            self.sequences += int(batch["input_ids"].shape[0])
+        self.step_end()
 
 
 def bioner_checkpoint(run_dir: str | Path) -> Path:
@@ -139,10 +141,9 @@ def run_bioner(args: argparse.Namespace) -> dict:
         "precision": summary.get("precision"),
         "steps": timer.steps - args.warmup_steps if timed is None else timed,
         "seconds": timer.seconds,
+        **timer.rates(),
         **timer.figures("bioner"),
     }
-    result["sentences"] = timer.sequences
-    result["sentences_per_s"] = timer.sequences / result["seconds"]
     if args.epochs:
         # Whole epochs, validation excluded (the Trainer recipe validates only at the end).
         rates = summary["train_sequences_per_s"]
@@ -300,7 +301,8 @@ def main() -> None:
                 else ""
             )
             print(
-                f"{recipe:<26} {r['sentences_per_s']:7.1f} sentences/s  "
+                f"{recipe:<26} {r['sentences_per_s']:7.1f} sentences/s "
+                f"{r['tokens_per_s']:8.0f} sub-words/s (padding {r['padding']:.3f})  "
                 f"peak RSS {r['peak_rss_mib']:7.0f} MiB{gpu}{f1}",
                 flush=True,
             )
@@ -308,11 +310,17 @@ def main() -> None:
     figures = {"device": args.device, "batch_size": args.batch_size, "results": results}
     figures["rounds"] = args.rounds
     if "bioner" in results:
-        ours = results["bioner"]["sentences_per_s"]
+        ours = results["bioner"]
         for name in results:
             if name != "bioner":
-                figures[f"speedup_vs_{name}"] = ours / results[name]["sentences_per_s"]
-                print(f"bioner / {name}: {figures[f'speedup_vs_{name}']:.2f}x")
+                theirs = results[name]
+                figures[f"speedup_vs_{name}"] = ours["sentences_per_s"] / theirs["sentences_per_s"]
+                tokens = ours["tokens_per_s"] / theirs["tokens_per_s"]
+                figures[f"token_speedup_vs_{name}"] = tokens
+                print(
+                    f"bioner / {name}: {figures[f'speedup_vs_{name}']:.2f}x sentences/s, "
+                    f"{tokens:.2f}x sub-words/s"
+                )
     print(json.dumps(figures))
 
 

@@ -56,6 +56,7 @@ def test_every_step_of_the_gpu_script_runs_at_toy_sizes(
         figures = last_json(out / f"{name}.log")
         assert set(figures["results"]) == {"bioner", "hf_trainer_bf16_grouped"}
         assert figures["speedup_vs_hf_trainer_bf16_grouped"] > 0
+        assert figures["token_speedup_vs_hf_trainer_bf16_grouped"] > 0
     assert "profile" in last_json(out / "train_b128.log")["results"]["bioner"]
     assert "devel_f1" in last_json(out / "quickstart_4_epochs.log")["results"]["bioner"]
     predict = last_json(out / "predict_b32.log")
