@@ -14,9 +14,12 @@
 # Each step prints one JSON line (kept in <output>/<step>.log) and a timeout bounds each; the
 # script exits 1, naming them, when a step failed or timed out.
 #
-# The timeouts add up to more than 10 minutes. Where one command may run at most that long, run
-# it in two calls with ONLY (step names, comma-separated), each a complete part on a fresh
-# machine (the predict steps tag the model that quickstart_4_epochs trains in the same call):
+# The timeouts add up to more than 10 minutes. Where one command may run at most that long, give
+# it DEADLINE (seconds from the script's start): each step's timeout is then cut to the time
+# left, a step with under 30 s left is not started, and the script ends naming the steps left
+# out (exit 3) with the ONLY line (step names, comma-separated) that runs them in a further call
+# (the predict steps tag the model that quickstart_4_epochs trains in the same call, so a further
+# call that tags trains it again). Or split it beforehand into two complete parts:
 #   ONLY=train_b128,train_b32,attack_cost bash bench/gpu.sh OUT              # caps: 420 s
 #   ONLY=quickstart_4_epochs,predict_b32,predict_b32_auto bash bench/gpu.sh OUT  # caps: 335 s
 #
@@ -29,6 +32,7 @@
 set -uo pipefail
 OUT=${1:-gpu-bench}
 ONLY=${ONLY:-}
+DEADLINE=${DEADLINE:-}
 RUN=${RUN:-/tmp/bioner-gpu-quickstart}  # checkpoints are large: kept out of $OUT
 mkdir -p "$OUT"
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -53,12 +57,22 @@ if [ -n "${SMOKE:-}" ]; then
   ATTACK="--steps 2 --warmup-steps 1"
 fi
 FAILED=""
+LEFT=""
 step() {  # step NAME TIMEOUT COMMAND...: run, keep the log, show its last lines
   local name=$1 limit=$2
   shift 2
   if [ -n "$ONLY" ] && [[ ",$ONLY," != *",$name,"* ]]; then
     echo "== $name: skipped (not in ONLY)"
     return
+  fi
+  if [ -n "$DEADLINE" ]; then
+    local left=$((DEADLINE - SECONDS))
+    if [ "$left" -lt 30 ]; then
+      echo "== $name: not started (${left}s left of DEADLINE=$DEADLINE)"
+      LEFT="$LEFT,$name"
+      return
+    fi
+    [ "$left" -lt "$limit" ] && limit=$left
   fi
   echo "== $name: $*"
   timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
@@ -79,7 +93,15 @@ step predict_b32 90 python "$HERE/predict_speed.py" --model "$RUN" --batch-size 
 step predict_b32_auto 45 python "$HERE/predict_speed.py" --model "$RUN" --batch-size 32 \
   --recipes bioner --no-diagnose --precision auto $LIMIT
 step attack_cost 150 python "$HERE/attack_cost.py" $ATTACK --extra $BASE
+if [ -n "$LEFT" ]; then
+  LEFT=${LEFT#,}
+  if [[ ",$LEFT," == *",predict_"* ]] && [[ ",$LEFT," != *",quickstart_4_epochs,"* ]]; then
+    LEFT="quickstart_4_epochs,$LEFT"  # the model that the predict steps tag
+  fi
+  echo "gpu.sh: out of time (DEADLINE=$DEADLINE); the rest: ONLY=$LEFT bash bench/gpu.sh OUT" >&2
+fi
 if [ -n "$FAILED" ]; then
   echo "gpu.sh: failed or timed out:$FAILED (logs in $OUT)" >&2
   exit 1
 fi
+[ -z "$LEFT" ] || exit 3

@@ -91,3 +91,36 @@ def test_the_gpu_script_stops_when_minilm_has_no_weights(tmp_path: Path) -> None
     assert done.returncode == 2
     assert "minilm_weights.py unpack" in done.stderr
     assert "== quickstart_4_epochs" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("only", "rest"),
+    [
+        ("", ",".join(STEPS)),
+        ("predict_b32,attack_cost", "quickstart_4_epochs,predict_b32,attack_cost"),
+    ],
+)
+def test_the_gpu_script_names_the_steps_its_deadline_left_out(
+    tmp_path: Path, only: str, rest: str
+) -> None:
+    """With DEADLINE (one device call of at most 10 minutes) a step with under 30 s left is not
+    started, and the script ends (exit 3) with the ONLY line of the rest: the predict steps with
+    the quickstart step that trains the model they tag."""
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))),
+        "ONLY": only,
+        "DEADLINE": "20",
+        "SMOKE": "1",
+    }
+    done = subprocess.run(
+        ["bash", str(REPO / "bench" / "gpu.sh"), str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"the rest: ONLY={rest} bash bench/gpu.sh" in done.stderr
+    assert "not started" in done.stdout and "exit " not in done.stdout
+    assert not list((tmp_path / "out").glob("*.log"))
