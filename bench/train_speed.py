@@ -148,6 +148,8 @@ def run_bioner(args: argparse.Namespace) -> dict:
         # Whole epochs, validation excluded (the Trainer recipe validates only at the end).
         rates = summary["train_sequences_per_s"]
         result["sentences_per_s"] = sum(rates) / len(rates)
+        # The timer's window spans the validation between epochs too: the same rate per sub-word.
+        result["tokens_per_s"] = result["sentences_per_s"] * result["subwords_per_sentence"]
         result["epoch_sentences_per_s"] = rates
         result["epochs"] = args.epochs
         for split in ("devel", "test"):  # absent with test=false (bench/attack_cost.py --epochs)
