@@ -152,7 +152,9 @@ class StepWindow:
     puts different sentences into the same number of steps (bioner's length buckets, the
     ``Trainer``'s length-grouped mega-batches), and a window of shorter sentences trains more of
     them per second at the same efficiency. :meth:`rates` therefore also gives the real sub-word
-    tokens per second (and the padding, padded over real tokens) of the timed steps.
+    tokens per second (and the padding, padded over real tokens) of the timed steps, and how
+    many batch shapes the timed steps met for the first time (a new shape costs once: kernel
+    choices and plans are made and cached per shape, on a CPU by oneDNN, on a GPU by cuDNN).
     """
 
     def __init__(self, warmup: int, timed: int | None = None, profile: int = 0) -> None:
@@ -168,6 +170,8 @@ class StepWindow:
         self.padded_tokens = 0
         # A tensor on the batch's device until :meth:`rates`: no host-device sync per step.
         self._real_tokens: torch.Tensor | int = 0
+        self.shapes: set[tuple[int, ...]] = set()
+        self.new_shapes_timed = 0
 
     def fit_start(self) -> None:
         self.rss = {"fit_start": current_rss_mib()}
@@ -200,8 +204,12 @@ class StepWindow:
 
     def count_batch(self, attention_mask: torch.Tensor) -> None:
         """Count the sentences and sub-word tokens of the step under way (between
-        :meth:`step_start` and :meth:`step_end`), if it is a timed one."""
+        :meth:`step_start` and :meth:`step_end`), if it is a timed one, and its batch shape."""
+        shape = tuple(attention_mask.shape)
+        new_shape = shape not in self.shapes
+        self.shapes.add(shape)
         if self.in_timed_window(self.steps + 1):
+            self.new_shapes_timed += new_shape
             self.sentences += int(attention_mask.shape[0])
             self.padded_tokens += attention_mask.numel()
             self._real_tokens = self._real_tokens + attention_mask.sum()
@@ -223,6 +231,8 @@ class StepWindow:
             "tokens_per_s": real / self.seconds,
             "subwords_per_sentence": real / max(self.sentences, 1),
             "padding": self.padded_tokens / max(real, 1),
+            "batch_shapes": len(self.shapes),
+            "new_batch_shapes_timed": self.new_shapes_timed,
         }
 
     def figures(self, name: str) -> dict[str, Any]:

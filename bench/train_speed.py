@@ -46,6 +46,8 @@ Each recipe also reports the real (non-padding) sub-word tokens per second of it
 the ratios ``token_speedup_vs_*``: over a window of steps the recipes' samplers train different
 sentences, and sentences per second favour the window of shorter ones. Over whole epochs
 (``--epochs``) both recipes train every sentence, and sentences per second compare directly.
+``new_batch_shapes_timed`` counts the batch shapes first met in the timed steps (each costs
+once), ``batch_shapes`` those of the whole run.
 
 ``bench/gpu.sh`` runs every GPU figure of the README. The script ends by printing one JSON line
 with every figure.
@@ -304,7 +306,8 @@ def main() -> None:
             )
             print(
                 f"{recipe:<26} {r['sentences_per_s']:7.1f} sentences/s "
-                f"{r['tokens_per_s']:8.0f} sub-words/s (padding {r['padding']:.3f})  "
+                f"{r['tokens_per_s']:8.0f} sub-words/s (padding {r['padding']:.3f}, "
+                f"{r['new_batch_shapes_timed']} new batch shapes timed)  "
                 f"peak RSS {r['peak_rss_mib']:7.0f} MiB{gpu}{f1}",
                 flush=True,
             )

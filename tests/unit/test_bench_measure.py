@@ -50,3 +50,14 @@ def test_rates_give_tokens_per_second_and_padding() -> None:
     assert rates["subwords_per_sentence"] == pytest.approx(20 / 5)
     assert rates["padding"] == pytest.approx(40 / 20)
     assert rates["tokens_per_s"] == pytest.approx(rates["sentences_per_s"] * 4)
+
+
+def test_counts_the_batch_shapes_that_the_timed_steps_meet_first() -> None:
+    from measure import StepWindow
+
+    window = StepWindow(2, 3)
+    widths = [8, 16, 8, 24, 16, 32, 40]  # steps 3 to 5 timed: 8 (seen), 24 (new), 16 (seen)
+    run_steps(window, [mask([1, 1], w) for w in widths])
+    rates = window.rates()
+    assert rates["batch_shapes"] == 5
+    assert rates["new_batch_shapes_timed"] == 1
