@@ -78,8 +78,9 @@ def load_masked_lm(encoder: Encoder) -> PreTrainedModel:
 class MaskedLanguageModel(FineTuning):
     """Continue masked-language-model training of an encoder.
 
-    Logs ``train/loss`` per step and ``val/loss`` (mean cross-entropy over every predicted
-    sub-word of the held-out text) and ``val/perplexity`` per validation pass.
+    Logs ``train/loss`` every ``trainer.log_every_n_steps`` steps, and ``val/loss`` (mean
+    cross-entropy over every predicted sub-word of the held-out text) and ``val/perplexity`` per
+    validation pass.
 
     Args:
         encoder: the :class:`~bioner.models.encoders.Encoder` (``conf/model``).
@@ -151,7 +152,7 @@ class MaskedLanguageModel(FineTuning):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         with self.training_dropout():
             loss = self(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        self.log_training_step({"train/loss": loss}, batch["input_ids"].shape[0])
         return loss
 
     def on_validation_epoch_start(self) -> None:

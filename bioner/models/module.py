@@ -173,6 +173,27 @@ class FineTuning(L.LightningModule):
             fast = self.device.type == "cpu"
         return FastCPUDropout() if fast else contextlib.nullcontext()
 
+    def log_training_step(self, metrics: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Log a training step's ``metrics`` (the first also on the progress bar) on the steps
+        whose metrics Lightning passes to the loggers (every ``trainer.log_every_n_steps``).
+
+        The loggers receive the same values as when every step logs: Lightning keeps only the
+        last value of an ``on_step`` metric and writes it on those steps. Each ``self.log`` costs
+        about 0.6 ms of host time (Lightning's result bookkeeping, on a 2-core CPU). The values
+        are logged as host copies: the progress bar reads them at every step, which for a GPU
+        tensor would make the host wait for the GPU at every step; it shows the loss of the last
+        logged step.
+        """
+        trainer = self._trainer
+        # Lightning's own test (private: where it is missing, every step logs, as before).
+        connector = getattr(trainer, "_logger_connector", None)
+        if trainer is not None and not (
+            getattr(connector, "should_update_logs", True) or trainer.fast_dev_run
+        ):
+            return
+        for i, (name, value) in enumerate(metrics.items()):
+            self.log(name, value.detach().cpu(), prog_bar=i == 0, batch_size=batch_size)
+
     def _loss_scaler(self) -> Any:
         return getattr(self.trainer.precision_plugin, "scaler", None)
 
@@ -356,13 +377,16 @@ class TokenClassifier(FineTuning):
             gradients = Gradients(self.trainer.accumulate_grad_batches, self._loss_scaler())
             with self.training_dropout():
                 adv = self.adversary.training_loss(self.model, batch, gradients)
-            self.log("train/loss", adv.objective, prog_bar=True, batch_size=size)
-            self.log("train/loss_clean", adv.clean, batch_size=size)
-            self.log("train/loss_adversarial", adv.adversarial, batch_size=size)
+            metrics = {
+                "train/loss": adv.objective,
+                "train/loss_clean": adv.clean,
+                "train/loss_adversarial": adv.adversarial,
+            }
+            self.log_training_step(metrics, size)
             return adv.loss
         with self.training_dropout():
             logits, loss = self._forward(batch, batch["labels"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log_training_step({"train/loss": loss}, size)
         return loss
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

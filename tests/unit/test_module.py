@@ -184,3 +184,56 @@ def test_fast_dropout_on_the_cpu_but_never_with_gradient_checkpointing(
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         assert not isinstance(checkpointed.training_dropout(), FastCPUDropout)
+
+
+class StepLosses(L.Callback):
+    """Each training step's loss and whether the progress bar then read a host value."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.bar_on_host: list[bool | None] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        self.losses.append(float(outputs["loss"]))
+        metric = trainer._results.get("training_step.train/loss")
+        cached = None if metric is None else metric._forward_cache
+        self.bar_on_host.append(None if cached is None else cached.is_cpu)
+
+
+def test_training_loss_is_logged_on_the_steps_the_loggers_write(
+    encoder: HubEncoder, datamodule: NERDataModule, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the steps of ``log_every_n_steps`` call ``self.log`` (each call costs host time),
+    and the logger still writes each such step's own loss, as when every step logged."""
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    calls: list[str] = []
+    log = L.LightningModule.log
+    monkeypatch.setattr(
+        TokenClassifier,
+        "log",
+        lambda self, name, *a, **k: calls.append(name) or log(self, name, *a, **k),
+    )
+    module = TokenClassifier(encoder, datamodule.id2label, lr=1e-3)
+    losses = StepLosses()
+    trainer = make_trainer(
+        max_steps=7,
+        limit_val_batches=0,
+        log_every_n_steps=3,
+        logger=CSVLogger(tmp_path, name="csv"),
+        callbacks=[losses],
+    )
+    trainer.fit(module, datamodule=datamodule)
+    trainer.loggers[0].save()
+    assert calls.count("train/loss") == 2
+    (metrics_csv,) = tmp_path.rglob("metrics.csv")
+    rows = [r for r in csv.DictReader(metrics_csv.open()) if r.get("train/loss")]
+    assert [int(r["step"]) for r in rows] == [2, 5]
+    assert [float(r["train/loss"]) for r in rows] == pytest.approx(
+        [losses.losses[2], losses.losses[5]], rel=1e-6
+    )
+    # What the progress bar reads at every step is a host copy (no wait for a GPU).
+    assert losses.bar_on_host[2] is losses.bar_on_host[5] is True
+    assert set(losses.bar_on_host) <= {None, True}
