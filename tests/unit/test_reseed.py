@@ -1,0 +1,34 @@
+"""ReseedEachBatch: every batch's randomness follows from (seed, epoch, batch, rank) alone."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from bioner.utils.callbacks import ReseedEachBatch
+
+
+def draws() -> tuple[float, float, list[float]]:
+    return random.random(), float(np.random.rand()), torch.rand(3).tolist()
+
+
+def test_a_batch_draws_the_same_whatever_ran_before_it() -> None:
+    callback = ReseedEachBatch(seed=7)
+    trainer = SimpleNamespace(current_epoch=2, global_rank=0)
+    module = SimpleNamespace(device=torch.device("cpu"))
+    callback.on_train_batch_start(trainer, module, None, 5)
+    first = draws()
+    draws()  # what a step draws in between
+    callback.on_train_batch_start(trainer, module, None, 5)
+    assert draws() == first
+    # The seed of (seed, epoch, batch, rank), in each of the three generators.
+    seed = int(np.random.SeedSequence([7, 2, 5, 0]).generate_state(1)[0])
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    assert draws() == first
+    callback.on_train_batch_start(trainer, module, None, 6)
+    assert draws() != first
