@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 from bioner.utils.callbacks import ReseedEachBatch
+
+
+@pytest.fixture(autouse=True)
+def keep_global_generators() -> Iterator[None]:
+    """The test seeds the global generators; the tests after it find them as they were."""
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    yield
+    random.setstate(states[0])
+    np.random.set_state(states[1])
+    torch.set_rng_state(states[2])
 
 
 def draws() -> tuple[float, float, list[float]]:
