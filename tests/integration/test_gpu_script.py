@@ -22,6 +22,22 @@ STEPS = (
 )
 
 
+def run_script(out: Path, timeout: int, **env: str) -> subprocess.CompletedProcess:
+    """``bash bench/gpu.sh out`` with ``env`` added to this environment."""
+    return subprocess.run(
+        ["bash", str(REPO / "bench" / "gpu.sh"), str(out)],
+        env={
+            **os.environ,
+            # The script calls `python`: this interpreter, whatever the PATH of the test run.
+            "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def last_json(log: Path) -> dict:
     lines = [line for line in log.read_text().splitlines() if line.startswith("{")]
     assert lines, f"{log.name} printed no JSON line:\n{log.read_text()[-3000:]}"
@@ -32,22 +48,14 @@ def last_json(log: Path) -> dict:
 def test_every_step_of_the_gpu_script_runs_at_toy_sizes(
     tmp_path: Path, tiny_model_dir: Path, shared_data: Path
 ) -> None:
-    env = {
-        **os.environ,
-        # The script calls `python`: this interpreter, whatever the PATH of the test run.
-        "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))),
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
-        "BIONER_DATA_DIR": str(shared_data),
-        "SMOKE": "1",
-        "RUN": str(tmp_path / "quickstart"),
-    }
     out = tmp_path / "out"
-    done = subprocess.run(
-        ["bash", str(REPO / "bench" / "gpu.sh"), str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    done = run_script(
+        out,
+        900,
+        PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
+        BIONER_DATA_DIR=str(shared_data),
+        SMOKE="1",
+        RUN=str(tmp_path / "quickstart"),
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert [f"== {name}:" in done.stdout for name in STEPS] == [True] * len(STEPS)
@@ -75,18 +83,8 @@ def test_the_gpu_script_stops_when_minilm_has_no_weights(tmp_path: Path) -> None
         "from pathlib import Path\n\n\ndef get_model_path():\n"
         "    return str(Path(__file__).parent / 'model')\n"
     )
-    env = {
-        **os.environ,
-        "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))),
-        "PYTHONPATH": str(tmp_path / "site"),
-        "ONLY": "quickstart_4_epochs",
-    }
-    done = subprocess.run(
-        ["bash", str(REPO / "bench" / "gpu.sh"), str(tmp_path / "out")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = run_script(
+        tmp_path / "out", 60, PYTHONPATH=str(tmp_path / "site"), ONLY="quickstart_4_epochs"
     )
     assert done.returncode == 2
     assert "minilm_weights.py unpack" in done.stderr
@@ -106,20 +104,7 @@ def test_the_gpu_script_names_the_steps_its_deadline_left_out(
     """With DEADLINE (one device call of at most 10 minutes) a step with under 30 s left is not
     started, and the script ends (exit 3) with the ONLY line of the rest: the predict steps with
     the quickstart step that trains the model they tag."""
-    env = {
-        **os.environ,
-        "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))),
-        "ONLY": only,
-        "DEADLINE": "20",
-        "SMOKE": "1",
-    }
-    done = subprocess.run(
-        ["bash", str(REPO / "bench" / "gpu.sh"), str(tmp_path / "out")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_script(tmp_path / "out", 120, ONLY=only, DEADLINE="20", SMOKE="1")
     assert done.returncode == 3, done.stdout + done.stderr
     assert f"the rest: ONLY={rest} bash bench/gpu.sh" in done.stderr
     assert "not started" in done.stdout and "exit " not in done.stdout
