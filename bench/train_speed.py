@@ -279,6 +279,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.resume and not args.epochs:
         parser.error("--resume needs --epochs")
+    if not args.epochs and args.steps <= args.warmup_steps:
+        parser.error("--steps must exceed --warmup-steps: only the steps after those are timed")
     if args.rounds < 1 or (args.rounds > 1 and args.resume):
         parser.error("--rounds must be at least 1, and 1 with --resume")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
