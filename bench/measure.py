@@ -183,20 +183,18 @@ class StepWindow:
         if self.profile is not None:
             self.profile.step_start()
 
-    def step_end(self) -> bool:
-        """Count a finished step; ``True`` when it was a timed one."""
+    def step_end(self) -> None:
+        """Count a finished step: the window opens at the end of the last warm-up step and
+        closes at the end of the last timed one (``timed=None``: of the latest step)."""
         self.steps += 1
         if self.steps in (1, self.warmup):
             self.rss[f"after_step_{self.steps}"] = current_rss_mib()
         if self.profile is not None:
             self.profile.step_end()
-        if self.timed is not None and self.steps > self.warmup + self.timed:
-            return False
         if self.steps == self.warmup:
             self.start = now()
         if self.timed is None or self.steps == self.warmup + self.timed:
             self.end = now()
-        return self.steps > self.warmup
 
     def in_timed_window(self, step: int) -> bool:
         """Whether the 1-based ``step`` is one of the timed steps."""
