@@ -27,10 +27,13 @@ def draws() -> tuple[float, float, list[float]]:
     return random.random(), float(np.random.rand()), torch.rand(3).tolist()
 
 
-def test_a_batch_draws_the_same_whatever_ran_before_it() -> None:
+# "cuda": the GPU branch (torch.manual_seed, which also seeds CUDA lazily) runs on a CPU-only
+# machine too, and must seed the CPU generator as the CPU branch does.
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_a_batch_draws_the_same_whatever_ran_before_it(device: str) -> None:
     callback = ReseedEachBatch(seed=7)
     trainer = SimpleNamespace(current_epoch=2, global_rank=0)
-    module = SimpleNamespace(device=torch.device("cpu"))
+    module = SimpleNamespace(device=torch.device(device))
     callback.on_train_batch_start(trainer, module, None, 5)
     first = draws()
     draws()  # what a step draws in between
