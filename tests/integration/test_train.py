@@ -333,6 +333,52 @@ def test_ckpt_path_last_without_a_last_checkpoint_is_an_error(
         train(cfg)
 
 
+@pytest.mark.parametrize(
+    "stop", [["trainer.max_steps=3"], ["trainer.limit_val_batches=0", "trainer.max_epochs=1"]]
+)
+def test_a_run_without_validation_scores_its_last_weights(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path, stop: list[str]
+) -> None:
+    """Stopped by max_steps within the first epoch, or never validating, a run with the
+    default early stopping finishes: nothing to stop on, no best checkpoint, its last weights
+    scored and exported."""
+    cfg = compose(
+        tmp_path,
+        tiny_model_dir,
+        f"paths.data_dir={shared_data}",
+        "data.limit_documents=32",
+        "data.batch_size=4",
+        "bootstrap_samples=0",
+        *stop,
+    )
+    assert cfg.callbacks.early_stopping is not None
+    metrics = train(cfg)
+    assert metrics["training"]["best_epoch"] is None
+    assert "test" in metrics and (tmp_path / "model" / "config.json").is_file()
+
+
+def test_early_stopping_ends_a_run_whose_devel_f1_stops_improving(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    """Checked after each validation, early stopping still ends the run: no epoch improves
+    on the first by min_delta=1, so patience 1 stops it after the second of five epochs."""
+    cfg = compose(
+        tmp_path,
+        tiny_model_dir,
+        f"paths.data_dir={shared_data}",
+        "data.limit_documents=32",
+        "data.batch_size=8",
+        "bootstrap_samples=0",
+        "test=false",
+        "trainer.max_epochs=5",
+        "callbacks.early_stopping.patience=1",
+        "callbacks.early_stopping.min_delta=1.0",
+    )
+    training = train(cfg)["training"]
+    assert training["stop_reason"].startswith("early stopping"), training
+    assert training["epochs"] == 2
+
+
 def test_missing_corpus_stops_before_any_model_is_loaded(
     tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
