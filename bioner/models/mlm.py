@@ -110,8 +110,7 @@ class MaskedLanguageModel(FineTuning):
         fast_dropout: bool | None = None,
     ) -> None:
         super().__init__()
-        if not 0.0 <= warmup_ratio <= 1.0:
-            raise ValueError(f"warmup_ratio must be in [0, 1], not {warmup_ratio}")
+        self.check_optimisation(lr, weight_decay, warmup_ratio, adam_epsilon)
         self.save_hyperparameters(ignore=["encoder"], logger=False)
         self.encoder_name = encoder.name
         self.model = load_masked_lm(encoder)

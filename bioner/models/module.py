@@ -159,6 +159,27 @@ class FineTuning(L.LightningModule):
     ``fused_optimizer`` and ``fast_dropout`` from ``self.hparams`` and optimises ``self.model``;
     training steps run their forward passes inside :meth:`training_dropout`."""
 
+    @staticmethod
+    def check_optimisation(
+        lr: float, weight_decay: float, warmup_ratio: float, adam_epsilon: float
+    ) -> None:
+        """Refuse optimisation settings that the optimiser or scheduler would reject only once
+        training starts (or accept and train wrongly), naming the ``module.`` key and its range.
+
+        Raises:
+            ConfigError: ``lr`` or ``adam_epsilon`` not positive, ``weight_decay`` negative, or
+                ``warmup_ratio`` outside [0, 1].
+        """
+        checks = [
+            ("lr", lr, lr > 0, "a positive number (e.g. 5e-5)"),
+            ("weight_decay", weight_decay, weight_decay >= 0, "0 or more (e.g. 0.01)"),
+            ("warmup_ratio", warmup_ratio, 0 <= warmup_ratio <= 1, "in [0, 1] (e.g. 0.1)"),
+            ("adam_epsilon", adam_epsilon, adam_epsilon > 0, "a positive number (e.g. 1e-8)"),
+        ]
+        for key, value, ok, wanted in checks:
+            if not ok:
+                raise ConfigError(f"module.{key}={value}: must be {wanted}")
+
     def training_dropout(self) -> contextlib.AbstractContextManager:
         """Where the training forward passes run: :class:`~bioner.models.dropout.FastCPUDropout`
         when ``fast_dropout`` is true (``None``: when the module is on the CPU), else as is.
@@ -327,8 +348,12 @@ class TokenClassifier(FineTuning):
         head: str = "flat",
     ) -> None:
         super().__init__()
-        if not 0.0 <= warmup_ratio <= 1.0:
-            raise ValueError(f"warmup_ratio must be in [0, 1], not {warmup_ratio}")
+        self.check_optimisation(lr, weight_decay, warmup_ratio, adam_epsilon)
+        if dropout is not None and not 0 <= dropout < 1:
+            raise ConfigError(
+                f"module.dropout={dropout}: must be in [0, 1) (e.g. 0.1; null keeps "
+                "the encoder's own)"
+            )
         if head not in HEADS:
             raise ConfigError(f"module.head={head!r}: choose one of {', '.join(HEADS)}")
         # Plain types before saving: Hydra passes mappings as DictConfig, which checkpoints loaded

@@ -13,7 +13,9 @@ import torch
 from bioner.data.alignment import Alignment
 from bioner.data.datamodule import NERDataModule
 from bioner.data.readers import IOBReader
+from bioner.errors import ConfigError
 from bioner.models.encoders import HubEncoder
+from bioner.models.mlm import MaskedLanguageModel
 from bioner.models.module import (
     LinearWarmupDecay,
     TokenClassifier,
@@ -85,6 +87,34 @@ def test_module_trains_in_train_mode_and_saves_plain_hparams(encoder: HubEncoder
     assert module.model.training  # from_pretrained leaves eval mode, which disables dropout
     assert type(module.hparams["id2label"]) is dict
     assert module.id2label == {0: "O", 1: "B-X", 2: "I-X"}
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"lr": -1.0}, r"module.lr=-1.0: must be a positive number"),
+        ({"lr": 0.0}, r"module.lr=0.0: must be a positive number"),
+        ({"weight_decay": -0.1}, r"module.weight_decay=-0.1: must be 0 or more"),
+        ({"warmup_ratio": 1.5}, r"module.warmup_ratio=1.5: must be in \[0, 1\]"),
+        ({"adam_epsilon": 0.0}, r"module.adam_epsilon=0.0: must be a positive number"),
+        ({"dropout": 1.0}, r"module.dropout=1.0: must be in \[0, 1\)"),
+    ],
+)
+def test_optimisation_settings_out_of_range_are_config_errors(setting: dict, message: str) -> None:
+    """Refused before any weights load, naming the key (not the optimiser's error at the first
+    step, a traceback from inside Lightning)."""
+
+    class NoWeights:
+        name = "unloadable"
+
+        def __getattr__(self, attribute: str):
+            raise AssertionError(f"encoder.{attribute} used before the settings were checked")
+
+    with pytest.raises(ConfigError, match=message):
+        TokenClassifier(NoWeights(), {0: "O", 1: "B-X", 2: "I-X"}, **setting)
+    if "dropout" not in setting:
+        with pytest.raises(ConfigError, match=message):
+            MaskedLanguageModel(NoWeights(), **setting)
 
 
 def test_model_summary_counts_the_flops_of_one_forward_pass(encoder: HubEncoder) -> None:
