@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Sampler
 
 from bioner.data.alignment import IGNORE_INDEX
+from bioner.errors import ConfigError
 
 if TYPE_CHECKING:
     from bioner.data.alignment import Feature
@@ -162,6 +163,49 @@ class BucketBatchSampler(Sampler[list[int]]):
             # a slice leaves some ranks without a batch, and the others wait for them forever.
             batches += [batches[i % len(batches)] for i in range(missing)]
         yield from batches[self.rank :: self.num_replicas]
+
+
+def check_batching(
+    batch_size: int,
+    eval_batch_size: int | None = None,
+    chunk_batches: int | None = None,
+    max_tokens: int | None = None,
+    eval_max_tokens: int | None = None,
+    pad_to_multiple_of: int | str | None = None,
+    num_workers: int = 0,
+    limit_documents: int | None = None,
+) -> None:
+    """Refuse a data module's batching settings that its loaders would reject only once training
+    has started, or would read as something else (``eval_batch_size=0`` as the default, a zero
+    padding multiple as exact lengths), naming the ``data.`` key. ``None`` means the default
+    where a setting has one; ``pad_to_multiple_of`` may also be ``"auto"``.
+
+    Raises:
+        ConfigError: a size or count below 1 (``num_workers`` below 0), or a padding multiple
+            that is neither a positive integer, ``null`` nor ``auto``.
+    """
+    settings = {
+        "batch_size": batch_size,
+        "eval_batch_size": eval_batch_size,
+        "chunk_batches": chunk_batches,
+        "max_tokens": max_tokens,
+        "eval_max_tokens": eval_max_tokens,
+        "limit_documents": limit_documents,
+    }
+    for key, value in settings.items():
+        if (value is not None or key == "batch_size") and not (
+            isinstance(value, int) and value >= 1
+        ):
+            default = "" if key == "batch_size" else " or null"
+            raise ConfigError(f"data.{key}={value}: must be a positive integer{default}")
+    if not (isinstance(num_workers, int) and num_workers >= 0):
+        raise ConfigError(f"data.num_workers={num_workers}: must be 0 (no workers) or more")
+    multiple = pad_to_multiple_of
+    if multiple not in (None, "auto") and not (isinstance(multiple, int) and multiple >= 1):
+        raise ConfigError(
+            f"data.pad_to_multiple_of={multiple!r}: must be a positive integer, null (exact "
+            "lengths) or auto"
+        )
 
 
 def loader_sampler(

@@ -23,7 +23,13 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 # Re-exported: the batching and the encoded split had their home here before.
-from bioner.data.batching import BucketBatchSampler, Collator, EpochPermutation, loader_sampler
+from bioner.data.batching import (
+    BucketBatchSampler,
+    Collator,
+    EpochPermutation,
+    check_batching,
+    loader_sampler,
+)
 from bioner.data.document import Document
 from bioner.data.encoded import EncodedSplit, predict_split
 from bioner.data.folds import check_fold, split_fold, split_inner_devel
@@ -135,8 +141,16 @@ class NERDataModule(L.LightningDataModule):
         splits: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        if limit_documents is not None and limit_documents < 1:
-            raise ValueError(f"limit_documents must be positive or null, not {limit_documents}")
+        check_batching(
+            batch_size,
+            eval_batch_size,
+            chunk_batches,
+            max_tokens,
+            eval_max_tokens,
+            pad_to_multiple_of,
+            num_workers,
+            limit_documents,
+        )
         check_fold(folds, fold)
         subset = getattr(reader, "train_subset", None)
         if folds is not None and subset is not None and subset.active:
@@ -168,11 +182,6 @@ class NERDataModule(L.LightningDataModule):
         self._splits = None if splits is None or folds is not None else list(splits)
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no padding token; bioner pads batches with it")
-        if isinstance(pad_to_multiple_of, str) and pad_to_multiple_of != "auto":
-            raise ValueError(
-                f"pad_to_multiple_of must be a positive integer, null or auto, not "
-                f"{pad_to_multiple_of!r}"
-            )
         self.pad_to_multiple_of = pad_to_multiple_of
         # The padding multiple is settled with the loaders, once the trainer's device is known.
         self.collator = Collator(tokenizer.pad_token_id, None)

@@ -27,11 +27,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from bioner.data.alignment import IGNORE_INDEX, Alignment, Feature
-from bioner.data.batching import Collator, loader_sampler
+from bioner.data.batching import Collator, check_batching, loader_sampler
 from bioner.data.document import Document
 from bioner.data.readers.base import read_text, split_lines
 from bioner.data.sentences import split_sentences
 from bioner.data.tokenize import word_ranges
+from bioner.errors import ConfigError
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
@@ -274,8 +275,18 @@ class MaskedLMDataModule(L.LightningDataModule):
             raise ValueError(f"mask_rate must be in (0, 1), not {mask_rate}")
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction}")
-        if limit_documents is not None and limit_documents < 1:
-            raise ValueError(f"limit_documents must be positive or null, not {limit_documents}")
+        if pad_to_multiple_of == "auto":
+            raise ConfigError("data.pad_to_multiple_of=auto: pretraining takes a number or null")
+        check_batching(
+            batch_size,
+            eval_batch_size,
+            chunk_batches,
+            max_tokens,
+            eval_max_tokens,
+            pad_to_multiple_of,
+            num_workers,
+            limit_documents,
+        )
         self.tokenizer = tokenizer
         self.reader = None if text_file is not None else reader
         self.text_file = None if text_file is None else Path(text_file)

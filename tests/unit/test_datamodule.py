@@ -16,7 +16,9 @@ from bioner.data.batching import BucketBatchSampler, Collator
 from bioner.data.datamodule import NERDataModule
 from bioner.data.document import Document
 from bioner.data.encoded import predict_split
+from bioner.data.mlm import MaskedLMDataModule
 from bioner.data.tags import tags_to_spans
+from bioner.errors import ConfigError
 from bioner.models.encoders import HubEncoder
 
 
@@ -301,6 +303,34 @@ def test_auto_padding_and_pinning_follow_the_trainer_device(
     assert next(iter(exact.train_dataloader()))["input_ids"].shape[1] == longest
     with pytest.raises(ValueError, match="pad_to_multiple_of"):
         NERDataModule(MemoryReader(), Alignment(), tokenizer, pad_to_multiple_of="eight")
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"batch_size": 0}, "data.batch_size=0: must be a positive integer$"),
+        # 0 was read as the default (2 * batch_size).
+        ({"eval_batch_size": 0}, r"data.eval_batch_size=0: must be a positive integer or null"),
+        ({"max_tokens": -5}, r"data.max_tokens=-5: must be a positive integer or null"),
+        ({"eval_max_tokens": 0}, r"data.eval_max_tokens=0: must be"),
+        ({"chunk_batches": 0}, r"data.chunk_batches=0: must be"),
+        ({"limit_documents": 0}, r"data.limit_documents=0: must be"),
+        ({"num_workers": -1}, r"data.num_workers=-1: must be 0"),
+        # 0 was read as exact lengths, a negative multiple made negative widths.
+        ({"pad_to_multiple_of": 0}, r"data.pad_to_multiple_of=0: must be a positive integer"),
+        ({"pad_to_multiple_of": "eight"}, r"data.pad_to_multiple_of='eight'"),
+    ],
+)
+def test_batching_settings_out_of_range_are_config_errors(
+    tokenizer, setting: dict, message: str
+) -> None:
+    """Refused when the data module is made, naming the key, not when a loader is first built
+    inside training (a traceback) or read as something else."""
+    with pytest.raises(ConfigError, match=message):
+        NERDataModule(MemoryReader(), Alignment(), tokenizer, **setting)
+    if setting.get("pad_to_multiple_of") != "eight":
+        with pytest.raises(ConfigError, match=message):
+            MaskedLMDataModule(tokenizer, text_file="unused.txt", **setting)
 
 
 @pytest.mark.parametrize(
