@@ -21,6 +21,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from bioner.cli.app import check_config
+from bioner.errors import ConfigError
 from bioner.inference.export import export_pretrained
 from bioner.runtime.checkpoints import best_checkpoint
 from bioner.runtime.finish import finish_evaluation
@@ -61,11 +62,32 @@ def start_run(cfg: DictConfig, tf32: bool = True) -> Run:
     started = time.perf_counter()
     run_dir, resolved = prepare_run_dir(cfg)
     check_config(cfg, resolved)  # before any weights load
+    check_trainer(resolved.get("trainer") or {})
     if tf32 and torch.cuda.is_available():
         # TF32 matmuls on Ampere and later: much faster, accuracy unaffected for fine-tuning.
         torch.set_float32_matmul_precision("high")
     L.seed_everything(cfg.seed, workers=True)
     return Run(run_dir, resolved, started)
+
+
+def check_trainer(trainer: dict[str, Any]) -> None:
+    """Refuse ``trainer`` settings that Lightning takes, then fails on inside the run (a
+    traceback) or trains wrongly with, naming the ``trainer.`` key.
+
+    Raises:
+        ConfigError: a negative ``gradient_clip_val`` (it would flip the gradients' sign), or
+            ``accumulate_grad_batches`` or ``check_val_every_n_epoch`` below 1.
+    """
+    clip = trainer.get("gradient_clip_val")
+    if clip is not None and not (isinstance(clip, int | float) and clip >= 0):
+        raise ConfigError(
+            f"trainer.gradient_clip_val={clip}: must be 0 or more (0 or null: no clipping); a "
+            "negative norm would flip the sign of every clipped gradient"
+        )
+    for key, blank in (("accumulate_grad_batches", ""), ("check_val_every_n_epoch", " or null")):
+        value = trainer.get(key)
+        if (value is not None or not blank) and not (isinstance(value, int) and value >= 1):
+            raise ConfigError(f"trainer.{key}={value}: must be a positive integer{blank}")
 
 
 def build_datamodule(node: DictConfig, **parts: Any) -> L.LightningDataModule:
