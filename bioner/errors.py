@@ -13,3 +13,9 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A config value, or a record file (``bioner.json``, a checkpoint's config), is wrong."""
+
+
+class FormatError(UserError, ValueError):
+    """A file format cannot hold what it is given (a PubTator id with ``|``, a character that XML
+    1.0 forbids, overlapping spans in CoNLL), or a file is not in the format it should be in (a
+    predictions file). The message names the document or the file and line, and the way out."""

@@ -38,6 +38,7 @@ from typing import Any, TextIO
 
 from bioner.data.document import GOLD_FREE_WORDS, Document, Span, flat_layer
 from bioner.data.tags import spans_to_tags
+from bioner.errors import ConfigError, FormatError
 
 log = logging.getLogger(__name__)
 
@@ -207,13 +208,13 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 try:
                     records.append(_record(line))
                 except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-                    raise ValueError(
+                    raise FormatError(
                         f"{path}:{number}: not a bioner prediction record ({err}); each line must "
                         "be a JSON object with id, text (or text_sha256) and spans "
                         "[{start, end, label}] (or [[start, end, label]])"
                     ) from err
     except (EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error) as err:
-        raise ValueError(
+        raise FormatError(
             f"{path}: not a readable predictions file ({err}); a .jsonl file must be UTF-8 JSON "
             "lines, a .jsonl.gz file the same gzipped"
         ) from err
@@ -229,7 +230,7 @@ def _word_tags(doc: Document, spans: Sequence[Span], scheme: str, what: str) -> 
         spans = flat_layer(sorted(spans)) if what == "gold" else sorted(spans)
         return spans_to_tags(doc.words, spans, scheme, snap=snap)
     except ValueError as err:
-        raise ValueError(
+        raise FormatError(
             f"document {doc.id}: {what} spans cannot be written as word tags ({err}); CoNLL "
             "needs spans on word boundaries without overlaps (JSONL has no such limit)"
         ) from err
@@ -284,7 +285,7 @@ def conll_lines(
         for i in range(lo, hi):
             word = doc.word_text(i)
             if _LINE_BREAK.search(word):
-                raise ValueError(
+                raise FormatError(
                     f"document {doc.id}: word {i} ({word!r}) holds a tab or line break, "
                     "which CoNLL cannot represent; fix the corpus tokenisation"
                 )
@@ -369,7 +370,7 @@ class PubTatorWriter(SpanWriter):
 
     def _write(self, doc: Document, spans: list[Span]) -> None:
         if re.search(r"[|\t\n\r]", doc.id) or not doc.id:
-            raise ValueError(
+            raise FormatError(
                 f"document id {doc.id!r} cannot be a PubTator id (empty, or holds '|', a tab or a "
                 "line break); give the documents plain ids or choose format=jsonl"
             )
@@ -404,7 +405,7 @@ def _xml(text: str, where: str, attribute: bool = False) -> str:
     references, since XML parsers normalise them away otherwise."""
     bad = _XML_INVALID.search(text)
     if bad:
-        raise ValueError(
+        raise FormatError(
             f"{where}: character {bad.group()!r} at {bad.start()} cannot be written in XML 1.0; "
             "use format=jsonl"
         )
@@ -475,5 +476,5 @@ _WRITERS: dict[str, type[SpanWriter]] = {
 def open_writer(output_format: str, stream: TextIO) -> SpanWriter:
     """A writer of ``output_format`` (one of :data:`OUTPUT_FORMATS`) on ``stream``."""
     if output_format not in _WRITERS:
-        raise ValueError(f"format={output_format!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
+        raise ConfigError(f"format={output_format!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
     return _WRITERS[output_format](stream)

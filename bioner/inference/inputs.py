@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bioner.data.errors import CorpusFormatError
+from bioner.errors import ConfigError
 
 INPUT_FORMATS = ("auto", "lines", "text", "folder", "jsonl", "pubtator", "pubmed")
 _PUBTATOR_HEADER = re.compile(r"([^\t|]+)\|([ta])\|(.*)\Z", re.DOTALL)
@@ -198,7 +199,7 @@ def read_pubmed(source: str | Path) -> Iterable[TextRecord]:
     """Citations of PubMed XML: a :class:`bioner.inference.pubmed.PubMedReader`, which also
     keeps the files that broke off (``failures``) for the run's summary."""
     if str(source) == "-":
-        raise ValueError("input_format=pubmed reads files (.xml, .xml.gz) or a folder, not -")
+        raise ConfigError("input_format=pubmed reads files (.xml, .xml.gz) or a folder, not -")
     from bioner.inference.pubmed import PubMedReader  # it imports this module
 
     return PubMedReader.of(source)
@@ -245,7 +246,9 @@ def read_inputs(source: str | Path, input_format: str = "auto") -> Iterable[Text
         FileNotFoundError: ``source`` does not exist.
     """
     if input_format not in INPUT_FORMATS:
-        raise ValueError(f"input_format={input_format!r}: choose one of {', '.join(INPUT_FORMATS)}")
+        raise ConfigError(
+            f"input_format={input_format!r}: choose one of {', '.join(INPUT_FORMATS)}"
+        )
     if str(source) != "-" and not Path(source).exists():
         raise FileNotFoundError(f"input {source} does not exist; give a file, a folder or -")
     if input_format == "auto":

@@ -42,16 +42,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from bioner.data.document import Document, Span
 from bioner.errors import ConfigError, UserError
-from bioner.inference.formats import OUTPUT_FORMATS, open_writer
+from bioner.inference.formats import open_writer
 from bioner.inference.inputs import (
-    INPUT_FORMATS,
     PUBMED_SUFFIXES,
     TextRecord,
     detect_format,
     read_inputs,
 )
 from bioner.inference.pubmed import Failure
-from bioner.inference.run import build_tagger, open_output, report_failures
+from bioner.inference.run import build_tagger, check_formats, open_output, report_failures
 from bioner.utils.log import get_logger
 
 log = get_logger(__name__)
@@ -93,11 +92,7 @@ def plan_shards(
         ConfigError: ``-`` or a missing input, an output that is a file, an input format that
             reads a folder as one corpus, or two inputs with one output name.
     """
-    if input_format not in INPUT_FORMATS or output_format not in OUTPUT_FORMATS:
-        raise ConfigError(
-            f"input_format={input_format!r} / format={output_format!r}: choose from "
-            f"{', '.join(INPUT_FORMATS)} / {', '.join(OUTPUT_FORMATS)}"
-        )
+    check_formats(input_format, output_format)
     if str(source) == "-" or str(output) == "-":
         raise ConfigError(
             "runner=ray reads files and writes a folder: give input=<file or folder> and "

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from bioner.errors import ConfigError
-from bioner.inference.formats import open_writer
-from bioner.inference.inputs import read_inputs
+from bioner.inference.formats import OUTPUT_FORMATS, open_writer
+from bioner.inference.inputs import INPUT_FORMATS, read_inputs
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
@@ -109,6 +109,20 @@ def report_failures(failures: Sequence[Any]) -> None:
         )
 
 
+def check_formats(input_format: str, output_format: str) -> None:
+    """Refuse an unknown ``input_format`` or ``format`` before any model loads.
+
+    Raises:
+        ConfigError: naming the key and the formats to choose from.
+    """
+    for key, value, known in (
+        ("input_format", input_format, INPUT_FORMATS),
+        ("format", output_format, OUTPUT_FORMATS),
+    ):
+        if value not in known:
+            raise ConfigError(f"{key}={value!r}: choose one of {', '.join(known)}")
+
+
 def build_tagger(cfg: DictConfig) -> Tagger:
     """The :class:`Tagger` of a ``bioner-predict`` config (``tagger``, ``postprocess``), as every
     runner builds it (the local process, each Ray actor)."""
@@ -125,6 +139,7 @@ class LocalRunner:
 
     def run(self, cfg: DictConfig) -> dict[str, Any]:
         """Tag ``cfg.input`` into ``cfg.output`` as ``bioner-predict`` configures it."""
+        check_formats(cfg.input_format, cfg.format)
         if str(cfg.output) != "-" and Path(cfg.output).is_dir():
             suffix = {"bioc": "xml"}.get(cfg.format, cfg.format)
             raise ConfigError(

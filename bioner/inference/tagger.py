@@ -161,14 +161,29 @@ class Tagger:
     ) -> None:
         if not models:
             raise ValueError("a Tagger needs at least one model")
-        if batch_size < 1 or chunk_chars < 1:
-            raise ValueError("batch_size and chunk_chars must be positive")
+        for key, value in (("batch_size", batch_size), ("chunk_chars", chunk_chars)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ConfigError(f"tagger.{key}={value}: must be a positive integer")
+        if max_tokens is not None and not (isinstance(max_tokens, int) and max_tokens >= 1):
+            raise ConfigError(f"tagger.max_tokens={max_tokens}: must be a positive integer or null")
         precision = str(precision)  # `tagger.precision=32` on the command line is an int
         if precision not in PRECISIONS:
-            raise ValueError(f"precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+            raise ConfigError(
+                f"tagger.precision={precision!r}: choose one of {', '.join(PRECISIONS)}"
+            )
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        try:
+            self.device = torch.device(device)
+        except RuntimeError:
+            raise ConfigError(
+                f"tagger.device={device!r}: choose auto, cpu, cuda or cuda:<index>"
+            ) from None
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(
+                f"tagger.device={device}: no CUDA device is visible to this PyTorch "
+                f"({torch.__version__}); use tagger.device=auto or cpu"
+            )
         self.batch_size = batch_size
         self.max_tokens = max_tokens
         self.chunk_chars = chunk_chars

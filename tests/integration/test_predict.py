@@ -133,6 +133,30 @@ def test_errors_are_clear_and_leave_no_output(exported: Path, tmp_path: Path) ->
     assert not out.exists() and not list(tmp_path.glob(".*partial"))
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        # Found while writing: the format cannot hold the document.
+        ("format=pubtator", b"document id 'a|b' cannot be a PubTator id"),
+        # Found before the model loads: settings out of range, unknown formats, no CUDA.
+        ("tagger.batch_size=0", b"tagger.batch_size=0: must be a positive integer"),
+        ("tagger.max_tokens=0", b"tagger.max_tokens=0: must be a positive integer or null"),
+        ("format=xml", b"format='xml': choose one of jsonl, pubtator, bioc, conll"),
+        ("tagger.device=gpu", b"tagger.device='gpu': choose auto, cpu, cuda or cuda:<index>"),
+    ],
+)
+def test_user_errors_are_one_message_and_exit_2(
+    exported: Path, tmp_path: Path, setting: str, message: bytes
+) -> None:
+    source = tmp_path / "ids.jsonl"
+    source.write_text('{"id": "a|b", "text": "Aspirin causes ulcers."}\n', encoding="utf-8")
+    out = tmp_path / "never.txt"
+    done = run_cli(f"model={exported}", f"input={source}", f"output={out}", setting)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert message in done.stderr and b"Traceback" not in done.stderr
+    assert not out.exists()
+
+
 def test_model_shorthand_and_composed_config(exported: Path, tmp_path: Path) -> None:
     assert _model_shorthand(["model=a", "input=-", "model_x=1"]) == [
         "tagger.folder=a",

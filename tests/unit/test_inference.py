@@ -16,6 +16,7 @@ import torch
 from bioner.data.alignment import Alignment
 from bioner.data.document import Document, Span
 from bioner.data.tokenize import word_ranges
+from bioner.errors import ConfigError
 from bioner.inference import Tagger
 from bioner.inference.export import export_pretrained
 from bioner.inference.tagger import make_document, model_folder
@@ -380,3 +381,13 @@ def test_the_readme_python_example_runs(
     first = out.splitlines()[0].split()
     assert int(first[0]) < int(first[1]) and first[3] in TYPES  # a span: start end text type
     assert re.search(r"^strict F1 0\.\d{4}, Chemical 0\.\d{4}$", out, flags=re.M)
+
+
+def test_asking_for_cuda_without_a_cuda_device_is_a_config_error(
+    exported: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(ConfigError, match=f"tagger.device={device}: no CUDA device"):
+            Tagger.load(exported, device=device)
+    assert Tagger.load(exported, device="auto").device.type == "cpu"
