@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bioner.data.tags import entity_types_of
-from bioner.errors import ConfigError, UserError
+from bioner.errors import ConfigError, FormatError, UserError
 from bioner.evaluation.label_sets import LabelSets
 from bioner.preprocess import Preprocessor
 from bioner.utils.log import get_logger
@@ -83,6 +83,7 @@ def read_checkpoint(ckpt_path: str | Path, trust: bool = False) -> dict[str, Any
         FileNotFoundError: no such file.
         UntrustedCheckpointError: without ``trust``, the file holds pickled objects.
         ConfigError: the checkpoint was not written by ``bioner-train``.
+        FormatError: the file is not a checkpoint (not a ``torch.save`` zip file, or cut short).
     """
     path = Path(ckpt_path)
     if not path.is_file():
@@ -99,7 +100,15 @@ def read_checkpoint(ckpt_path: str | Path, trust: bool = False) -> dict[str, Any
             f"would run as code ({first_line}). bioner-train's checkpoints hold none; if you "
             "trust where this one came from, pass trust_checkpoint=true"
         ) from err
-    if "bioner_config" not in checkpoint:
+    except (RuntimeError, EOFError, OSError) as err:
+        # Not a zip-format torch.save file (a text file, a legacy or truncated checkpoint).
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise FormatError(
+            f"{path} is not a checkpoint that bioner can read ({first_line}); pass the .ckpt "
+            "file that bioner-train wrote, ckpt_path=<run>/checkpoints/best.ckpt, or its run "
+            "folder"
+        ) from err
+    if not isinstance(checkpoint, dict) or "bioner_config" not in checkpoint:
         raise ConfigError(
             f"{path} holds no bioner config (not written by bioner-train); evaluate it with the "
             "train entry point instead: bioner-train train=false ckpt_path=... with the model "

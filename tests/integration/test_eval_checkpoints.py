@@ -10,8 +10,10 @@ import torch
 from test_train import compose
 
 from bioner.config import compose_config
+from bioner.errors import ConfigError, FormatError
 from bioner.eval import evaluate_checkpoint
 from bioner.runtime import UntrustedCheckpointError
+from bioner.runtime.checkpoints import read_checkpoint
 from bioner.train import train
 
 
@@ -93,6 +95,22 @@ def test_a_checkpoint_config_may_name_only_bioner_classes(checkpoint: Path, tmp_
         with pytest.raises(ValueError, match="torch.load"):
             evaluate(path, tmp_path / node)
         assert not marker.exists()
+
+
+def test_a_file_that_is_not_a_bioner_checkpoint_is_a_user_error(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint\n", encoding="utf-8")
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(checkpoint.read_bytes()[:100_000])  # a copy that stopped part way
+    for path in (text, cut):
+        with pytest.raises(FormatError, match=f"{path.name} is not a checkpoint that bioner"):
+            read_checkpoint(path)
+    tensor = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), tensor)
+    with pytest.raises(ConfigError, match="holds no bioner config"):
+        read_checkpoint(tensor)
 
 
 def test_a_corpus_with_fewer_types_is_scored_on_the_shared_ones(
