@@ -272,9 +272,9 @@ class MaskedLMDataModule(L.LightningDataModule):
                 "language modelling; choose a BERT-style encoder"
             )
         if not 0.0 < mask_rate < 1.0:
-            raise ValueError(f"mask_rate must be in (0, 1), not {mask_rate}")
+            raise ConfigError(f"data.mask_rate={mask_rate}: must be in (0, 1) (e.g. 0.15)")
         if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction}")
+            raise ConfigError(f"data.val_fraction={val_fraction}: must be in [0, 1) (e.g. 0.05)")
         if pad_to_multiple_of == "auto":
             raise ConfigError("data.pad_to_multiple_of=auto: pretraining takes a number or null")
         check_batching(

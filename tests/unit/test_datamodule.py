@@ -334,6 +334,21 @@ def test_batching_settings_out_of_range_are_config_errors(
 
 
 @pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"mask_rate": 0.0}, r"data.mask_rate=0.0: must be in \(0, 1\)"),
+        ({"val_fraction": 1.0}, r"data.val_fraction=1.0: must be in \[0, 1\)"),
+        ({"pad_to_multiple_of": "auto"}, r"data.pad_to_multiple_of=auto: pretraining takes"),
+    ],
+)
+def test_masking_settings_out_of_range_are_config_errors(
+    tokenizer, setting: dict, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        MaskedLMDataModule(tokenizer, text_file="unused.txt", **setting)
+
+
+@pytest.mark.parametrize(
     "model_types", [["Disease", "Chemical"], ["Chemical"], ["Chemical", "Disease", "Gene"]]
 )
 def test_gold_labels_take_a_given_models_ids_by_name(tokenizer, model_types: list[str]) -> None:
