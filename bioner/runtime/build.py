@@ -62,7 +62,7 @@ def start_run(cfg: DictConfig, tf32: bool = True) -> Run:
     started = time.perf_counter()
     run_dir, resolved = prepare_run_dir(cfg)
     check_config(cfg, resolved)  # before any weights load
-    check_trainer(resolved.get("trainer") or {})
+    check_run_settings(resolved)
     if tf32 and torch.cuda.is_available():
         # TF32 matmuls on Ampere and later: much faster, accuracy unaffected for fine-tuning.
         torch.set_float32_matmul_precision("high")
@@ -70,14 +70,19 @@ def start_run(cfg: DictConfig, tf32: bool = True) -> Run:
     return Run(run_dir, resolved, started)
 
 
-def check_trainer(trainer: dict[str, Any]) -> None:
-    """Refuse ``trainer`` settings that Lightning takes, then fails on inside the run (a
-    traceback) or trains wrongly with, naming the ``trainer.`` key.
+def check_run_settings(resolved: dict[str, Any]) -> None:
+    """Refuse run settings that Lightning takes, then fails on inside the run (a traceback),
+    trains wrongly with, or that fail only when the run is scored at its end, naming the key.
+
+    Args:
+        resolved: the run's resolved config.
 
     Raises:
-        ConfigError: a negative ``gradient_clip_val`` (it would flip the gradients' sign), or
-            ``accumulate_grad_batches`` or ``check_val_every_n_epoch`` below 1.
+        ConfigError: a negative ``trainer.gradient_clip_val`` (it would flip the gradients'
+            sign), ``trainer.accumulate_grad_batches`` or ``trainer.check_val_every_n_epoch``
+            below 1, or a negative ``bootstrap_samples``.
     """
+    trainer = resolved.get("trainer") or {}
     clip = trainer.get("gradient_clip_val")
     if clip is not None and not (isinstance(clip, int | float) and clip >= 0):
         raise ConfigError(
@@ -88,6 +93,11 @@ def check_trainer(trainer: dict[str, Any]) -> None:
         value = trainer.get(key)
         if (value is not None or not blank) and not (isinstance(value, int) and value >= 1):
             raise ConfigError(f"trainer.{key}={value}: must be a positive integer{blank}")
+    samples = resolved.get("bootstrap_samples")
+    if samples is not None and not (isinstance(samples, int) and samples >= 0):
+        raise ConfigError(
+            f"bootstrap_samples={samples}: must be 0 (no confidence intervals) or more, e.g. 1000"
+        )
 
 
 def build_datamodule(node: DictConfig, **parts: Any) -> L.LightningDataModule:

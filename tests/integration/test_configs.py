@@ -19,7 +19,7 @@ from bioner.config import CONFIG_DIR, compose_config
 from bioner.data.readers import CorpusReader
 from bioner.errors import ConfigError
 from bioner.runtime import instantiate_callbacks, instantiate_loggers, prepare_run_dir, start_run
-from bioner.runtime.build import check_trainer
+from bioner.runtime.build import check_run_settings
 from bioner.utils import cpu_has_native_bf16, resolve_precision, tagging_precision
 from bioner.utils import precision as precision_module
 from bioner.utils.callbacks import ReseedEachBatch, Throughput
@@ -71,7 +71,7 @@ def test_every_trainer_config_composes(trainer: str, tmp_path: Path) -> None:
     cfg = compose(tmp_path, f"trainer={trainer}")
     assert cfg.trainer.precision == "auto"
     assert cfg.trainer.use_distributed_sampler is False
-    check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
+    check_run_settings(OmegaConf.to_container(cfg, resolve=True))
 
 
 @pytest.mark.parametrize(
@@ -82,14 +82,18 @@ def test_every_trainer_config_composes(trainer: str, tmp_path: Path) -> None:
         # Lightning fails inside the run (ZeroDivisionError).
         ("trainer.accumulate_grad_batches=0", r"trainer.accumulate_grad_batches=0: must be a"),
         ("trainer.check_val_every_n_epoch=0", r"trainer.check_val_every_n_epoch=0: must be a"),
+        # Read when the run is scored, after training.
+        ("bootstrap_samples=-1", r"bootstrap_samples=-1: must be 0"),
     ],
 )
-def test_trainer_settings_that_lightning_fails_on_later_stop_the_run_at_once(
+def test_run_settings_that_would_fail_later_stop_the_run_at_once(
     tmp_path: Path, override: str, message: str
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         start_run(compose(tmp_path, override))
-    check_trainer({"gradient_clip_val": None, "accumulate_grad_batches": 2})  # null: no clipping
+    # null: no clipping; 0: no intervals.
+    check_run_settings({"trainer": {"gradient_clip_val": None, "accumulate_grad_batches": 2}})
+    check_run_settings({"trainer": {"accumulate_grad_batches": 1}, "bootstrap_samples": 0})
 
 
 @pytest.mark.parametrize("trainer", ["cpu", "ddp_sim"])

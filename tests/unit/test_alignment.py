@@ -16,6 +16,7 @@ from bioner.data.alignment import (
     subword_tags,
 )
 from bioner.data.document import Document, Span
+from bioner.errors import ConfigError
 from bioner.models.encoders import PackagedEncoder
 
 TYPES = ["Chemical", "Disease"]
@@ -293,7 +294,7 @@ def test_configuration_errors(tokenizer) -> None:
     doc = make_doc([["Aspirin", "kills"]], [(0, 0, 1, "Drug")])
     with pytest.raises(ValueError, match="'Drug'"):
         Alignment().encode(doc, tokenizer, {t: i for i, t in enumerate(Alignment().labels(TYPES))})
-    with pytest.raises(ValueError, match="no room"):
+    with pytest.raises(ConfigError, match="alignment.max_length=2 leaves no room"):
         Alignment(max_length=2).encode(doc, tokenizer)
     unlimited = PackagedEncoder().load_tokenizer()
     unlimited.model_max_length = int(1e30)

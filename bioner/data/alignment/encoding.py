@@ -14,6 +14,7 @@ from bioner.data.alignment.feature import IGNORE_INDEX, UNSET_MAX_LENGTH, Featur
 from bioner.data.alignment.labels import SubwordLabels, layer_label_ids
 from bioner.data.alignment.windows import plan_windows
 from bioner.data.document import Document
+from bioner.errors import ConfigError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -83,9 +84,11 @@ def encode_many(
     prefix, suffix = special_tokens(tokenizer)
     size = resolve_max_length(alignment, tokenizer) - len(prefix) - len(suffix)
     if size < 1:
-        raise ValueError(
-            f"alignment max_length {resolve_max_length(alignment, tokenizer)} leaves no room "
-            f"for sub-words next to the tokenizer's {len(prefix) + len(suffix)} special tokens"
+        specials = len(prefix) + len(suffix)
+        raise ConfigError(
+            f"alignment.max_length={resolve_max_length(alignment, tokenizer)} leaves no room "
+            f"for sub-words next to the tokenizer's {specials} special tokens; give more than "
+            f"{specials}, or null for the encoder's own limit"
         )
     unk = tokenizer.unk_token_id
     batch = tokenizer(
