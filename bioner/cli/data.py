@@ -136,6 +136,8 @@ def augment(cfg: DictConfig) -> dict[str, Any]:
             "bioner-data augment needs an augmentation: augmentation=mix (or mention_replacement, "
             "synonym, token_replacement, shuffle, noise, back_translation; see conf/augmentation)"
         )
+    if not (isinstance(cfg.n, int) and cfg.n >= 1):
+        raise ConfigError(f"n={cfg.n}: must be a positive integer (sentences to show), e.g. n=5")
     reader = _reader(cfg)
     (augmentation,) = instantiate_callbacks(None, cfg.augmentation)
     augmentation.fit(reader.load("train"))

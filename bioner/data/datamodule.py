@@ -247,7 +247,7 @@ class NERDataModule(L.LightningDataModule):
             docs = self._corpus_split(split)
             return docs if split == "train" else self._evaluation_documents(docs)
         if split not in STAGE_SPLITS["fit"] + STAGE_SPLITS["test"]:
-            raise ValueError(f"unknown split {split!r}; choose one of train, devel, test")
+            raise ConfigError(f"unknown split {split!r}; choose one of train, devel, test")
         if self._fold_docs is None:
             pooled = self._corpus_split("train") + self._corpus_split("devel")
             rest, held_out = split_fold(pooled, self.folds, self.fold)

@@ -77,6 +77,21 @@ def test_augment_without_an_augmentation_says_which_to_choose(iob, capsys):
     assert "augmentation=mix" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("split=dev", "unknown split 'dev'; choose one of train, devel, test"),
+        ("n=-2", "n=-2: must be a positive integer"),
+    ],
+)
+def test_augment_settings_out_of_range_are_one_message(iob, capsys, setting, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["augment", *iob, "augmentation=noise", setting])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
 def test_missing_corpus_says_how_to_point_at_it(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["stats", "dataset=ncbi_disease", f"paths.data_dir={tmp_path}"])

@@ -13,6 +13,7 @@ from bioner.data.errors import CorpusFormatError
 from bioner.data.readers import CorpusNotFoundError, IOBReader
 from bioner.data.stats import corpus_stats, stats_table
 from bioner.data.tags import spans_to_tags
+from bioner.errors import ConfigError
 
 CLEAN = "Aspirin\tB-Chemical\nhelps\tO\n.\tO\n\n"
 
@@ -237,7 +238,7 @@ def test_load_is_cached_and_checks_its_arguments(tmp_path: Path) -> None:
     first = r.load("train")
     (folder / "train.tsv").unlink()
     assert r.load("train") == first
-    with pytest.raises(ValueError, match="unknown split"):
+    with pytest.raises(ConfigError, match="unknown split"):
         r.load("dev")
     with pytest.raises(ValueError, match="scheme"):
         IOBReader("x", folder, scheme="BIO")

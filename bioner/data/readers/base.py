@@ -22,7 +22,7 @@ from bioner.data.errors import CorpusFormatError
 from bioner.data.filters import DocumentFilter
 from bioner.data.splits import RatioSplit
 from bioner.data.subsets import TrainSubset
-from bioner.errors import UserError
+from bioner.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class CorpusReader(ABC):
             CorpusFormatError: a file cannot be read as it stands.
         """
         if split not in self.splits:
-            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(self.splits)}")
+            raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(self.splits)}")
         if split not in self._cache:
             if self.ratio_split is None:
                 docs = self._read_source(split)
