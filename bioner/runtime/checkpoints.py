@@ -67,6 +67,44 @@ def training_config(ckpt_path: str | Path, trust: bool = False) -> DictConfig:
     return stored_config(read_checkpoint(ckpt_path, trust), ckpt_path, trust)
 
 
+def load_checkpoint_file(ckpt_path: str | Path, trust: bool = False) -> Any:
+    """The content of a ``torch.save`` file, memory-mapped (tensors are read when used).
+
+    Args:
+        ckpt_path: the file.
+        trust: unpickle it (``torch.load(weights_only=False)``, which runs whatever code a
+            crafted file holds); without it only tensors and plain containers are read.
+
+    Raises:
+        FileNotFoundError: no such file.
+        UntrustedCheckpointError: without ``trust``, the file holds pickled objects.
+        FormatError: the file is not a checkpoint (not a ``torch.save`` zip file, or cut short).
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist; pass ckpt_path=<run>/checkpoints/best.ckpt"
+        )
+    # mmap: only the small entries are read, not the weights.
+    try:
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=not trust)
+    except pickle.UnpicklingError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UntrustedCheckpointError(
+            f"{path} holds pickled objects beyond tensors and plain containers, which loading "
+            f"would run as code ({first_line}). bioner-train's checkpoints hold none; if you "
+            "trust where this one came from, bioner-eval reads it with trust_checkpoint=true"
+        ) from err
+    except (RuntimeError, EOFError, OSError) as err:
+        # Not a zip-format torch.save file (a text file, a legacy or truncated checkpoint).
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise FormatError(
+            f"{path} is not a checkpoint that bioner can read ({first_line}); it needs a file "
+            "that torch.save wrote in full, such as the .ckpt files bioner-train writes into "
+            "<run>/checkpoints/"
+        ) from err
+
+
 def read_checkpoint(ckpt_path: str | Path, trust: bool = False) -> dict[str, Any]:
     """A checkpoint of ``bioner-train``, memory-mapped: the small entries (config, data module
     state) are read, the weights only when used.
@@ -80,34 +118,12 @@ def read_checkpoint(ckpt_path: str | Path, trust: bool = False) -> dict[str, Any
             data module and readers (:func:`stored_config`).
 
     Raises:
-        FileNotFoundError: no such file.
-        UntrustedCheckpointError: without ``trust``, the file holds pickled objects.
+        FileNotFoundError, UntrustedCheckpointError, FormatError: see
+            :func:`load_checkpoint_file`.
         ConfigError: the checkpoint was not written by ``bioner-train``.
-        FormatError: the file is not a checkpoint (not a ``torch.save`` zip file, or cut short).
     """
     path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"checkpoint {path} does not exist; pass ckpt_path=<run>/checkpoints/best.ckpt"
-        )
-    # mmap: only the small config is read, not the weights.
-    try:
-        checkpoint = torch.load(path, map_location="cpu", mmap=True, weights_only=not trust)
-    except pickle.UnpicklingError as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UntrustedCheckpointError(
-            f"{path} holds pickled objects beyond tensors and plain containers, which loading "
-            f"would run as code ({first_line}). bioner-train's checkpoints hold none; if you "
-            "trust where this one came from, pass trust_checkpoint=true"
-        ) from err
-    except (RuntimeError, EOFError, OSError) as err:
-        # Not a zip-format torch.save file (a text file, a legacy or truncated checkpoint).
-        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise FormatError(
-            f"{path} is not a checkpoint that bioner can read ({first_line}); pass the .ckpt "
-            "file that bioner-train wrote, ckpt_path=<run>/checkpoints/best.ckpt, or its run "
-            "folder"
-        ) from err
+    checkpoint = load_checkpoint_file(path, trust)
     if not isinstance(checkpoint, dict) or "bioner_config" not in checkpoint:
         raise ConfigError(
             f"{path} holds no bioner config (not written by bioner-train); evaluate it with the "
@@ -233,11 +249,15 @@ def eval_dataset(cfg: DictConfig, trained: DictConfig) -> DictConfig:
 
 def resolve_ckpt_path(ckpt_path: str | None, trainer: L.Trainer) -> str | None:
     """``last`` -> ``last.ckpt`` in the run's checkpoint folder, which must exist; else unchanged.
+    The file is checked before Lightning loads it (:func:`load_checkpoint_file`): a checkpoint
+    cut short by a killed run is one message, not a traceback from inside Lightning.
 
     Lightning would silently start from scratch when ``last`` finds nothing; resuming the wrong
     folder deserves an error instead.
     """
     if ckpt_path != "last":
+        if ckpt_path is not None:
+            load_checkpoint_file(ckpt_path)
         return ckpt_path
     folders = {Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if cb.dirpath}
     found = [folder / "last.ckpt" for folder in sorted(folders) if (folder / "last.ckpt").is_file()]
@@ -247,6 +267,7 @@ def resolve_ckpt_path(ckpt_path: str | None, trainer: L.Trainer) -> str | None:
             f"ckpt_path=last: no last.ckpt in {where}. To continue a run, pass its folder too: "
             "run_dir=<run folder> ckpt_path=last (or give ckpt_path=<path to a .ckpt>)"
         )
+    load_checkpoint_file(found[0])
     return str(found[0])
 
 

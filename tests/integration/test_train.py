@@ -23,6 +23,7 @@ from bioner.config import CONFIG_DIR, compose_config
 from bioner.data.alignment import Alignment
 from bioner.data.document import Document
 from bioner.data.readers import CorpusNotFoundError
+from bioner.errors import FormatError
 from bioner.eval import evaluate_checkpoint
 from bioner.inference import Tagger
 from bioner.inference.formats import read_jsonl
@@ -377,6 +378,16 @@ def test_early_stopping_ends_a_run_whose_devel_f1_stops_improving(
     training = train(cfg)["training"]
     assert training["stop_reason"].startswith("early stopping"), training
     assert training["epochs"] == 2
+
+
+def test_resuming_from_a_checkpoint_cut_short_is_a_user_error(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    cfg = compose(tmp_path, tiny_model_dir, f"paths.data_dir={shared_data}", "ckpt_path=last")
+    with pytest.raises(FormatError, match="last.ckpt is not a checkpoint that bioner can read"):
+        train(cfg)
 
 
 def test_missing_corpus_stops_before_any_model_is_loaded(
