@@ -166,11 +166,42 @@ def config_keys(cfg: Mapping[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
+# Names that people coming from Hugging Face's TrainingArguments and run_ner.py type, and
+# bioner's overrides for them, the first one that the running script's config has suggested.
+OTHER_NAMES: dict[str, tuple[str, ...]] = {
+    "learning_rate": ("module.lr",),
+    "epochs": ("trainer.max_epochs",),
+    "num_train_epochs": ("trainer.max_epochs",),
+    "per_device_train_batch_size": ("data.batch_size", "tagger.batch_size"),
+    "per_device_eval_batch_size": ("data.eval_batch_size", "tagger.batch_size"),
+    "gradient_accumulation_steps": ("trainer.accumulate_grad_batches",),
+    "max_grad_norm": ("trainer.gradient_clip_val",),
+    "logging_steps": ("trainer.log_every_n_steps",),
+    "output_dir": ("run_dir", "output"),
+    "model_name_or_path": ("model.name_or_path",),
+    "max_seq_length": ("alignment.max_length",),
+    "resume_from_checkpoint": ("ckpt_path",),
+    "checkpoint": ("ckpt_path",),
+    "do_train": ("train",),
+    "do_eval": ("test",),
+    "do_predict": ("test",),
+    "fp16": ("trainer.precision=16-mixed",),
+    "bf16": ("trainer.precision=bf16-mixed", "tagger.precision=bf16"),
+    "label_all_tokens": ("alignment.label_strategy=all",),
+    "dataset_name": ("dataset=<name>",),
+    "report_to": ("logger=<name>",),
+}
+
+
 def did_you_mean(key: str, candidates: Iterable[str]) -> str:
     """`` Did you mean X?`` for the closest of ``candidates`` to ``key``, or ``""``."""
+    everything = [c for c in dict.fromkeys(candidates) if c != key]
+    for other in OTHER_NAMES.get(key, ()):
+        if other.split("=")[0] in everything:
+            return f" Did you mean {other}? (bioner's name for {key})"
     # Keys as deep as `key` (module.lrr -> module.lr, not module), never `key` itself.
     depth = key.count(".")
-    candidates = [c for c in dict.fromkeys(candidates) if c != key and c.count(".") == depth]
+    candidates = [c for c in everything if c.count(".") == depth]
     # A cut-off name (dataset=bc5) first, then spelling slips (atack).
     close = [c for c in candidates if c.startswith(key)][:2]
     close = close or difflib.get_close_matches(key, candidates, n=2, cutoff=0.7)
@@ -179,6 +210,9 @@ def did_you_mean(key: str, candidates: Iterable[str]) -> str:
         parent, last = key.rsplit(".", 1)
         siblings = [c.rsplit(".", 1)[1] for c in candidates if c.startswith(f"{parent}.")]
         close = [f"{parent}.{m}" for m in difflib.get_close_matches(last, siblings, n=2)]
+    if not close and "." not in key:
+        # A key of that name one group down (lr -> module.lr, batch_size -> data.batch_size).
+        close = [c for c in everything if c.count(".") == 1 and c.endswith(f".{key}")][:2]
     if not close:
         return ""
     return " Did you mean " + " or ".join(close) + "?"

@@ -80,6 +80,30 @@ def test_hydra_errors_get_a_suggestion_from_the_config() -> None:
     assert did_you_mean("zzz", ["attack"]) == ""
 
 
+@pytest.mark.parametrize(
+    ("config", "override", "suggestion"),
+    [
+        # Hugging Face TrainingArguments / run_ner.py names.
+        ("train", "learning_rate=1e-4", "module.lr? (bioner's name for learning_rate)"),
+        ("train", "num_train_epochs=3", "trainer.max_epochs?"),
+        ("train", "output_dir=out", "run_dir?"),
+        ("train", "fp16=true", "trainer.precision=16-mixed?"),
+        ("eval", "checkpoint=x.ckpt", "ckpt_path?"),
+        # The first of bioner's names that this script has.
+        ("predict", "output_dir=out", "output?"),
+        ("predict", "per_device_eval_batch_size=8", "tagger.batch_size?"),
+        # A key of that name one group down.
+        ("train", "lr=1e-4", "module.lr?"),
+        ("train", "batch_size=16", "data.batch_size?"),
+    ],
+)
+def test_names_from_elsewhere_get_bioner_s_key(config: str, override: str, suggestion: str) -> None:
+    key = override.split("=")[0]
+    msg = f"Could not override '{key}'.\nKey '{key}' is not in struct"
+    base = {"predict": ["model=x", "input=-", "output=-"]}.get(config, ["model=tiny"])
+    assert f"Did you mean {suggestion}" in suggest_for_hydra_error(msg, config, [*base, override])
+
+
 def test_run_dir_is_hydra_s_output_folder_too() -> None:
     assert with_run_dir(["run_dir=out", "seed=1"]) == ["run_dir=out", "seed=1", "hydra.run.dir=out"]
     assert with_run_dir(["seed=1"]) == ["seed=1"]
