@@ -167,7 +167,7 @@ def config_keys(cfg: Mapping[str, Any], prefix: str = "") -> list[str]:
 
 
 # Names that people coming from Hugging Face's TrainingArguments and run_ner.py type, and
-# bioner's overrides for them, the first one that the running script's config has suggested.
+# bioner's overrides for them: the first whose key the running script's config has is suggested.
 OTHER_NAMES: dict[str, tuple[str, ...]] = {
     "learning_rate": ("module.lr",),
     "epochs": ("trainer.max_epochs",),
