@@ -61,11 +61,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="allow runs of different datasets in one row (only with a --group-by without dataset)",
     )
-    parser.add_argument("--bootstrap-samples", type=int, default=1000)
+    parser.add_argument(
+        "--bootstrap-samples", type=int, default=1000, help="samples of the paired bootstrap"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the paired bootstrap")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     parser.add_argument("--debug", action="store_true", help="full tracebacks of input errors")
     args = parser.parse_args(argv)
+    if args.bootstrap_samples < 1:
+        parser.error(f"--bootstrap-samples must be positive, not {args.bootstrap_samples}")
     if args.out is None:
         if len(args.paths) != 1:
             parser.error("--out is required with more than one path")

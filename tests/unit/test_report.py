@@ -256,6 +256,17 @@ def test_clear_errors_for_missing_paths_and_folders_without_runs(tmp_path: Path)
         find_runs([run])
 
 
+@pytest.mark.parametrize("samples", ["0", "-5"])
+def test_bootstrap_samples_must_be_positive(
+    tmp_path: Path, capsys: pytest.CaptureFixture, samples: str
+) -> None:
+    # Accepted before, then a ValueError from the bootstrap once a baseline was compared.
+    with pytest.raises(SystemExit) as done:
+        main([str(tmp_path), "--bootstrap-samples", samples])
+    assert done.value.code == 2
+    assert f"--bootstrap-samples must be positive, not {samples}" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------- settings
 
 
