@@ -316,7 +316,7 @@ def test_auto_padding_and_pinning_follow_the_trainer_device(
         ({"chunk_batches": 0}, r"data.chunk_batches=0: must be"),
         ({"limit_documents": 0}, r"data.limit_documents=0: must be"),
         ({"num_workers": -1}, r"data.num_workers=-1: must be 0"),
-        # 0 was read as exact lengths, a negative multiple made negative widths.
+        # 0 was read as exact lengths; a negative multiple made widths shorter than the sentences.
         ({"pad_to_multiple_of": 0}, r"data.pad_to_multiple_of=0: must be a positive integer"),
         ({"pad_to_multiple_of": "eight"}, r"data.pad_to_multiple_of='eight'"),
     ],
