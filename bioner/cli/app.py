@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import json
 import logging
 import os
 import re
@@ -228,9 +229,10 @@ def _target(node: Mapping[str, Any]) -> Any:
     return _locate(str(node["_target_"]))
 
 
-def _numeric_hint(fn: Any, name: str) -> str | None:
-    """``"a number"``/``"an integer"`` when parameter ``name`` of ``fn`` takes only numbers
-    (and ``None``); else ``None`` (the value is not checked)."""
+def _numeric_hint(fn: Any, name: str) -> tuple[str, bool] | None:
+    """``("a number", takes_none)``/``("an integer", takes_none)`` when parameter ``name`` of
+    ``fn`` takes only numbers (and ``None`` where ``takes_none``); else ``None`` (the value is
+    not checked)."""
     init = fn.__init__ if inspect.isclass(fn) else fn
     try:
         hint = typing.get_type_hints(init).get(name)
@@ -246,14 +248,22 @@ def _numeric_hint(fn: Any, name: str) -> str | None:
         names = tuple(sorted(words - {"None"}))
         if not names or not set(names) <= {"int", "float"}:
             return None
-        return "an integer" if names == ("int",) else "a number"
+        return ("an integer" if names == ("int",) else "a number"), "None" in words
     if hint is None:
         return None
     members = typing.get_args(hint) if _is_union(hint) else (hint,)
-    members = tuple(m for m in members if m is not type(None))
-    if not members or not all(m in _NUMBERS for m in members):
+    numbers = tuple(m for m in members if m is not type(None))
+    if not numbers or not all(m in _NUMBERS for m in numbers):
         return None
-    return "an integer" if members == (int,) else "a number"
+    return ("an integer" if numbers == (int,) else "a number"), len(numbers) < len(members)
+
+
+def _numeric_mismatch(value: Any, need: str, takes_none: bool) -> bool:
+    """Whether ``value`` is not what :func:`_numeric_hint` asks for (``true`` is no number)."""
+    if value is None:
+        return not takes_none
+    kinds = (int,) if need == "an integer" else _NUMBERS
+    return isinstance(value, bool) or not isinstance(value, kinds)
 
 
 def _is_union(hint: Any) -> bool:
@@ -284,11 +294,15 @@ def _check_node(node: Mapping[str, Any], where: str) -> None:
                 f"{where}.{key}: {node['_target_']} has no parameter {key!r}."
                 f"{did_you_mean(f'{where}.{key}', names)}"
             )
-        need = _numeric_hint(fn, key)
-        if need and isinstance(value, str):
-            raise ConfigError(f"{where}.{key}={value!r} must be {need}")
-        if isinstance(value, Mapping) and "_target_" in value:
-            _check_node(value, f"{where}.{key}")
+        hint = _numeric_hint(fn, key)
+        if hint and _numeric_mismatch(value, *hint):
+            need, takes_none = hint
+            # As an override writes it: null, true, 2.5, 'ten'.
+            shown = json.dumps(value) if value is None or isinstance(value, bool) else repr(value)
+            raise ConfigError(f"{where}.{key}={shown} must be {need}{' or null' * takes_none}")
+        for i, item in enumerate(value if isinstance(value, list) else [value]):
+            if isinstance(item, Mapping) and "_target_" in item:
+                _check_node(item, f"{where}.{key}" + (f".{i}" if isinstance(value, list) else ""))
 
 
 def _walk(node: Any, where: str) -> None:

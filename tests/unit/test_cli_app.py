@@ -65,6 +65,31 @@ def test_mistakes_are_caught_before_anything_is_built(override: str, message: st
 
 
 @pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # A float, a list or a bool where an integer goes: PGD once ran 2.5 steps without a word.
+        (["attack=pgd", "attack.steps=2.5"], r"attack.steps=2.5 must be an integer$"),
+        (["attack=pgd", "attack.steps=[1,2]"], r"attack.steps=\[1, 2\] must be an integer$"),
+        (["attack=pgd", "attack.steps=true"], r"attack.steps=true must be an integer$"),
+        # null where the parameter takes no None; `or null` said where it does.
+        (["attack=pgd", "attack.epsilon=null"], r"attack.epsilon=null must be a number$"),
+        (["attack=pgd", "attack.alpha=x"], r"attack.alpha='x' must be a number or null$"),
+        # Inside a list of nodes (augmentation=mix), named as an override writes it.
+        (
+            ["augmentation=mix", "augmentation.transform.transforms.1.rate=x"],
+            r"augmentation.transform.transforms.1.rate='x' must be a number$",
+        ),
+    ],
+)
+def test_values_of_the_wrong_kind_are_caught_before_anything_is_built(
+    overrides: list[str], message: str
+) -> None:
+    cfg = compose_config("train", [*TRAIN, *overrides])
+    with pytest.raises(ConfigError, match=message):
+        check_config(cfg, overrides=overrides)
+
+
+@pytest.mark.parametrize(
     "override", ["+trainer.limit_train_batches=2", "+attack=pgd", "+callbacks.extra.x=1"]
 )
 def test_added_keys_that_are_read_pass(override: str) -> None:
