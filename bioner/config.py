@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig
+
+from bioner.errors import ConfigError, UserError
 
 # Inside the package, so that a wheel carries the configs (package data, see pyproject.toml).
 # A user's own config folder joins them through Hydra's search path: `--config-dir my_conf` on
@@ -32,16 +37,80 @@ def named_entries(group: Mapping[str, Any] | None, group_name: str) -> list[tupl
     ``logger``, ``postprocess``), in order; entries set to null are switched off.
 
     Raises:
-        ValueError: an entry is neither null nor a ``_target_`` node.
+        ConfigError: an entry is neither null nor a ``_target_`` node.
     """
     out = []
     for name, node in (group or {}).items():
         if node is None:
             continue
         if not isinstance(node, Mapping) or "_target_" not in node:
-            raise ValueError(
+            raise ConfigError(
                 f"{group_name} entry {name!r} is not a `_target_` node: give it a `_target_` or "
                 f"set it to null ({group_name}.{name}=null) to switch it off"
             )
         out.append((str(name), node))
     return out
+
+
+def instantiate_entries(group: Mapping[str, Any] | None, group_name: str) -> list[Any]:
+    """The objects of the switched-on entries of ``group`` (see :func:`named_entries`), each
+    built by :func:`instantiate_node` under the key ``<group_name>.<entry>``."""
+    return [
+        instantiate_node(node, f"{group_name}.{name}")
+        for name, node in named_entries(group, group_name)
+    ]
+
+
+def instantiate_node(node: Any, key: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate(node, **kwargs)`` for the config node at ``key`` (``attack``,
+    ``callbacks.early_stopping``), where a constructor's complaint about a value reaches the user
+    as a :class:`~bioner.errors.ConfigError` that names the key.
+
+    Constructors check their arguments with ``ValueError`` ("steps must be at least 1, not 0");
+    Hydra wraps it as "Error in call to target 'bioner.attacks.adversaries.PGD': ValueError(...)",
+    whose ``full_key`` is relative to ``node`` where ``node`` is a plain container. The message
+    here is ``attack: steps must be at least 1, not 0`` (``augmentation.transform: ...`` for a
+    nested node). A :class:`~bioner.errors.UserError` inside (a missing corpus file, a
+    ``ConfigError`` naming its key already) passes through as it is.
+    """
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if not isinstance(cause, ValueError) or isinstance(cause, UserError):
+            raise
+        found = re.search(r"^full_key: (\S+)$", str(err), flags=re.MULTILINE)
+        where = _join_key(node, key, found.group(1) if found else "")
+        message = str(cause)
+        if not re.match(rf"{re.escape(key.split('.')[0])}\b", message):  # else named already
+            message = f"{where}: {message}"
+        raise ConfigError(message) from cause
+
+
+def _join_key(node: Any, key: str, full_key: str) -> str:
+    """``key`` extended by Hydra's ``full_key`` (absolute for a node attached to the whole
+    config, relative to ``node`` for a plain container), as an override writes it."""
+    if full_key == key or full_key.startswith(f"{key}."):
+        full_key = full_key[len(key) + 1 :]
+    path = _override_path(node, full_key) if full_key else ""
+    return ".".join(part for part in (key, path) if part)
+
+
+def _override_path(node: Any, full_key: str) -> str:
+    """A relative ``full_key`` of Hydra's as an override writes it: Hydra joins a list index to
+    its key (``transforms0`` for ``transforms[0]``), which is ``transforms.0`` on the command
+    line."""
+    parts = []
+    for part in full_key.split("."):
+        split = re.fullmatch(r"(.+?)(\d+)", part)
+        if isinstance(node, Mapping) and part not in node and split:
+            name, index = split.groups()
+            items = node.get(name)
+            listed = isinstance(items, Sequence) and not isinstance(items, str)
+            if listed and int(index) < len(items):
+                parts += [name, index]
+                node = items[int(index)]
+                continue
+        parts.append(part)
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return ".".join(parts)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from hydra.utils import instantiate
-
-from bioner.config import compose_config
+from bioner.config import compose_config, instantiate_node
 from bioner.data.document import Document
 
 
@@ -35,6 +33,6 @@ def load_corpus(
     """
     extra = [] if data_dir is None else [f"paths.data_dir={Path(data_dir).expanduser()}"]
     cfg = compose_config("data", [f"dataset={dataset}", *extra, *overrides])
-    reader = instantiate(cfg.dataset)
+    reader = instantiate_node(cfg.dataset, "dataset")
     reader.ensure_available(download=download)
     return reader.load(split)

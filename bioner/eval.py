@@ -35,15 +35,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from bioner.cli.errors import hydra_entry_point
+from bioner.config import instantiate_node
 from bioner.data.alignment import Alignment
 from bioner.errors import ConfigError
 from bioner.models.module import TokenClassifier
 from bioner.runtime import (
     build_datamodule,
+    build_scoring,
     build_trainer,
     closing,
     finish_evaluation,
@@ -64,15 +65,16 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"splits may be devel and test, not {sorted(unknown)}")
     ckpt_path = resolve_checkpoint(cfg.ckpt_path)
     run = start_run(cfg, tf32=False)
+    scoring = build_scoring(cfg)  # a value it refuses stops the run before the model loads
     trust = bool(cfg.get("trust_checkpoint", False))
     checkpoint = read_checkpoint(ckpt_path, trust=trust)  # once: config and preprocessing
     trained = stored_config(checkpoint, ckpt_path, trust)
 
-    reader = instantiate(eval_dataset(cfg, trained))
+    reader = instantiate_node(eval_dataset(cfg, trained), "dataset")
     alignment = Alignment.from_record(
         OmegaConf.to_container(trained.alignment), f"{ckpt_path} (alignment)"
     )
-    encoder = instantiate(trained.model)
+    encoder = instantiate_node(trained.model, "model")
     model = TokenClassifier.load_from_checkpoint(
         ckpt_path, map_location="cpu", encoder=encoder, weights_only=not trust
     )
@@ -109,7 +111,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             set_aside = {model.results[k].split: v for k, v in model.set_aside.items()}
             summary["label_sets"] = {**label_sets.describe(), **set_aside}
         if trainer.is_global_zero:
-            summary = finish_evaluation(cfg, run.dir, model, datamodule, loggers, summary)
+            summary = finish_evaluation(cfg, run.dir, model, datamodule, loggers, summary, scoring)
             finish_run(cfg, run, summary)
     return summary
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from bioner.cli.app import check_config
 from bioner.cli.errors import hydra_entry_point
+from bioner.config import instantiate_node
 
 
 def predict(cfg: DictConfig) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     (:class:`bioner.inference.ray_runner.RayRunner`).
     """
     check_config(cfg)  # before the model loads
-    return instantiate(cfg.runner).run(cfg)
+    return instantiate_node(cfg.runner, "runner").run(cfg)
 
 
 def _model_shorthand(argv: list[str]) -> list[str]:

@@ -27,10 +27,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from bioner.cli.errors import hydra_entry_point
+from bioner.config import instantiate_node
 from bioner.runtime import (
     build_callbacks,
     build_datamodule,
@@ -57,12 +57,12 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
             a Hydra app, with ``run_dir=<folder>`` among the overrides).
     """
     run = start_run(cfg)
-    encoder = instantiate(cfg.model)
+    encoder = instantiate_node(cfg.model, "model")
     tokenizer = encoder.load_tokenizer()
-    reader = instantiate(cfg.dataset) if cfg.get("dataset") is not None else None
+    reader = instantiate_node(cfg.dataset, "dataset") if cfg.get("dataset") is not None else None
     # A missing text or corpus fails before any weights are loaded.
     datamodule = build_datamodule(cfg.data, reader=reader, tokenizer=tokenizer)
-    model = instantiate(cfg.module, encoder=encoder)
+    model = instantiate_node(cfg.module, "module", encoder=encoder)
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer, precision = build_trainer(cfg, run, loggers, build_callbacks(cfg))
     with closing(loggers):

@@ -19,14 +19,15 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from bioner.cli.errors import hydra_entry_point
+from bioner.config import instantiate_node
 from bioner.preprocess import build_preprocessor
 from bioner.runtime import (
     build_callbacks,
     build_datamodule,
+    build_scoring,
     build_trainer,
     closing,
     export_metadata,
@@ -51,16 +52,19 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
             the configured ones.
     """
     run = start_run(cfg)
-    reader, encoder = instantiate(cfg.dataset), instantiate(cfg.model)
+    # The cheap pieces first: a value that one of them refuses stops the run before the corpus
+    # is read and the weights load, and before training rather than after it.
+    callbacks = build_callbacks(cfg, store_config=run.resolved, extra=extra_callbacks)
+    scoring = build_scoring(cfg)
+    reader, encoder = instantiate_node(cfg.dataset, "dataset"), instantiate_node(cfg.model, "model")
     datamodule = build_datamodule(
         cfg.data,
         reader=reader,
-        alignment=instantiate(cfg.alignment),
+        alignment=instantiate_node(cfg.alignment, "alignment"),
         tokenizer=encoder.load_tokenizer(),
         preprocess=build_preprocessor(cfg.get("preprocess")),
     )
-    model = instantiate(cfg.module, encoder=encoder, id2label=datamodule.id2label)
-    callbacks = build_callbacks(cfg, store_config=run.resolved, extra=extra_callbacks)
+    model = instantiate_node(cfg.module, "module", encoder=encoder, id2label=datamodule.id2label)
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer, precision = build_trainer(cfg, run, loggers, callbacks)
     summary: dict[str, Any] = {"run_name": cfg.run_name, "run_dir": str(run.dir)}
@@ -76,7 +80,7 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
             checkpoint = scored_checkpoint(cfg, trainer, ckpt_path)
             metadata = export_metadata(cfg, run, reader, encoder, trainer.precision)
             summary = score_and_export(
-                cfg, run, trainer, model, datamodule, checkpoint, summary, metadata
+                cfg, run, trainer, model, datamodule, checkpoint, summary, metadata, scoring
             )
     return summary
 

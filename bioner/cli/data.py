@@ -19,11 +19,10 @@ import sys
 import time
 from typing import Any
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from bioner.cli.errors import DEBUG_FLAG, cli_main
-from bioner.config import CONFIG_DIR, compose_config
+from bioner.config import CONFIG_DIR, compose_config, instantiate_node
 from bioner.data.document import OVERLAP_KINDS
 from bioner.errors import ConfigError
 
@@ -55,7 +54,7 @@ shows tracebacks."""
 
 
 def _reader(cfg: DictConfig) -> Any:
-    reader = instantiate(cfg.dataset)
+    reader = instantiate_node(cfg.dataset, "dataset")
     reader.ensure_available(download=False)
     return reader
 
@@ -81,8 +80,8 @@ def check(cfg: DictConfig) -> dict[str, Any]:
 
     started = time.perf_counter()
     reader = _reader(cfg)
-    encoder = instantiate(cfg.model)
-    alignment = instantiate(cfg.alignment)
+    encoder = instantiate_node(cfg.model, "model")
+    alignment = instantiate_node(cfg.alignment, "alignment")
     tokenizer = encoder.load_tokenizer()
     # preprocess=[...]: fitted on train and applied as training (train: gold spans protected) and
     # evaluation (devel, test) apply it; spans are mapped back before they are compared.
@@ -114,7 +113,7 @@ def check(cfg: DictConfig) -> dict[str, Any]:
 
 def download(cfg: DictConfig) -> dict[str, Any]:
     """Fetch a public corpus into the data directory (checksummed)."""
-    reader = instantiate(cfg.dataset)
+    reader = instantiate_node(cfg.dataset, "dataset")
     reader.ensure_available(download=True)
     return {"dataset": cfg.dataset.name, "root": str(reader.data_dir), "status": "available"}
 
@@ -139,7 +138,7 @@ def augment(cfg: DictConfig) -> dict[str, Any]:
     if not (isinstance(cfg.n, int) and cfg.n >= 1):
         raise ConfigError(f"n={cfg.n}: must be a positive integer (sentences to show), e.g. n=5")
     reader = _reader(cfg)
-    (augmentation,) = instantiate_callbacks(None, cfg.augmentation)
+    (augmentation,) = instantiate_callbacks(None, augmentation=cfg.augmentation)
     augmentation.fit(reader.load("train"))
     docs = reader.load(cfg.split)
     order = np.random.default_rng(cfg.seed).permutation(len(docs))

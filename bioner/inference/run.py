@@ -126,12 +126,11 @@ def check_formats(input_format: str, output_format: str) -> None:
 def build_tagger(cfg: DictConfig) -> Tagger:
     """The :class:`Tagger` of a ``bioner-predict`` config (``tagger``, ``postprocess``), as every
     runner builds it (the local process, each Ray actor)."""
-    from hydra.utils import instantiate
-
+    from bioner.config import instantiate_node
     from bioner.postprocess import build_postprocessors
 
     steps = build_postprocessors(cfg.get("postprocess"))
-    return instantiate(cfg.tagger, postprocess=steps, _convert_="all")
+    return instantiate_node(cfg.tagger, "tagger", postprocess=steps, _convert_="all")
 
 
 class LocalRunner:

@@ -21,13 +21,11 @@ def build_postprocessors(group: Mapping[str, Any] | None) -> list[PostProcessor]
     """The steps of a ``postprocess`` config node, in its order; entries set to null are off.
 
     Raises:
-        ValueError: an entry is neither null nor a ``_target_`` node.
+        ConfigError: an entry is neither null nor a ``_target_`` node, or a step refuses a value.
     """
-    from hydra.utils import instantiate
+    from bioner.config import instantiate_entries
 
-    from bioner.config import named_entries
-
-    return [instantiate(node) for _, node in named_entries(group, "postprocess")]
+    return instantiate_entries(group, "postprocess")
 
 
 __all__ = [

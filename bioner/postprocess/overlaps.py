@@ -33,7 +33,7 @@ class OverlapResolver:
 
     def __init__(self, keep: str = "score") -> None:
         if keep not in KEEP:
-            raise ValueError(f"overlaps keep={keep!r}: choose one of {', '.join(KEEP)}")
+            raise ValueError(f"keep={keep!r}: choose one of {', '.join(KEEP)}")
         self.keep = keep
 
     def __repr__(self) -> str:

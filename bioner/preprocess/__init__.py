@@ -25,11 +25,9 @@ KINDS: dict[str, type[Normaliser]] = {
 def build_preprocessor(group: Mapping[str, Any] | None) -> Preprocessor | None:
     """The steps of a ``preprocess`` config node, in its order (entries set to null are off);
     ``None`` when there are none."""
-    from hydra.utils import instantiate
+    from bioner.config import instantiate_entries
 
-    from bioner.config import named_entries
-
-    steps = [instantiate(node) for _, node in named_entries(group, "preprocess")]
+    steps = instantiate_entries(group, "preprocess")
     return Preprocessor(steps) if steps else None
 
 

@@ -35,7 +35,7 @@ from bioner.runtime.checkpoints import (
     stored_config,
     training_config,
 )
-from bioner.runtime.finish import finish_evaluation
+from bioner.runtime.finish import Scoring, build_scoring, finish_evaluation
 from bioner.runtime.run import (
     finish_loggers,
     instantiate_callbacks,
@@ -47,9 +47,11 @@ from bioner.runtime.run import (
 
 __all__ = [
     "Run",
+    "Scoring",
     "UntrustedCheckpointError",
     "build_callbacks",
     "build_datamodule",
+    "build_scoring",
     "build_trainer",
     "closing",
     "export_metadata",

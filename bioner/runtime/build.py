@@ -16,15 +16,15 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from bioner.cli.app import check_config
+from bioner.config import instantiate_node
 from bioner.errors import ConfigError
 from bioner.inference.export import export_pretrained
 from bioner.runtime.checkpoints import best_checkpoint
-from bioner.runtime.finish import finish_evaluation
+from bioner.runtime.finish import Scoring, finish_evaluation
 from bioner.runtime.run import (
     finish_loggers,
     instantiate_callbacks,
@@ -106,7 +106,7 @@ def build_datamodule(node: DictConfig, **parts: Any) -> L.LightningDataModule:
     Preparing it here stops a run with a missing corpus before any weights load; downloads happen
     only here.
     """
-    datamodule = instantiate(node, **parts)
+    datamodule = instantiate_node(node, "data", **parts)
     datamodule.prepare_data()
     return datamodule
 
@@ -124,7 +124,9 @@ def build_callbacks(
             the run from it), or ``None``.
         extra: callbacks added by a calling program (benchmarks, notebooks).
     """
-    callbacks = instantiate_callbacks(cfg.callbacks, cfg.get("attack"), cfg.get("augmentation"))
+    callbacks = instantiate_callbacks(
+        cfg.callbacks, attack=cfg.get("attack"), augmentation=cfg.get("augmentation")
+    )
     if store_config is not None:
         callbacks.append(ConfigInCheckpoint(store_config))
     return [*callbacks, *(extra or [])]
@@ -140,8 +142,9 @@ def build_trainer(
     groups by).
     """
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
-    trainer: L.Trainer = instantiate(
+    trainer: L.Trainer = instantiate_node(
         cfg.trainer,
+        "trainer",
         callbacks=list(callbacks),
         logger=loggers or False,
         precision=precision,
@@ -225,6 +228,7 @@ def score_and_export(
     checkpoint: str | None,
     summary: dict[str, Any],
     metadata: dict[str, Any],
+    scoring: Scoring | None = None,
 ) -> dict[str, Any]:
     """The end of a training run: score ``checkpoint`` (the best one) on devel and test, write
     the evaluation files and export the model folder; return ``metrics.json``'s content.
@@ -232,6 +236,8 @@ def score_and_export(
     Args:
         metadata: what the exported folder records beside the weights (alignment, entity types,
             dataset, encoder); the fitted preprocessing is added here.
+        scoring: post-processing and robustness, built when the run started
+            (:func:`~bioner.runtime.finish.build_scoring`); ``None``: built now.
     """
     if checkpoint is None:
         log.warning("no checkpoint to evaluate: scoring the weights as they are")
@@ -242,7 +248,7 @@ def score_and_export(
     if not trainer.is_global_zero:
         return summary
     summary["wall_time_s"] = time.perf_counter() - run.started
-    summary = finish_evaluation(cfg, run.dir, model, datamodule, trainer.loggers, summary)
+    summary = finish_evaluation(cfg, run.dir, model, datamodule, trainer.loggers, summary, scoring)
     if datamodule.preprocess is not None:
         # bioner-predict rewrites raw text as training did (fitted state included).
         metadata = {**metadata, "preprocess": datamodule.preprocess.record()}

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
-from bioner.config import named_entries
+from bioner.config import instantiate_node, named_entries
 from bioner.data.document import flat_layer
 from bioner.evaluation import bootstrap_intervals, confusion_matrix, robustness_metrics
 from bioner.inference.formats import write_conll, write_jsonl
@@ -44,6 +45,7 @@ from bioner.utils.log import get_logger
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
+    from bioner.attacks.robustness import Robustness
     from bioner.data.datamodule import NERDataModule
     from bioner.models.module import StageResult, TokenClassifier
 
@@ -220,6 +222,29 @@ def log_robustness(loggers: list[Logger], result: Mapping[str, Any], png: Path |
             logger.log_image("robustness/f1_vs_epsilon", images=[str(png)])
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """What a run applies to its final predictions: the post-processing steps and the
+    robustness suite (``None``: none)."""
+
+    postprocess: list[PostProcessor]
+    robustness: Robustness | None
+
+
+def build_scoring(cfg: DictConfig) -> Scoring:
+    """The :class:`Scoring` of ``cfg.postprocess`` and ``cfg.robustness``. Entry points build it
+    when the run starts: a value a step refuses then stops the run before it trains, not after.
+
+    Raises:
+        ConfigError: a step or the suite refuses a value (the message names the key).
+    """
+    node = cfg.get("robustness")
+    suite = None
+    if node is not None and "_target_" in node:
+        suite = instantiate_node(node, "robustness")
+    return Scoring(build_postprocessors(cfg.get("postprocess")), suite)
+
+
 def finish_evaluation(
     cfg: DictConfig,
     run_dir: str | Path,
@@ -227,13 +252,19 @@ def finish_evaluation(
     datamodule: NERDataModule,
     loggers: list[Logger],
     extra: Mapping[str, Any],
+    scoring: Scoring | None = None,
 ) -> dict[str, Any]:
     """After the final devel/test passes: robustness (if ``cfg.robustness`` has a target),
     post-processing (``cfg.postprocess``, see the module docstring), the report files and
-    ``metrics.json``. Call on global rank zero only; returns the summary."""
-    from hydra.utils import instantiate
+    ``metrics.json``. Call on global rank zero only; returns the summary.
 
+    Args:
+        scoring: the steps and suite built from ``cfg`` when the run started
+            (:func:`build_scoring`); ``None``: build them now.
+    """
     from bioner.attacks.robustness import plot_robustness
+
+    scoring = build_scoring(cfg) if scoring is None else scoring
 
     summary = dict(extra)
     # dataset.split and dataset.filter: how the scored and trained documents were chosen.
@@ -243,16 +274,15 @@ def finish_evaluation(
     if preparation:
         summary["dataset_preparation"] = preparation
     results = dict(module.results)
-    steps = build_postprocessors(cfg.get("postprocess"))
+    steps = scoring.postprocess
     if steps:
         results = {stage: result.postprocessed(steps) for stage, result in results.items()}
         summary["postprocess"] = postprocess_summary(
             cfg.get("postprocess"), steps, module.results, results
         )
         log_postprocess(loggers, results)
-    node = cfg.get("robustness")
-    if node is not None and "_target_" in node:
-        suite = instantiate(node)
+    suite = scoring.robustness
+    if suite is not None:
         result = suite.evaluate(
             module.model,
             datamodule.tokenizer,

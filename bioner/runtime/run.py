@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from bioner.config import named_entries
+from bioner.config import instantiate_entries, instantiate_node
 from bioner.utils.log import get_logger
 
 log = get_logger(__name__)
@@ -49,25 +48,26 @@ def prepare_run_dir(cfg: DictConfig) -> tuple[Path, dict[str, Any]]:
 
 
 def instantiate_callbacks(
-    callbacks: DictConfig | None, *extra: DictConfig | None
+    callbacks: DictConfig | None, **groups: DictConfig | None
 ) -> list[L.Callback]:
-    """Callbacks from the named entries of ``callbacks`` plus ``extra`` single-callback groups.
+    """Callbacks from the named entries of ``callbacks`` plus single-callback ``groups``.
 
-    ``extra`` holds group nodes such as ``attack`` and ``augmentation``: a node with a
+    ``groups`` maps a config key to its node, such as ``attack=cfg.attack``: a node with a
     ``_target_`` is one callback built from its parameters (``name`` among them, which labels
-    runs and dashboards); a node without one (``attack=none``) adds nothing.
+    runs and dashboards); a node without one (``attack=none``) adds nothing. A value that a
+    constructor refuses is a :class:`~bioner.errors.ConfigError` naming its key.
     """
-    out = [instantiate(node) for _, node in named_entries(callbacks, "callbacks")]
-    for node in extra:
+    out = instantiate_entries(callbacks, "callbacks")
+    for key, node in groups.items():
         if node is not None and "_target_" in node:
             # Resolved in place first: interpolations such as ${seed} point into the whole config.
-            out.append(instantiate(OmegaConf.to_container(node, resolve=True)))
+            out.append(instantiate_node(OmegaConf.to_container(node, resolve=True), key))
     return out
 
 
 def instantiate_loggers(loggers: DictConfig | None) -> list[Logger]:
     """Loggers from the named entries of the ``logger`` group (``logger=none``: none)."""
-    return [instantiate(node) for _, node in named_entries(loggers, "logger")]
+    return instantiate_entries(loggers, "logger")
 
 
 def log_config(loggers: list[Logger], resolved: dict[str, Any]) -> None:

@@ -90,8 +90,8 @@ def test_every_augmentation_trains_on_fresh_label_preserving_draws(
 def test_draws_depend_on_seed_epoch_and_document_only(shared_data: Path, tmp_path: Path) -> None:
     cfg = compose_config("data", [f"paths.data_dir={shared_data}", "augmentation=mix", "seed=3"])
     docs = instantiate(cfg.dataset).load("train")[:30]
-    (a,) = instantiate_callbacks(None, cfg.augmentation)
-    (b,) = instantiate_callbacks(None, cfg.augmentation)
+    (a,) = instantiate_callbacks(None, augmentation=cfg.augmentation)
+    (b,) = instantiate_callbacks(None, augmentation=cfg.augmentation)
     assert isinstance(a, Augmentation) and a.seed == 3
     a.fit(docs)
     b.fit(docs)

@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from omegaconf import OmegaConf
 
-from bioner.config import CONFIG_DIR, compose_config
+from bioner.config import CONFIG_DIR, compose_config, instantiate_node
 from bioner.data.readers import CorpusReader
 from bioner.errors import ConfigError
 from bioner.runtime import instantiate_callbacks, instantiate_loggers, prepare_run_dir, start_run
@@ -109,7 +109,9 @@ def test_callbacks_are_named_entries_that_overrides_reach(tmp_path: Path) -> Non
     cfg = compose(
         tmp_path, "callbacks.early_stopping.patience=7", "callbacks.rich_progress_bar=null"
     )
-    callbacks = instantiate_callbacks(cfg.callbacks, cfg.attack, cfg.augmentation)
+    callbacks = instantiate_callbacks(
+        cfg.callbacks, attack=cfg.attack, augmentation=cfg.augmentation
+    )
     kinds = {type(cb) for cb in callbacks}
     assert kinds == {
         ModelCheckpoint,
@@ -128,23 +130,77 @@ def test_callbacks_are_named_entries_that_overrides_reach(tmp_path: Path) -> Non
 
 def test_a_callback_entry_without_target_is_an_error(tmp_path: Path) -> None:
     cfg = compose(tmp_path, "+callbacks.broken.patience=3")
-    with pytest.raises(ValueError, match="broken.*_target_"):
+    with pytest.raises(ConfigError, match="broken.*_target_"):
         instantiate_callbacks(cfg.callbacks)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "build", "message"),
+    [
+        # A plain container (the attack is resolved first): Hydra gives no key; the group is it.
+        (
+            ["attack=pgd", "attack.steps=0"],
+            lambda cfg: instantiate_callbacks(None, attack=cfg.attack),
+            r"^attack: steps must be at least 1, not 0$",
+        ),
+        # Nested in a list: Hydra's full_key says `transforms0`; an override writes this.
+        (
+            ["augmentation=mix", "augmentation.transform.transforms.0.rate=3"],
+            lambda cfg: instantiate_callbacks(None, augmentation=cfg.augmentation),
+            r"^augmentation.transform.transforms.0: rate must be a probability in \[0, 1\]",
+        ),
+        # A node of the whole config, whose full_key is absolute.
+        (
+            ["postprocess=overlaps", "postprocess.overlaps.keep=big"],
+            lambda cfg: instantiate_node(cfg.postprocess.overlaps, "postprocess.overlaps"),
+            r"^postprocess.overlaps: keep='big': choose one of score, longest, nested$",
+        ),
+        # A message that names its key already is left as it is.
+        (
+            ["alignment.unit=paragraph"],
+            lambda cfg: instantiate_node(cfg.alignment, "alignment"),
+            r"^alignment.unit='paragraph': choose one of sentence, document$",
+        ),
+    ],
+)
+def test_a_value_a_constructor_refuses_is_a_config_error_naming_its_key(
+    tmp_path: Path, overrides: list[str], build, message: str
+) -> None:
+    cfg = compose(tmp_path, *overrides)
+    with pytest.raises(ConfigError, match=message):
+        build(cfg)
+
+
+def test_user_errors_and_bugs_inside_a_constructor_pass_through(tmp_path: Path) -> None:
+    from hydra.errors import InstantiationException
+
+    # A ConfigError naming its own key reaches the console script as the constructor wrote it.
+    cfg = compose(tmp_path, "dataset.train_subset.fraction=0")
+    with pytest.raises(InstantiationException) as caught:
+        instantiate_node(cfg.dataset, "dataset")
+    assert isinstance(caught.value.__cause__, ConfigError)
+    assert str(caught.value.__cause__).startswith("dataset.train_subset.fraction must be")
+    # Not a ValueError: a bug (or a missing module), which keeps Hydra's wrapper and traceback.
+    node = {"_target_": "collections.OrderedDict", "x": {"_target_": "math.sqrt", "x": "a"}}
+    with pytest.raises(InstantiationException, match="TypeError"):
+        instantiate_node(node, "anything")
 
 
 def test_attack_and_augmentation_none_add_no_callback_but_name_the_run(tmp_path: Path) -> None:
     cfg = compose(tmp_path)
-    assert instantiate_callbacks(None, cfg.attack, cfg.augmentation) == []
+    assert instantiate_callbacks(None, attack=cfg.attack, augmentation=cfg.augmentation) == []
     assert "atk-none_aug-none" in cfg.run_name
 
 
 def test_attack_and_augmentation_callbacks_take_the_name_of_the_run(tmp_path: Path) -> None:
     cfg = compose(tmp_path, "attack=pgd", "augmentation=noise")
-    attack, augmentation = instantiate_callbacks(None, cfg.attack, cfg.augmentation)
+    attack, augmentation = instantiate_callbacks(
+        None, attack=cfg.attack, augmentation=cfg.augmentation
+    )
     assert (attack.name, augmentation.name) == ("pgd", "noise")
     assert "atk-pgd_aug-noise" in cfg.run_name
     custom = OmegaConf.create({"_target_": "bioner.utils.callbacks.Throughput"})
-    assert [type(cb) for cb in instantiate_callbacks(None, custom)] == [Throughput]
+    assert [type(cb) for cb in instantiate_callbacks(None, custom=custom)] == [Throughput]
 
 
 def test_logger_none_has_no_logger_and_no_lr_monitor(tmp_path: Path) -> None:

@@ -236,7 +236,7 @@ def test_every_optuna_parameter_is_a_config_key_that_takes_its_bounds(
     assert cfg.attack.name == "pgd"  # the search sets an attack that has epsilon and steps
     assert_lands(cfg, trial)
     assert isinstance(cfg.attack.steps, int)
-    assert len(instantiate_callbacks(None, cfg.attack)) == 1  # PGD takes the sampled values
+    assert len(instantiate_callbacks(None, attack=cfg.attack)) == 1  # PGD takes the sampled values
 
 
 def test_slurm_launcher_gives_one_task_per_gpu(tmp_path: Path) -> None:

@@ -408,6 +408,35 @@ def test_missing_corpus_stops_before_any_model_is_loaded(
         train(cfg)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # Built for the final scores: once found only after the whole run had trained.
+        (["robustness=default", "robustness.text_kinds=[typo]"], r"^robustness.text_kinds"),
+        (["postprocess=overlaps", "postprocess.overlaps.keep=big"], r"^postprocess.overlaps:"),
+        (["attack=pgd", "attack.steps=0"], r"^attack: steps must be at least 1"),
+    ],
+)
+def test_a_value_that_a_piece_refuses_stops_the_run_before_any_weights_load(
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    shared_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    overrides: list[str],
+    message: str,
+) -> None:
+    from bioner.errors import ConfigError
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("weights were loaded before the config was checked")
+
+    monkeypatch.setattr(TinyBert, "load_model", no_model)
+    cfg = compose(tmp_path, tiny_model_dir, f"paths.data_dir={shared_data}", *overrides)
+    with pytest.raises(ConfigError, match=message):
+        train(cfg)
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def words_like_bert(doc_id: str, text: str) -> Document:
     """A document whose words are BERT's pre-tokens (runs of letters/digits, single punctuation)."""
     words = [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]

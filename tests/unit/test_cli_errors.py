@@ -88,7 +88,12 @@ def test_a_bug_is_not_dressed_as_a_user_error(monkeypatch: pytest.MonkeyPatch) -
         (["foo=1"], "Could not override 'foo'"),
         (["seed=[1"], "no viable alternative"),
         (["dataset=nope"], "Could not find 'dataset/nope'"),
-        (["alignment.stride=-1", "logger=none"], "alignment stride must be >= 0"),
+        (["alignment.stride=-1", "logger=none"], "alignment.stride=-1: must be 0 or more"),
+        (["attack=pgd", "attack.steps=0"], "attack: steps must be at least 1, not 0"),
+        (
+            ["postprocess=overlaps", "postprocess.overlaps.keep=big"],
+            "postprocess.overlaps: keep='big': choose one of",
+        ),
         (["cv.folds=5", "model=tiny", "logger=none"], "needs both cv.folds and cv.fold"),
         (
             ["cv.folds=5", "cv.fold=0", "dataset.train_subset.fraction=0.1", "model=tiny"],

@@ -71,11 +71,11 @@ class Alignment:
             (unit, UNITS, "unit"),
         ):
             if value not in allowed:
-                raise ValueError(f"alignment {what}={value!r}: choose one of {', '.join(allowed)}")
+                raise ValueError(f"alignment.{what}={value!r}: choose one of {', '.join(allowed)}")
         if stride < 0:
-            raise ValueError(f"alignment stride must be >= 0, not {stride}")
+            raise ValueError(f"alignment.stride={stride}: must be 0 or more")
         if max_length is not None and max_length < 1:
-            raise ValueError(f"alignment max_length must be positive or null, not {max_length}")
+            raise ValueError(f"alignment.max_length={max_length}: must be positive or null")
         if decode not in _MATCHED[label_strategy]:
             warnings.warn(
                 f"alignment decode={decode!r} reads sub-words that label_strategy="
