@@ -36,6 +36,7 @@ from bioner.runtime import (
     build_datamodule,
     build_trainer,
     closing,
+    fit_or_exit,
     instantiate_loggers,
     resolve_ckpt_path,
     start_run,
@@ -70,7 +71,7 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
         before = None
         if ckpt_path is None:  # a resumed run's "before" would be a partly trained model
             before = _val_loss(trainer.validate(model, datamodule=datamodule, verbose=False))
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        fit_or_exit(cfg, run, trainer, {}, model, datamodule, ckpt_path)
         after = _val_loss(trainer.validate(model, datamodule=datamodule, verbose=False))
         summary: dict[str, Any] = {
             "text": datamodule.source,

@@ -7,12 +7,13 @@ config group here, and the pieces hold the logic.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import lightning as L
 import torch
@@ -23,14 +24,16 @@ from bioner.cli.app import check_config
 from bioner.config import instantiate_node
 from bioner.errors import ConfigError
 from bioner.inference.export import export_pretrained
-from bioner.runtime.checkpoints import best_checkpoint
+from bioner.runtime.checkpoints import best_checkpoint, last_checkpoint
 from bioner.runtime.finish import Scoring, finish_evaluation
 from bioner.runtime.run import (
+    checkpoint_epoch,
     finish_loggers,
     instantiate_callbacks,
     log_config,
     log_outcome,
     prepare_run_dir,
+    resume_command,
     training_outcome,
     warn_early_stopping_with_max_steps,
     write_run_readme,
@@ -190,7 +193,7 @@ def fit(
     """Fit, then record how it ended (log line, loggers, the run's README); return the outcome
     (``metrics.json["training"]``)."""
     warn_early_stopping_with_max_steps(cfg)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    fit_or_exit(cfg, run, trainer, summary, model, datamodule, ckpt_path)
     release_training_state(trainer, model)
     outcome = training_outcome(trainer)
     best = outcome["best_epoch"]
@@ -205,6 +208,62 @@ def fit(
         log_outcome(trainer.loggers, outcome)
         write_run_readme(run.dir, cfg, {**summary, "training": outcome})
     return outcome
+
+
+# A run stopped by a signal exits as a shell reports it: 128 + the signal's number.
+INTERRUPTED_STATUS = {"SIGINT": 130, "SIGTERM": 143}
+
+
+def fit_or_exit(
+    cfg: DictConfig,
+    run: Run,
+    trainer: L.Trainer,
+    summary: dict[str, Any],
+    model: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    ckpt_path: str | None,
+) -> None:
+    """``trainer.fit``, except that a run a signal stops (``SIGINT``: Ctrl-C; ``SIGTERM``: a
+    scheduler, ``timeout``, ``kill``) says where it can go on from, records that in its README
+    and exits with 128 + the signal's number.
+
+    Lightning exits with status 1 on Ctrl-C and with status **0** on SIGTERM, so that a job
+    script or a sweep took a run killed half-way for a finished one; neither said where to
+    continue.
+    """
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit as stop:  # Lightning's answer to Ctrl-C and to SIGTERM
+        if not trainer.interrupted:
+            raise
+        signal = "SIGTERM" if isinstance(stop, SIGTERMException) else "SIGINT"
+        _exit_interrupted(cfg, run, trainer, summary, signal)
+
+
+def _exit_interrupted(
+    cfg: DictConfig, run: Run, trainer: L.Trainer, summary: dict[str, Any], signal: str
+) -> NoReturn:
+    task = str(cfg.get("task_name", "train"))
+    if trainer.is_global_zero:
+        outcome = {**training_outcome(trainer), "stop_reason": f"interrupted ({signal})"}
+        write_run_readme(run.dir, cfg, {**summary, "training": outcome})
+        last = last_checkpoint(trainer)
+        if last is None:
+            then = "No last.ckpt was written (no epoch ended, or callbacks.last_checkpoint=null)."
+        else:
+            then = (
+                f"{last} holds the run as it was at the end of epoch {checkpoint_epoch(last)}; "
+                f"continue with:\n  {resume_command(run.dir, task)}"
+            )
+        print(
+            f"bioner-{task}: interrupted ({signal}) in epoch "
+            f"{trainer.current_epoch}, at step {trainer.global_step}. {then}",
+            file=sys.stderr,
+            flush=True,
+        )
+    raise SystemExit(INTERRUPTED_STATUS[signal])
 
 
 def training_records(cfg: DictConfig, callbacks: Sequence[L.Callback]) -> dict[str, Any]:

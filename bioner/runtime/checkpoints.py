@@ -259,16 +259,23 @@ def resolve_ckpt_path(ckpt_path: str | None, trainer: L.Trainer) -> str | None:
         if ckpt_path is not None:
             load_checkpoint_file(ckpt_path)
         return ckpt_path
-    folders = {Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if cb.dirpath}
-    found = [folder / "last.ckpt" for folder in sorted(folders) if (folder / "last.ckpt").is_file()]
-    if not found:
-        where = ", ".join(str(f) for f in sorted(folders)) or "(no checkpoint callback)"
+    found = last_checkpoint(trainer)
+    if found is None:
+        folders = sorted({str(cb.dirpath) for cb in trainer.checkpoint_callbacks if cb.dirpath})
+        where = ", ".join(folders) or "(no checkpoint callback)"
         raise FileNotFoundError(
             f"ckpt_path=last: no last.ckpt in {where}. To continue a run, pass its folder too: "
             "run_dir=<run folder> ckpt_path=last (or give ckpt_path=<path to a .ckpt>)"
         )
-    load_checkpoint_file(found[0])
-    return str(found[0])
+    load_checkpoint_file(found)
+    return str(found)
+
+
+def last_checkpoint(trainer: L.Trainer) -> Path | None:
+    """The ``last.ckpt`` in the folders of the trainer's checkpoint callbacks (the first, in
+    sorted order), or ``None`` where none was written."""
+    folders = sorted({Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if cb.dirpath})
+    return next((f / "last.ckpt" for f in folders if (f / "last.ckpt").is_file()), None)
 
 
 def best_checkpoint(trainer: L.Trainer) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,14 @@ def finish_loggers(loggers: list[Logger]) -> None:
             wandb.finish()
 
 
+def checkpoint_epoch(path: str | Path) -> int:
+    """The epoch a checkpoint of this run was saved in, read memory-mapped (not the weights)."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    return int(state.get("epoch", -1))
+
+
 def training_outcome(trainer: L.Trainer) -> dict[str, Any]:
     """How fitting ended: ``stop_reason`` in words, ``steps`` and ``epochs`` done, and the
     ``best_epoch`` and ``best_score`` of the checkpoint that is scored (``None`` without one).
@@ -111,13 +120,7 @@ def training_outcome(trainer: L.Trainer) -> dict[str, Any]:
     for callback in trainer.checkpoint_callbacks:
         if callback.monitor is not None and callback.best_model_path:
             best_score = float(callback.best_model_score)
-            # The epoch is in the checkpoint (memory-mapped: the weights are not read).
-            import torch
-
-            state = torch.load(
-                callback.best_model_path, map_location="cpu", mmap=True, weights_only=True
-            )
-            best_epoch = int(state.get("epoch", -1))
+            best_epoch = checkpoint_epoch(callback.best_model_path)
             break
     return {
         "stop_reason": reason,
@@ -181,6 +184,14 @@ def _command_line(task: str) -> tuple[str, list[str]]:
     return f"bioner-{task}", overrides
 
 
+def resume_command(run_dir: str | Path, task: str = "train") -> str:
+    """The shell command that continues this run of ``bioner-<task>`` from its ``last.ckpt``:
+    the same overrides, ``run_dir`` the run folder, ``ckpt_path=last``."""
+    script, overrides = _command_line(task)
+    kept = [o for o in overrides if not o.startswith(("run_dir=", "hydra.run.dir=", "ckpt"))]
+    return shlex.join([script, *kept, f"run_dir={Path(run_dir).resolve()}", "ckpt_path=last"])
+
+
 def write_run_readme(run_dir: str | Path, cfg: DictConfig, summary: dict[str, Any]) -> Path:
     """Write ``README.md`` into the run folder: what ran, how it ended, what is where, and the
     commands to evaluate, predict and resume. Call on global rank zero only.
@@ -194,9 +205,8 @@ def write_run_readme(run_dir: str | Path, cfg: DictConfig, summary: dict[str, An
     task = str(cfg.get("task_name", "train"))
     script, overrides = _command_line(task)
     where = run_dir.resolve()
-    quoted = " ".join(f"'{o}'" if any(c in o for c in " []{}*") else o for o in overrides)
     lines = [f"# {summary.get('run_name', cfg.get('run_name', where.name))}", ""]
-    lines += [f"Started with: `{script} {quoted}`".rstrip() + "", ""]
+    lines += [f"Started with: `{shlex.join([script, *overrides])}`", ""]
     training = summary.get("training")
     if training:
         best = training.get("best_epoch")
@@ -228,9 +238,7 @@ def write_run_readme(run_dir: str | Path, cfg: DictConfig, summary: dict[str, An
             f"bioner-eval ckpt_path={where}              # score it again (devel, test)",
             f"bioner-predict model={where} input=text.txt output=spans.jsonl",
         ]
-        kept = [o for o in overrides if not o.startswith(("run_dir=", "hydra.run.dir=", "ckpt"))]
-        resume = " ".join([script, *kept, f"run_dir={where}", "ckpt_path=last"])
-        lines.append(f"{resume}   # resume or extend (e.g. trainer.max_epochs=20)")
+        lines.append(f"{resume_command(where)}   # resume or extend (e.g. trainer.max_epochs=20)")
     else:
         lines.append(f"bioner-report {where}   # a results table")
     lines += ["```", ""]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -435,6 +436,56 @@ def test_a_value_that_a_piece_refuses_stops_the_run_before_any_weights_load(
     with pytest.raises(ConfigError, match=message):
         train(cfg)
     assert not (tmp_path / "checkpoints").exists()
+
+
+class SignalAtStep(L.Callback):
+    """Stop training at a step as a signal does: SIGTERM is delivered to this process (Lightning's
+    handler notes it and ends the loop at the batch's end); Ctrl-C raises KeyboardInterrupt."""
+
+    def __init__(self, signal_name: str, step: int) -> None:
+        self.signal_name, self.step = signal_name, step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            if self.signal_name == "SIGTERM":
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(("signal_name", "status"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_run_stopped_by_a_signal_exits_non_zero_and_says_how_to_continue(
+    tmp_path: Path,
+    tiny_model_dir: Path,
+    shared_data: Path,
+    capsys: pytest.CaptureFixture,
+    signal_name: str,
+    status: int,
+) -> None:
+    """Lightning exits 0 on SIGTERM (a scheduler's, `timeout`'s) and 1 on Ctrl-C, silently."""
+    cfg = compose(
+        tmp_path,
+        tiny_model_dir,
+        f"paths.data_dir={shared_data}",
+        "data.limit_documents=32",
+        "data.batch_size=8",
+        "trainer.max_epochs=5",
+    )
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            train(cfg, extra_callbacks=[SignalAtStep(signal_name, 6)])  # 4 steps an epoch
+    finally:
+        for s, handler in handlers.items():  # Lightning ignores Ctrl-C once it has seen one
+            signal.signal(s, handler)
+    assert stopped.value.code == status
+    err = capsys.readouterr().err
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert f"bioner-train: interrupted ({signal_name}) in epoch 1, at step 6." in err
+    assert f"{last} holds the run as it was at the end of epoch 0; continue with:" in err
+    assert f"run_dir={tmp_path.resolve()} ckpt_path=last" in err
+    readme = (tmp_path / "README.md").read_text()
+    assert f"Training stopped: interrupted ({signal_name}), after 6 steps" in readme
 
 
 def words_like_bert(doc_id: str, text: str) -> Document:
