@@ -392,8 +392,36 @@ def suggest_for_hydra_error(message: str, config_name: str | None, argv: list[st
         except Exception:  # another override is broken too; try the plain config
             continue
         plain = OmegaConf.to_container(cfg, resolve=False)
-        return did_you_mean(key, [*config_keys(plain), *_groups()])
+        given = next((a for a in argv if a.lstrip("+~").startswith(f"{key}=")), key)
+        hint = _options_with_key(config_name, key, overrides, given.lstrip("+~"))
+        return hint or did_you_mean(key, [*config_keys(plain), *_groups()])
     return ""
+
+
+def _options_with_key(config_name: str, key: str, overrides: list[str], given: str) -> str:
+    """For ``attack.epsilon=0.1`` under ``attack=none``: the options of the group whose config
+    has the key (`` attack.epsilon is a key of attack=fgsm, ...: choose one too``), or ``""``."""
+    group = key.split(".")[0]
+    if group not in _groups() or "." not in key:
+        return ""
+    having = []
+    for option in _options(group):
+        try:
+            cfg = compose_config(config_name, [*overrides, f"{group}={option}"])
+        except Exception:  # an option that needs more than itself (or clashes with overrides)
+            continue
+        if OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT:
+            having.append(option)
+    if not having:
+        return ""
+    choice = having[0] if len(having) == 1 else "<option>"
+    return (
+        f" {key} is a key of {group}={','.join(having)}, not of the {group} chosen: choose one "
+        f"too, as in {group}={choice} {given}"
+    )
+
+
+_ABSENT = object()
 
 
 # ------------------------------------------------------------------------------- the run folder

@@ -106,6 +106,25 @@ def test_hydra_errors_get_a_suggestion_from_the_config() -> None:
 
 
 @pytest.mark.parametrize(
+    ("override", "suggestion"),
+    [
+        # The default attack=none has no epsilon: four options do, and one must be chosen.
+        ("attack.epsilon=0.1", "of attack=fgm,fgsm,freelb,pgd, not of the attack chosen"),
+        ("robustness.text_kinds=[case]", "as in robustness=default robustness.text_kinds=[case]"),
+        ("postprocess.overlaps.keep=longest", "as in postprocess=overlaps postprocess.overlaps"),
+    ],
+)
+def test_a_key_of_another_option_of_its_group_names_those_options(
+    override: str, suggestion: str
+) -> None:
+    key = override.split("=")[0]
+    msg = f"Could not override '{key}'.\nKey '{key.split('.')[1]}' is not in struct"
+    assert suggestion in suggest_for_hydra_error(msg, "train", ["model=tiny", override])
+    if key.startswith("attack."):  # bioner-eval has no attack group: nothing to choose there
+        assert suggest_for_hydra_error(msg, "eval", ["ckpt_path=x", override]) == ""
+
+
+@pytest.mark.parametrize(
     ("config", "override", "suggestion"),
     [
         # Hugging Face TrainingArguments / run_ner.py names.
