@@ -61,7 +61,9 @@ def instantiate_entries(group: Mapping[str, Any] | None, group_name: str) -> lis
     ]
 
 
-def instantiate_node(node: Any, key: str, **kwargs: Any) -> Any:
+def instantiate_node(
+    node: Any, key: str, refused: tuple[type[Exception], ...] = (ValueError,), **kwargs: Any
+) -> Any:
     """``hydra.utils.instantiate(node, **kwargs)`` for the config node at ``key`` (``attack``,
     ``callbacks.early_stopping``), where a constructor's complaint about a value reaches the user
     as a :class:`~bioner.errors.ConfigError` that names the key.
@@ -72,12 +74,16 @@ def instantiate_node(node: Any, key: str, **kwargs: Any) -> Any:
     here is ``attack: steps must be at least 1, not 0`` (``augmentation.transform: ...`` for a
     nested node). A :class:`~bioner.errors.UserError` inside (a missing corpus file, a
     ``ConfigError`` naming its key already) passes through as it is.
+
+    Args:
+        refused: the exceptions by which the constructor refuses a value (Lightning's Trainer
+            raises ``MisconfigurationException``).
     """
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__
-        if not isinstance(cause, ValueError) or isinstance(cause, UserError):
+        if not isinstance(cause, refused) or isinstance(cause, UserError):
             raise
         found = re.search(r"^full_key: (\S+)$", str(err), flags=re.MULTILINE)
         where = _join_key(node, key, found.group(1) if found else "")

@@ -392,10 +392,31 @@ def suggest_for_hydra_error(message: str, config_name: str | None, argv: list[st
         except Exception:  # another override is broken too; try the plain config
             continue
         plain = OmegaConf.to_container(cfg, resolve=False)
-        given = next((a for a in argv if a.lstrip("+~").startswith(f"{key}=")), key)
-        hint = _options_with_key(config_name, key, overrides, given.lstrip("+~"))
+        given = next((a for a in argv if a.lstrip("+~").startswith(f"{key}=")), key).lstrip("+~")
+        hint = _unlisted_parameter(cfg, key, given)
+        hint = hint or _options_with_key(config_name, key, overrides, given)
         return hint or did_you_mean(key, [*config_keys(plain), *_groups()])
     return ""
+
+
+def _unlisted_parameter(cfg: DictConfig, key: str, given: str) -> str:
+    """For ``trainer.max_time=...``: a parameter of the node's ``_target_`` that its config does
+    not list, which ``+`` adds (`` trainer.max_time is a parameter of ...: add it with +...``)."""
+    if "." not in key:
+        return ""
+    parent, name = key.rsplit(".", 1)
+    node = OmegaConf.select(cfg, parent, default=None)
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return ""
+    try:
+        params = inspect.signature(_target(node)).parameters
+    except Exception:  # not importable, or no signature: say nothing rather than guess
+        return ""
+    if name not in params or name in _NOT_PARAMETERS:
+        return ""
+    return (
+        f" {key} is a parameter of {node._target_} that the config does not list; add it: +{given}"
+    )
 
 
 def _options_with_key(config_name: str, key: str, overrides: list[str], given: str) -> str:

@@ -263,7 +263,7 @@ class FineTuning(L.LightningModule):
         optimizer = torch.optim.AdamW(groups, lr=hp.lr, eps=hp.adam_epsilon, fused=fused)
         total = self.trainer.estimated_stepping_batches
         if not np.isfinite(total):
-            raise ValueError(
+            raise ConfigError(
                 "the learning-rate schedule needs a finite number of steps: set trainer.max_epochs "
                 "or trainer.max_steps"
             )

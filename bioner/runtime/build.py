@@ -83,7 +83,8 @@ def check_run_settings(resolved: dict[str, Any]) -> None:
     Raises:
         ConfigError: a negative ``trainer.gradient_clip_val`` (it would flip the gradients'
             sign), ``trainer.accumulate_grad_batches`` or ``trainer.check_val_every_n_epoch``
-            below 1, or a negative ``bootstrap_samples``.
+            below 1, ``trainer.max_epochs=-1`` without ``max_steps`` (no end to schedule the
+            learning rate over), or a negative ``bootstrap_samples``.
     """
     trainer = resolved.get("trainer") or {}
     clip = trainer.get("gradient_clip_val")
@@ -96,6 +97,12 @@ def check_run_settings(resolved: dict[str, Any]) -> None:
         value = trainer.get(key)
         if (value is not None or not blank) and not (isinstance(value, int) and value >= 1):
             raise ConfigError(f"trainer.{key}={value}: must be a positive integer{blank}")
+    if trainer.get("max_epochs") == -1 and trainer.get("max_steps", -1) in (-1, None):
+        raise ConfigError(
+            "trainer.max_epochs=-1 (no limit) without trainer.max_steps: the learning rate decays "
+            "over the run's steps and needs their number; set trainer.max_epochs=<n> or "
+            "trainer.max_steps=<n>"
+        )
     samples = resolved.get("bootstrap_samples")
     if samples is not None and not (isinstance(samples, int) and samples >= 0):
         raise ConfigError(
@@ -145,9 +152,12 @@ def build_trainer(
     groups by).
     """
     precision = resolve_precision(cfg.trainer.get("precision"), cfg.trainer.get("accelerator"))
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     trainer: L.Trainer = instantiate_node(
         cfg.trainer,
         "trainer",
+        refused=(ValueError, MisconfigurationException),
         callbacks=list(callbacks),
         logger=loggers or False,
         precision=precision,

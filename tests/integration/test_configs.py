@@ -84,6 +84,9 @@ def test_every_trainer_config_composes(trainer: str, tmp_path: Path) -> None:
         ("trainer.check_val_every_n_epoch=0", r"trainer.check_val_every_n_epoch=0: must be a"),
         # Read when the run is scored, after training.
         ("bootstrap_samples=-1", r"bootstrap_samples=-1: must be 0"),
+        # Lightning's "no limit": the learning-rate schedule had no end (a ValueError traceback
+        # once the weights had loaded).
+        ("trainer.max_epochs=-1", r"trainer.max_epochs=-1 \(no limit\) without trainer.max_steps"),
     ],
 )
 def test_run_settings_that_would_fail_later_stop_the_run_at_once(
@@ -91,9 +94,21 @@ def test_run_settings_that_would_fail_later_stop_the_run_at_once(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         start_run(compose(tmp_path, override))
-    # null: no clipping; 0: no intervals.
+    # null: no clipping; 0: no intervals; no epoch limit, but a step limit.
     check_run_settings({"trainer": {"gradient_clip_val": None, "accumulate_grad_batches": 2}})
     check_run_settings({"trainer": {"accumulate_grad_batches": 1}, "bootstrap_samples": 0})
+    check_run_settings(
+        {"trainer": {"accumulate_grad_batches": 1, "max_epochs": -1, "max_steps": 100}}
+    )
+
+
+def test_a_value_lightning_s_trainer_refuses_names_the_trainer(tmp_path: Path) -> None:
+    from bioner.runtime import build_trainer
+
+    cfg = compose(tmp_path, "trainer.max_epochs=-5", "logger=none")
+    run = start_run(cfg)
+    with pytest.raises(ConfigError, match=r"^trainer: `max_epochs` must be a non-negative"):
+        build_trainer(cfg, run, [])
 
 
 @pytest.mark.parametrize("trainer", ["cpu", "ddp_sim"])

@@ -112,6 +112,12 @@ def test_hydra_errors_get_a_suggestion_from_the_config() -> None:
         ("attack.epsilon=0.1", "of attack=fgm,fgsm,freelb,pgd, not of the attack chosen"),
         ("robustness.text_kinds=[case]", "as in robustness=default robustness.text_kinds=[case]"),
         ("postprocess.overlaps.keep=longest", "as in postprocess=overlaps postprocess.overlaps"),
+        # A parameter of the node's target that its config leaves out: + adds it.
+        (
+            "trainer.max_time=00:01:00:00",
+            "of lightning.pytorch.Trainer that the config does not list; add it: "
+            "+trainer.max_time=00:01:00:00",
+        ),
     ],
 )
 def test_a_key_of_another_option_of_its_group_names_those_options(
