@@ -72,8 +72,9 @@ def instantiate_node(
     Hydra wraps it as "Error in call to target 'bioner.attacks.adversaries.PGD': ValueError(...)",
     whose ``full_key`` is relative to ``node`` where ``node`` is a plain container. The message
     here is ``attack: steps must be at least 1, not 0`` (``augmentation.transform: ...`` for a
-    nested node). A :class:`~bioner.errors.UserError` inside (a missing corpus file, a
-    ``ConfigError`` naming its key already) passes through as it is.
+    nested node). A :class:`~bioner.errors.UserError` or ``FileNotFoundError`` inside (a
+    ``ConfigError`` naming its key already, a missing model folder) is raised as it is, out of
+    Hydra's wrapper; anything else (a bug) keeps the wrapper.
 
     Args:
         refused: the exceptions by which the constructor refuses a value (Lightning's Trainer
@@ -83,7 +84,9 @@ def instantiate_node(
         return instantiate(node, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__
-        if not isinstance(cause, refused) or isinstance(cause, UserError):
+        if isinstance(cause, UserError | FileNotFoundError):
+            raise cause from None
+        if not isinstance(cause, refused):
             raise
         found = re.search(r"^full_key: (\S+)$", str(err), flags=re.MULTILINE)
         where = _join_key(node, key, found.group(1) if found else "")

@@ -182,6 +182,7 @@ class NERDataModule(L.LightningDataModule):
         self._splits = None if splits is None or folds is not None else list(splits)
         if tokenizer.pad_token_id is None:
             raise ValueError("the tokenizer has no padding token; bioner pads batches with it")
+        alignment.window_size(tokenizer)  # a max_length the encoder cannot take stops here
         self.pad_to_multiple_of = pad_to_multiple_of
         # The padding multiple is settled with the loaders, once the trainer's device is known.
         self.collator = Collator(tokenizer.pad_token_id, None)

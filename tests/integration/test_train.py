@@ -416,6 +416,8 @@ def test_missing_corpus_stops_before_any_model_is_loaded(
         (["robustness=default", "robustness.text_kinds=[typo]"], r"^robustness.text_kinds"),
         (["postprocess=overlaps", "postprocess.overlaps.keep=big"], r"^postprocess.overlaps:"),
         (["attack=pgd", "attack.steps=0"], r"^attack: steps must be at least 1"),
+        # Past the encoder's positions: a shape error in the first batch that held a long unit.
+        (["alignment.max_length=513"], r"^alignment.max_length=513 is longer than the encoder"),
     ],
 )
 def test_a_value_that_a_piece_refuses_stops_the_run_before_any_weights_load(

@@ -301,6 +301,11 @@ def test_configuration_errors(tokenizer) -> None:
     with pytest.raises(ValueError, match="max_length"):
         Alignment().encode(doc, unlimited)
     assert len(Alignment(max_length=64).encode(doc, unlimited)) == 1
+    # Longer than the encoder's position embeddings: refused, not a shape error mid-training.
+    limit = tokenizer.model_max_length
+    with pytest.raises(ConfigError, match=rf"max_length={limit + 1} is longer than the encoder"):
+        Alignment(max_length=limit + 1).window_size(tokenizer)
+    assert Alignment(max_length=limit).window_size(tokenizer) < limit
 
 
 def test_decode_real_model_outputs_from_a_padded_batch(tiny_model_dir) -> None:

@@ -46,19 +46,50 @@ def document_units(alignment: Alignment, doc: Document) -> list[tuple[int, int, 
 
 
 def window_size(alignment: Alignment, tokenizer: PreTrainedTokenizerBase) -> int:
-    """Sub-words per window, special tokens excluded."""
+    """Sub-words per window, special tokens excluded.
+
+    Raises:
+        ConfigError: the window holds no sub-word (see also :func:`resolve_max_length`).
+    """
     prefix, suffix = special_tokens(tokenizer)
-    return resolve_max_length(alignment, tokenizer) - len(prefix) - len(suffix)
+    max_length = resolve_max_length(alignment, tokenizer)
+    size = max_length - len(prefix) - len(suffix)
+    if size < 1:
+        specials = len(prefix) + len(suffix)
+        raise ConfigError(
+            f"alignment.max_length={max_length} leaves no room for sub-words next to the "
+            f"tokenizer's {specials} special tokens; give more than {specials}, or null for the "
+            "encoder's own limit"
+        )
+    return size
 
 
 def resolve_max_length(alignment: Alignment, tokenizer: PreTrainedTokenizerBase) -> int:
-    max_length = alignment.max_length or tokenizer.model_max_length
-    if not max_length or max_length >= UNSET_MAX_LENGTH:
-        raise ValueError(
-            "the tokenizer does not say how long an input may be; set alignment.max_length "
-            "(e.g. 512 for BERT models) or load the tokenizer through an Encoder"
+    """Sub-words per model input, special tokens included: ``alignment.max_length``, else the
+    encoder's limit (the tokenizer's ``model_max_length``, which an Encoder sets).
+
+    Raises:
+        ConfigError: ``alignment.max_length`` is longer than the encoder takes (its position
+            embeddings end there: the run failed when the first long unit came), or neither
+            says how long an input may be.
+    """
+    limit = tokenizer.model_max_length
+    limit = int(limit) if limit and limit < UNSET_MAX_LENGTH else None
+    if alignment.max_length is None:
+        if limit is None:
+            raise ConfigError(
+                "the tokenizer does not say how long an input may be; set alignment.max_length "
+                "(e.g. 512 for BERT models) or load the tokenizer through an Encoder"
+            )
+        return limit
+    if limit is not None and alignment.max_length > limit:
+        raise ConfigError(
+            f"alignment.max_length={alignment.max_length} is longer than the encoder takes "
+            f"({limit} sub-words, special tokens included): give {limit} or less (null: the "
+            "limit), or raise the limit with model.max_length=<n> if the encoder's position "
+            "embeddings reach that far"
         )
-    return int(max_length)
+    return int(alignment.max_length)
 
 
 def encode_many(
@@ -82,14 +113,7 @@ def encode_many(
     if not sequences:
         return [[] for _ in docs]
     prefix, suffix = special_tokens(tokenizer)
-    size = resolve_max_length(alignment, tokenizer) - len(prefix) - len(suffix)
-    if size < 1:
-        specials = len(prefix) + len(suffix)
-        raise ConfigError(
-            f"alignment.max_length={resolve_max_length(alignment, tokenizer)} leaves no room "
-            f"for sub-words next to the tokenizer's {specials} special tokens; give more than "
-            f"{specials}, or null for the encoder's own limit"
-        )
+    size = window_size(alignment, tokenizer)
     unk = tokenizer.unk_token_id
     batch = tokenizer(
         sequences,
