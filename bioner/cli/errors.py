@@ -131,6 +131,13 @@ def cli_main(
             except Exception as err:
                 exit_on_user_error(prog, config, err)
                 raise
+            except KeyboardInterrupt:
+                if debug:
+                    raise
+                # Ctrl-C outside training (which says how to continue): no traceback, and the
+                # status a shell gives a process that SIGINT stopped.
+                print(f"{prog}: interrupted (Ctrl-C)", file=sys.stderr)
+                raise SystemExit(130) from None
             finally:
                 _debug = outer_debug
                 if previous is None:

@@ -69,6 +69,23 @@ def test_debug_shows_the_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         data_main()
 
 
+def test_ctrl_c_is_one_line_and_status_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    @cli_main("bioner-test")
+    def stopped() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.delenv("BIONER_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        stopped()
+    assert exited.value.code == 130
+    assert capsys.readouterr().err == "bioner-test: interrupted (Ctrl-C)\n"
+    monkeypatch.setenv("BIONER_DEBUG", "1")  # --debug keeps the traceback
+    with pytest.raises(KeyboardInterrupt):
+        stopped()
+
+
 def test_a_bug_is_not_dressed_as_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
 
