@@ -47,6 +47,7 @@ from bioner.runtime import (
     build_scoring,
     build_trainer,
     closing,
+    exit_on_signal,
     finish_evaluation,
     finish_run,
     instantiate_loggers,
@@ -96,10 +97,11 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer, precision = build_trainer(cfg, run, loggers)
     with closing(loggers):
-        if "devel" in cfg.splits:
-            trainer.validate(model, datamodule=datamodule, verbose=False)
-        if "test" in cfg.splits:
-            trainer.test(model, datamodule=datamodule, verbose=False)
+        with exit_on_signal("eval", trainer, lambda signal: "while scoring: nothing was written"):
+            if "devel" in cfg.splits:
+                trainer.validate(model, datamodule=datamodule, verbose=False)
+            if "test" in cfg.splits:
+                trainer.test(model, datamodule=datamodule, verbose=False)
         summary: dict[str, Any] = {
             "run_name": cfg.run_name,
             "run_dir": str(run.dir),

@@ -36,9 +36,11 @@ from bioner.runtime import (
     build_datamodule,
     build_trainer,
     closing,
+    exit_on_signal,
     fit_or_exit,
     instantiate_loggers,
     resolve_ckpt_path,
+    resume_command,
     start_run,
 )
 from bioner.utils.log import get_logger
@@ -70,9 +72,16 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
         ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer)
         before = None
         if ckpt_path is None:  # a resumed run's "before" would be a partly trained model
-            before = _val_loss(trainer.validate(model, datamodule=datamodule, verbose=False))
+            with exit_on_signal("pretrain", trainer, lambda signal: "before training began"):
+                before = _val_loss(trainer.validate(model, datamodule=datamodule, verbose=False))
         fit_or_exit(cfg, run, trainer, {}, model, datamodule, ckpt_path)
-        after = _val_loss(trainer.validate(model, datamodule=datamodule, verbose=False))
+
+        def then(signal: str) -> str:
+            command = resume_command(run.dir, "pretrain")
+            return f"after training, before the encoder was saved; this saves it:\n  {command}"
+
+        with exit_on_signal("pretrain", trainer, then):
+            after = _val_loss(trainer.validate(model, datamodule=datamodule, verbose=False))
         summary: dict[str, Any] = {
             "text": datamodule.source,
             "val_loss_before": before,

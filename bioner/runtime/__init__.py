@@ -18,6 +18,7 @@ from bioner.runtime.build import (
     build_datamodule,
     build_trainer,
     closing,
+    exit_on_signal,
     export_metadata,
     finish_run,
     fit,
@@ -43,6 +44,7 @@ from bioner.runtime.run import (
     instantiate_loggers,
     log_config,
     prepare_run_dir,
+    resume_command,
     write_run_readme,
 )
 
@@ -55,6 +57,7 @@ __all__ = [
     "build_scoring",
     "build_trainer",
     "closing",
+    "exit_on_signal",
     "export_metadata",
     "finish_evaluation",
     "finish_loggers",
@@ -69,6 +72,7 @@ __all__ = [
     "release_training_state",
     "resolve_checkpoint",
     "resolve_ckpt_path",
+    "resume_command",
     "score_and_export",
     "scored_checkpoint",
     "start_run",

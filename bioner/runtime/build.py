@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import lightning as L
 import torch
@@ -224,6 +224,29 @@ def fit(
 INTERRUPTED_STATUS = {"SIGINT": 130, "SIGTERM": 143}
 
 
+@contextmanager
+def exit_on_signal(task: str, trainer: L.Trainer, then: Callable[[str], str]) -> Iterator[None]:
+    """Around a trainer call (fit, validate, test): a call that a signal stops (``SIGINT``:
+    Ctrl-C; ``SIGTERM``: a scheduler, ``timeout``, ``kill``) prints ``bioner-<task>:
+    interrupted (<signal>) <then(signal)>`` on global rank zero and exits with 128 + the
+    signal's number.
+
+    Lightning exits with status 1 on Ctrl-C and with status **0** on SIGTERM, so that a job
+    script or a sweep took a run killed half-way for a finished one; neither said what to do.
+    """
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        yield
+    except SystemExit as stop:  # Lightning's answer to Ctrl-C and to SIGTERM
+        if not trainer.interrupted:
+            raise
+        signal = "SIGTERM" if isinstance(stop, SIGTERMException) else "SIGINT"
+        if trainer.is_global_zero:
+            print(f"bioner-{task}: interrupted ({signal}) {then(signal)}", file=sys.stderr)
+        raise SystemExit(INTERRUPTED_STATUS[signal]) from None
+
+
 def fit_or_exit(
     cfg: DictConfig,
     run: Run,
@@ -233,47 +256,25 @@ def fit_or_exit(
     datamodule: L.LightningDataModule,
     ckpt_path: str | None,
 ) -> None:
-    """``trainer.fit``, except that a run a signal stops (``SIGINT``: Ctrl-C; ``SIGTERM``: a
-    scheduler, ``timeout``, ``kill``) says where it can go on from, records that in its README
-    and exits with 128 + the signal's number.
-
-    Lightning exits with status 1 on Ctrl-C and with status **0** on SIGTERM, so that a job
-    script or a sweep took a run killed half-way for a finished one; neither said where to
-    continue.
-    """
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-    try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    except SystemExit as stop:  # Lightning's answer to Ctrl-C and to SIGTERM
-        if not trainer.interrupted:
-            raise
-        signal = "SIGTERM" if isinstance(stop, SIGTERMException) else "SIGINT"
-        _exit_interrupted(cfg, run, trainer, summary, signal)
-
-
-def _exit_interrupted(
-    cfg: DictConfig, run: Run, trainer: L.Trainer, summary: dict[str, Any], signal: str
-) -> NoReturn:
+    """``trainer.fit``; a run that a signal stops says where it can go on from and records that
+    in its README (:func:`exit_on_signal`)."""
     task = str(cfg.get("task_name", "train"))
-    if trainer.is_global_zero:
+
+    def then(signal: str) -> str:
         outcome = {**training_outcome(trainer), "stop_reason": f"interrupted ({signal})"}
         write_run_readme(run.dir, cfg, {**summary, "training": outcome})
+        where = f"in epoch {trainer.current_epoch}, at step {trainer.global_step}."
         last = last_checkpoint(trainer)
         if last is None:
-            then = "No last.ckpt was written (no epoch ended, or callbacks.last_checkpoint=null)."
-        else:
-            then = (
-                f"{last} holds the run as it was at the end of epoch {checkpoint_epoch(last)}; "
-                f"continue with:\n  {resume_command(run.dir, task)}"
-            )
-        print(
-            f"bioner-{task}: interrupted ({signal}) in epoch "
-            f"{trainer.current_epoch}, at step {trainer.global_step}. {then}",
-            file=sys.stderr,
-            flush=True,
+            off = "callbacks.last_checkpoint=null"
+            return f"{where} No last.ckpt was written (no epoch ended, or {off})."
+        return (
+            f"{where} {last} holds the run as it was at the end of epoch "
+            f"{checkpoint_epoch(last)}; continue with:\n  {resume_command(run.dir, task)}"
         )
-    raise SystemExit(INTERRUPTED_STATUS[signal])
+
+    with exit_on_signal(task, trainer, then):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
 
 
 def training_records(cfg: DictConfig, callbacks: Sequence[L.Callback]) -> dict[str, Any]:
@@ -311,9 +312,17 @@ def score_and_export(
     if checkpoint is None:
         log.warning("no checkpoint to evaluate: scoring the weights as they are")
     summary = {**summary, "checkpoint": checkpoint}
+
     # Final scores of the best checkpoint on devel and test (with their predictions).
-    trainer.validate(model, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
-    trainer.test(model, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
+    def then(signal: str) -> str:
+        return (
+            "while the trained run was scored; its checkpoints are complete: "
+            f"bioner-eval ckpt_path={Path(run.dir).resolve()} scores it"
+        )
+
+    with exit_on_signal(str(cfg.get("task_name", "train")), trainer, then):
+        trainer.validate(model, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
+        trainer.test(model, datamodule=datamodule, ckpt_path=checkpoint, verbose=False)
     if not trainer.is_global_zero:
         return summary
     summary["wall_time_s"] = time.perf_counter() - run.started

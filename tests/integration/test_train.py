@@ -490,6 +490,39 @@ def test_a_run_stopped_by_a_signal_exits_non_zero_and_says_how_to_continue(
     assert f"Training stopped: interrupted ({signal_name}), after 6 steps" in readme
 
 
+class SigtermWhileScoring(L.Callback):
+    """SIGTERM in the first batch of the final devel pass (trainer.validate after fitting)."""
+
+    def on_validation_batch_end(self, trainer, *args) -> None:
+        if trainer.state.fn == "validate" and not trainer.sanity_checking:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_run_stopped_while_it_is_scored_exits_non_zero_and_says_how_to_score_it(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path, capsys: pytest.CaptureFixture
+) -> None:
+    cfg = compose(
+        tmp_path,
+        tiny_model_dir,
+        f"paths.data_dir={shared_data}",
+        "data.limit_documents=32",
+        "data.batch_size=8",
+        "data.eval_batch_size=4",  # more than one batch: Lightning stops after the first
+        "trainer.max_epochs=1",
+    )
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            train(cfg, extra_callbacks=[SigtermWhileScoring()])
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert stopped.value.code == 143  # Lightning: 0, as if the run had finished
+    err = capsys.readouterr().err
+    assert "bioner-train: interrupted (SIGTERM) while the trained run was scored" in err
+    assert f"bioner-eval ckpt_path={tmp_path.resolve()} scores it" in err
+    assert not (tmp_path / "metrics.json").exists()
+
+
 def words_like_bert(doc_id: str, text: str) -> Document:
     """A document whose words are BERT's pre-tokens (runs of letters/digits, single punctuation)."""
     words = [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]
