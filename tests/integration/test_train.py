@@ -93,6 +93,19 @@ def compose(run_dir: Path, tiny_model_dir: Path, *overrides: str) -> DictConfig:
     )
 
 
+def compose_small(
+    run_dir: Path, tiny_model_dir: Path, shared_data: Path, *overrides: str
+) -> DictConfig:
+    """:func:`compose` for a short run of the tiny BERT on the first 32 BC5CDR documents."""
+    return compose(
+        run_dir,
+        tiny_model_dir,
+        f"paths.data_dir={shared_data}",
+        "data.limit_documents=32",
+        *overrides,
+    )
+
+
 # Corpora for the every-dataset run: the real ones (shared_data) where they are public, the
 # synthetic fixtures for the licensed/unavailable ones and the generic IOB folder.
 REAL = ["bc5cdr", "bc5cdr_chem", "bc5cdr_disease", "ncbi_disease", "bc2gm", "bc5cdr_pubtator"]
@@ -344,11 +357,10 @@ def test_a_run_without_validation_scores_its_last_weights(
     """Stopped by max_steps within the first epoch, or never validating, a run with the
     default early stopping finishes: nothing to stop on, no best checkpoint, its last weights
     scored and exported."""
-    cfg = compose(
+    cfg = compose_small(
         tmp_path,
         tiny_model_dir,
-        f"paths.data_dir={shared_data}",
-        "data.limit_documents=32",
+        shared_data,
         "data.batch_size=4",
         "bootstrap_samples=0",
         *stop,
@@ -364,11 +376,10 @@ def test_early_stopping_ends_a_run_whose_devel_f1_stops_improving(
 ) -> None:
     """Checked after each validation, early stopping still ends the run: no epoch improves
     on the first by min_delta=1, so patience 1 stops it after the second of five epochs."""
-    cfg = compose(
+    cfg = compose_small(
         tmp_path,
         tiny_model_dir,
-        f"paths.data_dir={shared_data}",
-        "data.limit_documents=32",
+        shared_data,
         "data.batch_size=8",
         "bootstrap_samples=0",
         "test=false",
@@ -465,11 +476,10 @@ def test_a_run_stopped_by_a_signal_exits_non_zero_and_says_how_to_continue(
     status: int,
 ) -> None:
     """Lightning exits 0 on SIGTERM (a scheduler's, `timeout`'s) and 1 on Ctrl-C, silently."""
-    cfg = compose(
+    cfg = compose_small(
         tmp_path,
         tiny_model_dir,
-        f"paths.data_dir={shared_data}",
-        "data.limit_documents=32",
+        shared_data,
         "data.batch_size=8",
         "trainer.max_epochs=5",
     )
@@ -501,11 +511,10 @@ class SigtermWhileScoring(L.Callback):
 def test_a_run_stopped_while_it_is_scored_exits_non_zero_and_says_how_to_score_it(
     tmp_path: Path, tiny_model_dir: Path, shared_data: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    cfg = compose(
+    cfg = compose_small(
         tmp_path,
         tiny_model_dir,
-        f"paths.data_dir={shared_data}",
-        "data.limit_documents=32",
+        shared_data,
         "data.batch_size=8",
         "data.eval_batch_size=4",  # more than one batch: Lightning stops after the first
         "trainer.max_epochs=1",
