@@ -50,6 +50,7 @@ def time_attack(attack: str, args: argparse.Namespace) -> dict:
         "experiment=quickstart",
         f"attack={attack}",
         f"run_dir={args.run_dir}/{attack}",
+        "overwrite=true",  # a scratch folder, reused run after run
         "logger=none",
         "callbacks.rich_progress_bar=null",
         "trainer.enable_progress_bar=false",

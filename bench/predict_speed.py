@@ -226,6 +226,7 @@ def train_model(run_dir: Path) -> None:
         "trainer.max_steps=30",
         "logger=none",
         f"run_dir={run_dir}",
+        "overwrite=true",  # what a killed --train left there
         "bootstrap_samples=0",
         # Fewer steps than one epoch: no validation before the end, so nothing to stop on.
         "callbacks.early_stopping=null",

@@ -63,6 +63,7 @@ def run(out: Path, dataset: str, variant: str, seed: int, overrides: list[str]) 
             "train",
             [
                 f"run_dir={run_dir}",
+                "overwrite=true",  # what a killed attempt left there
                 f"dataset={dataset}",
                 f"seed={seed}",
                 f"preprocess={variant}",

@@ -107,6 +107,7 @@ def run_bioner(args: argparse.Namespace) -> dict:
     overrides = [
         "experiment=quickstart",
         f"run_dir={args.run_dir}",
+        "overwrite=true",  # a scratch folder, reused run after run (ckpt_path=last continues)
         "logger=none",
         "callbacks.rich_progress_bar=null",
         f"data.batch_size={args.batch_size}",

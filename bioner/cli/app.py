@@ -25,6 +25,7 @@ import types
 import typing
 import warnings
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -179,6 +180,7 @@ OTHER_NAMES: dict[str, tuple[str, ...]] = {
     "max_grad_norm": ("trainer.gradient_clip_val",),
     "logging_steps": ("trainer.log_every_n_steps",),
     "output_dir": ("run_dir", "output"),
+    "overwrite_output_dir": ("overwrite",),
     "model_name_or_path": ("model.name_or_path",),
     "max_seq_length": ("alignment.max_length",),
     "resume_from_checkpoint": ("ckpt_path",),
@@ -460,6 +462,65 @@ def with_run_dir(argv: list[str]) -> list[str]:
     if any(a.startswith("hydra.run.dir=") for a in argv):
         return argv
     return [*argv, f"hydra.run.dir={given[-1][len('run_dir=') :]}"]
+
+
+# What a finished (or killed) training run leaves in its folder, which a new run there would
+# overwrite or, where it writes no such file, leave beside its own results as if they were its.
+EARLIER_RESULTS = (
+    "metrics.json",
+    "checkpoints",
+    "predictions",
+    "model",
+    "encoder",
+    "confusion_devel.png",
+    "confusion_test.png",
+    "robustness_epsilon.png",
+    "tensorboard",
+    "csv",
+)
+
+
+def earlier_results(run_dir: Path) -> list[Path]:
+    """The entries of :data:`EARLIER_RESULTS` in ``run_dir`` (files, and folders not empty)."""
+    paths = (run_dir / name for name in EARLIER_RESULTS)
+    return [p for p in paths if p.is_file() or p.is_dir() and next(p.iterdir(), None) is not None]
+
+
+def earlier_run_error(run_dir: Path, found: list[Path]) -> ConfigError:
+    names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in found)
+    return ConfigError(
+        f"run_dir={run_dir} holds an earlier run ({names}), which this run would overwrite. "
+        "Continue it with ckpt_path=last, give another run_dir, or replace it with overwrite=true"
+    )
+
+
+def check_run_dir(config: str, argv: list[str]) -> None:
+    """Refuse ``run_dir=<folder>`` on the command line of a script whose config has
+    ``overwrite`` (bioner-train, -pretrain) when the folder holds an earlier run, before Hydra
+    writes the new run's ``.hydra/`` over the earlier one's. (``prepare_run_dir`` checks again,
+    for runs composed in Python, and removes the results with ``overwrite=true``.)
+
+    Raises:
+        ConfigError: the folder holds an earlier run, and neither ``ckpt_path`` (continue it)
+            nor ``overwrite=true`` is given.
+    """
+    if os.environ.get("LOCAL_RANK", "0") != "0" or "-m" in argv or "--multirun" in argv:
+        return  # DDP children run the script again; a multirun's jobs have folders of their own
+    given = {}
+    for arg in argv:
+        key, _, value = arg.lstrip("+~").partition("=")
+        given[key] = value
+    if "run_dir" not in given or given.get("ckpt_path", "null") not in ("null", "None", ""):
+        return
+    if given.get("overwrite", "").lower() in ("true", "1", "yes"):
+        return
+    source = CONFIG_DIR / f"{config}.yaml"
+    if not source.is_file() or "overwrite" not in OmegaConf.load(source):
+        return
+    run_dir = Path(given["run_dir"]).expanduser()
+    found = earlier_results(run_dir) if run_dir.is_dir() else []
+    if found:
+        raise earlier_run_error(run_dir, found)
 
 
 # ---------------------------------------------------------------------------------- the console

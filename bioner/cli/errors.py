@@ -127,6 +127,8 @@ def cli_main(
             global _debug
             outer_debug, _debug = _debug, debug
             try:
+                if config is not None:
+                    app.check_run_dir(config, sys.argv[1:])
                 return main(*args, **kwargs)
             except Exception as err:
                 exit_on_user_error(prog, config, err)

@@ -60,6 +60,51 @@ def test_max_steps_with_early_stopping_warns(caplog: pytest.LogCaptureFixture) -
     assert caplog.text == ""
 
 
+def test_a_new_run_in_the_folder_of_an_earlier_one_is_refused_or_replaces_it(
+    tmp_path: Path,
+) -> None:
+    from bioner.errors import ConfigError
+    from bioner.runtime.run import prepare_run_dir
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "best.ckpt").write_bytes(b"earlier")
+    (tmp_path / "metrics.json").write_text("{}")
+    (tmp_path / "wandb").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    base = [f"run_dir={tmp_path}", "model=tiny"]
+    with pytest.raises(ConfigError, match=r"holds an earlier run \(metrics.json, checkpoints/\)"):
+        prepare_run_dir(compose_config("train", base))
+    assert (tmp_path / "metrics.json").is_file()
+    # Continuing it is what ckpt_path=last is for; bioner-eval has no such guard.
+    prepare_run_dir(compose_config("train", [*base, "ckpt_path=last"]))
+    # overwrite=true removes the earlier results only: W&B's offline runs and your files stay.
+    prepare_run_dir(compose_config("train", [*base, "overwrite=true"]))
+    assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "checkpoints").exists()
+    assert (tmp_path / "wandb").is_dir() and (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "config.yaml").is_file()
+
+
+def test_the_command_line_check_comes_before_hydra_writes_into_the_folder(
+    tmp_path: Path,
+) -> None:
+    """On the command line the folder is checked before Hydra writes .hydra/ into it: a refused
+    run must not replace the earlier run's record of how it was started."""
+    from bioner.cli.app import check_run_dir
+    from bioner.errors import ConfigError
+
+    run = [f"run_dir={tmp_path}", "model=tiny"]
+    check_run_dir("train", run)  # an empty folder
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"holds an earlier run \(model/\)"):
+        check_run_dir("train", run)
+    check_run_dir("train", [*run, "ckpt_path=last"])
+    check_run_dir("train", [*run, "overwrite=true"])
+    check_run_dir("eval", [*run, "ckpt_path=x"])  # bioner-eval has no overwrite: no guard
+    with pytest.raises(ConfigError):
+        check_run_dir("pretrain", [*run, "ckpt_path=null"])
+
+
 def test_a_readme_while_running_says_how_to_resume(tmp_path: Path) -> None:
     from bioner.runtime.run import write_run_readme
 
