@@ -403,7 +403,7 @@ def suggest_for_hydra_error(message: str, config_name: str | None, argv: list[st
 
 def _unlisted_parameter(cfg: DictConfig, key: str, given: str) -> str:
     """For ``trainer.max_time=...``: a parameter of the node's ``_target_`` that its config does
-    not list, which ``+`` adds (`` trainer.max_time is a parameter of ...: add it with +...``)."""
+    not list, which ``+`` adds (`` trainer.max_time is a parameter of ...; add it: +...``)."""
     if "." not in key:
         return ""
     parent, name = key.rsplit(".", 1)
@@ -423,7 +423,8 @@ def _unlisted_parameter(cfg: DictConfig, key: str, given: str) -> str:
 
 def _options_with_key(config_name: str, key: str, overrides: list[str], given: str) -> str:
     """For ``attack.epsilon=0.1`` under ``attack=none``: the options of the group whose config
-    has the key (`` attack.epsilon is a key of attack=fgsm, ...: choose one too``), or ``""``."""
+    has the key (`` attack.epsilon is a key of attack=fgm,fgsm,...: choose one too, ...``), or
+    ``""``."""
     group = key.split(".")[0]
     if group not in _groups() or "." not in key:
         return ""

@@ -238,10 +238,13 @@ def exit_on_signal(task: str, trainer: L.Trainer, then: Callable[[str], str]) ->
 
     try:
         yield
-    except SystemExit as stop:  # Lightning's answer to Ctrl-C and to SIGTERM
-        if not trainer.interrupted:
+    except SystemExit as stop:  # Lightning's answer to Ctrl-C (exit 1) and to SIGTERM
+        if isinstance(stop, SIGTERMException):
+            signal = "SIGTERM"
+        elif stop.code == 1 and isinstance(stop.__context__, KeyboardInterrupt):
+            signal = "SIGINT"
+        else:  # another exit (a callback's), or one of ours from an inner call: as it is
             raise
-        signal = "SIGTERM" if isinstance(stop, SIGTERMException) else "SIGINT"
         if trainer.is_global_zero:
             print(f"bioner-{task}: interrupted ({signal}) {then(signal)}", file=sys.stderr)
         raise SystemExit(INTERRUPTED_STATUS[signal]) from None
