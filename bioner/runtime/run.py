@@ -54,9 +54,8 @@ def prepare_run_dir(cfg: DictConfig) -> tuple[Path, dict[str, Any]]:
 def clear_earlier_run(run_dir: Path, overwrite: bool) -> None:
     """Refuse to start a run in a folder that holds an earlier run's results, or remove them
     with ``overwrite=true``. Those are :data:`~bioner.cli.app.EARLIER_RESULTS` only: other
-    files stay, as do
-    ``wandb/`` (its offline runs, one folder each, may wait for ``wandb sync``), the logs and
-    ``.hydra/`` (Hydra has already written the new run's).
+    files stay, as do ``wandb/`` (its offline runs, one folder each, may wait for ``wandb
+    sync``), the logs and ``.hydra/`` (Hydra has already written the new run's).
 
     Raises:
         ConfigError: the folder holds results and ``overwrite`` is false.
