@@ -137,6 +137,7 @@ def test_a_key_of_another_option_of_its_group_names_those_options(
         ("train", "learning_rate=1e-4", "module.lr? (bioner's name for learning_rate)"),
         ("train", "num_train_epochs=3", "trainer.max_epochs?"),
         ("train", "output_dir=out", "run_dir?"),
+        ("train", "overwrite_output_dir=true", "overwrite?"),
         ("train", "fp16=true", "trainer.precision=16-mixed?"),
         ("eval", "checkpoint=x.ckpt", "ckpt_path?"),
         # The first of bioner's names that this script has.
