@@ -245,7 +245,12 @@ class Tagger:
         """
         from transformers import AutoModelForTokenClassification
 
-        from bioner.models.encoders import HubEncoder, fp32_weights, quiet_transformers
+        from bioner.models.encoders import (
+            HubEncoder,
+            fp32_weights,
+            quiet_transformers,
+            weights_as_data,
+        )
 
         folders = [folder] if isinstance(folder, (str, Path)) else list(folder)
         models, names, preprocess, trained = [], [], [], []
@@ -254,7 +259,8 @@ class Tagger:
             meta = _load_metadata(path)
             # The encoder class turns truncation off and derives the input limit, as in training.
             tokenizer = HubEncoder(str(path), name=path.name).load_tokenizer()
-            with quiet_transformers():  # no progress bars on stderr for every load
+            # No progress bars on stderr for every load; a pickled weights file is refused.
+            with quiet_transformers(), weights_as_data(path):
                 model = AutoModelForTokenClassification.from_pretrained(path, **fp32_weights())
             alignment = _load_alignment(path, meta, model.config.id2label)
             models.append((model, tokenizer, alignment))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bioner.data.alignment import UNSET_MAX_LENGTH
-from bioner.errors import UserError
+from bioner.errors import FormatError, UserError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -185,7 +185,7 @@ class Encoder(ABC):
             for attr in _DROPOUT_ATTRS:
                 if hasattr(config, attr):
                     setattr(config, attr, dropout)
-        with quiet_transformers():
+        with quiet_transformers(), weights_as_data(path):
             model, info = AutoModelForTokenClassification.from_pretrained(
                 path, config=config, output_loading_info=True, **fp32_weights()
             )
@@ -505,6 +505,30 @@ def fp32_weights() -> dict[str, Any]:
 
 def _is_complete(folder: Path) -> bool:
     return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+
+
+@contextlib.contextmanager
+def weights_as_data(path: str | Path) -> Iterator[None]:
+    """Around ``from_pretrained(path)``: a weights file that is a pickle naming code or objects
+    (``pytorch_model.bin`` from someone else) is refused by ``torch.load(weights_only=True)``
+    before any of it runs; that refusal becomes one message naming the folder.
+
+    Raises:
+        FormatError: the weights file holds more than tensors.
+    """
+    import pickle
+    import re
+
+    try:
+        yield
+    except pickle.UnpicklingError as err:
+        named = re.search(r"GLOBAL (\S+)", str(err))
+        what = f" (it names {named.group(1)})" if named else ""
+        raise FormatError(
+            f"{path}: its weights file is a pickle that holds more than tensors{what}; bioner "
+            "loads weights as data only, and nothing of it ran. Fix: use a folder with "
+            "model.safetensors (save_pretrained writes one), re-saved where you trust the file"
+        ) from err
 
 
 @contextlib.contextmanager

