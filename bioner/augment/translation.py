@@ -73,8 +73,12 @@ def load_seq2seq(name_or_path: str, device: str) -> tuple[Any, Any]:
     """Tokenizer and sequence-to-sequence model (MarianMT and kin) on ``device``, in eval mode."""
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path).to(device).eval()
+    from bioner.models.encoders import folder_as_data
+
+    with folder_as_data(name_or_path):  # nothing of a model folder runs
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
+        model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, trust_remote_code=False)
+    model = model.to(device).eval()
     return tokenizer, model
 
 

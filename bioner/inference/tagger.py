@@ -247,9 +247,9 @@ class Tagger:
 
         from bioner.models.encoders import (
             HubEncoder,
+            folder_as_data,
             fp32_weights,
             quiet_transformers,
-            weights_as_data,
         )
 
         folders = [folder] if isinstance(folder, (str, Path)) else list(folder)
@@ -259,9 +259,11 @@ class Tagger:
             meta = _load_metadata(path)
             # The encoder class turns truncation off and derives the input limit, as in training.
             tokenizer = HubEncoder(str(path), name=path.name).load_tokenizer()
-            # No progress bars on stderr for every load; a pickled weights file is refused.
-            with quiet_transformers(), weights_as_data(path):
-                model = AutoModelForTokenClassification.from_pretrained(path, **fp32_weights())
+            # No progress bars on stderr for every load; nothing of the folder runs.
+            with quiet_transformers(), folder_as_data(path):
+                model = AutoModelForTokenClassification.from_pretrained(
+                    path, trust_remote_code=False, **fp32_weights()
+                )
             alignment = _load_alignment(path, meta, model.config.id2label)
             models.append((model, tokenizer, alignment))
             names.append(path)

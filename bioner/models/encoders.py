@@ -109,7 +109,10 @@ class Encoder(ABC):
         from transformers import AutoTokenizer
 
         path = self.resolve()
-        tokenizer = AutoTokenizer.from_pretrained(path, **self.tokenizer_kwargs)
+        with folder_as_data(path):
+            tokenizer = AutoTokenizer.from_pretrained(
+                path, **{**self.tokenizer_kwargs, "trust_remote_code": False}
+            )
         if not tokenizer.is_fast:
             raise TypeError(
                 f"encoder {self.name}: {path} has no fast tokenizer; bioner needs `word_ids()`, "
@@ -131,7 +134,8 @@ class Encoder(ABC):
         candidates = []
         if tokenizer_max and tokenizer_max < UNSET_MAX_LENGTH:
             candidates.append(int(tokenizer_max))
-        config = AutoConfig.from_pretrained(path)
+        with folder_as_data(path):
+            config = AutoConfig.from_pretrained(path, trust_remote_code=False)
         positions = getattr(config, "max_position_embeddings", None)
         if positions:
             # RoBERTa-style models number positions from pad_token_id + 1.
@@ -173,21 +177,27 @@ class Encoder(ABC):
         if sorted(labels) != list(range(len(labels))) or not labels:
             raise ValueError(f"id2label must map ids 0..n-1 to labels, got ids {sorted(labels)}")
         path = self.resolve()
-        config = AutoConfig.from_pretrained(
-            path,
-            num_labels=len(labels),
-            id2label=labels,
-            label2id={v: k for k, v in labels.items()},
-        )
+        with folder_as_data(path):
+            config = AutoConfig.from_pretrained(
+                path,
+                num_labels=len(labels),
+                id2label=labels,
+                label2id={v: k for k, v in labels.items()},
+                trust_remote_code=False,
+            )
         if dropout is not None:
             if not 0.0 <= dropout < 1.0:
                 raise ValueError(f"dropout must be in [0, 1), not {dropout}")
             for attr in _DROPOUT_ATTRS:
                 if hasattr(config, attr):
                     setattr(config, attr, dropout)
-        with quiet_transformers(), weights_as_data(path):
+        with quiet_transformers(), folder_as_data(path):
             model, info = AutoModelForTokenClassification.from_pretrained(
-                path, config=config, output_loading_info=True, **fp32_weights()
+                path,
+                config=config,
+                output_loading_info=True,
+                trust_remote_code=False,
+                **fp32_weights(),
             )
         prefix = f"{model.base_model_prefix}."
         head = {k for k in model.state_dict() if not k.startswith(prefix)}
@@ -508,13 +518,19 @@ def _is_complete(folder: Path) -> bool:
 
 
 @contextlib.contextmanager
-def weights_as_data(path: str | Path) -> Iterator[None]:
-    """Around ``from_pretrained(path)``: a weights file that is a pickle naming code or objects
-    (``pytorch_model.bin`` from someone else) is refused by ``torch.load(weights_only=True)``
-    before any of it runs; that refusal becomes one message naming the folder.
+def folder_as_data(path: str | Path) -> Iterator[None]:
+    """Around ``from_pretrained(path, trust_remote_code=False)``: a model folder, perhaps from
+    someone else, is read as data, and what would run code of its own is refused with one
+    message naming the folder:
+
+    - a ``config.json`` that names code of its own (``auto_map``: transformers would import a
+      ``.py`` file of the folder; left to its default it even asks "Do you wish to run the
+      custom code? [y/N]" on a terminal);
+    - a weights file that is a pickle holding more than tensors (``pytorch_model.bin``), which
+      ``torch.load(weights_only=True)`` refuses before any of it runs.
 
     Raises:
-        FormatError: the weights file holds more than tensors.
+        FormatError: either of them.
     """
     import pickle
     import re
@@ -528,6 +544,14 @@ def weights_as_data(path: str | Path) -> Iterator[None]:
             f"{path}: its weights file is a pickle that holds more than tensors{what}; bioner "
             "loads weights as data only, and nothing of it ran. Fix: use a folder with "
             "model.safetensors (save_pretrained writes one), re-saved where you trust the file"
+        ) from err
+    except ValueError as err:
+        if "trust_remote_code" not in str(err):
+            raise
+        raise FormatError(
+            f"{path}: its config.json names code of its own (auto_map), which bioner never runs; "
+            "nothing of it ran. Fix: use a model whose type transformers has built in (config.json "
+            "model_type: bert, roberta, ...)"
         ) from err
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from bioner.models.encoders import fp32_weights, quiet_transformers
+from bioner.models.encoders import folder_as_data, fp32_weights, quiet_transformers
 from bioner.models.module import FineTuning
 from bioner.utils.log import get_logger
 
@@ -43,9 +43,9 @@ def load_masked_lm(encoder: Encoder) -> PreTrainedModel:
     from transformers import AutoModelForMaskedLM
 
     path = encoder.resolve()
-    with quiet_transformers():
+    with quiet_transformers(), folder_as_data(path):
         model, info = AutoModelForMaskedLM.from_pretrained(
-            path, output_loading_info=True, **fp32_weights()
+            path, output_loading_info=True, trust_remote_code=False, **fp32_weights()
         )
     prefix = f"{model.base_model_prefix}."
     missing = sorted(info.get("missing_keys", ()))

@@ -168,6 +168,35 @@ def test_a_pickled_weights_file_is_refused_and_runs_nothing(
     assert not marker.exists()
 
 
+def test_a_config_that_names_code_of_its_own_is_refused_and_runs_nothing(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """transformers imports the .py file that a config.json's auto_map names when trusted, and
+    asks "Do you wish to run the custom code? [y/N]" on a terminal when not told; bioner tells
+    it never to, and says so."""
+    import json
+    import shutil
+
+    from bioner.errors import FormatError
+
+    folder = tmp_path / "custom"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    # A model type transformers does not know: only the folder's code could build it.
+    config["model_type"] = "custombert"
+    config["auto_map"] = {"AutoConfig": "custom.Config", "AutoModel": "custom.Model"}
+    (folder / "config.json").write_text(json.dumps(config))
+    marker = tmp_path / "ran"
+    (folder / "custom.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    for load in (
+        HubEncoder(str(folder)).load_tokenizer,
+        lambda: HubEncoder(str(folder)).load_model(ID2LABEL),
+    ):
+        with pytest.raises(FormatError, match="custom: its config.json names code of its own"):
+            load()
+    assert not marker.exists()
+
+
 def test_missing_package_is_named() -> None:
     with pytest.raises(EncoderNotFoundError, match="pip install no-such-package"):
         PackagedEncoder(package="no_such_package").resolve()
