@@ -465,45 +465,55 @@ def with_run_dir(argv: list[str]) -> list[str]:
     return [*argv, f"hydra.run.dir={given[-1][len('run_dir=') :]}"]
 
 
-# What a finished (or killed) training run leaves in its folder, which a new run there would
-# overwrite or, where it writes no such file, leave beside its own results as if they were its.
-EARLIER_RESULTS = (
+# What a finished (or killed) run leaves in its folder, per script: a new run there would
+# overwrite it or, where it writes no such file, leave it beside its own results as if it were
+# theirs. bioner-eval's list leaves out the checkpoints and model/ it may be scoring.
+_SCORES = (
     "metrics.json",
-    "checkpoints",
     "predictions",
-    "model",
-    "encoder",
     "confusion_devel.png",
     "confusion_test.png",
     "robustness_epsilon.png",
     "tensorboard",
     "csv",
 )
+_TRAINED = (*_SCORES, "checkpoints", "model", "encoder")
+EARLIER_RESULTS = {"train": _TRAINED, "pretrain": _TRAINED, "eval": _SCORES}
+# The scripts whose ckpt_path continues the run in its folder (bioner-eval's is what it scores).
+_RESUMING = ("train", "pretrain")
 
 
-def earlier_results(run_dir: Path) -> list[Path]:
-    """The entries of :data:`EARLIER_RESULTS` in ``run_dir`` (files, and folders not empty)."""
-    paths = (run_dir / name for name in EARLIER_RESULTS)
+def guards_run_dir(task: str, ckpt_path: Any) -> bool:
+    """Whether a run of ``bioner-<task>`` must find its ``run_dir`` free of an earlier run's
+    results: a training run that continues one (``ckpt_path``) need not."""
+    resumes = task in _RESUMING and str(ckpt_path) not in ("None", "null", "")
+    return task in EARLIER_RESULTS and not resumes
+
+
+def earlier_results(run_dir: Path, task: str) -> list[Path]:
+    """The entries of ``EARLIER_RESULTS[task]`` in ``run_dir`` (files, and folders not empty)."""
+    paths = (run_dir / name for name in EARLIER_RESULTS[task])
     return [p for p in paths if p.is_file() or p.is_dir() and next(p.iterdir(), None) is not None]
 
 
-def earlier_run_error(run_dir: Path, found: list[Path]) -> ConfigError:
+def earlier_run_error(run_dir: Path, found: list[Path], task: str) -> ConfigError:
     names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in found)
+    how = "Continue it with ckpt_path=last, give" if task in _RESUMING else "Give"
     return ConfigError(
         f"run_dir={run_dir} holds an earlier run ({names}), which this run would overwrite. "
-        "Continue it with ckpt_path=last, give another run_dir, or replace it with overwrite=true"
+        f"{how} another run_dir, or replace those with overwrite=true"
     )
 
 
 def check_run_dir(config: str, argv: list[str]) -> None:
-    """Refuse ``run_dir=<folder>`` on the command line of a script whose config has
-    ``overwrite`` (bioner-train, -pretrain) when the folder holds an earlier run, before Hydra
-    writes the new run's ``.hydra/`` over the earlier one's. (``prepare_run_dir`` checks again,
-    for runs composed in Python, and removes the results with ``overwrite=true``.)
+    """Refuse ``run_dir=<folder>`` on the command line of bioner-train, -pretrain or -eval when
+    the folder holds an earlier run, before Hydra writes the new run's ``.hydra/`` over the
+    earlier one's. (``prepare_run_dir`` checks again, for runs composed in Python, and removes
+    the results with ``overwrite=true``.)
 
     Raises:
-        ConfigError: the folder holds an earlier run, and neither ``ckpt_path`` (continue it)
-            nor ``overwrite=true`` is given.
+        ConfigError: the folder holds an earlier run, and neither ``overwrite=true`` nor, for a
+            training run, ``ckpt_path`` (continue it) is given.
     """
     if os.environ.get("LOCAL_RANK", "0") != "0" or "-m" in argv or "--multirun" in argv:
         return  # DDP children run the script again; a multirun's jobs have folders of their own
@@ -511,17 +521,14 @@ def check_run_dir(config: str, argv: list[str]) -> None:
     for arg in argv:
         key, _, value = arg.lstrip("+~").partition("=")
         given[key] = value
-    if "run_dir" not in given or given.get("ckpt_path", "null") not in ("null", "None", ""):
+    if "run_dir" not in given or not guards_run_dir(config, given.get("ckpt_path")):
         return
     if given.get("overwrite", "").lower() in ("true", "1", "yes"):
         return
-    source = CONFIG_DIR / f"{config}.yaml"
-    if not source.is_file() or "overwrite" not in OmegaConf.load(source):
-        return
     run_dir = Path(given["run_dir"]).expanduser()
-    found = earlier_results(run_dir) if run_dir.is_dir() else []
+    found = earlier_results(run_dir, config) if run_dir.is_dir() else []
     if found:
-        raise earlier_run_error(run_dir, found)
+        raise earlier_run_error(run_dir, found, config)
 
 
 # ---------------------------------------------------------------------------------- the console

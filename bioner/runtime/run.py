@@ -12,7 +12,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from bioner.cli.app import earlier_results, earlier_run_error
+from bioner.cli.app import earlier_results, earlier_run_error, guards_run_dir
 from bioner.config import instantiate_entries, instantiate_node
 from bioner.utils.log import get_logger
 
@@ -43,30 +43,32 @@ def prepare_run_dir(cfg: DictConfig) -> tuple[Path, dict[str, Any]]:
         raise
     run_dir = Path(resolved["run_dir"])
     if rank_zero_only.rank == 0:
-        if "overwrite" in resolved and not resolved.get("ckpt_path"):  # bioner-train, -pretrain
-            clear_earlier_run(run_dir, bool(resolved["overwrite"]))
+        task = str(resolved.get("task_name", ""))
+        if guards_run_dir(task, resolved.get("ckpt_path")):
+            clear_earlier_run(run_dir, bool(resolved.get("overwrite", False)), task)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
     log.info("Run folder: %s", run_dir.resolve())
     return run_dir, resolved
 
 
-def clear_earlier_run(run_dir: Path, overwrite: bool) -> None:
-    """Refuse to start a run in a folder that holds an earlier run's results, or remove them
-    with ``overwrite=true``. Those are :data:`~bioner.cli.app.EARLIER_RESULTS` only: other
-    files stay, as do ``wandb/`` (its offline runs, one folder each, may wait for ``wandb
-    sync``), the logs and ``.hydra/`` (Hydra has already written the new run's).
+def clear_earlier_run(run_dir: Path, overwrite: bool, task: str) -> None:
+    """Refuse to start a run of ``bioner-<task>`` in a folder that holds an earlier run's
+    results, or remove them with ``overwrite=true``. Those are ``EARLIER_RESULTS[task]``
+    (:mod:`bioner.cli.app`) only: other files stay, as do ``wandb/`` (its offline runs, one
+    folder each, may wait for ``wandb sync``), the logs and ``.hydra/`` (Hydra has already
+    written the new run's).
 
     Raises:
         ConfigError: the folder holds results and ``overwrite`` is false.
     """
     import shutil
 
-    found = earlier_results(run_dir)
+    found = earlier_results(run_dir, task)
     if not found:
         return
     if not overwrite:
-        raise earlier_run_error(run_dir, found)
+        raise earlier_run_error(run_dir, found, task)
     for path in found:
         if path.is_dir():
             shutil.rmtree(path)

@@ -82,6 +82,17 @@ def test_a_new_run_in_the_folder_of_an_earlier_one_is_refused_or_replaces_it(
     assert not (tmp_path / "metrics.json").exists() and not (tmp_path / "checkpoints").exists()
     assert (tmp_path / "wandb").is_dir() and (tmp_path / "notes.txt").read_text() == "mine"
     assert (tmp_path / "config.yaml").is_file()
+    # bioner-eval into a training run's folder: its scores would be replaced; overwrite=true
+    # removes them but never the checkpoints it may be scoring.
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "best.ckpt").write_bytes(b"trained")
+    (tmp_path / "metrics.json").write_text("{}")
+    scored = [f"run_dir={tmp_path}", "ckpt_path=x"]
+    with pytest.raises(ConfigError, match=r"\(metrics.json\)"):
+        prepare_run_dir(compose_config("eval", scored))
+    prepare_run_dir(compose_config("eval", [*scored, "overwrite=true"]))
+    assert not (tmp_path / "metrics.json").exists()
+    assert (tmp_path / "checkpoints" / "best.ckpt").read_bytes() == b"trained"
 
 
 def test_the_command_line_check_comes_before_hydra_writes_into_the_folder(
@@ -100,8 +111,12 @@ def test_the_command_line_check_comes_before_hydra_writes_into_the_folder(
         check_run_dir("train", run)
     check_run_dir("train", [*run, "ckpt_path=last"])
     check_run_dir("train", [*run, "overwrite=true"])
-    check_run_dir("eval", [*run, "ckpt_path=x"])  # bioner-eval has no overwrite: no guard
-    with pytest.raises(ConfigError):
+    check_run_dir("eval", [*run, "ckpt_path=x"])  # model/ is what bioner-eval may be scoring
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"\(metrics.json\), .*\. Give another run_dir"):
+        check_run_dir("eval", [*run, "ckpt_path=x"])  # its ckpt_path continues nothing
+    check_run_dir("eval", [*run, "ckpt_path=x", "overwrite=true"])
+    with pytest.raises(ConfigError, match="Continue it with ckpt_path=last"):
         check_run_dir("pretrain", [*run, "ckpt_path=null"])
 
 
