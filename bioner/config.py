@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,9 @@ def instantiate_node(
     here is ``attack: steps must be at least 1, not 0`` (``augmentation.transform: ...`` for a
     nested node). A :class:`~bioner.errors.UserError` or ``FileNotFoundError`` inside (a
     ``ConfigError`` naming its key already, a missing model folder) is raised as it is, out of
-    Hydra's wrapper; anything else (a bug) keeps the wrapper.
+    Hydra's wrapper; anything else (a bug) keeps the wrapper. So does a ``ValueError`` that no
+    ``raise`` statement wrote (``list.index``, ``int("a")``, unpacking): that is a bug whose
+    message ("0 is not in list") would mean nothing as a complaint about a value.
 
     Args:
         refused: the exceptions by which the constructor refuses a value (Lightning's Trainer
@@ -86,7 +89,7 @@ def instantiate_node(
         cause = err.__cause__
         if isinstance(cause, UserError | FileNotFoundError):
             raise cause from None
-        if not isinstance(cause, refused):
+        if not isinstance(cause, refused) or not _raised_on_purpose(cause):
             raise
         found = re.search(r"^full_key: (\S+)$", str(err), flags=re.MULTILINE)
         where = _join_key(node, key, found.group(1) if found else "")
@@ -94,6 +97,13 @@ def instantiate_node(
         if not re.match(rf"{re.escape(key.split('.')[0])}\b", message):  # else named already
             message = f"{where}: {message}"
         raise ConfigError(message) from cause
+
+
+def _raised_on_purpose(err: BaseException) -> bool:
+    """Whether ``err`` came from a ``raise`` statement (a message written for a reader), not from
+    a built-in operation that failed (``[].index(0)``, ``math.sqrt(-1)``, ``a, b = [1]``)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and (frames[-1].line or "").startswith("raise")
 
 
 def _join_key(node: Any, key: str, full_key: str) -> str:

@@ -197,6 +197,11 @@ def test_user_errors_and_bugs_inside_a_constructor_pass_through(tmp_path: Path) 
     node = {"_target_": "collections.OrderedDict", "x": {"_target_": "math.sqrt", "x": "a"}}
     with pytest.raises(InstantiationException, match="TypeError"):
         instantiate_node(node, "anything")
+    # A ValueError that no raise statement wrote is a bug too ("0 is not in list" once named
+    # a tokenizer that gave no sub-words as "data: 0 is not in list").
+    for target, value in (("math.sqrt", -1), ("builtins.int", "a")):
+        with pytest.raises(InstantiationException, match="ValueError"):
+            instantiate_node({"_target_": target, "_args_": [value]}, "anything")
 
 
 def test_attack_and_augmentation_none_add_no_callback_but_name_the_run(tmp_path: Path) -> None:
