@@ -414,8 +414,8 @@ def _unlisted_parameter(cfg: DictConfig, key: str, given: str) -> str:
         params = inspect.signature(_target(node)).parameters
     except Exception:  # not importable, or no signature: say nothing rather than guess
         return ""
-    if name not in params or name in _NOT_PARAMETERS:
-        return ""
+    if name not in params or name in _NOT_PARAMETERS or name in node:
+        return ""  # listed: this is not the user's config (another override broke it too)
     return (
         f" {key} is a parameter of {node._target_} that the config does not list; add it: +{given}"
     )
