@@ -14,7 +14,7 @@ from bioner.data.alignment.feature import IGNORE_INDEX, UNSET_MAX_LENGTH, Featur
 from bioner.data.alignment.labels import SubwordLabels, layer_label_ids
 from bioner.data.alignment.windows import plan_windows
 from bioner.data.document import Document
-from bioner.errors import ConfigError
+from bioner.errors import ConfigError, FormatError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -172,14 +172,29 @@ def encode_many(
     return out
 
 
+# Words whose sub-words show where a single sequence's special tokens go.
+_PROBE_WORDS = ("x", "a", "the", "1")
+
+
 def special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
     """The special-token ids the tokenizer puts before and after a single sequence."""
     try:
         return list(_SPECIALS[tokenizer][0]), list(_SPECIALS[tokenizer][1])
     except (KeyError, TypeError):
         pass
-    enc = tokenizer(["x"], is_split_into_words=True, add_special_tokens=True)
-    word_ids = enc.word_ids()
+    for word in _PROBE_WORDS:
+        enc = tokenizer([word], is_split_into_words=True, add_special_tokens=True)
+        word_ids = enc.word_ids()
+        if 0 in word_ids:
+            break
+    else:
+        raise FormatError(
+            f"the tokenizer of {getattr(tokenizer, 'name_or_path', '') or 'the encoder'} turns "
+            f"each of the words {', '.join(map(repr, _PROBE_WORDS))} into no sub-words at all "
+            f"(only {tokenizer.convert_ids_to_tokens(enc['input_ids'])}), so no tag could be "
+            "read from it. Fix: check its tokenizer.json (vocabulary, merges, pre-tokenizer), or "
+            "point model.name_or_path at the folder the encoder was pretrained with"
+        )
     ids = list(enc["input_ids"])
     first = word_ids.index(0)
     last = len(word_ids) - 1 - word_ids[::-1].index(0)
