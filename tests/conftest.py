@@ -93,3 +93,78 @@ def tiny_model_dir() -> Path:
     from bioner.config import compose_config
 
     return Path(instantiate(compose_config("data", ["model=tiny"]).model).resolve())
+
+
+# Text with capitals and without, for the tokenizers of other encoder families built below:
+# a few sentences, and 400 made-up words of two syllables, every third one capitalised.
+_SYLLABLES = "ami bro cal den eth fol gen hyd ine lol mab nor ox pril quin ras sta tol uro vir"
+_WORDS = [a + b for a in _SYLLABLES.split() for b in _SYLLABLES.split()]
+_FAMILY_TEXT = [
+    "Aspirin reduces the risk of Myocardial Infarction in patients with Diabetes .",
+    "Naloxone reverses the antihypertensive effect of Clonidine in Hypertensive rats .",
+    "Lithium-induced Nephrogenic diabetes insipidus ( NDI ) was seen in 3 of 12 patients .",
+    *(
+        " ".join(w.title() if i % 3 == 0 else w for i, w in enumerate(_WORDS[j : j + 10]))
+        for j in range(0, len(_WORDS), 10)
+    ),
+] * 5
+
+
+@pytest.fixture(scope="session")
+def roberta_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random RoBERTa folder as the hub ships RoBERTa: byte-level BPE whose
+    ``tokenizer_config.json`` says ``add_prefix_space: false``."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe.train_from_iterator(_FAMILY_TEXT, vocab_size=600, special_tokens=specials)
+    files = tmp_path_factory.mktemp("bpe")
+    bpe.save_model(str(files))
+    tokenizer = RobertaTokenizer(
+        vocab=str(files / "vocab.json"), merges=str(files / "merges.txt"), add_prefix_space=False
+    )
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    folder = tmp_path_factory.mktemp("roberta")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        RobertaModel(config, add_pooling_layer=False).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def cased_vocab_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random BERT folder as BioBERT's hub folders are: a cased ``vocab.txt`` and a
+    ``config.json``, no tokenizer config (transformers' BERT default then lower-cases)."""
+    import torch
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel
+
+    wordpiece = BertWordPieceTokenizer(lowercase=False, strip_accents=False)
+    wordpiece.train_from_iterator(_FAMILY_TEXT, vocab_size=600)
+    folder = tmp_path_factory.mktemp("cased_bert")
+    wordpiece.save_model(str(folder))
+    config = BertConfig(
+        vocab_size=wordpiece.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        BertModel(config, add_pooling_layer=False).save_pretrained(folder)
+    assert not (folder / "tokenizer_config.json").exists()
+    return folder

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from bioner.data.alignment import UNSET_MAX_LENGTH
 from bioner.errors import FormatError, UserError
+from bioner.models.word_input import WHY, check_casing, word_input_settings
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -60,7 +61,9 @@ class Encoder(ABC):
         name: short name used in run names and dashboards (``biobert``, ``minilm``).
         max_length: the longest sub-word sequence (special tokens included) fed to the model;
             ``None`` derives it from the checkpoint (see :meth:`max_length`).
-        tokenizer_kwargs: extra keyword arguments for ``AutoTokenizer.from_pretrained``.
+        tokenizer_kwargs: extra keyword arguments for ``AutoTokenizer.from_pretrained``; a
+            ``None`` value leaves that argument to the folder (and to
+            :func:`~bioner.models.word_input.word_input_settings`).
     """
 
     def __init__(
@@ -73,7 +76,7 @@ class Encoder(ABC):
             raise ValueError(f"encoder {name}: max_length must be at least 4, not {max_length}")
         self.name = name
         self._max_length = max_length
-        self.tokenizer_kwargs = dict(tokenizer_kwargs or {})
+        self.tokenizer_kwargs = {k: v for k, v in (tokenizer_kwargs or {}).items() if v is not None}
         self._resolved: str | None = None
 
     @abstractmethod
@@ -109,15 +112,31 @@ class Encoder(ABC):
         from transformers import AutoTokenizer
 
         path = self.resolve()
-        with folder_as_data(path):
-            tokenizer = AutoTokenizer.from_pretrained(
-                path, **{**self.tokenizer_kwargs, "trust_remote_code": False}
-            )
+        given = self.tokenizer_kwargs
+
+        def load(**settings: Any) -> PreTrainedTokenizerBase:
+            with folder_as_data(path):
+                return AutoTokenizer.from_pretrained(
+                    path, **{**given, **settings, "trust_remote_code": False}
+                )
+
+        tokenizer = load()
         if not tokenizer.is_fast:
             raise TypeError(
                 f"encoder {self.name}: {path} has no fast tokenizer; bioner needs `word_ids()`, "
                 "which only fast tokenizers provide. Add a tokenizer.json to the checkpoint folder."
             )
+        settings = word_input_settings(tokenizer, path, given)
+        if settings:
+            log.info(
+                "encoder %s: the tokenizer of %s is loaded with %s (model.tokenizer_kwargs "
+                "chooses otherwise)",
+                self.name,
+                path,
+                "; ".join(f"{k}={v}: {WHY[k]}" for k, v in settings.items()),
+            )
+            tokenizer = load(**settings)
+        check_casing(tokenizer, path, self.name, given)
         # Some checkpoints ship a tokenizer.json with truncation/padding switched on
         # (the packaged MiniLM truncates at 128); switch them off so that nothing that uses the
         # backend tokenizer directly can ever truncate silently.
@@ -244,8 +263,9 @@ class HubEncoder(Encoder):
         name: short name for run names; defaults to the last part of ``name_or_path``.
         revision: hub branch, tag or commit.
         max_length: see :class:`Encoder`.
-        tokenizer_kwargs: see :class:`Encoder` (BioBERT needs ``do_lower_case: false``: its hub
-            folder has no tokenizer config, so the BERT default would lower-case a cased vocab).
+        tokenizer_kwargs: see :class:`Encoder` (BioBERT's hub folders, which have no tokenizer
+            config, are read as cased because their vocabulary is:
+            :mod:`bioner.models.word_input`).
     """
 
     def __init__(

@@ -34,7 +34,6 @@ def finetune_overrides(folder: Path) -> list[str]:
         "model=biobert",
         f"model.name_or_path={folder}",
         "model.name=tiny_dapt",
-        "model.tokenizer_kwargs=null",
     ]
 
 

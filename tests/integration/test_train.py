@@ -592,6 +592,43 @@ def test_exported_folder_gives_the_same_spans_in_a_transformers_pipeline(
     assert compared >= 5
 
 
+def test_a_roberta_folder_trains_tags_and_exports(
+    tmp_path: Path, roberta_model_dir: Path, shared_data: Path
+) -> None:
+    """Byte-level BPE end to end: training (with an attack on its embeddings), the tagger and the
+    exported folder all see each word with the space mark it has in running text."""
+    from transformers import AutoTokenizer, pipeline
+
+    cfg = compose_config(
+        "train",
+        [
+            f"run_dir={tmp_path}",
+            *QUIET,
+            "model=biobert",
+            f"model.name_or_path={roberta_model_dir}",
+            "model.name=roberta",
+            f"paths.data_dir={shared_data}",
+            "data.limit_documents=16",
+            "trainer.max_epochs=1",
+            "attack=fgm",
+            "bootstrap_samples=0",
+        ],
+    )
+    summary = train(cfg)
+    assert summary["test"]["documents"] == 16
+    exported = AutoTokenizer.from_pretrained(tmp_path / "model")
+    assert exported.add_prefix_space
+    assert exported.tokenize("Aspirin reduces")[0].startswith("Ġ")
+
+    text = "Naloxone reverses the antihypertensive effect of clonidine."
+    words = {(m.start(), m.end()) for m in re.finditer(r"\w+|[^\w\s]", text)}
+    spans = Tagger.load(tmp_path, precision="32").predict(text)
+    starts, ends = {s for s, _ in words}, {e for _, e in words}
+    assert all(s.start in starts and s.end in ends for s in spans)
+    found = pipeline("token-classification", model=str(tmp_path / "model"))(text)
+    assert found and all(0 <= e["start"] <= e["end"] <= len(text) for e in found)
+
+
 def test_multirun_gives_every_job_its_own_run_folder(
     tmp_path: Path, tiny_model_dir: Path, shared_data: Path
 ) -> None:

@@ -1,0 +1,136 @@
+"""Tokenizer settings that pre-split words need, whatever the checkpoint folder says.
+
+bioner hands the tokenizer words (``is_split_into_words=True``), never running text. Two settings
+decide whether those words get the sub-words the encoder was pretrained on:
+
+* **Casing.** A BERT-style WordPiece tokenizer lower-cases when ``do_lower_case`` is on. Hub
+  folders that ship only ``vocab.txt`` (BioBERT's) leave it to transformers' default, which
+  lower-cases a cased vocabulary; the opposite, a cased setting on an uncased vocabulary (an
+  uncased model loaded with a cased model's settings), turns every capitalised word into
+  ``[UNK]``. The vocabulary itself says which it is: a cased one has entries with capitals.
+* **A space before each word.** Byte-level BPE (RoBERTa, GPT-2, BART, Longformer) marks a word
+  that follows a space with ``Ġ``; a pre-split word gets that mark only with
+  ``add_prefix_space=True``, which RoBERTa's folders leave off. Without it every word is encoded
+  as if glued to the one before ("reduces" as ``re`` ``duc`` ``es``, not ``Ġreduc`` ``es``).
+
+:func:`word_input_settings` says what to change on a freshly loaded tokenizer;
+:func:`check_casing` refuses the setting that would lose words.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bioner.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+# A vocabulary is cased when this share of its entries with lower-case letters have capitals too
+# (BERT-base-cased: about a fifth), uncased below the second share (bert-base-uncased: 2 of
+# 28,040, both symbols).
+_CASED_SHARE = 0.02
+_UNCASED_SHARE = 0.001
+# Why word_input_settings changes each setting, for the log.
+WHY = {
+    "add_prefix_space": "byte-level BPE marks a word that follows a space, and words split in "
+    "advance get the mark only so",
+    "do_lower_case": "the vocabulary is cased, and the folder does not ask to lower-case",
+}
+
+
+def lowercases(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the tokenizer lower-cases its input before splitting it into sub-words."""
+    normalizer = tokenizer.backend_tokenizer.normalizer
+    return normalizer is not None and normalizer.normalize_str("AB") == "ab"
+
+
+def vocabulary_case(tokenizer: PreTrainedTokenizerBase) -> str | None:
+    """``"cased"`` or ``"uncased"`` by the vocabulary's entries, ``None`` when it cannot tell
+    (few entries with letters, or a share in between)."""
+    special = set(tokenizer.all_special_tokens)
+    lower = upper = 0
+    for entry in tokenizer.get_vocab():
+        if entry in special:
+            continue
+        if any(c.islower() for c in entry):
+            lower += 1
+        if any(c.isupper() for c in entry):
+            upper += 1
+    if lower < 100:
+        return None
+    if upper >= _CASED_SHARE * lower:
+        return "cased"
+    if upper <= _UNCASED_SHARE * lower:
+        return "uncased"
+    return None
+
+
+def _stated(path: str, key: str) -> bool:
+    """Whether the folder's ``tokenizer_config.json`` sets ``key`` itself."""
+    config = Path(path) / "tokenizer_config.json"
+    try:
+        return key in json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+
+
+def _byte_level_without_prefix_space(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether a byte-level pre-tokenizer in the tokenizer leaves the first word unmarked."""
+    pre = json.loads(tokenizer.backend_tokenizer.to_str()).get("pre_tokenizer") or {}
+    steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    return any(s.get("type") == "ByteLevel" and not s.get("add_prefix_space") for s in steps)
+
+
+def word_input_settings(
+    tokenizer: PreTrainedTokenizerBase, path: str, given: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments that the tokenizer loaded from ``path`` needs for
+    pre-split words, beyond those the user ``given`` (which always win).
+
+    - ``add_prefix_space=True`` for a byte-level BPE tokenizer without it;
+    - ``do_lower_case=False`` for a tokenizer that lower-cases a cased vocabulary where neither
+      the user nor the folder's ``tokenizer_config.json`` asked for lower-casing (BioBERT's hub
+      folders have no tokenizer config, and transformers' BERT default lower-cases).
+    """
+    settings: dict[str, Any] = {}
+    if "add_prefix_space" not in given and _byte_level_without_prefix_space(tokenizer):
+        settings["add_prefix_space"] = True
+    if (
+        hasattr(tokenizer, "do_lower_case")
+        and "do_lower_case" not in given
+        and not _stated(path, "do_lower_case")
+        and lowercases(tokenizer)
+        and vocabulary_case(tokenizer) == "cased"
+    ):
+        settings["do_lower_case"] = False
+    return settings
+
+
+def check_casing(
+    tokenizer: PreTrainedTokenizerBase, path: str, name: str, given: Mapping[str, Any]
+) -> None:
+    """Refuse a tokenizer that keeps capitals in front of an uncased vocabulary.
+
+    Raises:
+        ConfigError: every capitalised word would become ``[UNK]`` or odd pieces; the message
+            says where the setting came from and how to fix it.
+    """
+    if lowercases(tokenizer) or vocabulary_case(tokenizer) != "uncased":
+        return
+    if not hasattr(tokenizer, "do_lower_case"):
+        return
+    source = (
+        "model.tokenizer_kwargs.do_lower_case=false"
+        if "do_lower_case" in given
+        else f"do_lower_case false in {Path(path) / 'tokenizer_config.json'}"
+    )
+    raise ConfigError(
+        f"encoder {name}: the vocabulary of {path} is uncased (no entries with capitals), but its "
+        f"tokenizer keeps capitals ({source}): every capitalised word would become "
+        f"{tokenizer.unk_token} or odd pieces. Fix: model.tokenizer_kwargs.do_lower_case=true"
+        + (" (or null, to follow the folder)" if "do_lower_case" in given else "")
+    )
