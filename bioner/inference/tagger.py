@@ -257,8 +257,9 @@ class Tagger:
         for item in folders:
             path = model_folder(item)
             meta = _load_metadata(path)
-            # The encoder class turns truncation off and derives the input limit, as in training.
-            tokenizer = HubEncoder(str(path), name=path.name).load_tokenizer()
+            # The encoder class turns truncation off and derives the input limit, as in training;
+            # the tokenizer was saved as training used it.
+            tokenizer = HubEncoder(str(path), name=path.name, as_saved=True).load_tokenizer()
             # No progress bars on stderr for every load; nothing of the folder runs.
             with quiet_transformers(), folder_as_data(path):
                 model = AutoModelForTokenClassification.from_pretrained(

@@ -66,6 +66,10 @@ class Encoder(ABC):
             :func:`~bioner.models.word_input.word_input_settings`).
     """
 
+    # Load the tokenizer exactly as its folder says, without word_input_settings (a folder that
+    # bioner exported holds the tokenizer as training used it).
+    as_saved = False
+
     def __init__(
         self,
         name: str,
@@ -126,7 +130,7 @@ class Encoder(ABC):
                 f"encoder {self.name}: {path} has no fast tokenizer; bioner needs `word_ids()`, "
                 "which only fast tokenizers provide. Add a tokenizer.json to the checkpoint folder."
             )
-        settings = word_input_settings(tokenizer, path, given)
+        settings = {} if self.as_saved else word_input_settings(tokenizer, path, given)
         if settings:
             log.info(
                 "encoder %s: the tokenizer of %s is loaded with %s (model.tokenizer_kwargs "
@@ -136,7 +140,8 @@ class Encoder(ABC):
                 "; ".join(f"{k}={v}: {WHY[k]}" for k, v in settings.items()),
             )
             tokenizer = load(**settings)
-        check_casing(tokenizer, path, self.name, given)
+        if not self.as_saved:
+            check_casing(tokenizer, path, self.name, given)
         # Some checkpoints ship a tokenizer.json with truncation/padding switched on
         # (the packaged MiniLM truncates at 128); switch them off so that nothing that uses the
         # backend tokenizer directly can ever truncate silently.
@@ -266,6 +271,8 @@ class HubEncoder(Encoder):
         tokenizer_kwargs: see :class:`Encoder` (BioBERT's hub folders, which have no tokenizer
             config, are read as cased because their vocabulary is:
             :mod:`bioner.models.word_input`).
+        as_saved: load the tokenizer exactly as the folder says (a folder that bioner exported,
+            whose tokenizer was saved as training used it, even by an older bioner).
     """
 
     def __init__(
@@ -275,6 +282,7 @@ class HubEncoder(Encoder):
         revision: str | None = None,
         max_length: int | None = None,
         tokenizer_kwargs: Mapping[str, Any] | None = None,
+        as_saved: bool = False,
     ) -> None:
         name_or_path = str(name_or_path)
         super().__init__(
@@ -282,6 +290,7 @@ class HubEncoder(Encoder):
         )
         self.name_or_path = name_or_path
         self.revision = revision
+        self.as_saved = as_saved
         if revision is not None:
             self.tokenizer_kwargs.setdefault("revision", revision)
 

@@ -57,6 +57,13 @@ def test_add_prefix_space_given_by_the_user_wins(roberta_model_dir: Path) -> Non
     assert not any(p[0].startswith("Ġ") for p in pieces(encoder.load_tokenizer()))
 
 
+def test_an_exported_folder_s_tokenizer_loads_as_saved(roberta_model_dir: Path) -> None:
+    # The tagger's way (as_saved): a folder exported by a bioner without these settings tags
+    # with the tokenizer its training used.
+    encoder = HubEncoder(str(roberta_model_dir), as_saved=True)
+    assert not any(p[0].startswith("Ġ") for p in pieces(encoder.load_tokenizer()))
+
+
 def test_a_cased_vocabulary_without_tokenizer_config_keeps_case(cased_vocab_dir: Path) -> None:
     # transformers' BERT default lower-cases: the BioBERT hub folders' old trap.
     plain = AutoTokenizer.from_pretrained(cased_vocab_dir)
