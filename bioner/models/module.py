@@ -374,11 +374,12 @@ class TokenClassifier(FineTuning):
         # they are, so training would run without dropout.
         self.model.train()
         # Lightning's model summary runs this through `forward` to count FLOPs: its "Total FLOPs"
-        # is then one forward pass over one sequence of 128 sub-words (without an example it
-        # printed 0).
+        # is then one forward pass over one sequence of 128 sub-words, or of the encoder's limit
+        # where that is shorter (without an example it printed 0).
+        length = min(128, encoder.max_length)
         self.example_input_array = {
-            "input_ids": torch.zeros(1, 128, dtype=torch.long),
-            "attention_mask": torch.ones(1, 128, dtype=torch.long),
+            "input_ids": torch.zeros(1, length, dtype=torch.long),
+            "attention_mask": torch.ones(1, length, dtype=torch.long),
         }
         self.results: dict[str, StageResult] = {}
         self._logits: dict[int, np.ndarray] = {}

@@ -267,3 +267,16 @@ def test_training_loss_is_logged_on_the_steps_the_loggers_write(
     # What the progress bar reads at every step is a host copy (no wait for a GPU).
     assert losses.bar_on_host[2] is losses.bar_on_host[5] is True
     assert set(losses.bar_on_host) <= {None, True}
+
+
+def test_the_summary_s_example_input_fits_an_encoder_shorter_than_128(tmp_path: Path) -> None:
+    # Lightning's model summary runs example_input_array through forward: 128 sub-words broke
+    # model=tiny model.max_position_embeddings=64 before its first step.
+    from lightning.pytorch.utilities.model_summary import summarize
+
+    from bioner.models.encoders import TinyBert
+
+    encoder = TinyBert(cache_dir=str(tmp_path), max_position_embeddings=64)
+    model = TokenClassifier(encoder, {0: "O", 1: "B-X", 2: "I-X"})
+    assert model.example_input_array["input_ids"].shape == (1, 64)
+    assert summarize(model).total_flops > 0
