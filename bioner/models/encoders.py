@@ -162,8 +162,7 @@ class Encoder(ABC):
             config = AutoConfig.from_pretrained(path, trust_remote_code=False)
         positions = getattr(config, "max_position_embeddings", None)
         if positions:
-            # RoBERTa-style models number positions from pad_token_id + 1.
-            offset = (config.pad_token_id or 0) + 1 if "roberta" in config.model_type else 0
+            offset = (config.pad_token_id or 0) + 1 if _positions_after_padding(config) else 0
             candidates.append(int(positions) - offset)
         st_config = Path(path) / "sentence_bert_config.json"
         if st_config.is_file():
@@ -351,6 +350,28 @@ class HubEncoder(Encoder):
                 f"({type(err).__name__}: {err}). " + OFFLINE_ALTERNATIVES
             ) from err
         return hub_id
+
+
+def _positions_after_padding(config: Any) -> bool:
+    """Whether the model numbers positions from ``pad_token_id + 1`` (RoBERTa, XLM-R, CamemBERT,
+    Longformer, MPNet, ...), which leaves that many rows of its position table unused.
+
+    Read from transformers' own code for the model type (its
+    ``create_position_ids_from_input_ids``), so that every such family counts, not only those
+    with "roberta" in their name; a Longformer whose tokenizer does not say its limit took
+    inputs two positions too long.
+    """
+    import inspect
+    import sys
+
+    try:
+        from transformers import AutoModelForTokenClassification
+
+        cls = AutoModelForTokenClassification._model_mapping[type(config)]  # noqa: SLF001
+        source = inspect.getsource(sys.modules[cls.__module__])
+    except Exception:  # no token-classification class, or no source: go by the name
+        return "roberta" in config.model_type
+    return "create_position_ids_from_input_ids" in source
 
 
 def _looks_local(name_or_path: str) -> bool:

@@ -251,3 +251,27 @@ def test_half_precision_checkpoints_train_from_fp32_weights(
     saved = AutoModel.from_pretrained(folder, dtype=torch.bfloat16).embeddings.word_embeddings
     loaded = model.base_model.embeddings.word_embeddings
     assert torch.equal(loaded.weight, saved.weight.float())
+
+
+@pytest.mark.parametrize(
+    ("config_class", "limit"),
+    [
+        # Number positions from pad_token_id + 1 = 2: two rows of the table are never used.
+        ("LongformerConfig", 64),
+        ("MPNetConfig", 64),
+        ("CamembertConfig", 64),
+        ("XLMRobertaConfig", 64),
+        ("BertConfig", 66),
+        ("DebertaV2Config", 66),
+    ],
+)
+def test_the_input_limit_leaves_out_positions_a_model_never_numbers(
+    tmp_path: Path, config_class: str, limit: int
+) -> None:
+    # Without a limit from the tokenizer, the position table says it (a Longformer whose
+    # tokenizer config had none took inputs two positions too long: IndexError in training).
+    import transformers
+
+    config = getattr(transformers, config_class)(max_position_embeddings=66, pad_token_id=1)
+    config.save_pretrained(tmp_path)
+    assert HubEncoder(str(tmp_path))._derive_max_length(str(tmp_path), None) == limit
