@@ -1,7 +1,8 @@
 """Word segmentation with character offsets for document-level corpora and raw text.
 
-The tokenizer is deliberately simple and reversible: a word is a run of letters and digits, or a
-single punctuation character; whitespace separates words and belongs to none. Every word is a
+The tokenizer is deliberately simple and reversible: a word is a run of letters, digits and
+combining marks, or a single punctuation character; whitespace separates words and belongs to
+none. Every word is a
 ``(start, end)`` range into the text (end exclusive), so words never alter the text.
 
 Gold spans do not always fall on these words (BC5CDR annotates ``DA`` inside ``DA1`` and ``5-HT``
@@ -13,14 +14,32 @@ that refinement.
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterable
 
 from bioner.data.document import Range
 
-# Letters and digits form runs; anything else that is not whitespace (punctuation, symbols, "_")
-# is a word of its own, so "5-HT6" gives "5", "-", "HT6".
-_WORD = re.compile(r"[^\W_]+|\S")
+
+def _combining_marks() -> str:
+    """A character class body of the combining marks (Unicode category M) of the Basic
+    Multilingual Plane: the accent of a decomposed "é" (``e`` + U+0301), Indic vowel signs."""
+    out, start, prev = [], None, None
+    for code in range(0x10000):
+        if unicodedata.category(chr(code)).startswith("M"):
+            if start is None or code != prev + 1:
+                if start is not None:
+                    out.append((start, prev))
+                start = code
+            prev = code
+    out.append((start, prev))
+    return "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in out)
+
+
+# Letters, digits and combining marks form runs (a decomposed "Barré" is one word, as BERT's
+# pre-tokenizer has it, not "Barre" and a lone accent); anything else that is not whitespace
+# (punctuation, symbols, "_") is a word of its own, so "5-HT6" gives "5", "-", "HT6".
+_WORD = re.compile(rf"(?:[^\W_]|[{_combining_marks()}])+|\S")
 
 
 def word_ranges(text: str, start: int = 0, end: int | None = None) -> list[Range]:

@@ -29,6 +29,23 @@ def test_word_ranges_runs_of_letters_and_digits_and_single_punctuation(
     assert words(text) == expected
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Naloxone reverses the antihypertensive effect of clonidine.",
+        "5-HT6 receptor (n=12; 7.5%) in rats' hearts, snake_case",
+        # Decomposed accents (NFD) stay in their word: "Barré", not "Barre" and a lone accent.
+        "Guillain-Barre\u0301 syndrome and Me\u0301nie\u0300re's disease",
+        "\u0928\u093f\u0930 \u0301x",  # an Indic vowel sign; a mark that starts a word
+    ],
+)
+def test_word_ranges_are_bert_s_pre_tokens(text: str) -> None:
+    from tokenizers.pre_tokenizers import BertPreTokenizer
+
+    bert = BertPreTokenizer().pre_tokenize_str(text)
+    assert word_ranges(text) == [offsets for _, offsets in bert]
+
+
 def test_word_ranges_cover_every_non_space_character_once() -> None:
     text = "Na+/K+-ATPase,  e.g. 2'-O-methyl\u00a0RNA\r\n(Fig. 3B)."
     ranges = word_ranges(text)
