@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from bioner.data.alignment import UNSET_MAX_LENGTH
 from bioner.errors import FormatError, UserError
-from bioner.models.word_input import WHY, check_casing, word_input_settings
+from bioner.models.word_input import (
+    WHY,
+    check_casing,
+    check_vocabulary,
+    word_input_settings,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -140,6 +145,7 @@ class Encoder(ABC):
                 "; ".join(f"{k}={v}: {WHY[k]}" for k, v in settings.items()),
             )
             tokenizer = load(**settings)
+        check_vocabulary(tokenizer, path, self.name)
         if not self.as_saved:
             check_casing(tokenizer, path, self.name, given)
         # Some checkpoints ship a tokenizer.json with truncation/padding switched on
@@ -579,14 +585,45 @@ def folder_as_data(path: str | Path) -> Iterator[None]:
     - a weights file that is a pickle holding more than tensors (``pytorch_model.bin``), which
       ``torch.load(weights_only=True)`` refuses before any of it runs.
 
+    A local folder that transformers cannot read is refused the same way, naming what is wrong:
+    a file missing or not valid JSON, a ``config.json`` without ``model_type``, a damaged weights
+    file, or weights whose shapes are not those that ``config.json`` gives.
+
     Raises:
-        FormatError: either of them.
+        FormatError: any of them.
     """
     import pickle
     import re
 
+    from safetensors import SafetensorError
+
+    folder = Path(path)
+    fix = (
+        "Fix: point model.name_or_path at a complete folder, as save_pretrained writes it "
+        "(config.json, model.safetensors, and the tokenizer's files)"
+    )
     try:
         yield
+    except json.JSONDecodeError as err:
+        broken = _broken_json(folder)
+        where = f"{broken}: not valid JSON" if broken else f"{folder}: a file is not valid JSON"
+        raise FormatError(f"{where} ({err}). {fix}") from err
+    except OSError as err:
+        if not folder.is_dir():
+            raise
+        raise FormatError(f"{folder}: {err} {fix}") from err
+    except SafetensorError as err:
+        raise FormatError(
+            f"{folder}: its weights file cannot be read ({err}): cut short in a copy or a "
+            f"download? {fix}"
+        ) from err
+    except RuntimeError as err:  # transformers' report of weights that do not fit the config
+        if not folder.is_dir() or "mismatched" not in str(err):
+            raise
+        raise FormatError(
+            f"{folder}: the weights do not have the shapes that its config.json gives "
+            "(hidden_size, vocab_size, ...): a config.json from another model? " + fix
+        ) from err
     except pickle.UnpicklingError as err:
         named = re.search(r"GLOBAL (\S+)", str(err))
         what = f" (it names {named.group(1)})" if named else ""
@@ -596,6 +633,8 @@ def folder_as_data(path: str | Path) -> Iterator[None]:
             "model.safetensors (save_pretrained writes one), re-saved where you trust the file"
         ) from err
     except ValueError as err:
+        if "Unrecognized model" in str(err) and folder.is_dir():
+            raise FormatError(f"{err} {fix}") from err
         if "trust_remote_code" not in str(err):
             raise
         raise FormatError(
@@ -603,6 +642,16 @@ def folder_as_data(path: str | Path) -> Iterator[None]:
             "nothing of it ran. Fix: use a model whose type transformers has built in (config.json "
             "model_type: bert, roberta, ...)"
         ) from err
+
+
+def _broken_json(folder: Path) -> Path | None:
+    """The first ``*.json`` file of ``folder`` that is not valid JSON."""
+    for file in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            json.loads(file.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            return file
+    return None
 
 
 @contextlib.contextmanager

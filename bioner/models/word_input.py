@@ -14,7 +14,9 @@ decide whether those words get the sub-words the encoder was pretrained on:
   as if glued to the one before ("reduces" as ``re`` ``duc`` ``es``, not ``Ġreduc`` ``es``).
 
 :func:`word_input_settings` says what to change on a freshly loaded tokenizer;
-:func:`check_casing` refuses the setting that would lose words.
+:func:`check_casing` refuses the setting that would lose words, and :func:`check_vocabulary` a
+tokenizer that knows no words at all (a folder without its tokenizer files, where transformers
+builds a tokenizer of five special tokens and every word becomes ``[UNK]``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bioner.errors import ConfigError
+from bioner.errors import ConfigError, FormatError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -133,4 +135,29 @@ def check_casing(
         f"tokenizer keeps capitals ({source}): every capitalised word would become "
         f"{tokenizer.unk_token} or odd pieces. Fix: model.tokenizer_kwargs.do_lower_case=true"
         + (" (or null, to follow the folder)" if "do_lower_case" in given else "")
+    )
+
+
+# Words every tokenizer of English or biomedical text has in its vocabulary.
+_COMMON_WORDS = ("the", "of", "and", "in", "patients", "with")
+
+
+def check_vocabulary(tokenizer: PreTrainedTokenizerBase, path: str, name: str) -> None:
+    """Refuse a tokenizer that turns each of a few common words into its unknown token.
+
+    Raises:
+        FormatError: the message names the folder and the files it lacks.
+    """
+    unk = tokenizer.unk_token_id
+    if unk is None:
+        return
+    enc = tokenizer(list(_COMMON_WORDS), is_split_into_words=True, add_special_tokens=False)
+    if any(i != unk for i in enc["input_ids"]):
+        return
+    raise FormatError(
+        f"encoder {name}: the tokenizer of {path} turns each of the words "
+        f"{', '.join(_COMMON_WORDS)} into {tokenizer.unk_token} (its vocabulary has "
+        f"{len(tokenizer)} entries): the folder lacks its tokenizer's files. Fix: add them beside "
+        "config.json (tokenizer.json and tokenizer_config.json, or vocab.txt, or vocab.json and "
+        "merges.txt, as tokenizer.save_pretrained(folder) writes them)"
     )

