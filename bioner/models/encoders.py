@@ -599,8 +599,8 @@ def folder_as_data(path: str | Path) -> Iterator[None]:
 
     folder = Path(path)
     fix = (
-        "Fix: point model.name_or_path at a complete folder, as save_pretrained writes it "
-        "(config.json, model.safetensors, and the tokenizer's files)"
+        "Fix: use a complete model folder, as save_pretrained writes it (config.json, "
+        "model.safetensors, and the tokenizer's files), or copy it again"
     )
     try:
         yield
