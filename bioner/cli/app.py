@@ -395,7 +395,7 @@ def suggest_for_hydra_error(message: str, config_name: str | None, argv: list[st
             continue
         plain = OmegaConf.to_container(cfg, resolve=False)
         given = next((a for a in argv if a.lstrip("+~").startswith(f"{key}=")), key).lstrip("+~")
-        hint = _unlisted_parameter(cfg, key, given)
+        hint = _unlisted_parameter(cfg, key, given) or _keyword_entry(cfg, key, given)
         hint = hint or _options_with_key(config_name, key, overrides, given)
         return hint or did_you_mean(key, [*config_keys(plain), *_groups()])
     return ""
@@ -419,6 +419,16 @@ def _unlisted_parameter(cfg: DictConfig, key: str, given: str) -> str:
     return (
         f" {key} is a parameter of {node._target_} that the config does not list; add it: +{given}"
     )
+
+
+def _keyword_entry(cfg: DictConfig, key: str, given: str) -> str:
+    """For ``model.tokenizer_kwargs.add_prefix_space=false``: a ``*_kwargs`` node passes any
+    keyword argument on, and ``+`` adds one it does not list."""
+    parent = key.rsplit(".", 1)[0] if "." in key else ""
+    node = OmegaConf.select(cfg, parent, default=None) if parent else None
+    if not parent.endswith("_kwargs") or not (node is None or isinstance(node, DictConfig)):
+        return ""
+    return f" {parent} passes on any keyword argument; add one it does not list: +{given}"
 
 
 def _options_with_key(config_name: str, key: str, overrides: list[str], given: str) -> str:

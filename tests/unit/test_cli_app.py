@@ -118,6 +118,12 @@ def test_hydra_errors_get_a_suggestion_from_the_config() -> None:
             "of lightning.pytorch.Trainer that the config does not list; add it: "
             "+trainer.max_time=00:01:00:00",
         ),
+        # Any keyword argument goes in a *_kwargs mapping: not "Did you mean do_lower_case?".
+        (
+            "model.tokenizer_kwargs.add_prefix_space=false",
+            "model.tokenizer_kwargs passes on any keyword argument; add one it does not list: "
+            "+model.tokenizer_kwargs.add_prefix_space=false",
+        ),
         # model=minilm has no name_or_path, and the tokenizer_kwargs override breaks too: the
         # hint comes from the config without overrides, whose model (biobert) lists the key,
         # so it is not "a parameter the config does not list".
@@ -133,6 +139,8 @@ def test_a_key_of_another_option_of_its_group_names_those_options(
     key = override.split("=")[0]
     msg = f"Could not override '{key}'.\nKey '{key.split('.')[1]}' is not in struct"
     argv = ["model=tiny", override]
+    if key.startswith("model.tokenizer_kwargs"):
+        argv = ["model=biobert", override]
     if key == "model.name_or_path":
         argv = ["experiment=quickstart", override, "model.tokenizer_kwargs=null"]
     assert suggestion in suggest_for_hydra_error(msg, "train", argv)
