@@ -30,6 +30,7 @@ from bioner.data.batching import Collator
 from bioner.data.document import Document, Span
 from bioner.data.encoded import EncodedSplit, predict_split
 from bioner.data.sentences import split_sentences
+from bioner.data.tags import split_tag
 from bioner.data.tokenize import word_ranges
 from bioner.errors import ConfigError
 from bioner.inference.export import METADATA_FILE
@@ -441,6 +442,24 @@ def _trained_precision(path: Path, meta: dict[str, Any] | None) -> str | None:
     return value
 
 
+def _check_tags(path: Path, labels: set[str]) -> None:
+    """Refuse a foreign model whose labels are not IOB2/IOBES tags (``LABEL_0``, ``B_Chemical``,
+    bare types): entity boundaries cannot be read from them."""
+    bad = []
+    for label in sorted(labels):
+        try:
+            split_tag(label)
+        except ValueError:
+            bad.append(label)
+    if bad:
+        shown = ", ".join(map(repr, bad[:4])) + (" ..." if len(bad) > 4 else "")
+        raise ConfigError(
+            f"{path}: the labels of its config.json ({shown}) are not tags bioner can read "
+            "entities from; it reads 'O', and 'B-', 'I-' (IOB2) or also 'E-', 'S-' (IOBES) + a "
+            "type. Fix: name the labels so in config.json's id2label and label2id"
+        )
+
+
 def _load_alignment(path: Path, meta: dict[str, Any] | None, id2label: dict) -> Alignment:
     """The alignment recorded in ``bioner.json`` (``meta``), checked against the model's labels.
 
@@ -450,6 +469,7 @@ def _load_alignment(path: Path, meta: dict[str, Any] | None, id2label: dict) -> 
     labels = {str(v) for v in id2label.values()}
     meta_file = path / METADATA_FILE
     if meta is None:
+        _check_tags(path, labels)
         scheme = "IOBES" if any(label[:2] in ("E-", "S-") for label in labels) else "IOB2"
         warnings.warn(
             f"{path} has no {METADATA_FILE} (not exported by bioner-train): decoding with "

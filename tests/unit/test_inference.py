@@ -235,6 +235,14 @@ def test_export_records_are_checked(exported: Path, tmp_path: Path) -> None:
         tagger = Tagger.load(copy, device="cpu")
     assert any("no bioner.json" in str(w.message) for w in caught)
     assert tagger.members[0].alignment.scheme == "IOB2"
+    # A model from elsewhere whose labels are not tags (LABEL_0 ..., as the hub has some) is
+    # one message, not a ValueError traceback at its first sentence.
+    config = json.loads((copy / "config.json").read_text())
+    config["id2label"] = {k: f"LABEL_{k}" for k in config["id2label"]}
+    config["label2id"] = {v: int(k) for k, v in config["id2label"].items()}
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"labels of its config.json \('LABEL_0', .* not tags"):
+        Tagger.load(copy, device="cpu")
 
 
 def test_auto_precision_is_the_runs_where_the_hardware_has_it(
