@@ -131,9 +131,11 @@ class Encoder(ABC):
 
         tokenizer = load()
         if not tokenizer.is_fast:
-            raise TypeError(
+            raise FormatError(
                 f"encoder {self.name}: {path} has no fast tokenizer; bioner needs `word_ids()`, "
-                "which only fast tokenizers provide. Add a tokenizer.json to the checkpoint folder."
+                "which only fast tokenizers provide. Fix: add a tokenizer.json to the folder "
+                "(AutoTokenizer.from_pretrained(folder).save_pretrained(folder) converts one "
+                "where transformers can)"
             )
         settings = {} if self.as_saved else word_input_settings(tokenizer, path, given)
         if settings:
@@ -148,6 +150,7 @@ class Encoder(ABC):
         check_vocabulary(tokenizer, path, self.name)
         if not self.as_saved:
             check_casing(tokenizer, path, self.name, given)
+        self._check_embedding_rows(path, tokenizer)
         # Some checkpoints ship a tokenizer.json with truncation/padding switched on
         # (the packaged MiniLM truncates at 128); switch them off so that nothing that uses the
         # backend tokenizer directly can ever truncate silently.
@@ -157,6 +160,22 @@ class Encoder(ABC):
             self._max_length = self._derive_max_length(path, tokenizer.model_max_length)
         tokenizer.model_max_length = self._max_length
         return tokenizer
+
+    def _check_embedding_rows(self, path: str, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Refuse a tokenizer with more entries than the model has embedding rows: its ids
+        would fall off the table (an IndexError in the first batch that held one)."""
+        from transformers import AutoConfig
+
+        with folder_as_data(path):
+            config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+        rows = getattr(config, "vocab_size", None)
+        if rows and len(tokenizer) > rows:
+            raise FormatError(
+                f"encoder {self.name}: the tokenizer of {path} has {len(tokenizer)} entries, but "
+                f"the model has {rows} embedding rows (vocab_size in config.json): the tokenizer's "
+                "files come from another model. Fix: put the tokenizer files of this model beside "
+                "its weights"
+            )
 
     def _derive_max_length(self, path: str, tokenizer_max: int | None) -> int:
         from transformers import AutoConfig

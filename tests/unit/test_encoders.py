@@ -213,6 +213,14 @@ def _widen(folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(config))
 
 
+def _shrink_vocabulary(folder: Path) -> None:
+    import json
+
+    config = json.loads((folder / "config.json").read_text())
+    config["vocab_size"] = 1000
+    (folder / "config.json").write_text(json.dumps(config))
+
+
 def _cut_weights(folder: Path) -> None:
     data = (folder / "model.safetensors").read_bytes()
     (folder / "model.safetensors").write_bytes(data[:5000])
@@ -246,6 +254,13 @@ def _remove(*names: str):
         (_remove("model.safetensors"), "model", r"damaged: Error no file named model.safetensors"),
         (_cut_weights, "model", r"damaged: its weights file cannot be read \(.*\): cut short"),
         (_widen, "model", r"damaged: the weights do not have the shapes that its config.json"),
+        # Another model's tokenizer with more entries than the embedding table has rows: an
+        # IndexError in the first batch that held one of its ids.
+        (
+            _shrink_vocabulary,
+            "tokenizer",
+            r"has 30522 entries, but the model has 1000 embedding rows .* another model",
+        ),
     ],
 )
 def test_a_folder_transformers_cannot_read_is_one_message_naming_it(
