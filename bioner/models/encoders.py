@@ -29,8 +29,10 @@ from bioner.data.alignment import UNSET_MAX_LENGTH
 from bioner.errors import FormatError, UserError
 from bioner.models.word_input import (
     WHY,
+    add_prefix_space,
     check_casing,
     check_vocabulary,
+    lacks_prefix_space,
     word_input_settings,
 )
 
@@ -147,6 +149,8 @@ class Encoder(ABC):
                 "; ".join(f"{k}={v}: {WHY[k]}" for k, v in settings.items()),
             )
             tokenizer = load(**settings)
+            if settings.get("add_prefix_space") and lacks_prefix_space(tokenizer):
+                add_prefix_space(tokenizer)  # a class that does not take the argument
         check_vocabulary(tokenizer, path, self.name)
         if not self.as_saved:
             check_casing(tokenizer, path, self.name, given)

@@ -80,11 +80,32 @@ def _stated(path: str, key: str) -> bool:
         return False
 
 
-def _byte_level_without_prefix_space(tokenizer: PreTrainedTokenizerBase) -> bool:
+def _byte_level_steps(pre: dict[str, Any]) -> list[dict[str, Any]]:
+    """The byte-level steps of a pre-tokenizer's JSON (itself, or in a ``Sequence``)."""
+    steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    return [step for step in steps if step.get("type") == "ByteLevel"]
+
+
+def lacks_prefix_space(tokenizer: PreTrainedTokenizerBase) -> bool:
     """Whether a byte-level pre-tokenizer in the tokenizer leaves the first word unmarked."""
     pre = json.loads(tokenizer.backend_tokenizer.to_str()).get("pre_tokenizer") or {}
-    steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
-    return any(s.get("type") == "ByteLevel" and not s.get("add_prefix_space") for s in steps)
+    return any(not step.get("add_prefix_space") for step in _byte_level_steps(pre))
+
+
+def add_prefix_space(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Switch the prefix space on in the tokenizer's byte-level pre-tokenizer itself.
+
+    For tokenizer classes that do not take ``add_prefix_space`` from ``from_pretrained``
+    (the generic ``PreTrainedTokenizerFast`` of ModernBERT-style folders, transformers 5's
+    ``TokenizersBackend``); ``save_pretrained`` then writes the setting into ``tokenizer.json``.
+    """
+    from tokenizers import Tokenizer
+
+    backend = tokenizer.backend_tokenizer
+    state = json.loads(backend.to_str())
+    for step in _byte_level_steps(state.get("pre_tokenizer") or {}):
+        step["add_prefix_space"] = True
+    backend.pre_tokenizer = Tokenizer.from_str(json.dumps(state)).pre_tokenizer
 
 
 def word_input_settings(
@@ -99,7 +120,7 @@ def word_input_settings(
       folders have no tokenizer config, and transformers' BERT default lower-cases).
     """
     settings: dict[str, Any] = {}
-    if "add_prefix_space" not in given and _byte_level_without_prefix_space(tokenizer):
+    if "add_prefix_space" not in given and lacks_prefix_space(tokenizer):
         settings["add_prefix_space"] = True
     if (
         hasattr(tokenizer, "do_lower_case")

@@ -52,6 +52,29 @@ def test_byte_level_bpe_gets_the_space_mark_of_running_text(roberta_model_dir: P
     assert special_tokens(tokenizer) == ([tokenizer.cls_token_id], [tokenizer.sep_token_id])
 
 
+def test_a_generic_tokenizer_class_gets_the_space_mark_too(
+    roberta_model_dir: Path, tmp_path: Path
+) -> None:
+    # ModernBERT-style folders save the generic class, which ignores add_prefix_space given to
+    # from_pretrained: the setting goes into its pre-tokenizer itself, and into what it saves.
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    folder = tmp_path / "generic"
+    shutil.copytree(roberta_model_dir, folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).unlink()
+    backend = Tokenizer.from_file(str(roberta_model_dir / "tokenizer.json"))
+    specials = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
+    PreTrainedTokenizerFast(tokenizer_object=backend, **specials).save_pretrained(folder)
+    assert not any(p[0].startswith("Ġ") for p in pieces(AutoTokenizer.from_pretrained(folder)))
+
+    tokenizer = HubEncoder(str(folder)).load_tokenizer()
+    assert all(p[0].startswith("Ġ") for p in pieces(tokenizer))
+    tokenizer.save_pretrained(tmp_path / "saved")
+    assert AutoTokenizer.from_pretrained(tmp_path / "saved").tokenize("Aspirin")[0][0] == "Ġ"
+
+
 def test_add_prefix_space_given_by_the_user_wins(roberta_model_dir: Path) -> None:
     encoder = HubEncoder(str(roberta_model_dir), tokenizer_kwargs={"add_prefix_space": False})
     assert not any(p[0].startswith("Ġ") for p in pieces(encoder.load_tokenizer()))
