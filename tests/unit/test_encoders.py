@@ -356,3 +356,32 @@ def test_the_input_limit_leaves_out_positions_a_model_never_numbers(
     config = getattr(transformers, config_class)(max_position_embeddings=66, pad_token_id=1)
     config.save_pretrained(tmp_path)
     assert HubEncoder(str(tmp_path))._derive_max_length(str(tmp_path), None) == limit
+
+
+@pytest.mark.parametrize(
+    ("config_class", "expected"),
+    [
+        (
+            "BertConfig",
+            {"hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"},
+        ),
+        # A fixed list of names left ModernBERT's embedding and MLP dropout at their own values.
+        (
+            "ModernBertConfig",
+            {"attention_dropout", "embedding_dropout", "mlp_dropout", "classifier_dropout"},
+        ),
+        (
+            "AlbertConfig",
+            {"hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout_prob"},
+        ),
+        ("T5Config", {"dropout_rate", "classifier_dropout"}),
+    ],
+)
+def test_module_dropout_reaches_every_dropout_of_the_family(
+    config_class: str, expected: set
+) -> None:
+    import transformers
+
+    from bioner.models.encoders import dropout_attributes
+
+    assert set(dropout_attributes(getattr(transformers, config_class)())) == expected
