@@ -146,13 +146,15 @@ def check_casing(
         return
     if not hasattr(tokenizer, "do_lower_case"):
         return
-    source = (
-        "model.tokenizer_kwargs.do_lower_case=false"
-        if "do_lower_case" in given
-        else f"do_lower_case false in {Path(path) / 'tokenizer_config.json'}"
-    )
+    if "do_lower_case" in given:
+        source = "model.tokenizer_kwargs.do_lower_case=false"
+    elif _stated(path, "do_lower_case"):
+        source = f"do_lower_case false in {Path(path) / 'tokenizer_config.json'}"
+    else:
+        source = f"the default of {type(tokenizer).__name__}"
     raise ConfigError(
-        f"encoder {name}: the vocabulary of {path} is uncased (no entries with capitals), but its "
+        f"encoder {name}: the vocabulary of {path} is uncased (hardly an entry with capitals), "
+        "but its "
         f"tokenizer keeps capitals ({source}): every capitalised word would become "
         f"{tokenizer.unk_token} or odd pieces. Fix: model.tokenizer_kwargs.do_lower_case=true"
         + (" (or null, to follow the folder)" if "do_lower_case" in given else "")
