@@ -154,8 +154,7 @@ def check_casing(
         source = f"the default of {type(tokenizer).__name__}"
     raise ConfigError(
         f"encoder {name}: the vocabulary of {path} is uncased (hardly an entry with capitals), "
-        "but its "
-        f"tokenizer keeps capitals ({source}): every capitalised word would become "
+        f"but its tokenizer keeps capitals ({source}): every capitalised word would become "
         f"{tokenizer.unk_token} or odd pieces. Fix: model.tokenizer_kwargs.do_lower_case=true"
         + (" (or null, to follow the folder)" if "do_lower_case" in given else "")
     )
