@@ -222,6 +222,7 @@ class Encoder(ABC):
             raise ValueError(f"id2label must map ids 0..n-1 to labels, got ids {sorted(labels)}")
         path = self.resolve()
         with folder_as_data(path):
+            theirs = trained_labels(AutoConfig.from_pretrained(path, trust_remote_code=False))
             config = AutoConfig.from_pretrained(
                 path,
                 num_labels=len(labels),
@@ -240,8 +241,12 @@ class Encoder(ABC):
                 config=config,
                 output_loading_info=True,
                 trust_remote_code=False,
+                # A tagger trained on other labels: its head's tensors have another size.
+                ignore_mismatched_sizes=theirs is not None and len(theirs) != len(labels),
                 **fp32_weights(),
             )
+        if theirs is not None:
+            fit_head(model, theirs, labels, f"encoder {self.name}: {path}")
         prefix = f"{model.base_model_prefix}."
         head = {k for k in model.state_dict() if not k.startswith(prefix)}
         missing = sorted(set(info.get("missing_keys", ())) - head)
@@ -555,6 +560,69 @@ class TinyBert(Encoder):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("built tiny BERT encoder in %s", folder)
+
+
+def trained_labels(config: Any) -> dict[int, str] | None:
+    """The labels of a folder that holds a trained token classifier (``config.json`` names a
+    ``...ForTokenClassification`` and labels other than transformers' ``LABEL_0`` ...), or
+    ``None`` for a plain encoder."""
+    architectures = getattr(config, "architectures", None) or ()
+    if not any(str(a).endswith("ForTokenClassification") for a in architectures):
+        return None
+    labels = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
+    if not labels or all(v == f"LABEL_{k}" for k, v in labels.items()):
+        return None
+    return labels
+
+
+def fit_head(model: Any, theirs: Mapping[int, str], ours: Mapping[int, str], what: str) -> None:
+    """Make the tagging head that ``model`` loaded from a trained tagger fit ``ours``.
+
+    With the same labels in another order, the head's rows are reordered by label name (loaded
+    by position, row ``i`` would score ``ours[i]`` with the weights of ``theirs[i]``); with
+    other labels the head is initialised anew, as on a plain encoder (transfer from one corpus
+    to another: BC5CDR to NCBI-disease). Either is logged.
+    """
+    import torch
+
+    rows = [
+        module
+        for name, module in model.named_modules()
+        if not name.startswith(model.base_model_prefix)
+        and isinstance(getattr(module, "weight", None), torch.Tensor)
+        and module.weight.shape[0] == len(theirs)
+        and module.weight.ndim == 2
+    ]
+    if sorted(theirs.values()) == sorted(ours.values()):
+        if list(theirs.values()) == [ours[i] for i in sorted(ours)]:
+            log.info("%s: its tagging head, trained on these labels, is kept", what)
+            return
+        position = {label: i for i, label in theirs.items()}
+        order = torch.tensor([position[ours[i]] for i in sorted(ours)])
+        with torch.no_grad():
+            for module in rows:
+                module.weight.copy_(module.weight[order])
+                if getattr(module, "bias", None) is not None:
+                    module.bias.copy_(module.bias[order])
+        log.info(
+            "%s: its tagging head, trained on these labels in another order, is kept, its "
+            "rows reordered",
+            what,
+        )
+        return
+    if len(theirs) == len(ours):  # same size: loaded as it was, so start it afresh
+        std = float(getattr(model.config, "initializer_range", 0.02))
+        with torch.no_grad():  # as transformers initialises a new head
+            for module in rows:
+                module.weight.normal_(mean=0.0, std=std)
+                if getattr(module, "bias", None) is not None:
+                    module.bias.zero_()
+    log.warning(
+        "%s: its tagging head was trained on other labels (%s); a new head for %s takes its place",
+        what,
+        ", ".join(theirs[i] for i in sorted(theirs)),
+        ", ".join(ours[i] for i in sorted(ours)),
+    )
 
 
 def dropout_attributes(config: Any) -> list[str]:

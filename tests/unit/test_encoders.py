@@ -385,3 +385,34 @@ def test_module_dropout_reaches_every_dropout_of_the_family(
     from bioner.models.encoders import dropout_attributes
 
     assert set(dropout_attributes(getattr(transformers, config_class)())) == expected
+
+
+def test_a_trained_tagger_folder_keeps_its_head_where_the_labels_fit(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Fine-tuning from a tagger trained elsewhere: the same labels keep its head, matched by
+    name; other labels (BC5CDR's tagger on NCBI-disease) get a new head on its encoder, where
+    loading failed for a size mismatch (or, at the same size, kept rows of other labels)."""
+    import shutil
+
+    folder = tmp_path / "tagger"
+    shutil.copytree(tiny_model_dir, folder)
+    trained = HubEncoder(str(tiny_model_dir)).load_model(ID2LABEL)
+    trained.save_pretrained(folder)
+    rows = dict(zip(ID2LABEL.values(), trained.classifier.weight.detach().clone(), strict=True))
+    encoder = HubEncoder(str(folder))
+
+    reordered = dict(enumerate(reversed(list(ID2LABEL.values()))))
+    head = encoder.load_model(reordered).classifier.weight
+    for i, label in reordered.items():
+        assert torch.equal(head[i], rows[label]), label
+
+    disease = {0: "O", 1: "B-Disease", 2: "I-Disease"}
+    model = encoder.load_model(disease)
+    assert model.classifier.weight.shape[0] == 3
+    embeddings = model.get_input_embeddings().weight
+    assert torch.equal(embeddings, trained.get_input_embeddings().weight)  # the encoder stays
+
+    others = {i: label.replace("Chemical", "Gene") for i, label in ID2LABEL.items()}
+    head = encoder.load_model(others).classifier.weight
+    assert not torch.equal(head[1], rows["B-Chemical"])  # started afresh, not Chemical's row
