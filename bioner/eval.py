@@ -11,12 +11,14 @@ The corpus is looked for under this run's data folder (``BIONER_DATA_DIR`` or
 ``paths.data_dir=...``), in the sub-folder it had at training; ``dataset.data_dir=<folder>``
 points at it directly. Only the files of the scored ``splits`` are read.
 
-The encoder and alignment are rebuilt from the training config stored in the checkpoint, so the
-checkpoint is all that is needed; the dataset is the training one unless ``dataset=...`` names
-another. Labels are matched by name; when the corpus's entity types are not the model's, the
-scores cover the types both share, and ``metrics.json["label_sets"]`` counts per split the
-predictions of types the corpus does not annotate and the gold mentions of types the model cannot
-predict (:mod:`bioner.evaluation.label_sets`). Writes ``metrics.json``, predictions and
+The encoder and alignment are rebuilt from the training config stored in the checkpoint; the
+encoder's tokenizer and config come from where training found them or, where that is not here
+(a folder moved, the hub offline), from the run's exported ``model/``. The dataset is the
+training one unless ``dataset=...`` names another. Labels are matched by name; when the corpus's
+entity types are not the model's, the scores cover the types both share, and
+``metrics.json["label_sets"]`` counts per split the predictions of types the corpus does not
+annotate and the gold mentions of types the model cannot predict
+(:mod:`bioner.evaluation.label_sets`). Writes ``metrics.json``, predictions and
 confusion plots into its own run folder, exactly as a training run does.
 
 Text normalisation (``preprocess=...`` in training) is applied as the training run applied it,
@@ -56,7 +58,12 @@ from bioner.runtime import (
     start_run,
     stored_config,
 )
-from bioner.runtime.checkpoints import eval_dataset, match_label_sets, training_preprocess
+from bioner.runtime.checkpoints import (
+    checkpoint_encoder,
+    eval_dataset,
+    match_label_sets,
+    training_preprocess,
+)
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
@@ -75,7 +82,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     alignment = Alignment.from_record(
         OmegaConf.to_container(trained.alignment), f"{ckpt_path} (alignment)"
     )
-    encoder = instantiate_node(trained.model, "model")
+    encoder = checkpoint_encoder(trained, ckpt_path)
     model = TokenClassifier.load_from_checkpoint(
         ckpt_path, map_location="cpu", encoder=encoder, weights_only=not trust
     )

@@ -24,6 +24,7 @@ from bioner.utils.log import get_logger
 if TYPE_CHECKING:
     import lightning as L
 
+    from bioner.models.encoders import Encoder
     from bioner.models.module import TokenClassifier
 
 log = get_logger(__name__)
@@ -316,3 +317,39 @@ def match_label_sets(
                 f"{list(label_sets.corpus)}: no type in common, nothing to score"
             )
     return label_sets
+
+
+def checkpoint_encoder(trained: DictConfig, ckpt_path: str | Path) -> Encoder:
+    """The encoder that a checkpoint's training config names, for its tokenizer and config (the
+    weights come from the checkpoint).
+
+    Where that encoder is not to be had here (a local folder moved or deleted, a hub model
+    offline and not cached), the run's exported ``model/`` beside ``checkpoints/`` stands in:
+    its tokenizer was saved as training used it, and its config is the training's.
+
+    Raises:
+        EncoderNotFoundError: neither is here; the message says what to restore.
+    """
+    from bioner.config import instantiate_node
+    from bioner.models.encoders import EncoderNotFoundError, HubEncoder
+
+    encoder = instantiate_node(trained.model, "model")
+    try:
+        encoder.resolve()
+        return encoder
+    except EncoderNotFoundError as err:
+        exported = Path(ckpt_path).resolve().parent.parent / "model"
+        if not (exported / "config.json").is_file():
+            source = trained.model.get("name_or_path") or trained.model.get("_target_")
+            raise EncoderNotFoundError(
+                f"{ckpt_path}: the encoder it was trained on ({source}) is not here, and no "
+                f"exported model/ lies beside its checkpoints/ folder ({err}). The checkpoint "
+                "holds the weights; the tokenizer and config come from either. Fix: restore the "
+                f"encoder at {source}, or the run's model/ folder"
+            ) from err
+        log.warning(
+            "%s; using the run's exported %s instead (its tokenizer and config are training's)",
+            str(err).split(". ")[0],
+            exported,
+        )
+        return HubEncoder(str(exported), name=encoder.name, as_saved=True)

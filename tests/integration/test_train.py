@@ -295,6 +295,49 @@ def test_eval_of_the_best_checkpoint_reproduces_the_run(run, tmp_path: Path) -> 
     ).read_text()
 
 
+def test_eval_without_the_training_encoder_reads_the_run_s_model_folder(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    """The encoder folder a run trained on is gone (moved, deleted; or a hub model offline):
+    bioner-eval takes the tokenizer and config from the run's exported model/ and scores as
+    the run did; without that either, one message says what to restore."""
+    import shutil
+
+    from bioner.models.encoders import EncoderNotFoundError
+
+    encoder = tmp_path / "encoder"
+    shutil.copytree(tiny_model_dir, encoder)
+    run_dir = tmp_path / "run"
+    cfg = compose_config(
+        "train",
+        [
+            f"run_dir={run_dir}",
+            *QUIET,
+            "model=biobert",
+            f"model.name_or_path={encoder}",
+            f"paths.data_dir={shared_data}",
+            "data.limit_documents=16",
+            "trainer.max_epochs=1",
+            "bootstrap_samples=0",
+        ],
+    )
+    summary = train(cfg)
+    shutil.rmtree(encoder)
+
+    def evaluate(run_name: str) -> dict:
+        overrides = [
+            f"ckpt_path={run_dir}",
+            f"run_dir={tmp_path / run_name}",
+            "bootstrap_samples=0",
+        ]
+        return evaluate_checkpoint(compose_config("eval", [*overrides, "data.limit_documents=16"]))
+
+    assert evaluate("eval")["test"]["metrics"] == summary["test"]["metrics"]
+    shutil.rmtree(run_dir / "model")
+    with pytest.raises(EncoderNotFoundError, match=r"the encoder it was trained on .* restore"):
+        evaluate("eval2")
+
+
 class Killed(Exception):
     """Raised by :class:`KillAtEpoch` to simulate a run that dies."""
 
