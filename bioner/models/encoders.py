@@ -322,9 +322,16 @@ class HubEncoder(Encoder):
         path = Path(self.name_or_path).expanduser()
         if path.is_dir():
             if not (path / "config.json").is_file():
+                # A bioner run folder: its exported model/ (bioner-train) or encoder/ (pretrain).
+                inner = [
+                    path / sub
+                    for sub in ("model", "encoder")
+                    if (path / sub / "config.json").is_file()
+                ]
+                hint = f"; the run's {inner[0].name}/ folder is one: {inner[0]}" if inner else ""
                 raise EncoderNotFoundError(
                     f"encoder {self.name}: {path} has no config.json; point "
-                    "`model.name_or_path` at a folder written by `save_pretrained`"
+                    f"`model.name_or_path` at a folder written by `save_pretrained`{hint}"
                 )
             return str(path)
         if _looks_local(self.name_or_path):

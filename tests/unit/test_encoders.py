@@ -130,6 +130,11 @@ def test_local_folders(tiny_model_dir: Path, tmp_path: Path) -> None:
         HubEncoder(str(tmp_path / "missing")).resolve()
     with pytest.raises(EncoderNotFoundError, match="no config.json"):
         HubEncoder(str(tmp_path)).resolve()
+    # A bioner-train run folder: its exported model/ is the folder meant.
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    with pytest.raises(EncoderNotFoundError, match=r"the run's model/ folder is one: .*model$"):
+        HubEncoder(str(tmp_path)).resolve()
 
 
 class RunsCode:
