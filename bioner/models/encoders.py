@@ -736,6 +736,21 @@ def folder_as_data(path: str | Path) -> Iterator[None]:
     except ValueError as err:
         if "Unrecognized model" in str(err) and folder.is_dir():
             raise FormatError(f"{err} {fix}") from err
+        converting = (
+            "instantiate the backend tokenizer",
+            "`tiktoken` is required",
+            "SentencePiece",
+        )
+        if any(text in str(err) for text in converting):  # no tokenizer.json to read
+            spm = sorted(p.name for p in folder.glob("*.model")) if folder.is_dir() else []
+            raise FormatError(
+                f"{path}: transformers cannot build a fast tokenizer for it: there is no "
+                "tokenizer.json, and converting the slow tokenizer's files"
+                + (f" ({', '.join(spm)})" if spm else "")
+                + " needs a package that is not installed. Fix: pip install sentencepiece "
+                "protobuf (SentencePiece models: DeBERTa-v3, ALBERT, XLNet, ...), or add a "
+                "tokenizer.json to the folder"
+            ) from err
         if "trust_remote_code" not in str(err):
             raise
         raise FormatError(

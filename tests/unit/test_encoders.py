@@ -283,6 +283,30 @@ def test_a_folder_transformers_cannot_read_is_one_message_naming_it(
         encoder.load_tokenizer() if load == "tokenizer" else encoder.load_model(ID2LABEL)
 
 
+def test_a_sentencepiece_folder_without_its_converter_names_the_package(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    # DeBERTa-v3's hub folders ship spm.model and no tokenizer.json: transformers converts it
+    # with sentencepiece, and without it said "`tiktoken` is required to read a `tiktoken` file".
+    import importlib.util
+    import json
+    import shutil
+
+    from bioner.errors import FormatError
+
+    if importlib.util.find_spec("sentencepiece") is not None:
+        pytest.skip("sentencepiece is installed: the folder's tokenizer converts")
+    folder = tmp_path / "deberta-v3"
+    shutil.copytree(tiny_model_dir, folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).unlink()
+    (folder / "spm.model").write_bytes(bytes(range(256)) * 8)
+    config = {"tokenizer_class": "DebertaV2Tokenizer", "unk_token": "[UNK]"}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(FormatError, match=r"\(spm.model\) needs .* pip install sentencepiece"):
+        HubEncoder(str(folder)).load_tokenizer()
+
+
 def test_missing_package_is_named() -> None:
     with pytest.raises(EncoderNotFoundError, match="pip install no-such-package"):
         PackagedEncoder(package="no_such_package").resolve()
