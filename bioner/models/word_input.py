@@ -22,6 +22,7 @@ builds a tokenizer of five special tokens and every word becomes ``[UNK]``).
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,15 +137,17 @@ def word_input_settings(
 def check_casing(
     tokenizer: PreTrainedTokenizerBase, path: str, name: str, given: Mapping[str, Any]
 ) -> None:
-    """Refuse a tokenizer that keeps capitals in front of an uncased vocabulary.
+    """Refuse a tokenizer that keeps capitals in front of an uncased vocabulary, where the user
+    asked for it; where the folder itself (or the class default) says so, warn: its authors may
+    know better (a vocabulary of a script without case).
 
     Raises:
         ConfigError: every capitalised word would become ``[UNK]`` or odd pieces; the message
-            says where the setting came from and how to fix it.
+            says how to fix it.
     """
-    if lowercases(tokenizer) or vocabulary_case(tokenizer) != "uncased":
+    if not hasattr(tokenizer, "do_lower_case") or lowercases(tokenizer):
         return
-    if not hasattr(tokenizer, "do_lower_case"):
+    if vocabulary_case(tokenizer) != "uncased":
         return
     if "do_lower_case" in given:
         source = "model.tokenizer_kwargs.do_lower_case=false"
@@ -152,12 +155,14 @@ def check_casing(
         source = f"do_lower_case false in {Path(path) / 'tokenizer_config.json'}"
     else:
         source = f"the default of {type(tokenizer).__name__}"
-    raise ConfigError(
+    message = (
         f"encoder {name}: the vocabulary of {path} is uncased (hardly an entry with capitals), "
         f"but its tokenizer keeps capitals ({source}): every capitalised word would become "
         f"{tokenizer.unk_token} or odd pieces. Fix: model.tokenizer_kwargs.do_lower_case=true"
-        + (" (or null, to follow the folder)" if "do_lower_case" in given else "")
     )
+    if "do_lower_case" in given:
+        raise ConfigError(message + " (or null, to follow the folder)")
+    warnings.warn(message, stacklevel=3)
 
 
 # Words every tokenizer of English or biomedical text has in its vocabulary.
