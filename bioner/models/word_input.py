@@ -72,9 +72,26 @@ def vocabulary_case(tokenizer: PreTrainedTokenizerBase) -> str | None:
     return None
 
 
-def _stated(path: str, key: str) -> bool:
-    """Whether the folder's ``tokenizer_config.json`` sets ``key`` itself."""
+def _stated(path: str, key: str, revision: str | None = None) -> bool:
+    """Whether the ``tokenizer_config.json`` of the folder (or of the hub model, from the local
+    cache that loading the tokenizer just filled) sets ``key`` itself."""
     config = Path(path) / "tokenizer_config.json"
+    if not config.is_file():
+        from transformers.utils import cached_file
+
+        try:
+            found = cached_file(
+                path,
+                "tokenizer_config.json",
+                revision=revision,
+                local_files_only=True,
+                _raise_exceptions_for_missing_entries=False,
+            )
+        except Exception:  # not a hub id, or not cached: nothing stated that can be read
+            return False
+        if not found:
+            return False
+        config = Path(found)
     try:
         return key in json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -126,7 +143,7 @@ def word_input_settings(
     if (
         hasattr(tokenizer, "do_lower_case")
         and "do_lower_case" not in given
-        and not _stated(path, "do_lower_case")
+        and not _stated(path, "do_lower_case", given.get("revision"))
         and lowercases(tokenizer)
         and vocabulary_case(tokenizer) == "cased"
     ):
@@ -151,7 +168,7 @@ def check_casing(
         return
     if "do_lower_case" in given:
         source = "model.tokenizer_kwargs.do_lower_case=false"
-    elif _stated(path, "do_lower_case"):
+    elif _stated(path, "do_lower_case", given.get("revision")):
         source = f"do_lower_case false in {Path(path) / 'tokenizer_config.json'}"
     else:
         source = f"the default of {type(tokenizer).__name__}"
