@@ -142,3 +142,29 @@ def test_a_tokenizer_that_gives_no_sub_words_is_one_message(
     tokenizer.name_or_path = str(tmp_path / "broken")
     with pytest.raises(FormatError, match=r"broken turns each of the words 'x', .* no sub-words"):
         special_tokens(tokenizer)
+
+
+def test_a_hub_model_s_tokenizer_config_counts_as_stated(
+    cased_vocab_dir: Path, tmp_path: Path
+) -> None:
+    # A hub id loads from the cache: its tokenizer_config.json is there, not beside a path.
+    import os
+    import subprocess
+    import sys
+
+    snapshot = tmp_path / "hub" / "models--test--cased" / "snapshots" / "abc"
+    shutil.copytree(cased_vocab_dir, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc")
+    (snapshot / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
+    code = (
+        "from bioner.models.encoders import HubEncoder\n"
+        "from bioner.models.word_input import lowercases\n"
+        "print(lowercases(HubEncoder('test/cased').load_tokenizer()))\n"
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "True"
