@@ -601,7 +601,7 @@ def fit_head(model: Any, theirs: Mapping[int, str], ours: Mapping[int, str], wha
         and module.weight.ndim == 2
     ]
     if sorted(theirs.values()) == sorted(ours.values()):
-        if list(theirs.values()) == [ours[i] for i in sorted(ours)]:
+        if all(theirs.get(i) == label for i, label in ours.items()):
             log.info("%s: its tagging head, trained on these labels, is kept", what)
             return
         position = {label: i for i, label in theirs.items()}
