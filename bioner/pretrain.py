@@ -16,9 +16,8 @@ The run folder (printed at the start) holds ``config.yaml``, ``checkpoints/last.
     bioner-train model=biobert model.name_or_path=<run folder>/encoder model.name=minilm_dapt
 
 (``model=biobert`` is the hub/local-folder encoder type; the folder's own tokenizer settings
-apply). The validation
-MLM loss on held-out training documents before and after training is logged and written to
-``encoder/bioner_pretrain.json``.
+apply). The validation MLM loss on held-out training documents before and after training is
+logged and written to ``encoder/bioner_pretrain.json``.
 """
 
 from __future__ import annotations

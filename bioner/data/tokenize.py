@@ -2,8 +2,8 @@
 
 The tokenizer is deliberately simple and reversible: a word is a run of letters, digits and
 combining marks, or a single punctuation character; whitespace separates words and belongs to
-none. Every word is a
-``(start, end)`` range into the text (end exclusive), so words never alter the text.
+none. Every word is a ``(start, end)`` range into the text (end exclusive), so words never alter
+the text.
 
 Gold spans do not always fall on these words (BC5CDR annotates ``DA`` inside ``DA1`` and ``5-HT``
 inside ``5-HT6``), so readers refine the words with :func:`split_at` at every span boundary; word
