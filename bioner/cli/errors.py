@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import hydra
 from hydra.errors import CompactHydraException, InstantiationException
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from bioner.config import CONFIG_DIR
 from bioner.errors import UserError
@@ -49,12 +49,31 @@ def user_message(err: BaseException) -> str | None:
         return user_message(err.__cause__)
     if not isinstance(err, USER_ERRORS):
         return None
+    if isinstance(err, MissingMandatoryValue) and getattr(err, "full_key", None):
+        return missing_value_message(str(err.full_key))
     message = str(err).strip() or type(err).__name__
     # Where Hydra looked for configs: noise to someone who mistyped an option.
     message = message.split("\nConfig search path:")[0].rstrip()
     if isinstance(err, CompactHydraException) and isinstance(err.__cause__, OmegaConfBaseException):
         message += f"\n{str(err.__cause__).strip()}"  # the key and value it is about
     return message
+
+
+# What a required key (``???`` in a config) takes, for the message that it is missing.
+REQUIRED = {
+    "ckpt_path": "ckpt_path=<run folder or .ckpt file>",
+    "input": "input=<file, folder or - for standard input>",
+    "output": "output=<file, or - for standard output>",
+    "tagger.folder": "model=<run folder or exported model folder>",
+    "model.name_or_path": "model.name_or_path=<hub id or model folder>",
+    "postprocess.dictionary.path": "postprocess.dictionary.path=<surface<TAB>id TSV file>",
+}
+
+
+def missing_value_message(key: str) -> str:
+    """``ckpt_path needs a value: give it, as in ckpt_path=<run folder or .ckpt file>``."""
+    example = REQUIRED.get(key, f"{key}=...")
+    return f"{example.split('=')[0]} needs a value: give it, as in {example}"
 
 
 # Whether the running console script shows tracebacks (--debug or BIONER_DEBUG=1); set by
