@@ -13,11 +13,11 @@ devel or test text would let it see the sentences it is later scored on, a leak.
 The run folder (printed at the start) holds ``config.yaml``, ``checkpoints/last.ckpt`` and
 ``encoder/`` (``output_dir``); fine-tune from it with::
 
-    bioner-train model=biobert model.name_or_path=<run folder>/encoder model.name=minilm_dapt
+    bioner-train model=hub model.name_or_path=<run folder>/encoder model.name=minilm_dapt
 
-(``model=biobert`` is the hub/local-folder encoder type; the folder's own tokenizer settings
-apply). The validation MLM loss on held-out training documents before and after training is
-logged and written to ``encoder/bioner_pretrain.json``.
+(``model=hub`` takes any hub id or local folder, with the folder's own tokenizer settings).
+The validation MLM loss on held-out training documents before and after training is logged and
+written to ``encoder/bioner_pretrain.json``.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def pretrain(cfg: DictConfig) -> dict[str, Any]:
             folder = model.save_encoder(cfg.output_dir, tokenizer, summary)
             log.info(
                 "MLM loss on held-out text: %s before, %s after %d steps. Encoder folder: %s\n"
-                "Fine-tune it with: bioner-train model=biobert model.name_or_path=%s "
+                "Fine-tune it with: bioner-train model=hub model.name_or_path=%s "
                 "model.name=%s_dapt",
                 "n/a" if before is None else f"{before:.4f}",
                 "n/a" if after is None else f"{after:.4f}",

@@ -431,6 +431,14 @@ def _keyword_entry(cfg: DictConfig, key: str, given: str) -> str:
     return f" {parent} passes on any keyword argument; add one it does not list: +{given}"
 
 
+def _has_key(cfg: DictConfig, key: str) -> bool:
+    """Whether ``cfg`` lists ``key``, with a value or as required (``???``)."""
+    parent, _, name = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+    # Not `name in node`: that is False for a ??? value.
+    return isinstance(node, DictConfig) and name in node.keys()  # noqa: SIM118
+
+
 def _options_with_key(config_name: str, key: str, overrides: list[str], given: str) -> str:
     """For ``attack.epsilon=0.1`` under ``attack=none``: the options of the group whose config
     has the key (`` attack.epsilon is a key of attack=fgm,fgsm,...: choose one too, ...``), or
@@ -444,7 +452,7 @@ def _options_with_key(config_name: str, key: str, overrides: list[str], given: s
             cfg = compose_config(config_name, [*overrides, f"{group}={option}"])
         except Exception:  # an option that needs more than itself (or clashes with overrides)
             continue
-        if OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT:
+        if _has_key(cfg, key):
             having.append(option)
     if not having:
         return ""
@@ -453,9 +461,6 @@ def _options_with_key(config_name: str, key: str, overrides: list[str], given: s
         f" {key} is a key of {group}={','.join(having)}, not of the {group} chosen: choose one "
         f"too, as in {group}={choice} {given}"
     )
-
-
-_ABSENT = object()
 
 
 # ------------------------------------------------------------------------------- the run folder

@@ -184,9 +184,9 @@ class MaskedLanguageModel(FineTuning):
     ) -> Path:
         """Write the model and tokenizer (``save_pretrained``) and ``bioner_pretrain.json``.
 
-        The folder fine-tunes as ``model=biobert model.name_or_path=<folder> model.name=<name>``:
+        The folder fine-tunes as ``model=hub model.name_or_path=<folder> model.name=<name>``:
         the tokenizer is saved exactly as it was used here, and its ``tokenizer_config.json``
-        says how (``model=biobert`` sets no tokenizer argument of its own).
+        says how (``model=hub`` sets no tokenizer argument of its own).
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

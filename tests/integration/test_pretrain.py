@@ -31,7 +31,7 @@ def tiny_overrides(tiny_model_dir: Path) -> list[str]:
 def finetune_overrides(folder: Path) -> list[str]:
     """The documented way to fine-tune a pretrained folder."""
     return [
-        "model=biobert",
+        "model=hub",
         f"model.name_or_path={folder}",
         "model.name=tiny_dapt",
     ]

@@ -313,7 +313,7 @@ def test_eval_without_the_training_encoder_reads_the_run_s_model_folder(
         [
             f"run_dir={run_dir}",
             *QUIET,
-            "model=biobert",
+            "model=hub",
             f"model.name_or_path={encoder}",
             f"paths.data_dir={shared_data}",
             "data.limit_documents=16",
@@ -647,7 +647,7 @@ def test_a_roberta_folder_trains_tags_and_exports(
         [
             f"run_dir={tmp_path}",
             *QUIET,
-            "model=biobert",
+            "model=hub",
             f"model.name_or_path={roberta_model_dir}",
             "model.name=roberta",
             f"paths.data_dir={shared_data}",

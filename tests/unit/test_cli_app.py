@@ -129,7 +129,7 @@ def test_hydra_errors_get_a_suggestion_from_the_config() -> None:
         # so it is not "a parameter the config does not list".
         (
             "model.name_or_path=/x",
-            "model.name_or_path is a key of model=biobert,pubmedbert, not of the model chosen",
+            "model.name_or_path is a key of model=biobert,hub,pubmedbert, not of the model chosen",
         ),
     ],
 )

@@ -112,6 +112,12 @@ def test_a_bug_is_not_dressed_as_a_user_error(monkeypatch: pytest.MonkeyPatch) -
             "postprocess.overlaps: keep='big': choose one of",
         ),
         (["cv.folds=5", "model=tiny", "logger=none"], "needs both cv.folds and cv.fold"),
+        # A required key (??? in its config) left out: what to give, not "Missing mandatory
+        # value" with OmegaConf's full_key and object_type lines.
+        (
+            ["model=hub", "logger=none"],
+            "model.name_or_path needs a value: give it, as in model.name_or_path=<hub id or",
+        ),
         (
             ["cv.folds=5", "cv.fold=0", "dataset.train_subset.fraction=0.1", "model=tiny"],
             "dataset.train_subset.fraction=0.1 cannot be combined with cv.folds=5",
@@ -136,3 +142,20 @@ def test_hydra_config_errors_read_as_cleanly(
     assert "Traceback" not in result.stderr
     # Raised inside the task function (alignment.stride), where Hydra would print this first.
     assert "Error executing job" not in result.stderr
+
+
+def test_a_missing_required_value_says_what_to_give() -> None:
+    from omegaconf import OmegaConf
+
+    from bioner.cli.errors import user_message
+
+    for key, expected in (
+        ("ckpt_path", "ckpt_path needs a value: give it, as in ckpt_path=<run folder or .ckpt"),
+        ("tagger.folder", "model needs a value: give it, as in model=<run folder"),
+        ("something.else", "something.else needs a value: give it, as in something.else=..."),
+    ):
+        cfg = OmegaConf.create({})
+        OmegaConf.update(cfg, key, "???")
+        with pytest.raises(Exception) as caught:
+            OmegaConf.select(cfg, key, throw_on_missing=True)
+        assert user_message(caught.value).startswith(expected)

@@ -343,7 +343,7 @@ def test_model_configs_instantiate(
     if name == "tiny":
         assert encoder.cache_dir == tmp_path
     if name == "biobert":
-        assert encoder.tokenizer_kwargs == {}  # do_lower_case: null, left to the folder
+        assert encoder.tokenizer_kwargs == {"do_lower_case": False}  # BioBERT is cased
 
 
 def test_half_precision_checkpoints_train_from_fp32_weights(
@@ -445,3 +445,13 @@ def test_a_trained_tagger_folder_keeps_its_head_where_the_labels_fit(
     others = {i: label.replace("Chemical", "Gene") for i, label in ID2LABEL.items()}
     head = encoder.load_model(others).classifier.weight
     assert not torch.equal(head[1], rows["B-Chemical"])  # started afresh, not Chemical's row
+
+
+def test_model_hub_takes_any_folder_with_its_own_tokenizer_settings(tiny_model_dir: Path) -> None:
+    from bioner.config import compose_config
+
+    cfg = compose_config("train", ["model=hub", f"model.name_or_path={tiny_model_dir}"])
+    encoder = instantiate(cfg.model)
+    assert type(encoder) is HubEncoder and encoder.name == "hub"
+    assert encoder.tokenizer_kwargs == {}  # do_lower_case: null, the folder's
+    assert encoder.load_tokenizer().tokenize("Aspirin") == ["as", "##pi", "##rin"]
