@@ -178,7 +178,7 @@ def check_casing(
         f"{tokenizer.unk_token} or odd pieces. Fix: model.tokenizer_kwargs.do_lower_case=true"
     )
     if "do_lower_case" in given:
-        raise ConfigError(message + " (or null, to follow the folder)")
+        raise ConfigError(message + " (or null, to follow the folder, as model=hub does)")
     warnings.warn(message, stacklevel=3)
 
 
