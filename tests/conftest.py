@@ -1,4 +1,5 @@
-"""Test-wide settings: no network, W&B offline, shared corpora and the tiny BERT built once."""
+"""Test-wide settings: no network, W&B offline, shared corpora, and the tiny BERT (and tiny
+folders of other encoder families: RoBERTa, a BioBERT-like cased vocabulary) built once."""
 
 from __future__ import annotations
 
@@ -123,8 +124,9 @@ def roberta_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bpe.train_from_iterator(_FAMILY_TEXT, vocab_size=600, special_tokens=specials)
     files = tmp_path_factory.mktemp("bpe")
     bpe.save_model(str(files))
+    # Positional: transformers 4 names them vocab_file and merges_file, 5 vocab and merges.
     tokenizer = RobertaTokenizer(
-        vocab=str(files / "vocab.json"), merges=str(files / "merges.txt"), add_prefix_space=False
+        str(files / "vocab.json"), str(files / "merges.txt"), add_prefix_space=False
     )
     config = RobertaConfig(
         vocab_size=len(tokenizer),
