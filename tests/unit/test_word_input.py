@@ -138,7 +138,9 @@ def test_a_tokenizer_that_gives_no_sub_words_is_one_message(
     from transformers import RobertaTokenizer
 
     specials = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])}
-    tokenizer = RobertaTokenizer(vocab=specials, merges=[])
+    (tmp_path / "vocab.json").write_text(json.dumps(specials))
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = RobertaTokenizer(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
     tokenizer.name_or_path = str(tmp_path / "broken")
     with pytest.raises(FormatError, match=r"broken turns each of the words 'x', .* no sub-words"):
         special_tokens(tokenizer)
