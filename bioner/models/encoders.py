@@ -736,6 +736,15 @@ def folder_as_data(path: str | Path) -> Iterator[None]:
     except ValueError as err:
         if "Unrecognized model" in str(err) and folder.is_dir():
             raise FormatError(f"{err} {fix}") from err
+        kind = re.search(r"for this kind of AutoModel: (\w+)", str(err))
+        if kind:  # a model type without a class for this task (BART, an encoder-decoder)
+            model_type = re.search(r"configuration_(\w+)\.", str(err))
+            named = f" ({model_type.group(1)})" if model_type else ""
+            raise FormatError(
+                f"{path}: transformers has no {kind.group(1)} for its model type{named}, so bioner "
+                "cannot put this task's head on it. Fix: use an encoder that has one (BERT, "
+                "RoBERTa, DeBERTa, ELECTRA, ModernBERT, ...)"
+            ) from err
         converting = (
             "instantiate the backend tokenizer",
             "`tiktoken` is required",

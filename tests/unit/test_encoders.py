@@ -226,6 +226,14 @@ def _shrink_vocabulary(folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(config))
 
 
+def _as_bart(folder: Path) -> None:
+    import json
+
+    config = json.loads((folder / "config.json").read_text())
+    config["model_type"] = "bart"  # an encoder-decoder: no token-classification class
+    (folder / "config.json").write_text(json.dumps(config))
+
+
 def _cut_weights(folder: Path) -> None:
     data = (folder / "model.safetensors").read_bytes()
     (folder / "model.safetensors").write_bytes(data[:5000])
@@ -259,6 +267,7 @@ def _remove(*names: str):
         (_remove("model.safetensors"), "model", r"damaged: Error no file named model.safetensors"),
         (_cut_weights, "model", r"damaged: its weights file cannot be read \(.*\): cut short"),
         (_widen, "model", r"damaged: the weights do not have the shapes that its config.json"),
+        (_as_bart, "model", r"no AutoModelForTokenClassification for its model type \(bart\)"),
         # Another model's tokenizer with more entries than the embedding table has rows: an
         # IndexError in the first batch that held one of its ids.
         (
