@@ -144,6 +144,13 @@ class Encoder(ABC):
             if settings.get("add_prefix_space") and lacks_prefix_space(tokenizer):
                 add_prefix_space(tokenizer)  # a class that does not take the argument
         check_vocabulary(tokenizer, path, self.name)
+        if tokenizer.pad_token_id is None:
+            eos = tokenizer.eos_token or "<its end-of-text token>"
+            raise FormatError(
+                f"encoder {self.name}: the tokenizer of {path} has no padding token (decoder-only "
+                "models such as GPT-2 have none), and bioner pads batches with it. Fix: name one, "
+                f"e.g. \"+model.tokenizer_kwargs.pad_token='{eos}'\""
+            )
         if not self.as_saved:
             check_casing(tokenizer, path, self.name, given)
         self._check_embedding_rows(path, tokenizer)

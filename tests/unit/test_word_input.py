@@ -170,3 +170,19 @@ def test_a_hub_model_s_tokenizer_config_counts_as_stated(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_a_tokenizer_without_a_padding_token_names_the_fix(
+    roberta_model_dir: Path, tmp_path: Path
+) -> None:
+    # GPT-2's kind: bioner pads batches, and a decoder-only tokenizer has no padding token.
+    folder = tmp_path / "gpt2-like"
+    shutil.copytree(roberta_model_dir, folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["tokenizer_class"] = "GPT2Tokenizer"
+    config.pop("pad_token", None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(FormatError, match=r"""no padding token .* "\+model.tokenizer_kwargs.pad"""):
+        HubEncoder(str(folder)).load_tokenizer()
+    given = HubEncoder(str(folder), tokenizer_kwargs={"pad_token": "</s>"}).load_tokenizer()
+    assert given.pad_token == "</s>"
