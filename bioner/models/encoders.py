@@ -143,6 +143,22 @@ class Encoder(ABC):
             tokenizer = load(**settings)
             if settings.get("add_prefix_space") and lacks_prefix_space(tokenizer):
                 add_prefix_space(tokenizer)  # a class that does not take the argument
+        self._check_tokenizer(tokenizer, path, given)
+        # Some checkpoints ship a tokenizer.json with truncation/padding switched on
+        # (the packaged MiniLM truncates at 128); switch them off so that nothing that uses the
+        # backend tokenizer directly can ever truncate silently.
+        tokenizer.backend_tokenizer.no_truncation()
+        tokenizer.backend_tokenizer.no_padding()
+        if self._max_length is None:
+            self._max_length = self._derive_max_length(path, tokenizer.model_max_length)
+        tokenizer.model_max_length = self._max_length
+        return tokenizer
+
+    def _check_tokenizer(
+        self, tokenizer: PreTrainedTokenizerBase, path: str, given: Mapping[str, Any]
+    ) -> None:
+        """Refuse a tokenizer that bioner cannot use or that would lose words; each message
+        names the folder and the fix."""
         check_vocabulary(tokenizer, path, self.name)
         if tokenizer.pad_token_id is None:
             eos = tokenizer.eos_token or "<its end-of-text token>"
@@ -154,15 +170,6 @@ class Encoder(ABC):
         if not self.as_saved:
             check_casing(tokenizer, path, self.name, given)
         self._check_embedding_rows(path, tokenizer)
-        # Some checkpoints ship a tokenizer.json with truncation/padding switched on
-        # (the packaged MiniLM truncates at 128); switch them off so that nothing that uses the
-        # backend tokenizer directly can ever truncate silently.
-        tokenizer.backend_tokenizer.no_truncation()
-        tokenizer.backend_tokenizer.no_padding()
-        if self._max_length is None:
-            self._max_length = self._derive_max_length(path, tokenizer.model_max_length)
-        tokenizer.model_max_length = self._max_length
-        return tokenizer
 
     def _check_embedding_rows(self, path: str, tokenizer: PreTrainedTokenizerBase) -> None:
         """Refuse a tokenizer with more entries than the model has embedding rows: its ids
