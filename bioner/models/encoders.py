@@ -703,7 +703,9 @@ def folder_as_data(path: str | Path) -> Iterator[None]:
 
     A local folder that transformers cannot read is refused the same way, naming what is wrong:
     a file missing or not valid JSON, a ``config.json`` without ``model_type``, a damaged weights
-    file, or weights whose shapes are not those that ``config.json`` gives.
+    file, or weights whose shapes are not those that ``config.json`` gives. So are a model type
+    without a class for the task (BART for token classification) and a tokenizer that needs a
+    package to convert (``spm.model`` without sentencepiece).
 
     Raises:
         FormatError: any of them.
