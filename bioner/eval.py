@@ -83,6 +83,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         OmegaConf.to_container(trained.alignment), f"{ckpt_path} (alignment)"
     )
     encoder = checkpoint_encoder(trained, ckpt_path)
+    tokenizer = encoder.load_tokenizer()  # first: the model reads the input limit it derives
     model = TokenClassifier.load_from_checkpoint(
         ckpt_path, map_location="cpu", encoder=encoder, weights_only=not trust
     )
@@ -94,7 +95,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         OmegaConf.merge(trained.data, changes),
         reader=reader,
         alignment=alignment,
-        tokenizer=encoder.load_tokenizer(),
+        tokenizer=tokenizer,
         labels=labels,
         preprocess=training_preprocess(checkpoint, ckpt_path),
         splits=list(cfg.splits),

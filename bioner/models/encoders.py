@@ -112,7 +112,7 @@ class Encoder(ABC):
 
     def load_tokenizer(self) -> PreTrainedTokenizerBase:
         """The checkpoint's fast tokenizer, with ``model_max_length`` set to :attr:`max_length`."""
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         path = self.resolve()
         given = self.tokenizer_kwargs
@@ -143,19 +143,25 @@ class Encoder(ABC):
             tokenizer = load(**settings)
             if settings.get("add_prefix_space") and lacks_prefix_space(tokenizer):
                 add_prefix_space(tokenizer)  # a class that does not take the argument
-        self._check_tokenizer(tokenizer, path, given)
+        with folder_as_data(path):
+            config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+        self._check_tokenizer(tokenizer, path, given, config)
         # Some checkpoints ship a tokenizer.json with truncation/padding switched on
         # (the packaged MiniLM truncates at 128); switch them off so that nothing that uses the
         # backend tokenizer directly can ever truncate silently.
         tokenizer.backend_tokenizer.no_truncation()
         tokenizer.backend_tokenizer.no_padding()
         if self._max_length is None:
-            self._max_length = self._derive_max_length(path, tokenizer.model_max_length)
+            self._max_length = self._derive_max_length(path, tokenizer.model_max_length, config)
         tokenizer.model_max_length = self._max_length
         return tokenizer
 
     def _check_tokenizer(
-        self, tokenizer: PreTrainedTokenizerBase, path: str, given: Mapping[str, Any]
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        path: str,
+        given: Mapping[str, Any],
+        config: Any,
     ) -> None:
         """Refuse a tokenizer that bioner cannot use or that would lose words; each message
         names the folder and the fix."""
@@ -169,15 +175,8 @@ class Encoder(ABC):
             )
         if not self.as_saved:
             check_casing(tokenizer, path, self.name, given)
-        self._check_embedding_rows(path, tokenizer)
-
-    def _check_embedding_rows(self, path: str, tokenizer: PreTrainedTokenizerBase) -> None:
-        """Refuse a tokenizer with more entries than the model has embedding rows: its ids
-        would fall off the table (an IndexError in the first batch that held one)."""
-        from transformers import AutoConfig
-
-        with folder_as_data(path):
-            config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+        # More entries than the model has embedding rows: ids would fall off the table (an
+        # IndexError in the first batch that held one).
         rows = getattr(config, "vocab_size", None)
         if rows and len(tokenizer) > rows:
             raise FormatError(
@@ -187,14 +186,15 @@ class Encoder(ABC):
                 "its weights"
             )
 
-    def _derive_max_length(self, path: str, tokenizer_max: int | None) -> int:
+    def _derive_max_length(self, path: str, tokenizer_max: int | None, config: Any = None) -> int:
         from transformers import AutoConfig
 
         candidates = []
         if tokenizer_max and tokenizer_max < UNSET_MAX_LENGTH:
             candidates.append(int(tokenizer_max))
-        with folder_as_data(path):
-            config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+        if config is None:
+            with folder_as_data(path):
+                config = AutoConfig.from_pretrained(path, trust_remote_code=False)
         positions = getattr(config, "max_position_embeddings", None)
         if positions:
             offset = (config.pad_token_id or 0) + 1 if _positions_after_padding(config) else 0
@@ -236,14 +236,10 @@ class Encoder(ABC):
             raise ValueError(f"id2label must map ids 0..n-1 to labels, got ids {sorted(labels)}")
         path = self.resolve()
         with folder_as_data(path):
-            theirs = trained_labels(AutoConfig.from_pretrained(path, trust_remote_code=False))
-            config = AutoConfig.from_pretrained(
-                path,
-                num_labels=len(labels),
-                id2label=labels,
-                label2id={v: k for k, v in labels.items()},
-                trust_remote_code=False,
-            )
+            config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+        theirs = trained_labels(config)  # before the labels below replace the folder's
+        config.id2label = labels  # num_labels follows
+        config.label2id = {v: k for k, v in labels.items()}
         if dropout is not None:
             if not 0.0 <= dropout < 1.0:
                 raise ValueError(f"dropout must be in [0, 1), not {dropout}")
