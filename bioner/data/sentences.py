@@ -16,6 +16,9 @@ sentence-sized units, so :func:`split_sentences` cuts a text with these rules, a
 5. A candidate that would cut a gold span is never made: the two sentences stay one. A forced
    boundary inside a span is an error, since the caller asserted it.
 
+With ``by_line``, rules 1 to 3 give way to one: every line break is a candidate, so each line is
+a sentence (for corpora written one sentence per line); rules 4 and 5 still hold.
+
 Sentences are returned trimmed of surrounding whitespace, so every non-space character lies in
 exactly one sentence. Known misses, accepted for simplicity: a sentence ending in an abbreviation
 or an initial (``... of vitamin C. The``) is not split, and a lower-case sentence start (``...
@@ -46,6 +49,7 @@ ABBREVIATIONS = frozenset(
 # Group 1: the terminator run; group 2: whitespace. The lookahead is the next sentence's start.
 _CANDIDATE = re.compile(r"([.!?]+)[\"'\u201d\u2019)\]}]*(\s+)(?=[(\[{\w])")
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")
+_LINE_BREAK = re.compile(r"\n")
 _INITIALS = re.compile(r"(?:[A-Z]\.)*[A-Z]")
 _OPENERS = "([{\"'\u201c\u2018"
 
@@ -73,7 +77,7 @@ def _starts_sentence(ch: str) -> bool:
 
 
 def split_sentences(
-    text: str, spans: Iterable[Span] = (), forced: Iterable[int] = ()
+    text: str, spans: Iterable[Span] = (), forced: Iterable[int] = (), by_line: bool = False
 ) -> list[Range]:
     """Split ``text`` into sentences by the rules in the module docstring.
 
@@ -81,6 +85,7 @@ def split_sentences(
         text: the text to split.
         spans: gold spans that no boundary may cut.
         forced: offsets where a boundary is always made (whitespace or word edges).
+        by_line: split at every line break, and only there (besides ``forced``).
 
     Returns:
         Sorted, non-overlapping ``(start, end)`` ranges, trimmed of whitespace; ``[]`` for a text
@@ -99,7 +104,7 @@ def split_sentences(
         return i > 0 and max_end[i - 1] > left_end
 
     cuts: set[int] = set()
-    for m in _CANDIDATE.finditer(text):
+    for m in _CANDIDATE.finditer(text) if not by_line else ():
         nxt = m.end()
         if not _starts_sentence(text[nxt]):
             continue
@@ -107,7 +112,7 @@ def split_sentences(
             continue
         if not cuts_span(m.start(2), nxt):
             cuts.add(m.start(2))
-    for m in _BLANK_LINE.finditer(text):
+    for m in (_LINE_BREAK if by_line else _BLANK_LINE).finditer(text):
         if not cuts_span(m.start(), m.end()):
             cuts.add(m.start())
     for b in forced:

@@ -86,6 +86,24 @@ def test_a_span_ending_at_the_boundary_does_not_block_it() -> None:
     assert sents(text, [Span(3, 8, "X"), Span(9, 13, "Y")]) == ["It rose.", "Then it fell."]
 
 
+def test_by_line_splits_at_each_line_break_and_only_there() -> None:
+    text = "It rose. Then it fell\r\nsecond line\n\n  third. Line\nend"
+    assert [text[s:e] for s, e in split_sentences(text, by_line=True)] == [
+        "It rose. Then it fell",  # no rule splits inside a line; the \r is trimmed
+        "second line",
+        "third. Line",
+        "end",
+    ]
+    # A span across a line break joins the two lines; a forced boundary still splits.
+    crossing = Span(text.index("fell"), text.index("second") + 6, "X")
+    got = split_sentences(text, [crossing], forced=[3], by_line=True)
+    assert [text[s:e] for s, e in got][:3] == [
+        "It",
+        "rose. Then it fell\r\nsecond line",
+        "third. Line",
+    ]
+
+
 def test_forced_boundary_inside_a_span_is_an_error() -> None:
     with pytest.raises(ValueError, match="inside a span"):
         split_sentences("Title Abstract", [Span(0, 14, "X")], forced=[5])

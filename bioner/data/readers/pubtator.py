@@ -8,12 +8,9 @@ Format, one block per document, blocks separated by a blank line::
     PMID<TAB>CID<TAB>chemical-id<TAB>disease-id        (relation lines: ignored)
 
 The document text is ``title + " " + abstract`` (offsets index it, 0-based, end exclusive).
-Every mention's text must equal ``text[start:end]``. Words come from
-:mod:`bioner.data.tokenize`, split further at every mention boundary; sentences from
-:mod:`bioner.data.sentences`, with a forced boundary between title and abstract. Those mention
-boundaries serve training; documents scored (devel, test, a held-out fold) are segmented afresh
-without them (:meth:`PubTatorReader.evaluation_document`): a gold mention inside a word (``Na`` in
-``Na+/K+-ATPase``) is then found only if the model's own segmentation finds it.
+Every mention's text must equal ``text[start:end]``. Words and sentences are computed as for every
+standoff corpus (:mod:`bioner.data.readers.standoff`), with a forced sentence boundary between
+title and abstract.
 
 A corpus comes either as one file per split (``files``), or as one file (``corpus``, plain or
 ``.gz``) split by lists of PMIDs (``pmids``), as MedMentions is.
@@ -28,11 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bioner.data.document import GOLD_FREE_WORDS, Document, Span, flat_layer, overlaps
+from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
 from bioner.data.readers.base import CorpusReader, read_text, split_lines
-from bioner.data.sentences import split_sentences
-from bioner.data.tokenize import split_at, word_ranges
+from bioner.data.readers.standoff import (
+    OVERLAPS,
+    Mention,
+    gold_free,
+    log_kept_overlaps,
+    resolve_overlaps,
+    standoff_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +46,6 @@ _FORMAT = (
     "PMID<TAB>start<TAB>end<TAB>text<TAB>type[<TAB>id], documents separated by a blank line"
 )
 _OFFSETS = "offsets are 0-based, end exclusive, into title + ' ' + abstract"
-OVERLAPS = ("keep", "keep_longest", "error")
-
-
-@dataclass
-class _Mention:
-    start: int
-    end: int
-    label: str
-    line: int
 
 
 @dataclass
@@ -60,7 +54,7 @@ class _Record:
     title: str
     line: int
     text: str | None = None  # set by the abstract line
-    mentions: list[_Mention] = field(default_factory=list)
+    mentions: list[Mention] = field(default_factory=list)
 
 
 class PubTatorReader(CorpusReader):
@@ -150,11 +144,7 @@ class PubTatorReader(CorpusReader):
             dropped += n_dropped
             duplicates += n_dup
         if self.overlaps == "keep":
-            kinds = [overlaps(doc.spans) for doc in docs]
-            counts = {k: sum(c[k] for c in kinds) for k in kinds[0]} if kinds else {}
-            if any(counts.values()):
-                found = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items())
-                log.info("%s/%s: kept every gold mention: %s", self.name, split, found)
+            log_kept_overlaps(self.name, split, docs)
         if duplicates:
             log.warning(
                 "%s/%s: %d exact duplicate mention lines in %s read once",
@@ -176,50 +166,16 @@ class PubTatorReader(CorpusReader):
                     raise self._label_error(path, m.line, m.label)
         unique = list({(m.start, m.end, m.label): m for m in reversed(rec.mentions)}.values())
         unique.reverse()  # first occurrences, in file order
-        kept = self._no_overlaps(unique, path)
-        spans = sorted(Span(m.start, m.end, m.label) for m in kept)
-        words = split_at(word_ranges(rec.text), [b for s in spans for b in (s.start, s.end)])
-        sentences = split_sentences(rec.text, spans, forced=[len(rec.title)])
-        meta = {"source": str(path), "line": rec.line, "title_end": len(rec.title)}
-        doc = Document(rec.pmid, rec.text, spans, sentences, words, meta)
+        kept = resolve_overlaps(unique, self.overlaps, path)
+        spans = [Span(m.start, m.end, m.label) for m in kept]
+        meta = {"source": str(path), "line": rec.line}
+        doc = standoff_document(rec.pmid, rec.text, spans, meta, title_end=len(rec.title))
         return doc, len(unique) - len(kept), len(rec.mentions) - len(unique)
 
     def evaluation_document(self, doc: Document) -> Document:
-        """``doc`` with words and sentences computed from its text alone (the title still ends
-        a sentence); its gold spans are unchanged and may now start or end inside a word."""
-        title_end = doc.meta.get("title_end")
-        forced = [title_end] if title_end else []
-        return Document(
-            doc.id,
-            doc.text,
-            list(doc.spans),
-            split_sentences(doc.text, forced=forced),
-            word_ranges(doc.text),
-            {**doc.meta, GOLD_FREE_WORDS: True},
-        )
-
-    def _no_overlaps(self, mentions: list[_Mention], path: Path) -> list[_Mention]:
-        """The mentions to keep, by the ``overlaps`` policy."""
-        if self.overlaps == "keep":
-            return mentions
-        if self.overlaps == "error":
-            last: _Mention | None = None  # the mention reaching furthest right so far
-            for m in sorted(mentions, key=lambda m: (m.start, m.end)):
-                if last is not None and m.start < last.end:
-                    raise CorpusFormatError(
-                        path,
-                        m.line,
-                        f"mention [{m.start}, {m.end}) {m.label} overlaps mention "
-                        f"[{last.start}, {last.end}) {last.label} of line {last.line}",
-                        "set dataset.overlaps=keep to keep every mention (module.head=multilabel "
-                        "learns nested ones), keep_longest to keep the longest of overlapping "
-                        "mentions, or remove one of them",
-                    )
-                if last is None or m.end > last.end:
-                    last = m
-            return mentions
-        by_span = {Span(m.start, m.end, m.label): m for m in mentions}
-        return [by_span[s] for s in flat_layer(list(by_span))]
+        """``doc`` segmented from its text alone (:func:`~bioner.data.readers.standoff.gold_free`;
+        the title still ends a sentence): its gold spans may now start or end inside a word."""
+        return gold_free(doc)
 
     def _pmid_lists(self, records: list[_Record]) -> dict[str, set[str]]:
         """PMIDs per split from the list files; each PMID may belong to one split only."""
@@ -318,7 +274,7 @@ def _parse(path: Path, errors: str = "strict") -> list[_Record]:
     return records
 
 
-def _mention(fields: list[str], rec: _Record, path: Path, no: int) -> _Mention:
+def _mention(fields: list[str], rec: _Record, path: Path, no: int) -> Mention:
     """A checked mention from its tab-separated fields."""
     assert rec.text is not None
     text = rec.text
@@ -347,4 +303,4 @@ def _mention(fields: list[str], rec: _Record, path: Path, no: int) -> _Mention:
         )
     if not label:
         raise CorpusFormatError(path, no, "mention has an empty type", _FORMAT)
-    return _Mention(start, end, label, no)
+    return Mention(start, end, label, no)
