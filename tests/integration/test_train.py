@@ -111,6 +111,7 @@ def compose_small(
 REAL = ["bc5cdr", "bc5cdr_chem", "bc5cdr_disease", "ncbi_disease", "bc2gm", "bc5cdr_pubtator"]
 FIXTURE_DIRS = {
     "iob": "iob",
+    "brat": "brat",
     "medmentions_st21pv": "pubtator/medmentions_release",
     "i2b2_2010": "i2b2",
 }

@@ -1,0 +1,378 @@
+"""Corpora in brat standoff format: a ``NAME.txt`` text beside a ``NAME.ann`` of annotations.
+
+brat (Stenetorp et al., EACL 2012) and INCEpTION write this format, and many biomedical corpora
+are released in it. An ``.ann`` line is one annotation; bioner reads the text-bound ones::
+
+    T1<TAB>Chemical 10 17<TAB>aspirin                  a mention: type, start, end, its text
+    T2<TAB>Disease 30 36;48 53<TAB>breast cancer       a discontinuous one: fragments ";"-joined
+
+Offsets count characters (code points) of the ``.txt`` as it is, line breaks included (CRLF is
+two), 0-based, end exclusive; the text field is the fragments' texts joined by a space. Relations
+(``R``), events (``E``), attributes (``A``, ``M``), normalisations (``N``), notes (``#``) and
+equivalences (``*``) are skipped. A document is ``NAME.txt``; its id is its path below the split's
+folder, without ``.txt``.
+
+Fragments separated by whitespace only are one mention (brat splits a selection at each line
+break it crosses). A mention of several fragments is *discontinuous*: a tagger marks continuous
+spans, so ``discontinuous`` says what becomes of it. Whitespace that a selection took in at either
+end is trimmed. Words and sentences are computed from the text
+(:mod:`bioner.data.readers.standoff`): by the splitter's rules, or one sentence per line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bioner.data.document import Document, Span
+from bioner.data.errors import CorpusFormatError
+from bioner.data.readers.base import CorpusReader, read_text, split_lines
+from bioner.data.readers.standoff import (
+    OVERLAPS,
+    Mention,
+    gold_free,
+    log_kept_overlaps,
+    resolve_overlaps,
+    standoff_document,
+)
+
+log = logging.getLogger(__name__)
+
+#: ``dataset.discontinuous``: what a mention of several fragments becomes.
+DISCONTINUOUS = ("error", "fragments", "span", "skip")
+#: ``dataset.sentences``: the splitter's rules, or one sentence per line.
+SENTENCES = ("rules", "lines")
+
+_FORMAT = (
+    "a text-bound annotation is ID<TAB>TYPE START END[;START END...]<TAB>TEXT (e.g. "
+    "'T1\\tChemical 10 17\\taspirin'); other lines start with R, E, A, M, N, # or *"
+)
+_OFFSETS = "offsets are 0-based, end exclusive, counting the characters of the .txt as it is"
+_TEXT_BOUND = re.compile(r"T\S*")
+_FRAGMENTS = re.compile(r"\d+ \d+(?:;\d+ \d+)*")
+_SKIPPED_KINDS = {
+    "R": "relations",
+    "E": "events",
+    "A": "attributes",
+    "M": "attributes",
+    "N": "normalisations",
+    "#": "notes",
+    "*": "equivalences",
+}
+
+
+@dataclass
+class _Counts:
+    """What reading a split skipped or fixed, for one summary per split."""
+
+    trimmed: int = 0
+    mismatched: int = 0
+    discontinuous: int = 0
+    duplicates: int = 0
+    dropped_overlaps: int = 0
+    ignored_types: Counter[str] = field(default_factory=Counter)
+    skipped_lines: Counter[str] = field(default_factory=Counter)
+
+
+class BratReader(CorpusReader):
+    """Reader for brat standoff corpora (``.txt`` + ``.ann``), one folder per split.
+
+    Args:
+        name: dataset name.
+        data_dir: the corpus folder.
+        entity_types: entity types, or ``None`` to infer them from the training split.
+        folders: per split, its folder below ``data_dir`` (``.`` for ``data_dir`` itself); every
+            ``.txt`` below it, at any depth, is a document.
+        sentences: ``rules`` (:mod:`bioner.data.sentences`) or ``lines`` (each line a sentence,
+            for texts written one sentence per line); neither cuts a mention.
+        discontinuous: what a mention of several fragments becomes: ``error`` (stop, naming file
+            and line), ``fragments`` (each fragment a mention of its type), ``span`` (one mention
+            from the first fragment's start to the last one's end) or ``skip`` (left out);
+            the last three are counted in :attr:`repairs`, with a warning.
+        overlaps: ``keep``, ``keep_longest`` or ``error``, as for PubTator
+            (:func:`~bioner.data.readers.standoff.resolve_overlaps`).
+        on_mismatch: ``error`` when an annotation's text differs from the text at its offsets
+            (the ``.txt`` changed after annotation), or ``skip`` such annotations, counted.
+        ignore_types: types of text-bound annotations that are not entities (event triggers,
+            say): left out of the corpus, counted per type in the log.
+        download: public files, see :class:`~bioner.data.readers.base.CorpusReader`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        data_dir: str | Path,
+        entity_types: Sequence[str] | None = None,
+        folders: Mapping[str, str] | None = None,
+        sentences: str = "rules",
+        discontinuous: str = "error",
+        overlaps: str = "keep",
+        on_mismatch: str = "error",
+        ignore_types: Sequence[str] = (),
+        download: Sequence[Mapping[str, Any]] | None = None,
+        filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
+        split: Mapping[str, Any] | None = None,
+        train_subset: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
+        for key, value, choices in (
+            ("sentences", sentences, SENTENCES),
+            ("discontinuous", discontinuous, DISCONTINUOUS),
+            ("overlaps", overlaps, OVERLAPS),
+            ("on_mismatch", on_mismatch, ("error", "skip")),
+        ):
+            if value not in choices:
+                raise ValueError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+        self.folders = dict(folders or {s: s for s in self.splits})
+        if not set(self.sources) <= set(self.folders):
+            raise ValueError(
+                f"folders must name the splits {self.sources}, got {sorted(self.folders)}"
+            )
+        ignored = {str(t) for t in ignore_types}
+        if self._configured is not None and ignored & set(self._configured):
+            raise ValueError(
+                f"types {sorted(ignored & set(self._configured))} are both entity types and "
+                "ignore_types"
+            )
+        self.sentences = sentences
+        self.discontinuous = discontinuous
+        self.overlaps = overlaps
+        self.on_mismatch = on_mismatch
+        self.ignore_types = ignored
+
+    def folder(self, split: str) -> Path:
+        """The folder holding ``split``."""
+        return self.data_dir / self.folders[split]
+
+    def required_files(self) -> list[Path]:
+        return list(dict.fromkeys(self.folder(s) for s in self.sources))
+
+    def split_files(self, split: str) -> list[Path]:
+        return [self.folder(split)]
+
+    def documents(self, split: str) -> list[tuple[str, Path, Path]]:
+        """``(id, txt, ann)`` of every document of ``split``, sorted by id.
+
+        Raises:
+            CorpusFormatError: the folder holds no ``.txt``, or a ``.txt`` lacks its ``.ann``
+                (or the reverse).
+        """
+        folder = self.folder(split)
+        if not folder.is_dir():
+            raise CorpusFormatError(
+                folder, None, "not a folder", f"point dataset.folders.{split} at a folder of "
+                ".txt and .ann files",
+            )  # fmt: skip
+        texts = {p.with_suffix(""): p for p in folder.rglob("*.txt") if p.is_file()}
+        annotations = {p.with_suffix(""): p for p in folder.rglob("*.ann") if p.is_file()}
+        if not texts:
+            raise CorpusFormatError(
+                folder,
+                None,
+                "no brat documents (NAME.txt beside NAME.ann) found",
+                f"point dataset.folders.{split} (below dataset.data_dir) at the folder holding "
+                "them",
+            )
+        for stem, ann in sorted(annotations.items()):
+            if stem not in texts:
+                raise CorpusFormatError(
+                    ann, None, f"its text {stem.name}.txt is missing", "restore the .txt beside it"
+                )
+        docs = []
+        for stem, txt in texts.items():
+            if stem not in annotations:
+                raise CorpusFormatError(
+                    txt,
+                    None,
+                    f"its annotations {stem.name}.ann are missing",
+                    "restore the .ann beside it; for a document without entities, create an empty "
+                    ".ann (as brat does)",
+                )
+            docs.append((stem.relative_to(folder).as_posix(), txt, annotations[stem]))
+        return sorted(docs)
+
+    def _read(self, split: str, allowed: set[str] | None) -> list[Document]:
+        counts = _Counts()
+        docs = [
+            self._document(doc_id, txt, ann, allowed, counts)
+            for doc_id, txt, ann in self.documents(split)
+        ]
+        if self.overlaps == "keep":
+            log_kept_overlaps(self.name, split, docs)
+        if counts.skipped_lines:
+            found = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.skipped_lines.items()))
+            log.info("%s/%s: skipped (not mentions): %s", self.name, split, found)
+        if counts.ignored_types:
+            found = ", ".join(f"{n} {t}" for t, n in sorted(counts.ignored_types.items()))
+            log.info("%s/%s: mentions of ignore_types left out: %s", self.name, split, found)
+        if counts.duplicates:
+            log.warning(
+                "%s/%s: %d mentions with the offsets and type of another read once",
+                self.name, split, counts.duplicates,
+            )  # fmt: skip
+        self._count_repairs(split, counts.trimmed, "mentions trimmed of surrounding whitespace")
+        self._count_repairs(
+            split, counts.mismatched, "mentions whose text differs from their offsets skipped"
+        )
+        self._count_repairs(
+            split,
+            counts.discontinuous,
+            f"discontinuous mentions read as discontinuous={self.discontinuous}",
+        )
+        self._count_repairs(
+            split, counts.dropped_overlaps, "overlapping mentions dropped (overlaps=keep_longest)"
+        )
+        return docs
+
+    def evaluation_document(self, doc: Document) -> Document:
+        """``doc`` segmented from its text alone (:func:`~bioner.data.readers.standoff.gold_free`):
+        its gold spans may now start or end inside a word."""
+        return gold_free(doc)
+
+    def _document(
+        self, doc_id: str, txt: Path, ann: Path, allowed: set[str] | None, counts: _Counts
+    ) -> Document:
+        text = read_text(txt, self.filter.decode_errors)
+        with txt.open("rb") as f:
+            if f.read(3) == codecs.BOM_UTF8:
+                # brat counts a byte-order mark as a character: a space keeps the offsets.
+                text = " " + text
+        lines = split_lines(read_text(ann, self.filter.decode_errors)) if _has_text(ann) else []
+        mentions: list[Mention] = []
+        ids: dict[str, int] = {}
+        for no, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            ident = line.split("\t", 1)[0]
+            if not _TEXT_BOUND.fullmatch(ident):
+                if ident[:1] not in _SKIPPED_KINDS or "\t" not in line:
+                    raise CorpusFormatError(ann, no, "not a brat annotation line", _FORMAT)
+                counts.skipped_lines[_SKIPPED_KINDS[ident[:1]]] += 1
+                continue
+            if ident in ids:
+                raise CorpusFormatError(
+                    ann, no, f"annotation id {ident} is also used on line {ids[ident]}",
+                    "give each annotation its own id",
+                )  # fmt: skip
+            ids[ident] = no
+            mentions += self._mentions(line, text, ann, no, allowed, counts)
+        unique = list({(m.start, m.end, m.label): m for m in reversed(mentions)}.values())
+        unique.reverse()  # first occurrences, in file order
+        counts.duplicates += len(mentions) - len(unique)
+        kept = resolve_overlaps(unique, self.overlaps, ann)
+        counts.dropped_overlaps += len(unique) - len(kept)
+        return standoff_document(
+            doc_id,
+            text,
+            [Span(m.start, m.end, m.label) for m in kept],
+            {"source": str(txt), "annotations": str(ann)},
+            by_line=self.sentences == "lines",
+        )
+
+    def _mentions(
+        self,
+        line: str,
+        text: str,
+        ann: Path,
+        no: int,
+        allowed: set[str] | None,
+        counts: _Counts,
+    ) -> list[Mention]:
+        """The mentions of the text-bound annotation ``line`` (none, one, or one per fragment)."""
+        fields = line.split("\t", 2)
+        head = fields[1].split(" ", 1) if len(fields) == 3 else []
+        if len(head) != 2 or not head[0] or not _FRAGMENTS.fullmatch(head[1]):
+            raise CorpusFormatError(ann, no, "malformed text-bound annotation", _FORMAT)
+        label, written = head[0], fields[2]
+        if label in self.ignore_types:
+            counts.ignored_types[label] += 1
+            return []
+        if allowed is not None and label not in allowed:
+            raise self._label_error(ann, no, label)
+        fragments = [(int(s), int(e)) for s, e in (pair.split(" ") for pair in head[1].split(";"))]
+        for s, e in fragments:
+            if not 0 <= s < e <= len(text):
+                raise CorpusFormatError(
+                    ann,
+                    no,
+                    f"fragment {s}-{e} is empty or lies outside the text of "
+                    f"{ann.with_suffix('.txt').name} (length {len(text)})",
+                    _OFFSETS,
+                )
+        found = " ".join(text[s:e] for s, e in fragments)
+        if found.split() != written.split():  # whitespace may differ: brat writes line breaks
+            if self.on_mismatch == "error":
+                raise CorpusFormatError(
+                    ann,
+                    no,
+                    f"annotation text {written!r} differs from the text at {head[1]}: {found!r}",
+                    "correct the offsets (was the .txt edited after annotation?), or set "
+                    "dataset.on_mismatch=skip to skip such annotations (they are counted and "
+                    "logged)",
+                )
+            counts.mismatched += 1
+            return []
+        pieces = _joined(fragments, text, ann, no)
+        for s, e in pieces:
+            if not text[s:e].strip():
+                raise CorpusFormatError(
+                    ann, no, f"fragment {s}-{e} covers only whitespace",
+                    "remove the fragment, or the annotation",
+                )  # fmt: skip
+        if any(p != _trimmed(p, text) for p in pieces):
+            counts.trimmed += 1
+            pieces = [_trimmed(p, text) for p in pieces]
+        if len(pieces) > 1:
+            if self.discontinuous == "error":
+                shown = ", ".join(f"{text[s:e]!r} ({s}-{e})" for s, e in pieces)
+                raise CorpusFormatError(
+                    ann,
+                    no,
+                    f"mention {fields[0]} ({label}) is discontinuous: {shown}",
+                    "a tagger marks continuous spans: set dataset.discontinuous=fragments (each "
+                    "fragment a mention of its type), span (one mention from the first fragment "
+                    "to the last) or skip (left out); each is counted and logged",
+                )
+            counts.discontinuous += 1
+            if self.discontinuous == "skip":
+                return []
+            if self.discontinuous == "span":
+                pieces = [(pieces[0][0], pieces[-1][1])]
+        return [Mention(s, e, label, no) for s, e in pieces]
+
+
+def _has_text(path: Path) -> bool:
+    """Whether ``path`` holds more than whitespace (an empty ``.ann``: a document without
+    annotations, as brat creates it)."""
+    return bool(path.read_bytes().strip())
+
+
+def _joined(
+    fragments: list[tuple[int, int]], text: str, ann: Path, no: int
+) -> list[tuple[int, int]]:
+    """``fragments`` sorted, with those separated by whitespace only joined into one."""
+    pieces: list[tuple[int, int]] = []
+    for s, e in sorted(fragments):
+        if pieces and s < pieces[-1][1]:
+            raise CorpusFormatError(
+                ann, no, f"fragments {pieces[-1][0]}-{pieces[-1][1]} and {s}-{e} overlap",
+                "give each character to one fragment",
+            )  # fmt: skip
+        if pieces and not text[pieces[-1][1] : s].strip():
+            pieces[-1] = (pieces[-1][0], e)
+        else:
+            pieces.append((s, e))
+    return pieces
+
+
+def _trimmed(piece: tuple[int, int], text: str) -> tuple[int, int]:
+    """``piece`` (not all whitespace) without the whitespace at its ends."""
+    s, e = piece
+    inner = text[s:e]
+    return s + len(inner) - len(inner.lstrip()), e - len(inner) + len(inner.rstrip())
