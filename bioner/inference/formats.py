@@ -306,25 +306,29 @@ def conll_lines(
 #: document at offset 0 holding the whole text, one annotation per span (infons ``type``,
 #: ``score``, ``identifier``; character offsets). ``conll``: ``word<TAB>tag`` (IOB2) per line, a
 #: blank line after each sentence, ``-DOCSTART-`` before each document (scores and identifiers
-#: cannot be written).
-OUTPUT_FORMATS = ("jsonl", "pubtator", "bioc", "conll")
+#: cannot be written). ``brat``: a folder to open in brat or INCEpTION and correct, then train on
+#: with ``dataset=brat``: ``ID.txt`` (the text) beside ``ID.ann`` (a ``T`` line per span, the
+#: span cut into fragments at line breaks as brat does, and an ``AnnotatorNotes`` line with its
+#: score and identifier), and ``annotation.conf`` listing the entity types.
+OUTPUT_FORMATS = ("jsonl", "pubtator", "bioc", "conll", "brat")
+#: The formats that write a folder rather than one stream.
+FOLDER_FORMATS = ("brat",)
 
-_PUBTATOR_SPACE = re.compile(r"[\t\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 # Characters XML 1.0 cannot hold at all, even as character references.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 class SpanWriter:
-    """Writes tagger output to a text stream, one document at a time.
+    """Writes tagger output to a text stream (or a folder), one document at a time.
 
     Use as a context manager, or call :meth:`close` (it writes what follows the last document
     but leaves the stream open; the caller owns it).
 
     Args:
-        stream: where to write.
+        stream: where to write; ``None`` for a writer of a folder.
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO | None) -> None:
         self.stream = stream
         self.documents = 0
         self.spans = 0
@@ -346,7 +350,8 @@ class SpanWriter:
 
     def close(self) -> None:
         """Finish the output (closing tags); the stream stays open."""
-        self.stream.flush()
+        if self.stream is not None:
+            self.stream.flush()
 
 
 class JsonlWriter(SpanWriter):
@@ -374,7 +379,7 @@ class PubTatorWriter(SpanWriter):
                 f"document id {doc.id!r} cannot be a PubTator id (empty, or holds '|', a tab or a "
                 "line break); give the documents plain ids or choose format=jsonl"
             )
-        text = _PUBTATOR_SPACE.sub(" ", doc.text)
+        text = _LINE_BREAK.sub(" ", doc.text)
         if text != doc.text:
             self.replaced_documents += 1
         end = doc.meta.get("title_end")
@@ -465,6 +470,79 @@ class ConllWriter(SpanWriter):
         self.stream.writelines(conll_lines(doc, spans, self.scheme, include_gold=False))
 
 
+_FRAGMENT = re.compile(r"\S(?:.*\S)?")  # a line's text between its first and last non-space
+_BRAT_NAME_PART = re.compile(r"[^\x00-\x1f/\\:*?\"<>|]+")
+
+
+class BratWriter(SpanWriter):
+    """``brat`` tagger output (see :data:`OUTPUT_FORMATS`) into ``folder``, which must exist.
+
+    Args:
+        folder: where the files go.
+        entity_types: the types ``annotation.conf`` lists (with any other type written).
+    """
+
+    def __init__(self, folder: str | Path, entity_types: Sequence[str] = ()) -> None:
+        super().__init__(None)
+        self.folder = Path(folder)
+        self.types = set(entity_types)
+        self._names: dict[str, str] = {}
+
+    def _write(self, doc: Document, spans: list[Span]) -> None:
+        name = brat_name(doc.id)
+        if name in self._names:
+            raise FormatError(
+                f"documents {self._names[name]!r} and {doc.id!r} would both be {name}.txt in the "
+                "brat folder; give the documents distinct ids"
+            )
+        self._names[name] = doc.id
+        path = self.folder / f"{name}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(doc.text.encode("utf-8"))  # as is: the offsets index it
+        lines = []
+        for n, s in enumerate(spans, 1):
+            fragments = [
+                (s.start + m.start(), s.start + m.end())
+                # brat reads .ann lines with Python's splitlines: no fragment may hold a break.
+                for m in _FRAGMENT.finditer(_LINE_BREAK.sub("\n", s.text(doc.text)))
+            ]
+            offsets = ";".join(f"{a} {b}" for a, b in fragments)
+            covered = " ".join(doc.text[a:b] for a, b in fragments)
+            lines.append(f"T{n}\t{s.label} {offsets}\t{covered}\n")
+            notes = [f"score {s.score:.4f}"] if s.score is not None else []
+            if s.id is not None:
+                notes.append(f"id {_LINE_BREAK.sub(' ', s.id)}")
+            if notes:
+                lines.append(f"#{n}\tAnnotatorNotes T{n}\t{'; '.join(notes)}\n")
+            self.types.add(s.label)
+        path.with_suffix(".ann").write_bytes("".join(lines).encode("utf-8"))
+
+    def close(self) -> None:
+        """Write ``annotation.conf``: every entity type, no relations, events or attributes."""
+        entities = "".join(f"{t}\n" for t in sorted(self.types))
+        conf = f"[entities]\n{entities}\n[relations]\n\n[events]\n\n[attributes]\n"
+        (self.folder / "annotation.conf").write_text(conf, encoding="utf-8")
+
+
+def brat_name(doc_id: str) -> str:
+    """The file name (without ``.txt``/``.ann``, ``/`` for sub-folders) of document ``doc_id``
+    in a brat folder: the id itself (without a ``.txt`` ending).
+
+    Raises:
+        FormatError: the id cannot be a relative file path (empty parts, ``..``, control
+            characters or ``\\:*?"<>|``).
+    """
+    name = doc_id[:-4] if doc_id.lower().endswith(".txt") else doc_id
+    parts = name.split("/")
+    if not all(_BRAT_NAME_PART.fullmatch(p) and p not in (".", "..") for p in parts):
+        raise FormatError(
+            f"document id {doc_id!r} cannot be a file name in a brat folder (empty, '.', '..', a "
+            'control character or one of \\:*?"<>|); give the documents plain ids (jsonl '
+            "input) or choose format=jsonl"
+        )
+    return name
+
+
 _WRITERS: dict[str, type[SpanWriter]] = {
     "jsonl": JsonlWriter,
     "pubtator": PubTatorWriter,
@@ -474,7 +552,11 @@ _WRITERS: dict[str, type[SpanWriter]] = {
 
 
 def open_writer(output_format: str, stream: TextIO) -> SpanWriter:
-    """A writer of ``output_format`` (one of :data:`OUTPUT_FORMATS`) on ``stream``."""
+    """A writer of ``output_format`` (one of :data:`OUTPUT_FORMATS` but :data:`FOLDER_FORMATS`)
+    on ``stream``."""
     if output_format not in _WRITERS:
-        raise ConfigError(f"format={output_format!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
+        raise ConfigError(
+            f"format={output_format!r}: choose one of "
+            f"{', '.join(f for f in OUTPUT_FORMATS if f not in FOLDER_FORMATS)}"
+        )
     return _WRITERS[output_format](stream)

@@ -42,7 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bioner.data.document import Document, Span
 from bioner.errors import ConfigError, UserError
-from bioner.inference.formats import open_writer
+from bioner.inference.formats import FOLDER_FORMATS, open_writer
 from bioner.inference.inputs import (
     PUBMED_SUFFIXES,
     TextRecord,
@@ -93,6 +93,10 @@ def plan_shards(
             reads a folder as one corpus, or two inputs with one output name.
     """
     check_formats(input_format, output_format)
+    if output_format in FOLDER_FORMATS:
+        raise ConfigError(
+            f"format={output_format} writes one folder of documents; it needs runner=local"
+        )
     if str(source) == "-" or str(output) == "-":
         raise ConfigError(
             "runner=ray reads files and writes a folder: give input=<file or folder> and "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -12,7 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from bioner.errors import ConfigError
-from bioner.inference.formats import OUTPUT_FORMATS, open_writer
+from bioner.inference.formats import (
+    FOLDER_FORMATS,
+    OUTPUT_FORMATS,
+    BratWriter,
+    SpanWriter,
+    open_writer,
+)
 from bioner.inference.inputs import INPUT_FORMATS, read_inputs
 from bioner.utils.log import get_logger
 
@@ -52,6 +59,63 @@ def open_output(output: str | Path) -> Iterator[TextIO]:
         tmp.unlink(missing_ok=True)
 
 
+def check_output_folder(output: str | Path) -> None:
+    """Refuse ``output`` for a format that writes a folder, before any model loads.
+
+    Raises:
+        ConfigError: ``output`` is ``-``, a file, or a folder that holds something (its files,
+            corrected annotations perhaps, are never mixed with or overwritten).
+    """
+    path = Path(output)
+    if str(output) == "-":
+        what = "standard output"
+    elif path.is_file():
+        what = "a file"
+    elif path.is_dir() and any(path.iterdir()):
+        what = "a folder that is not empty"
+    else:
+        return
+    raise ConfigError(
+        f"output={output} is {what}; this format writes a folder of files: give a new or empty "
+        "folder (an existing one is never mixed with or overwritten)"
+    )
+
+
+@contextmanager
+def open_output_folder(output: str | Path) -> Iterator[Path]:
+    """A new folder at ``output`` (absent or empty, :func:`check_output_folder`), filled under a
+    temporary name and moved into place at the end, so a run that fails half-way leaves no
+    half-filled folder."""
+    check_output_folder(output)
+    path = Path(output).resolve()  # output=. has a name too
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.is_dir():
+            path.rmdir()  # empty, checked above
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def open_span_writer(
+    output: str | Path, output_format: str, entity_types: Sequence[str] = ()
+) -> Iterator[SpanWriter]:
+    """The writer of ``output_format`` on ``output``: a file or ``-`` (:func:`open_output`), or a
+    folder for the formats that write one (:func:`open_output_folder`), which list
+    ``entity_types``."""
+    if output_format in FOLDER_FORMATS:
+        with open_output_folder(output) as folder, BratWriter(folder, entity_types) as writer:
+            yield writer
+    else:
+        with open_output(output) as stream, open_writer(output_format, stream) as writer:
+            yield writer
+
+
 def predict_files(
     tagger: Tagger,
     source: str | Path,
@@ -64,7 +128,7 @@ def predict_files(
     Args:
         tagger: the tagger.
         source: a file, a folder of ``.txt`` files, or ``-`` (see :mod:`bioner.inference.inputs`).
-        output: a file or ``-``.
+        output: a file or ``-``; a new or empty folder for ``brat``.
         input_format: see :data:`bioner.inference.inputs.INPUT_FORMATS`.
         output_format: see :data:`bioner.inference.formats.OUTPUT_FORMATS`.
 
@@ -75,7 +139,7 @@ def predict_files(
     records = read_inputs(source, input_format)
     start = time.perf_counter()
     characters = 0
-    with open_output(output) as stream, open_writer(output_format, stream) as writer:
+    with open_span_writer(output, output_format, tagger.entity_types) as writer:
         for doc, spans in tagger.predict_stream(records):
             writer.write(doc, spans)
             characters += len(doc.text)
@@ -139,7 +203,9 @@ class LocalRunner:
     def run(self, cfg: DictConfig) -> dict[str, Any]:
         """Tag ``cfg.input`` into ``cfg.output`` as ``bioner-predict`` configures it."""
         check_formats(cfg.input_format, cfg.format)
-        if str(cfg.output) != "-" and Path(cfg.output).is_dir():
+        if cfg.format in FOLDER_FORMATS:
+            check_output_folder(cfg.output)
+        elif str(cfg.output) != "-" and Path(cfg.output).is_dir():
             suffix = {"bioc": "xml"}.get(cfg.format, cfg.format)
             raise ConfigError(
                 f"output={cfg.output} is a folder; name a file in it, e.g. "

@@ -30,7 +30,7 @@ from bioner.data.batching import Collator
 from bioner.data.document import Document, Span
 from bioner.data.encoded import EncodedSplit, predict_split
 from bioner.data.sentences import split_sentences
-from bioner.data.tags import split_tag
+from bioner.data.tags import entity_types_of, split_tag
 from bioner.data.tokenize import word_ranges
 from bioner.errors import ConfigError
 from bioner.inference.export import METADATA_FILE
@@ -218,6 +218,11 @@ class Tagger:
                     chosen,
                 )
             )
+
+    @property
+    def entity_types(self) -> list[str]:
+        """The entity types the models tag, sorted."""
+        return sorted({t for m in self.members for t in entity_types_of(list(m.id2label.values()))})
 
     def __repr__(self) -> str:
         folders = ", ".join(str(m.folder) for m in self.members)

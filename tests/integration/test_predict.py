@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bioner.config import compose_config
+from bioner.config import compose_config, instantiate_node
 from bioner.data.alignment import Alignment
 from bioner.inference import Tagger
 from bioner.inference.export import export_pretrained
@@ -155,6 +155,39 @@ def test_user_errors_are_one_message_and_exit_2(
     assert done.returncode == 2, done.stderr[-2000:]
     assert message in done.stderr and b"Traceback" not in done.stderr
     assert not out.exists()
+
+
+def test_brat_output_is_a_folder_to_correct_and_train_on(exported: Path, tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    (notes / "ward").mkdir(parents=True)
+    for i, text in enumerate(TEXTS):
+        (notes / ("ward" if i else "") / f"n{i}.txt").write_bytes(text.encode("utf-8"))
+    out = tmp_path / "preannotated"
+    done = run_cli(f"model={exported}", f"input={notes}", f"output={out}", "format=brat")
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "annotation.conf", "n0.ann", "n0.txt", "ward", "ward/n1.ann", "ward/n1.txt",
+        "ward/n2.ann", "ward/n2.txt",
+    ]  # fmt: skip
+    assert not list(tmp_path.glob(".*partial"))
+    # The folder is a brat corpus: dataset=brat reads the model's spans back, offsets and all.
+    folders = [f"dataset.folders.{split}=." for split in ("train", "devel", "test")]
+    cfg = compose_config("data", ["dataset=brat", f"dataset.data_dir={out}", *folders])
+    docs = {d.id: d for d in instantiate_node(cfg.dataset, "dataset").load("test")}
+    expected = Tagger.load(exported, device="cpu").predict(TEXTS)
+    for i, spans in enumerate(expected):
+        doc = docs["ward/" * bool(i) + f"n{i}"]
+        assert doc.text == TEXTS[i]
+        assert [(s.start, s.end, s.label) for s in doc.spans] == [
+            (s.start, s.end, s.label) for s in spans
+        ]
+    assert any(expected)
+    # Never into a folder that holds something (corrected annotations, say), nor to stdout.
+    for output in (out, "-"):
+        done = run_cli(f"model={exported}", f"input={notes}", f"output={output}", "format=brat")
+        assert done.returncode == 2 and b"Traceback" not in done.stderr
+        assert b"this format writes a folder of files: give a new or empty folder" in done.stderr
+    assert (out / "n0.ann").is_file()
 
 
 def test_model_shorthand_and_composed_config(exported: Path, tmp_path: Path) -> None:

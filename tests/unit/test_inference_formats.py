@@ -16,10 +16,11 @@ import pytest
 
 from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
-from bioner.data.readers import PubTatorReader
+from bioner.data.readers import BratReader, PubTatorReader
 from bioner.data.tags import tags_to_spans
 from bioner.inference.formats import (
     OUTPUT_FORMATS,
+    BratWriter,
     open_writer,
     read_jsonl,
     text_matches_hash,
@@ -285,7 +286,51 @@ def test_conll_output_gives_the_spans_back() -> None:
         write("conll", [(make_document("abc def", "o"), overlapping)])
     with pytest.raises(ValueError, match="choose one of"):
         open_writer("xml", io.StringIO())
-    assert set(OUTPUT_FORMATS) == {"jsonl", "pubtator", "bioc", "conll"}
+    assert set(OUTPUT_FORMATS) == {"jsonl", "pubtator", "bioc", "conll", "brat"}
+    with pytest.raises(ValueError, match="choose one of jsonl, pubtator, bioc, conll$"):
+        open_writer("brat", io.StringIO())  # a folder format
+
+
+def test_brat_output_is_read_back_by_the_corpus_reader(tmp_path: Path) -> None:
+    docs = documents()
+    # A span across a line break ("clonidine\t(CLO) hypotension.\r\nRats") and one that ends in
+    # a tab-separated word: brat needs fragments where the text breaks a line.
+    doc, spans = docs[0]
+    crossing = Span(doc.text.index("hypotension"), doc.text.index("Rats") + 4, "Disease", 0.9)
+    docs[0] = (doc, [s for s in spans if not s.overlaps(crossing)] + [crossing])
+    docs[1] = (make_document("", "sub/d2.txt"), [])  # a folder input's id, and an empty text
+    folder = tmp_path / "brat"
+    folder.mkdir()
+    with BratWriter(folder, ["Chemical", "Disease", "Gene"]) as writer:
+        for d, sp in docs:
+            writer.write(d, sp)
+    ann = (folder / "d1.ann").read_text(encoding="utf-8")
+    start, cut, end = crossing.start, doc.text.index("\r\n"), crossing.end
+    assert f"Disease {start} {cut};{cut + 2} {end}\thypotension. Rats\n" in ann
+    assert "#1\tAnnotatorNotes T1\tscore 0.5000; id D009270\n" in ann
+    assert (
+        (folder / "annotation.conf").read_text().startswith("[entities]\nChemical\nDisease\nGene\n")
+    )
+    assert (folder / "sub" / "d2.ann").read_bytes() == b""
+    # The texts are written as they are, so the offsets index them, CRLF and all.
+    assert (folder / "d1.txt").read_bytes() == doc.text.encode("utf-8")
+    reader = BratReader("out", tmp_path, folders={"train": "brat", "devel": "brat", "test": "brat"})
+    by_id = {d.id: d for d in reader.load("test")}  # no error: every text field matches
+    for d, sp in docs[::2]:
+        assert [(s.start, s.end, s.label) for s in by_id[d.id].spans] == sorted(
+            (s.start, s.end, s.label) for s in sp
+        )
+    assert reader.repairs == {}  # nothing trimmed, no fragment left apart
+
+
+@pytest.mark.parametrize("doc_id", ["", "../up", "a//b", "a:b", "tab\tid", "./x"])
+def test_brat_output_refuses_ids_that_are_not_file_names(tmp_path: Path, doc_id: str) -> None:
+    with pytest.raises(ValueError, match="cannot be a file name in a brat folder"):
+        BratWriter(tmp_path).write(make_document("text", doc_id), [])
+    writer = BratWriter(tmp_path)
+    writer.write(make_document("one", "same"), [])
+    with pytest.raises(ValueError, match="'same' and 'same.txt' would both be same.txt"):
+        writer.write(make_document("two", "same.txt"), [])
 
 
 def test_text_records_default_meta() -> None:

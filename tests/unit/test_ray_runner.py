@@ -54,6 +54,8 @@ def test_inputs_and_outputs_it_cannot_take_are_clear_errors(tmp_path: Path) -> N
         plan_shards("-", tmp_path / "out", "auto", "jsonl")
     with pytest.raises(ConfigError, match="needs runner=local, or give input_format=text"):
         plan_shards(src, tmp_path / "out", "folder", "jsonl")
+    with pytest.raises(ConfigError, match="format=brat writes one folder of documents; it needs"):
+        plan_shards(src, tmp_path / "out", "auto", "brat")
     with pytest.raises(ConfigError, match="holds no input files"):
         plan_shards(_empty(tmp_path), tmp_path / "o", "auto", "jsonl")
     with pytest.raises(ConfigError, match="at least 1"):

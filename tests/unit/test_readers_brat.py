@@ -245,6 +245,8 @@ def test_byte_order_mark_and_other_encodings(tmp_path: Path) -> None:
     r = reader(corpus(tmp_path, ann, text="\ufeff" + TEXT))
     doc = r.load("train")[0]
     assert doc.text == " " + TEXT and mentions(r) == [("Aspirin", "Chemical")]
+    r = reader(corpus(tmp_path / "blank", "", text=" \n"))
+    assert r.load("train")[0].text == " \n" and r.load("train")[0].spans == []
     err = format_error(reader(corpus(tmp_path / "latin", "", text="Café\n", encoding="latin-1")))
     assert Path(err.path).name == "d.txt" and "not valid UTF-8" in str(err)
 

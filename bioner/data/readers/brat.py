@@ -238,7 +238,13 @@ class BratReader(CorpusReader):
     def _document(
         self, doc_id: str, txt: Path, ann: Path, allowed: set[str] | None, counts: _Counts
     ) -> Document:
-        text = read_text(txt, self.filter.decode_errors)
+        # An empty text is a document too (bioner-predict writes one for an empty input line);
+        # read_text refuses it, as it refuses every empty corpus file.
+        text = (
+            read_text(txt, self.filter.decode_errors)
+            if _has_text(txt)
+            else txt.read_bytes().decode("ascii")  # ASCII whitespace only
+        )
         with txt.open("rb") as f:
             if f.read(3) == codecs.BOM_UTF8:
                 # brat counts a byte-order mark as a character: a space keeps the offsets.
