@@ -306,7 +306,7 @@ def conll_lines(
 #: document at offset 0 holding the whole text, one annotation per span (infons ``type``,
 #: ``score``, ``identifier``; character offsets). ``conll``: ``word<TAB>tag`` (IOB2) per line, a
 #: blank line after each sentence, ``-DOCSTART-`` before each document (scores and identifiers
-#: cannot be written). ``brat``: a folder to open in brat or INCEpTION and correct, then train on
+#: cannot be written). ``brat``: a folder to open in brat and correct, then train on
 #: with ``dataset=brat``: ``ID.txt`` (the text) beside ``ID.ann`` (a ``T`` line per span, the
 #: span cut into fragments at line breaks as brat does, and an ``AnnotatorNotes`` line with its
 #: score and identifier), and ``annotation.conf`` listing the entity types.

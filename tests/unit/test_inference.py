@@ -210,6 +210,10 @@ def test_loading_run_folders_and_bad_folders(exported: Path, tmp_path: Path) -> 
     ).predict(["Naloxone."])
 
 
+def test_entity_types_are_those_of_every_model(tagger: Tagger) -> None:
+    assert tagger.entity_types == sorted(TYPES)
+
+
 def test_predict_takes_one_text_or_a_list(exported: Path) -> None:
     tagger = Tagger.load(exported, device="cpu")
     texts = ["Naloxone reverses hypotension.", "Cisplatin induced nephrotoxicity."]

@@ -18,6 +18,7 @@ from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
 from bioner.data.readers import BratReader, PubTatorReader
 from bioner.data.tags import tags_to_spans
+from bioner.errors import ConfigError
 from bioner.inference.formats import (
     OUTPUT_FORMATS,
     BratWriter,
@@ -29,6 +30,7 @@ from bioner.inference.formats import (
     write_text_free_jsonl,
 )
 from bioner.inference.inputs import TextRecord, detect_format, read_inputs
+from bioner.inference.run import check_output_folder, open_output_folder
 from bioner.inference.tagger import make_document
 
 # ---------------------------------------------------------------------- inputs
@@ -321,6 +323,22 @@ def test_brat_output_is_read_back_by_the_corpus_reader(tmp_path: Path) -> None:
             (s.start, s.end, s.label) for s in sp
         )
     assert reader.repairs == {}  # nothing trimmed, no fragment left apart
+
+
+def test_a_folder_output_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="half-way"), open_output_folder(out) as folder:
+        (folder / "a.txt").write_text("x")
+        raise RuntimeError("half-way")
+    assert list(tmp_path.iterdir()) == []  # no output, no partial folder
+    out.mkdir()  # an empty folder is taken
+    with open_output_folder(out) as folder:
+        (folder / "a.txt").write_text("x")
+    assert [p.name for p in out.iterdir()] == ["a.txt"] and len(list(tmp_path.iterdir())) == 1
+    with pytest.raises(ConfigError, match="is a folder that is not empty"):
+        check_output_folder(out)
+    with pytest.raises(ConfigError, match="is a file"):
+        check_output_folder(out / "a.txt")
 
 
 @pytest.mark.parametrize("doc_id", ["", "../up", "a//b", "a:b", "tab\tid", "./x"])
