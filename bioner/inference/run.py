@@ -139,7 +139,8 @@ def predict_files(
     records = read_inputs(source, input_format)
     start = time.perf_counter()
     characters = 0
-    with open_span_writer(output, output_format, tagger.entity_types) as writer:
+    types = tagger.entity_types if output_format in FOLDER_FORMATS else ()
+    with open_span_writer(output, output_format, types) as writer:
         for doc, spans in tagger.predict_stream(records):
             writer.write(doc, spans)
             characters += len(doc.text)
