@@ -1,7 +1,8 @@
 """Corpora in brat standoff format: a ``NAME.txt`` text beside a ``NAME.ann`` of annotations.
 
 brat (Stenetorp et al., EACL 2012) writes this format, other annotation tools export it, and many
-biomedical corpora are released in it. An ``.ann`` line is one annotation; bioner reads the text-bound ones::
+biomedical corpora are released in it. An ``.ann`` line is one annotation; bioner reads the
+text-bound ones::
 
     T1<TAB>Chemical 10 17<TAB>aspirin                  a mention: type, start, end, its text
     T2<TAB>Disease 30 36;48 53<TAB>breast cancer       a discontinuous one: fragments ";"-joined
