@@ -30,36 +30,28 @@ does not stop the run: the records read before the fault are kept, the error (fi
 the last good PMID) is logged, the rest of that file is skipped, and the failure is kept in
 :attr:`PubMedReader.failures` for the run's summary.
 
-Security: these files come from elsewhere and are treated as data. The stdlib parser (expat)
-never loads a DTD or external entity (the ``<!DOCTYPE ... "https://dtd.nlm.nih.gov/...">`` line
-of every PubMed file is not fetched), and expat 2.4.1+ bounds entity amplification ("billion
-laughs"); on top of that a file that declares entities of its own (PubMed files never do) is
-refused before parsing, the check defusedxml would make.
+Security: these files come from elsewhere and are treated as data (:mod:`bioner.data.xml`:
+the ``<!DOCTYPE ... "https://dtd.nlm.nih.gov/...">`` line of every PubMed file is not fetched,
+and a file that declares entities of its own, which PubMed files never do, is refused).
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
 import re
 import xml.etree.ElementTree as ET
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from bioner.data.errors import CorpusFormatError
+from bioner.data.xml import XMLFault, xml_records
 from bioner.inference.inputs import PUBMED_SUFFIXES, TextRecord, title_abstract
 
 # Plain logging, as the other readers: the rank-zero logger would pull in Lightning.
 log = logging.getLogger(__name__)
 
-# Bytes fed to the parser at a time: the elements of one chunk are alive at once (about 50
-# citations), so this bounds memory.
-_CHUNK = 1 << 16
 _SPACE = re.compile(r"[ \t\n\r]+")
-_GZIP_MAGIC = b"\x1f\x8b"
 _FIX_BROKEN = "download the file again (the baseline's .md5 files check it)"
 
 
@@ -145,12 +137,6 @@ def record_of(element: ET.Element) -> TextRecord | None:
     return title_abstract(pmid.strip(), title, abstract)
 
 
-def _open(path: Path) -> IO[bytes]:
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    return gzip.open(path, "rb") if magic == _GZIP_MAGIC else open(path, "rb")
-
-
 @dataclass
 class PubMedReader:
     """The records of PubMed XML files, lazily, in file order (see the module docstring).
@@ -184,7 +170,7 @@ class PubMedReader:
                 count += 1
                 last = record.id
                 yield record
-        except _Broken as broken:
+        except XMLFault as broken:
             where = (
                 f"after PMID {last} (in record {count + 1} of the file)"
                 if last
@@ -201,84 +187,19 @@ class PubMedReader:
             self.failures.append(Failure(str(path), count, str(error)))
 
     def _parse(self, path: Path) -> Iterator[TextRecord]:
-        """Records of one file; raises :class:`_Broken` where the file breaks off."""
-        parser = ET.XMLPullParser(events=("start", "end"))
-        depth = 0
-        root: ET.Element | None = None
-        fed_lines = 0
-        prolog = True  # bytes before the root element: checked for entity declarations
-        head = b""
-        try:
-            with _open(path) as stream:
-                while True:
-                    try:
-                        # read1: what was decompressed before a cut is returned, not lost with
-                        # the error of the same call
-                        data = stream.read1(_CHUNK)
-                    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-                        raise _Broken(
-                            fed_lines + 1, f"the gzip stream is cut or damaged ({err})", _FIX_BROKEN
-                        ) from err
-                    if prolog:
-                        head += data
-                        if b"<!ENTITY" in head:
-                            raise _Broken(
-                                head[: head.index(b"<!ENTITY")].count(b"\n") + 1,
-                                "the file declares XML entities, which PubMed files never do "
-                                "(refused: entity expansion can exhaust memory)",
-                                "give the PubMed/MEDLINE XML files as NLM ships them",
-                            )
-                        prolog = not data or re.search(rb"<[A-Za-z_]", head) is None
-                        if len(head) > _CHUNK:
-                            head = head[-64:]  # enough to see a declaration cut by chunks
-                    if not data:
-                        parser.close()
-                    else:
-                        parser.feed(data)
-                    for event, element in parser.read_events():
-                        if event == "start":
-                            depth += 1
-                            if root is None:
-                                root = element
-                                if root.tag != "PubmedArticleSet":
-                                    raise _Broken(
-                                        parser_line(head, root.tag),
-                                        f"the root element is <{root.tag}>, not <PubmedArticleSet>",
-                                        "give PubMed/MEDLINE XML (baseline or update files, "
-                                        "or an efetch retmode=xml answer)",
-                                    )
-                            continue
-                        depth -= 1
-                        if depth != 1:
-                            continue
-                        # A direct child of PubmedArticleSet is complete: read it, then drop it.
-                        if element.tag in ("PubmedArticle", "PubmedBookArticle"):
-                            record = record_of(element)
-                            if record is None:
-                                self.skipped += 1
-                            else:
-                                yield record
-                        elif element.tag == "DeleteCitation":
-                            self.deleted += len(element.findall("PMID"))
-                        assert root is not None
-                        root.clear()
-                    if not data:
-                        break
-                    fed_lines += data.count(b"\n")
-        except ET.ParseError as err:
-            line = err.position[0] if getattr(err, "position", None) else fed_lines + 1
-            raise _Broken(line, f"malformed or truncated XML ({err})", _FIX_BROKEN) from err
-
-
-def parser_line(head: bytes, tag: str) -> int:
-    """The line of the first ``<tag`` in ``head`` (1 when not found)."""
-    at = head.find(b"<" + tag.encode())
-    return head[:at].count(b"\n") + 1 if at >= 0 else 1
-
-
-class _Broken(Exception):
-    def __init__(self, line: int, problem: str, fix: str) -> None:
-        super().__init__(problem)
-        self.line = line
-        self.problem = problem
-        self.fix = fix
+        """Records of one file; raises :class:`~bioner.data.xml.XMLFault` where it breaks off."""
+        for element in xml_records(
+            path,
+            "PubmedArticleSet",
+            "PubMed/MEDLINE XML",
+            _FIX_BROKEN,
+            "give PubMed/MEDLINE XML (baseline or update files, or an efetch retmode=xml answer)",
+        ):
+            if element.tag in ("PubmedArticle", "PubmedBookArticle"):
+                record = record_of(element)
+                if record is None:
+                    self.skipped += 1
+                else:
+                    yield record
+            elif element.tag == "DeleteCitation":
+                self.deleted += len(element.findall("PMID"))
