@@ -25,9 +25,7 @@ from __future__ import annotations
 import codecs
 import logging
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +33,19 @@ from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
 from bioner.data.readers.base import CorpusReader, read_text, split_lines
 from bioner.data.readers.standoff import (
+    DISCONTINUOUS,
     OVERLAPS,
+    Fixups,
     Mention,
     gold_free,
     log_kept_overlaps,
-    resolve_overlaps,
+    mention_pieces,
+    settle_mentions,
     standoff_document,
 )
 
 log = logging.getLogger(__name__)
 
-#: ``dataset.discontinuous``: what a mention of several fragments becomes.
-DISCONTINUOUS = ("error", "fragments", "span", "skip")
 #: ``dataset.sentences``: the splitter's rules, or one sentence per line.
 SENTENCES = ("rules", "lines")
 
@@ -66,19 +65,6 @@ _SKIPPED_KINDS = {
     "#": "notes",
     "*": "equivalences",
 }
-
-
-@dataclass
-class _Counts:
-    """What reading a split skipped or fixed, for one summary per split."""
-
-    trimmed: int = 0
-    mismatched: int = 0
-    discontinuous: int = 0
-    duplicates: int = 0
-    dropped_overlaps: int = 0
-    ignored_types: Counter[str] = field(default_factory=Counter)
-    skipped_lines: Counter[str] = field(default_factory=Counter)
 
 
 class BratReader(CorpusReader):
@@ -199,36 +185,14 @@ class BratReader(CorpusReader):
         return sorted(docs)
 
     def _read(self, split: str, allowed: set[str] | None) -> list[Document]:
-        counts = _Counts()
+        fixups = Fixups()
         docs = [
-            self._document(doc_id, txt, ann, allowed, counts)
+            self._document(doc_id, txt, ann, allowed, fixups)
             for doc_id, txt, ann in self.documents(split)
         ]
         if self.overlaps == "keep":
             log_kept_overlaps(self.name, split, docs)
-        if counts.skipped_lines:
-            found = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.skipped_lines.items()))
-            log.info("%s/%s: skipped (not mentions): %s", self.name, split, found)
-        if counts.ignored_types:
-            found = ", ".join(f"{n} {t}" for t, n in sorted(counts.ignored_types.items()))
-            log.info("%s/%s: mentions of ignore_types left out: %s", self.name, split, found)
-        if counts.duplicates:
-            log.warning(
-                "%s/%s: %d mentions with the offsets and type of another read once",
-                self.name, split, counts.duplicates,
-            )  # fmt: skip
-        self._count_repairs(split, counts.trimmed, "mentions trimmed of surrounding whitespace")
-        self._count_repairs(
-            split, counts.mismatched, "mentions whose text differs from their offsets skipped"
-        )
-        self._count_repairs(
-            split,
-            counts.discontinuous,
-            f"discontinuous mentions read as discontinuous={self.discontinuous}",
-        )
-        self._count_repairs(
-            split, counts.dropped_overlaps, "overlapping mentions dropped (overlaps=keep_longest)"
-        )
+        fixups.report(self, split, self.discontinuous)
         return docs
 
     def evaluation_document(self, doc: Document) -> Document:
@@ -237,7 +201,7 @@ class BratReader(CorpusReader):
         return gold_free(doc)
 
     def _document(
-        self, doc_id: str, txt: Path, ann: Path, allowed: set[str] | None, counts: _Counts
+        self, doc_id: str, txt: Path, ann: Path, allowed: set[str] | None, fixups: Fixups
     ) -> Document:
         # An empty text is a document too (bioner-predict writes one for an empty input line);
         # read_text refuses it, as it refuses every empty corpus file.
@@ -260,7 +224,7 @@ class BratReader(CorpusReader):
             if not _TEXT_BOUND.fullmatch(ident):
                 if ident[:1] not in _SKIPPED_KINDS or "\t" not in line:
                     raise CorpusFormatError(ann, no, "not a brat annotation line", _FORMAT)
-                counts.skipped_lines[_SKIPPED_KINDS[ident[:1]]] += 1
+                fixups.skipped[_SKIPPED_KINDS[ident[:1]]] += 1
                 continue
             if ident in ids:
                 raise CorpusFormatError(
@@ -268,12 +232,10 @@ class BratReader(CorpusReader):
                     "give each annotation its own id",
                 )  # fmt: skip
             ids[ident] = no
-            mentions += self._mentions(line, text, ann, no, allowed, counts)
-        unique = list({(m.start, m.end, m.label): m for m in reversed(mentions)}.values())
-        unique.reverse()  # first occurrences, in file order
-        counts.duplicates += len(mentions) - len(unique)
-        kept = resolve_overlaps(unique, self.overlaps, ann)
-        counts.dropped_overlaps += len(unique) - len(kept)
+            mentions += self._mentions(line, text, ann, no, allowed, fixups)
+        kept, duplicates, dropped = settle_mentions(mentions, self.overlaps, ann)
+        fixups.duplicates += duplicates
+        fixups.dropped_overlaps += dropped
         return standoff_document(
             doc_id,
             text,
@@ -289,7 +251,7 @@ class BratReader(CorpusReader):
         ann: Path,
         no: int,
         allowed: set[str] | None,
-        counts: _Counts,
+        fixups: Fixups,
     ) -> list[Mention]:
         """The mentions of the text-bound annotation ``line`` (none, one, or one per fragment)."""
         fields = line.split("\t", 2)
@@ -298,7 +260,7 @@ class BratReader(CorpusReader):
             raise CorpusFormatError(ann, no, "malformed text-bound annotation", _FORMAT)
         label, written = head[0], fields[2]
         if label in self.ignore_types:
-            counts.ignored_types[label] += 1
+            fixups.ignored_types[label] += 1
             return []
         if allowed is not None and label not in allowed:
             raise self._label_error(ann, no, label)
@@ -323,34 +285,10 @@ class BratReader(CorpusReader):
                     "dataset.on_mismatch=skip to skip such annotations (they are counted and "
                     "logged)",
                 )
-            counts.mismatched += 1
+            fixups.mismatched += 1
             return []
-        pieces = _joined(fragments, text, ann, no)
-        for s, e in pieces:
-            if not text[s:e].strip():
-                raise CorpusFormatError(
-                    ann, no, f"fragment {s}-{e} covers only whitespace",
-                    "remove the fragment, or the annotation",
-                )  # fmt: skip
-        if any(p != _trimmed(p, text) for p in pieces):
-            counts.trimmed += 1
-            pieces = [_trimmed(p, text) for p in pieces]
-        if len(pieces) > 1:
-            if self.discontinuous == "error":
-                shown = ", ".join(f"{text[s:e]!r} ({s}-{e})" for s, e in pieces)
-                raise CorpusFormatError(
-                    ann,
-                    no,
-                    f"mention {fields[0]} ({label}) is discontinuous: {shown}",
-                    "a tagger marks continuous spans: set dataset.discontinuous=fragments (each "
-                    "fragment a mention of its type), span (one mention from the first fragment "
-                    "to the last) or skip (left out); each is counted and logged",
-                )
-            counts.discontinuous += 1
-            if self.discontinuous == "skip":
-                return []
-            if self.discontinuous == "span":
-                pieces = [(pieces[0][0], pieces[-1][1])]
+        what = f"mention {fields[0]} ({label})"
+        pieces = mention_pieces(fragments, text, self.discontinuous, fixups, ann, no, what)
         return [Mention(s, e, label, no) for s, e in pieces]
 
 
@@ -358,28 +296,3 @@ def _has_text(path: Path) -> bool:
     """Whether ``path`` holds more than whitespace (an empty ``.ann``: a document without
     annotations, as brat creates it)."""
     return bool(path.read_bytes().strip())
-
-
-def _joined(
-    fragments: list[tuple[int, int]], text: str, ann: Path, no: int
-) -> list[tuple[int, int]]:
-    """``fragments`` sorted, with those separated by whitespace only joined into one."""
-    pieces: list[tuple[int, int]] = []
-    for s, e in sorted(fragments):
-        if pieces and s < pieces[-1][1]:
-            raise CorpusFormatError(
-                ann, no, f"fragments {pieces[-1][0]}-{pieces[-1][1]} and {s}-{e} overlap",
-                "give each character to one fragment",
-            )  # fmt: skip
-        if pieces and not text[pieces[-1][1] : s].strip():
-            pieces[-1] = (pieces[-1][0], e)
-        else:
-            pieces.append((s, e))
-    return pieces
-
-
-def _trimmed(piece: tuple[int, int], text: str) -> tuple[int, int]:
-    """``piece`` (not all whitespace) without the whitespace at its ends."""
-    s, e = piece
-    inner = text[s:e]
-    return s + len(inner) - len(inner.lstrip()), e - len(inner) + len(inner.rstrip())

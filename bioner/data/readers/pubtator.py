@@ -33,7 +33,7 @@ from bioner.data.readers.standoff import (
     Mention,
     gold_free,
     log_kept_overlaps,
-    resolve_overlaps,
+    settle_mentions,
     standoff_document,
 )
 
@@ -164,13 +164,11 @@ class PubTatorReader(CorpusReader):
             for m in rec.mentions:
                 if m.label not in allowed:
                     raise self._label_error(path, m.line, m.label)
-        unique = list({(m.start, m.end, m.label): m for m in reversed(rec.mentions)}.values())
-        unique.reverse()  # first occurrences, in file order
-        kept = resolve_overlaps(unique, self.overlaps, path)
+        kept, duplicates, dropped = settle_mentions(rec.mentions, self.overlaps, path)
         spans = [Span(m.start, m.end, m.label) for m in kept]
         meta = {"source": str(path), "line": rec.line}
         doc = standoff_document(rec.pmid, rec.text, spans, meta, title_end=len(rec.title))
-        return doc, len(unique) - len(kept), len(rec.mentions) - len(unique)
+        return doc, dropped, duplicates
 
     def evaluation_document(self, doc: Document) -> Document:
         """``doc`` segmented from its text alone (:func:`~bioner.data.readers.standoff.gold_free`;

@@ -12,21 +12,28 @@ afresh without them (:func:`gold_free`): a gold mention inside a word (``Na`` in
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bioner.data.document import GOLD_FREE_WORDS, Document, Span, flat_layer, overlaps
 from bioner.data.errors import CorpusFormatError
 from bioner.data.sentences import split_sentences
 from bioner.data.tokenize import split_at, word_ranges
 
+if TYPE_CHECKING:
+    from bioner.data.readers.base import CorpusReader
+
 log = logging.getLogger(__name__)
 
 #: ``dataset.overlaps``: what to do with mentions that share characters (see
 #: :func:`resolve_overlaps`).
 OVERLAPS = ("keep", "keep_longest", "error")
+#: ``dataset.discontinuous``: what a mention of several fragments becomes (see
+#: :func:`mention_pieces`).
+DISCONTINUOUS = ("error", "fragments", "span", "skip")
 
 # Document.meta keys that say how a document's sentences were made, so that gold_free repeats it.
 TITLE_END = "title_end"
@@ -41,6 +48,122 @@ class Mention:
     end: int
     label: str
     line: int
+
+
+@dataclass
+class Fixups:
+    """What reading one split left out or fixed, said once per split (:meth:`report`)."""
+
+    trimmed: int = 0
+    mismatched: int = 0
+    discontinuous: int = 0
+    duplicates: int = 0
+    dropped_overlaps: int = 0
+    ignored_types: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def report(self, reader: CorpusReader, split: str, discontinuous: str) -> None:
+        """Log what was skipped; count the repairs in ``reader.repairs``, each with a warning."""
+        name = reader.name
+        if self.skipped:
+            found = ", ".join(f"{n} {kind}" for kind, n in sorted(self.skipped.items()))
+            log.info("%s/%s: skipped (not mentions): %s", name, split, found)
+        if self.ignored_types:
+            found = ", ".join(f"{n} {t}" for t, n in sorted(self.ignored_types.items()))
+            log.info("%s/%s: mentions of ignore_types left out: %s", name, split, found)
+        if self.duplicates:
+            log.warning(
+                "%s/%s: %d mentions with the offsets and type of another read once",
+                name, split, self.duplicates,
+            )  # fmt: skip
+        reader._count_repairs(split, self.trimmed, "mentions trimmed of surrounding whitespace")
+        reader._count_repairs(
+            split, self.mismatched, "mentions whose text differs from their offsets skipped"
+        )
+        reader._count_repairs(
+            split,
+            self.discontinuous,
+            f"discontinuous mentions read as discontinuous={discontinuous}",
+        )
+        reader._count_repairs(
+            split, self.dropped_overlaps, "overlapping mentions dropped (overlaps=keep_longest)"
+        )
+
+
+def mention_pieces(
+    fragments: list[tuple[int, int]],
+    text: str,
+    discontinuous: str,
+    fixups: Fixups,
+    path: Path,
+    line: int | None,
+    what: str,
+) -> list[tuple[int, int]]:
+    """The spans a mention of ``fragments`` (offsets checked against ``text``) becomes.
+
+    Fragments separated by whitespace alone are joined (an annotation tool splits a selection at
+    each line break it crosses) and whitespace at either end is trimmed (counted in
+    ``fixups.trimmed``). What is then still in several pieces is discontinuous: ``error`` (a
+    :class:`CorpusFormatError` naming ``path``, ``line`` and ``what``, the mention), or, counted,
+    ``fragments`` (each piece), ``span`` (one span from the first piece to the last) or ``skip``
+    (none).
+
+    Raises:
+        CorpusFormatError: fragments overlap, a piece is all whitespace, or a discontinuous
+            mention under ``error``.
+    """
+    pieces: list[tuple[int, int]] = []
+    for s, e in sorted(fragments):
+        if pieces and s < pieces[-1][1]:
+            raise CorpusFormatError(
+                path, line, f"{what}: fragments {pieces[-1][0]}-{pieces[-1][1]} and {s}-{e} "
+                "overlap", "give each character to one fragment",
+            )  # fmt: skip
+        if pieces and not text[pieces[-1][1] : s].strip():
+            pieces[-1] = (pieces[-1][0], e)
+        else:
+            pieces.append((s, e))
+    trimmed = []
+    for s, e in pieces:
+        inner = text[s:e]
+        if not inner.strip():
+            raise CorpusFormatError(
+                path, line, f"{what}: fragment {s}-{e} covers only whitespace",
+                "remove the fragment, or the annotation",
+            )  # fmt: skip
+        trimmed.append((s + len(inner) - len(inner.lstrip()), e - len(inner) + len(inner.rstrip())))
+    if trimmed != pieces:
+        fixups.trimmed += 1
+    if len(trimmed) == 1:
+        return trimmed
+    if discontinuous == "error":
+        shown = ", ".join(f"{text[s:e]!r} ({s}-{e})" for s, e in trimmed)
+        raise CorpusFormatError(
+            path,
+            line,
+            f"{what} is discontinuous: {shown}",
+            "a tagger marks continuous spans: set dataset.discontinuous=fragments (each "
+            "fragment a mention of its type), span (one mention from the first fragment "
+            "to the last) or skip (left out); each is counted and logged",
+        )
+    fixups.discontinuous += 1
+    if discontinuous == "skip":
+        return []
+    if discontinuous == "span":
+        return [(trimmed[0][0], trimmed[-1][1])]
+    return trimmed
+
+
+def settle_mentions(
+    mentions: list[Mention], policy: str, path: Path
+) -> tuple[list[Mention], int, int]:
+    """``mentions`` read once each (the first of those with the same offsets and type), then
+    :func:`resolve_overlaps` under ``policy``; with the numbers of duplicates and of mentions
+    dropped for overlapping."""
+    unique = list({(m.start, m.end, m.label): m for m in reversed(mentions)}.values())
+    unique.reverse()  # first occurrences, in file order
+    kept = resolve_overlaps(unique, policy, path)
+    return kept, len(mentions) - len(unique), len(unique) - len(kept)
 
 
 def resolve_overlaps(mentions: list[Mention], policy: str, path: Path) -> list[Mention]:
