@@ -6,6 +6,7 @@ columns and PubTator lines, independently of bioner).
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,29 @@ def test_bc5cdr_pubtator_counts(shared_data: Path) -> None:
     fires = [s for s in doc.spans if s.text(doc.text) == "St. Anthony's fire"]
     assert len(fires) == 2
     assert all(any(a <= f.start and f.end <= b for a, b in doc.sentences) for f in fires)
+
+
+def test_bc5cdr_as_bioc_gives_the_pubtator_documents(shared_data: Path, tmp_path: Path) -> None:
+    # The real BC5CDR release written as BioC (tests/fixtures/make_bioc.py, as BioCreative lays
+    # it out): the BioC reader gives every document back, text, spans, words and sentences.
+    spec = importlib.util.spec_from_file_location(
+        "make_bioc", Path(__file__).resolve().parents[1] / "fixtures" / "make_bioc.py"
+    )
+    make_bioc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_bioc)
+    pubtator = load_reader("bc5cdr_pubtator", shared_data)
+    for split in ("train", "devel", "test"):
+        (tmp_path / f"{split}.xml").write_text(
+            make_bioc.as_bioc(pubtator.load(split)), encoding="utf-8"
+        )
+    bioc = instantiate(
+        compose_config("data", ["dataset=bioc", f"dataset.data_dir={tmp_path}"]).dataset
+    )
+    for split in ("train", "devel", "test"):
+        docs = bioc.load(split)
+        assert len(docs) == 500
+        for a, b in zip(pubtator.load(split), docs, strict=True):
+            assert (a.id, a.text, a.spans, a.sentences, a.words) == (
+                b.id, b.text, b.spans, b.sentences, b.words,
+            )  # fmt: skip
+    assert bioc.repairs == {}

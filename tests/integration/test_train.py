@@ -112,6 +112,7 @@ REAL = ["bc5cdr", "bc5cdr_chem", "bc5cdr_disease", "ncbi_disease", "bc2gm", "bc5
 FIXTURE_DIRS = {
     "iob": "iob",
     "brat": "brat",
+    "bioc": "bioc",
     "medmentions_st21pv": "pubtator/medmentions_release",
     "i2b2_2010": "i2b2",
 }

@@ -254,7 +254,7 @@ class CorpusReader(ABC):
             return None
         return set(self.entity_types)
 
-    def _label_error(self, path: Path, line: int, label: str) -> CorpusFormatError:
+    def _label_error(self, path: Path, line: int | None, label: str) -> CorpusFormatError:
         """The error for a label outside :meth:`_allowed`."""
         if self._configured is not None:
             what = f"is not one of the configured entity types {self._configured}"

@@ -37,6 +37,7 @@ DISCONTINUOUS = ("error", "fragments", "span", "skip")
 
 # Document.meta keys that say how a document's sentences were made, so that gold_free repeats it.
 TITLE_END = "title_end"
+BREAKS = "sentence_breaks"
 BY_LINE = "sentences_by_line"
 
 
@@ -207,9 +208,8 @@ def log_kept_overlaps(name: str, split: str, docs: list[Document]) -> None:
 
 def _sentences(text: str, spans: Sequence[Span], meta: dict[str, Any]) -> list[tuple[int, int]]:
     title_end = meta.get(TITLE_END)
-    return split_sentences(
-        text, spans, forced=[title_end] if title_end else [], by_line=bool(meta.get(BY_LINE))
-    )
+    forced = [*meta.get(BREAKS, ()), *([title_end] if title_end else [])]
+    return split_sentences(text, spans, forced=forced, by_line=bool(meta.get(BY_LINE)))
 
 
 def standoff_document(
@@ -219,6 +219,7 @@ def standoff_document(
     meta: dict[str, Any],
     title_end: int | None = None,
     by_line: bool = False,
+    breaks: Sequence[int] = (),
 ) -> Document:
     """A training document of ``text`` with gold ``spans``: words split at every span boundary,
     sentences that cut no span.
@@ -231,6 +232,7 @@ def standoff_document(
         title_end: the end of a title, where a sentence always ends (PubTator).
         by_line: each line is a sentence (lines a span runs across are merged), instead of the
             splitter's rules.
+        breaks: more offsets where a sentence always ends (the ends of BioC passages).
     """
     spans = sorted(spans)
     meta = dict(meta)
@@ -238,6 +240,8 @@ def standoff_document(
         meta[TITLE_END] = title_end
     if by_line:
         meta[BY_LINE] = True
+    if breaks:
+        meta[BREAKS] = list(breaks)
     words = split_at(word_ranges(text), [b for s in spans for b in (s.start, s.end)])
     return Document(doc_id, text, spans, _sentences(text, spans, meta), words, meta)
 
