@@ -16,7 +16,7 @@ import pytest
 
 from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
-from bioner.data.readers import BratReader, PubTatorReader
+from bioner.data.readers import BioCReader, BratReader, PubTatorReader
 from bioner.data.tags import tags_to_spans
 from bioner.errors import ConfigError
 from bioner.inference.formats import (
@@ -267,6 +267,18 @@ def test_bioc_output_parses_with_exact_text_and_offsets() -> None:
             assert infons.get("identifier") == s.id
     with pytest.raises(ValueError, match="cannot be written in XML"):
         write("bioc", [(make_document("bad \x0b char", "x"), [])])
+
+
+def test_bioc_output_is_read_back_by_the_corpus_reader(tmp_path: Path) -> None:
+    docs = documents()
+    for split in ("train", "devel", "test"):
+        (tmp_path / f"{split}.xml").write_text(write("bioc", docs), encoding="utf-8")
+    read = BioCReader("out", tmp_path).load("test")  # checks every annotation's text
+    assert [(d.id, d.text) for d in read] == [(d.id, d.text) for d, _ in docs]
+    for back, (_, spans) in zip(read, docs):
+        assert [(s.start, s.end, s.label) for s in back.spans] == [
+            (s.start, s.end, s.label) for s in spans
+        ]
 
 
 def test_conll_output_gives_the_spans_back() -> None:
