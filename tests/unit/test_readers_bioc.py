@@ -188,6 +188,18 @@ def test_errors_name_the_file_and_what_is_wrong(tmp_path: Path, content: str, me
     assert err.path == str(tmp_path / "train.xml") and message in str(err)
 
 
+def test_overlapping_mentions_are_named_by_document_and_annotation(tmp_path: Path) -> None:
+    b = TEXT.index("breast")
+    content = one(
+        annotation("1", "Disease", [(b, b + 13)], "breast cancer"),
+        annotation("2", "Anatomy", [(b, b + 6)], "breast"),
+    )
+    err = format_error(BioCReader("t", write(tmp_path, content), overlaps="error"))
+    assert "mention [27, 33) Anatomy (document d1, annotation 1 (Disease)) overlaps" not in str(err)
+    assert "mention [27, 40) Disease (document d1, annotation 1) overlaps mention [27, 33) " \
+        "Anatomy (document d1, annotation 2)" in str(err)  # fmt: skip
+
+
 def test_labels_and_options(tmp_path: Path) -> None:
     train = one(annotation("1", "Chemical", [(0, 7)], "Aspirin"))
     devel = one(annotation("1", "Drug", [(0, 7)], "Aspirin"))

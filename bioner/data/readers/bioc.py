@@ -262,7 +262,7 @@ class BioCReader(CorpusReader):
         pieces = mention_pieces(
             fragments, text, self.discontinuous, fixups, path, None, f"{what} ({label})"
         )
-        return [Mention(s, e, label, 0) for s, e in pieces]
+        return [Mention(s, e, label, None, what) for s, e in pieces]
 
 
 def _text(element: ET.Element, path: Path, doc_id: str) -> tuple[str, list[int]]:

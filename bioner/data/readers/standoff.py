@@ -1,7 +1,7 @@
 """What readers of standoff corpora share: raw text with mentions in character offsets.
 
-PubTator files and brat ``.txt`` + ``.ann`` folders give a document's text and its mentions
-as offsets into it; words and sentences are computed here. Words come from
+PubTator files, brat ``.txt`` + ``.ann`` folders and BioC XML give a document's text and its
+mentions as offsets into it; words and sentences are computed here. Words come from
 :mod:`bioner.data.tokenize`, split further at every mention boundary; sentences from
 :mod:`bioner.data.sentences` (rules, or one per line), never cutting a mention. Those mention
 boundaries serve training; documents that are scored (devel, test, a held-out fold) are segmented
@@ -43,12 +43,20 @@ BY_LINE = "sentences_by_line"
 
 @dataclass
 class Mention:
-    """A mention as read, with the line of the file that gave it (for messages)."""
+    """A mention as read, with where it was read (for messages): the line of the file, or, in a
+    file without lines to speak of (XML), ``where`` ("document 1, annotation 7")."""
 
     start: int
     end: int
     label: str
-    line: int
+    line: int | None
+    where: str = ""
+
+    def source(self) -> str:
+        """`` of line N`` or `` (where)``, to follow the mention in a message."""
+        if self.line is not None:
+            return f" of line {self.line}"
+        return f" ({self.where})" if self.where else ""
 
 
 @dataclass
@@ -183,8 +191,9 @@ def resolve_overlaps(mentions: list[Mention], policy: str, path: Path) -> list[M
                 raise CorpusFormatError(
                     path,
                     m.line,
-                    f"mention [{m.start}, {m.end}) {m.label} overlaps mention "
-                    f"[{last.start}, {last.end}) {last.label} of line {last.line}",
+                    f"mention [{m.start}, {m.end}) {m.label}"
+                    f"{m.source() if m.line is None else ''} overlaps mention "
+                    f"[{last.start}, {last.end}) {last.label}{last.source()}",
                     "set dataset.overlaps=keep to keep every mention (module.head=multilabel "
                     "learns nested ones), keep_longest to keep the longest of overlapping "
                     "mentions, or remove one of them",
