@@ -7,6 +7,7 @@ Usage::
         [preprocess=[shorthand,spelling]] [module.head=multilabel]
     bioner-data download bc5cdr
     bioner-data augment dataset=bc5cdr augmentation=mix n=5 [seed=1] [split=train] [--json]
+    bioner-data export dataset=bc5cdr_pubtator format=brat output=bc5cdr_brat [--json]
 
 Everything after the command is a Hydra override of ``conf/data.yaml``.
 """
@@ -26,9 +27,11 @@ from bioner.config import CONFIG_DIR, compose_config, instantiate_node
 from bioner.data.document import OVERLAP_KINDS
 from bioner.errors import ConfigError
 
-COMMANDS = ("stats", "check", "download", "augment")
+COMMANDS = ("stats", "check", "download", "augment", "export")
 
-USAGE = "usage: bioner-data {stats,check,download,augment} [key=value ...] [--json] [--debug]"
+USAGE = (
+    "usage: bioner-data {stats,check,download,augment,export} [key=value ...] [--json] [--debug]"
+)
 
 HELP = f"""{USAGE}
 
@@ -40,17 +43,20 @@ commands:
             (exit 1 if a span is lost)
   download  fetch a public corpus into the data folder (BIONER_DATA_DIR), checked by sha256
   augment   show sentences before and after an augmentation
+  export    write the corpus as bioner reads it (text and gold spans) in another format, into
+            a new folder: brat (to view or correct in brat), bioc, pubtator, jsonl or conll
 
 examples:
   bioner-data stats dataset=bc5cdr
   bioner-data check dataset=iob dataset.data_dir=my_corpus model=minilm alignment.max_length=32
   bioner-data download ncbi_disease
   bioner-data augment dataset=bc5cdr augmentation=mix n=5 --json
+  bioner-data export dataset=bc5cdr_pubtator format=brat output=bc5cdr_brat
 
 datasets: {{datasets}}
 options: dataset=, dataset.data_dir=<corpus folder>, paths.data_dir=<data folder>, model=,
-alignment=, augmentation=, n=, seed=, split=; --json prints JSON instead of a table; --debug
-shows tracebacks."""
+alignment=, augmentation=, n=, seed=, split=, format=, output=, splits=; --json prints JSON
+instead of a table; --debug shows tracebacks."""
 
 
 def _reader(cfg: DictConfig) -> Any:
@@ -174,6 +180,44 @@ def augment(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+def export(cfg: DictConfig) -> dict[str, Any]:
+    """Write ``splits`` of the corpus, as read (its text and gold spans, after ``dataset.split``,
+    ``dataset.filter`` and ``dataset.train_subset``), in ``format`` into the new folder
+    ``output``: a folder per split for ``brat``, else a file per split (``train.xml``, ...)."""
+    from pathlib import Path
+
+    from bioner.inference.formats import FOLDER_FORMATS, OUTPUT_FORMATS
+    from bioner.inference.run import check_output_folder, open_output_folder, open_span_writer
+
+    started = time.perf_counter()
+    if cfg.format not in OUTPUT_FORMATS:
+        raise ConfigError(f"format={cfg.format!r}: choose one of {', '.join(OUTPUT_FORMATS)}")
+    if not cfg.output:
+        raise ConfigError("bioner-data export needs output=<new folder>")
+    unknown = [s for s in cfg.splits if s not in ("train", "devel", "test")]
+    if unknown or not cfg.splits:
+        raise ConfigError(f"splits={list(cfg.splits)}: choose among train, devel, test")
+    check_output_folder(cfg.output)
+    reader = _reader(cfg)
+    suffix = {"bioc": "xml"}.get(cfg.format, cfg.format)
+    counts = {}
+    with open_output_folder(cfg.output) as folder:
+        for split in cfg.splits:
+            docs = reader.load(split)
+            target = Path(folder) / (split if cfg.format in FOLDER_FORMATS else f"{split}.{suffix}")
+            with open_span_writer(target, cfg.format, reader.entity_types) as writer:
+                for doc in docs:
+                    writer.write(doc, doc.spans)
+            counts[split] = {"documents": writer.documents, "mentions": writer.spans}
+    return {
+        "dataset": cfg.dataset.name,
+        "format": cfg.format,
+        "output": str(cfg.output),
+        "splits": counts,
+        "seconds": time.perf_counter() - started,
+    }
+
+
 def _table(rows: list[list[Any]], header: list[str]) -> str:
     cells = [header] + [[f"{c:,}" if isinstance(c, int) else str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
@@ -236,6 +280,10 @@ def _render(command: str, result: dict[str, Any]) -> str:
         title = f"{result['dataset']} · model={result['model']} · {settings}"
         if "preprocess" in result:
             title += f" · {result['preprocess']}"
+    elif command == "export":
+        header = ["split", "documents", "mentions"]
+        rows = [[name, s["documents"], s["mentions"]] for name, s in splits.items()]
+        title = f"{result['dataset']} -> {result['output']} (format={result['format']})"
     elif command == "augment":
         lines = [
             f"{result['dataset']}/{result['split']} · augmentation={result['augmentation']} · "
@@ -276,7 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     if command == "download" and overrides and "=" not in overrides[0]:
         overrides[0] = f"dataset={overrides[0]}"
     cfg = compose_config("data", overrides)
-    commands = {"stats": stats, "check": check, "download": download, "augment": augment}
+    commands = {
+        "stats": stats,
+        "check": check,
+        "download": download,
+        "augment": augment,
+        "export": export,
+    }
     result = commands[command](cfg)
     print(json.dumps(result, indent=2) if as_json else _render(command, result))
     if command == "check" and any(s["lost"] for s in result["splits"].values()):

@@ -442,7 +442,9 @@ class BioCWriter(SpanWriter):
         ]
         for s in spans:
             self._annotation += 1
-            infons = [("type", s.label), ("score", f"{s.score:.6f}")]
+            infons = [("type", s.label)]
+            if s.score is not None:  # gold spans (bioner-data export) have none
+                infons.append(("score", f"{s.score:.6f}"))
             if s.id is not None:
                 infons.append(("identifier", s.id))
             out.append(f'<annotation id="{self._annotation}">')

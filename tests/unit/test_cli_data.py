@@ -111,3 +111,50 @@ def test_help_is_plain_text_and_exits_0(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "commands:" in out and "examples:" in out and "::" not in out and "``" not in out
+
+
+@pytest.mark.parametrize("fmt", ["brat", "bioc"])
+def test_export_gives_a_corpus_that_reads_back_the_same(fmt, fixtures_dir, tmp_path, capsys):
+    from hydra.utils import instantiate
+
+    from bioner.config import compose_config
+
+    source = ["dataset=bc5cdr_pubtator", f"dataset.data_dir={fixtures_dir / 'pubtator'}"]
+    out = tmp_path / "out"
+    assert main(["export", *source, f"format={fmt}", f"output={out}"]) == 0
+    assert "train  " in capsys.readouterr().out
+    listing = sorted(p.name for p in out.iterdir())
+    assert listing == (["devel", "test", "train"] if fmt == "brat" else
+                       ["devel.xml", "test.xml", "train.xml"])  # fmt: skip
+    original = instantiate(compose_config("data", source).dataset)
+    again = instantiate(
+        compose_config("data", [f"dataset={fmt}", f"dataset.data_dir={out}"]).dataset
+    )
+    for split in ("train", "devel", "test"):
+        a, b = original.load(split), again.load(split)
+        assert [(d.id, d.text, d.spans) for d in a] == [(d.id, d.text, d.spans) for d in b]
+    assert again.repairs == {}
+    if fmt == "brat":  # gold spans carry no score: no notes
+        assert "AnnotatorNotes" not in (out / "train" / "1000001.ann").read_text()
+        assert "Chemical\nDisease\n" in (out / "train" / "annotation.conf").read_text()
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("format=xml", "format='xml': choose one of jsonl, pubtator, bioc, conll, brat"),
+        ("output=null", "bioner-data export needs output=<new folder>"),
+        ("splits=[train,dev]", "splits=['train', 'dev']: choose among train, devel, test"),
+        ("output={taken}", "is a folder that is not empty"),
+    ],
+)
+def test_export_errors_are_one_message(iob, tmp_path, capsys, setting, message):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "mine.ann").write_text("corrected\n")
+    overrides = [*iob, f"output={tmp_path / 'new'}", setting.format(taken=tmp_path / "taken")]
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", *overrides])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    assert (tmp_path / "taken" / "mine.ann").read_text() == "corrected\n"
