@@ -231,6 +231,11 @@ def test_missing_files_and_folders(tmp_path: Path) -> None:
     err = format_error(reader(folder))
     assert err.path == str(folder / "train" / "f.ann") and "its text f.txt is missing" in str(err)
     (folder / "train" / "f.ann").unlink()
+    # Hidden files and folders (a notebook's checkpoints, an editor's backup) are not documents.
+    (folder / "train" / ".ipynb_checkpoints").mkdir()
+    (folder / "train" / ".ipynb_checkpoints" / "d-checkpoint.txt").write_text("x\n")
+    (folder / "train" / ".d.txt").write_text("x\n")
+    assert [d.id for d in reader(folder).load("train")] == ["d"]
     for f in (folder / "test").iterdir():
         f.unlink()
     err = format_error(reader(folder), "test")

@@ -42,7 +42,9 @@ from bioner.data.readers.standoff import (
     OVERLAPS,
     Fixups,
     Mention,
+    check_options,
     gold_free,
+    ignored_types,
     log_kept_overlaps,
     mention_pieces,
     settle_mentions,
@@ -96,27 +98,21 @@ class BioCReader(CorpusReader):
         train_subset: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
-        for key, value, choices in (
-            ("discontinuous", discontinuous, DISCONTINUOUS),
-            ("overlaps", overlaps, OVERLAPS),
-            ("on_mismatch", on_mismatch, ("error", "skip")),
-        ):
-            if value not in choices:
-                raise ValueError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+        check_options(
+            {
+                "discontinuous": (discontinuous, DISCONTINUOUS),
+                "overlaps": (overlaps, OVERLAPS),
+                "on_mismatch": (on_mismatch, ("error", "skip")),
+            }
+        )
         self.files = dict(files or {s: f"{s}.xml" for s in self.splits})
         if not set(self.sources) <= set(self.files):
             raise ValueError(f"files must name the splits {self.sources}, got {sorted(self.files)}")
-        ignored = {str(t) for t in ignore_types}
-        if self._configured is not None and ignored & set(self._configured):
-            raise ValueError(
-                f"types {sorted(ignored & set(self._configured))} are both entity types and "
-                "ignore_types"
-            )
         self.type_infon = type_infon
         self.discontinuous = discontinuous
         self.overlaps = overlaps
         self.on_mismatch = on_mismatch
-        self.ignore_types = ignored
+        self.ignore_types = ignored_types(ignore_types, self._configured)
 
     def path(self, split: str) -> Path:
         """The file holding ``split`` (or its ``.gz``/plain twin when only that one exists)."""

@@ -37,7 +37,9 @@ from bioner.data.readers.standoff import (
     OVERLAPS,
     Fixups,
     Mention,
+    check_options,
     gold_free,
+    ignored_types,
     log_kept_overlaps,
     mention_pieces,
     settle_mentions,
@@ -108,30 +110,24 @@ class BratReader(CorpusReader):
         train_subset: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
-        for key, value, choices in (
-            ("sentences", sentences, SENTENCES),
-            ("discontinuous", discontinuous, DISCONTINUOUS),
-            ("overlaps", overlaps, OVERLAPS),
-            ("on_mismatch", on_mismatch, ("error", "skip")),
-        ):
-            if value not in choices:
-                raise ValueError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+        check_options(
+            {
+                "sentences": (sentences, SENTENCES),
+                "discontinuous": (discontinuous, DISCONTINUOUS),
+                "overlaps": (overlaps, OVERLAPS),
+                "on_mismatch": (on_mismatch, ("error", "skip")),
+            }
+        )
         self.folders = dict(folders or {s: s for s in self.splits})
         if not set(self.sources) <= set(self.folders):
             raise ValueError(
                 f"folders must name the splits {self.sources}, got {sorted(self.folders)}"
             )
-        ignored = {str(t) for t in ignore_types}
-        if self._configured is not None and ignored & set(self._configured):
-            raise ValueError(
-                f"types {sorted(ignored & set(self._configured))} are both entity types and "
-                "ignore_types"
-            )
         self.sentences = sentences
         self.discontinuous = discontinuous
         self.overlaps = overlaps
         self.on_mismatch = on_mismatch
-        self.ignore_types = ignored
+        self.ignore_types = ignored_types(ignore_types, self._configured)
 
     def folder(self, split: str) -> Path:
         """The folder holding ``split``."""
@@ -156,8 +152,10 @@ class BratReader(CorpusReader):
                 folder, None, "not a folder", f"point dataset.folders.{split} at a folder of "
                 ".txt and .ann files",
             )  # fmt: skip
-        texts = {p.with_suffix(""): p for p in folder.rglob("*.txt") if p.is_file()}
-        annotations = {p.with_suffix(""): p for p in folder.rglob("*.ann") if p.is_file()}
+        texts, annotations = (
+            {p.with_suffix(""): p for p in _files(folder, pattern)}
+            for pattern in ("*.txt", "*.ann")
+        )
         if not texts:
             raise CorpusFormatError(
                 folder,
@@ -172,7 +170,7 @@ class BratReader(CorpusReader):
                     ann, None, f"its text {stem.name}.txt is missing", "restore the .txt beside it"
                 )
         docs = []
-        for stem, txt in texts.items():
+        for stem, txt in sorted(texts.items()):
             if stem not in annotations:
                 raise CorpusFormatError(
                     txt,
@@ -290,6 +288,16 @@ class BratReader(CorpusReader):
         what = f"mention {fields[0]} ({label})"
         pieces = mention_pieces(fragments, text, self.discontinuous, fixups, ann, no, what)
         return [Mention(s, e, label, no) for s, e in pieces]
+
+
+def _files(folder: Path, pattern: str) -> list[Path]:
+    """The files matching ``pattern`` below ``folder``, at any depth, but not in hidden folders
+    (``.ipynb_checkpoints``, a ``.git``) nor hidden themselves."""
+    return [
+        p
+        for p in folder.rglob(pattern)
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
 
 
 def _has_text(path: Path) -> bool:
