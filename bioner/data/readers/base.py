@@ -327,6 +327,12 @@ def read_text(path: Path, errors: str = "strict") -> str:
     return text
 
 
+def gzip_twin(path: Path) -> Path:
+    """``path``, or its gzipped (``.gz``) or plain twin when only that one exists."""
+    twin = path.with_suffix("") if path.suffix == ".gz" else path.with_name(path.name + ".gz")
+    return twin if not path.exists() and twin.exists() else path
+
+
 def split_lines(text: str) -> list[str]:
     """Physical lines of ``text`` without their LF or CRLF ending.
 

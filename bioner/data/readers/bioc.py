@@ -36,7 +36,7 @@ from typing import Any
 
 from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
-from bioner.data.readers.base import CorpusReader
+from bioner.data.readers.base import CorpusReader, gzip_twin
 from bioner.data.readers.standoff import (
     DISCONTINUOUS,
     OVERLAPS,
@@ -116,9 +116,7 @@ class BioCReader(CorpusReader):
 
     def path(self, split: str) -> Path:
         """The file holding ``split`` (or its ``.gz``/plain twin when only that one exists)."""
-        path = self.data_dir / self.files[split]
-        twin = path.with_suffix("") if path.suffix == ".gz" else path.with_name(path.name + ".gz")
-        return twin if not path.exists() and twin.exists() else path
+        return gzip_twin(self.data_dir / self.files[split])
 
     def required_files(self) -> list[Path]:
         return list(dict.fromkeys(self.path(s) for s in self.sources))

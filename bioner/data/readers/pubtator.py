@@ -27,7 +27,7 @@ from typing import Any
 
 from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
-from bioner.data.readers.base import CorpusReader, read_text, split_lines
+from bioner.data.readers.base import CorpusReader, gzip_twin, read_text, split_lines
 from bioner.data.readers.standoff import (
     OVERLAPS,
     Mention,
@@ -105,17 +105,11 @@ class PubTatorReader(CorpusReader):
         self._records: dict[Path, list[_Record]] = {}
         self._split_pmids: dict[str, set[str]] | None = None
 
-    def _resolve(self, rel: str) -> Path:
-        """``data_dir / rel``, or its gzipped / plain twin when only that one exists."""
-        path = self.data_dir / rel
-        twin = path.with_suffix("") if path.suffix == ".gz" else path.with_name(path.name + ".gz")
-        return twin if not path.exists() and twin.exists() else path
-
     def path(self, split: str) -> Path:
         """The file holding ``split``."""
         rel = self.files[split] if self.files is not None else self.corpus
         assert rel is not None
-        return self._resolve(rel)
+        return gzip_twin(self.data_dir / rel)
 
     def required_files(self) -> list[Path]:
         paths = dict.fromkeys(self.path(split) for split in self.sources)
