@@ -303,7 +303,8 @@ def conll_lines(
 #: their title and abstract, any other text is written as the title with an empty abstract, and
 #: line breaks and tabs (which PubTator cannot hold) are written as spaces, one for one, so every
 #: offset still indexes the written text. ``bioc``: a BioC XML collection, one passage per
-#: document at offset 0 holding the whole text, one annotation per span (infons ``type``,
+#: document at offset 0 holding the whole text (a title passage and an abstract passage for
+#: documents read from PubTator or PubMed), one annotation per span (infons ``type``,
 #: ``score``, ``identifier``; character offsets). ``conll``: ``word<TAB>tag`` (IOB2) per line, a
 #: blank line after each sentence, ``-DOCSTART-`` before each document (scores and identifiers
 #: cannot be written). ``brat``: a folder to open in brat and correct, then train on
@@ -436,25 +437,42 @@ class BioCWriter(SpanWriter):
 
     def _write(self, doc: Document, spans: list[Span]) -> None:
         where = f"document {doc.id}"
-        out = [
-            f"<document><id>{_xml(doc.id, where)}</id>"
-            f"<passage><offset>0</offset><text>{_xml(doc.text, where)}</text>"
-        ]
+        # A title and an abstract (PubTator, PubMed input) are two passages, as BioCreative's
+        # releases have them: the seam's space between them belongs to neither.
+        end = doc.meta.get("title_end")
+        if end is not None and 0 < end < len(doc.text) and doc.text[end] == " ":
+            passages = [("title", 0, end), ("abstract", end + 1, len(doc.text))]
+        else:
+            passages = [(None, 0, len(doc.text))]
+        held: list[list[Span]] = [[] for _ in passages]  # each span in the passage it starts in
         for s in spans:
-            self._annotation += 1
-            infons = [("type", s.label)]
-            if s.score is not None:  # gold spans (bioner-data export) have none
-                infons.append(("score", f"{s.score:.6f}"))
-            if s.id is not None:
-                infons.append(("identifier", s.id))
-            out.append(f'<annotation id="{self._annotation}">')
-            out += [f'<infon key="{k}">{_xml(v, where)}</infon>' for k, v in infons]
-            out.append(
-                f'<location offset="{s.start}" length="{s.end - s.start}"/>'
-                f"<text>{_xml(s.text(doc.text), where)}</text></annotation>"
-            )
-        out.append("</passage></document>\n")
+            held[max(i for i, (_, start, _) in enumerate(passages) if start <= s.start)].append(s)
+        out = [f"<document><id>{_xml(doc.id, where)}</id>"]
+        for (kind, start, stop), inside in zip(passages, held):
+            out.append("<passage>")
+            if kind is not None:
+                out.append(f'<infon key="type">{kind}</infon>')
+            out.append(f"<offset>{start}</offset><text>{_xml(doc.text[start:stop], where)}</text>")
+            out += [self._annotation_xml(s, doc.text, where) for s in inside]
+            out.append("</passage>")
+        out.append("</document>\n")
         self.stream.write("".join(out))
+
+    def _annotation_xml(self, s: Span, text: str, where: str) -> str:
+        self._annotation += 1
+        infons = [("type", s.label)]
+        if s.score is not None:  # gold spans (bioner-data export) have none
+            infons.append(("score", f"{s.score:.6f}"))
+        if s.id is not None:
+            infons.append(("identifier", s.id))
+        return "".join(
+            [
+                f'<annotation id="{self._annotation}">',
+                *(f'<infon key="{k}">{_xml(v, where)}</infon>' for k, v in infons),
+                f'<location offset="{s.start}" length="{s.end - s.start}"/>'
+                f"<text>{_xml(s.text(text), where)}</text></annotation>",
+            ]
+        )
 
     def close(self) -> None:
         self.stream.write("</collection>\n")

@@ -148,3 +148,18 @@ def test_bc5cdr_exported_to_brat_reads_back_the_same(shared_data: Path, tmp_path
             (d.id, d.text, d.spans) for d in b
         )
     assert brat.repairs == {}
+
+
+def test_bc5cdr_exported_to_bioc_is_the_same_corpus(shared_data: Path, tmp_path: Path) -> None:
+    # bioner's BioC keeps title and abstract as two passages: words and sentences come back too.
+    from bioner.cli.data import main
+
+    out = tmp_path / "bioc"
+    source = ["dataset=bc5cdr_pubtator", f"paths.data_dir={shared_data}"]
+    assert main(["export", *source, "format=bioc", f"output={out}"]) == 0
+    pubtator = load_reader("bc5cdr_pubtator", shared_data)
+    bioc = instantiate(compose_config("data", ["dataset=bioc", f"dataset.data_dir={out}"]).dataset)
+    for split in ("train", "devel", "test"):
+        assert [(d.id, d.text, d.spans, d.words, d.sentences) for d in pubtator.load(split)] == [
+            (d.id, d.text, d.spans, d.words, d.sentences) for d in bioc.load(split)
+        ]

@@ -252,10 +252,13 @@ def test_bioc_output_parses_with_exact_text_and_offsets() -> None:
     assert root.tag == "collection"
     for element, (doc, spans) in zip(root.findall("document"), docs):
         assert element.findtext("id") == doc.id
-        passage = element.find("passage")
-        text = passage.findtext("text") or ""
+        passages = element.findall("passage")
+        # A title (d3, read from PubTator) is a passage of its own, the abstract one after it.
+        assert len(passages) == (2 if "title_end" in doc.meta else 1)
+        text = " ".join(p.findtext("text") or "" for p in passages)
+        assert [int(p.findtext("offset")) for p in passages] == [0, 26][: len(passages)]
         assert text == doc.text  # "\r" survives as a character reference, & and < escaped
-        annotations = passage.findall("annotation")
+        annotations = [a for p in passages for a in p.findall("annotation")]
         assert len(annotations) == len(spans)
         for a, s in zip(annotations, spans):
             location = a.find("location")
