@@ -41,6 +41,7 @@ from typing import IO, Any
 
 from bioner.data.errors import CorpusFormatError
 from bioner.errors import ConfigError
+from bioner.utils.files import visible_files
 
 INPUT_FORMATS = ("auto", "lines", "text", "folder", "jsonl", "pubtator", "pubmed")
 _PUBTATOR_HEADER = re.compile(r"([^\t|]+)\|([ta])\|(.*)\Z", re.DOTALL)
@@ -124,9 +125,10 @@ def read_text(source: str | Path) -> Iterator[TextRecord]:
 
 
 def read_folder(folder: str | Path) -> Iterator[TextRecord]:
-    """Every ``*.txt`` file under ``folder`` as one document, in sorted order."""
+    """Every ``*.txt`` file under ``folder`` as one document, in sorted order; hidden files and
+    folders (``.ipynb_checkpoints``) are skipped, as ``runner=ray`` skips them."""
     root = Path(folder)
-    files = sorted(p for p in root.rglob("*.txt") if p.is_file())
+    files = visible_files(root, "*.txt")
     if not files:
         raise FileNotFoundError(
             f"{root} holds no .txt files; put one document per .txt file there, or give a file"

@@ -51,6 +51,7 @@ from bioner.inference.inputs import (
 )
 from bioner.inference.pubmed import Failure
 from bioner.inference.run import build_tagger, check_formats, open_output, report_failures
+from bioner.utils.files import visible_files
 from bioner.utils.log import get_logger
 
 log = get_logger(__name__)
@@ -116,13 +117,7 @@ def plan_shards(
             "folder of one-document .txt files) needs runner=local, or give input_format=text"
         )
     if src.is_dir():
-        files = sorted(
-            p
-            for p in src.rglob("*")
-            if p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(src).parts)
-            and p.name.lower().endswith(_INPUT_SUFFIXES)
-        )
+        files = [p for p in visible_files(src) if p.name.lower().endswith(_INPUT_SUFFIXES)]
         if not files:
             raise ConfigError(
                 f"{src} holds no input files (.xml, .xml.gz, .jsonl, .json, .pubtator, .txt)"

@@ -60,6 +60,9 @@ def test_text_folder_jsonl_and_pubtator_inputs(tmp_path: Path) -> None:
     (folder / "b.txt").write_text("Bee.", encoding="utf-8")
     (folder / "sub" / "a.txt").write_text("A\r\nfile.", encoding="utf-8", newline="")
     (folder / "skip.md").write_text("not a document")
+    (folder / ".ipynb_checkpoints").mkdir()
+    (folder / ".ipynb_checkpoints" / "b-checkpoint.txt").write_text("Old bee.")
+    (folder / ".b.txt").write_text("An editor's copy.")
     assert [(r.id, r.text) for r in read_inputs(folder)] == [("b", "Bee."), ("sub/a", "A\r\nfile.")]
 
     jsonl = tmp_path / "in.jsonl"

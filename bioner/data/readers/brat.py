@@ -45,6 +45,7 @@ from bioner.data.readers.standoff import (
     settle_mentions,
     standoff_document,
 )
+from bioner.utils.files import visible_files
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +153,8 @@ class BratReader(CorpusReader):
                 folder, None, "not a folder", f"point dataset.folders.{split} at a folder of "
                 ".txt and .ann files",
             )  # fmt: skip
-        texts, annotations = (
-            {p.with_suffix(""): p for p in _files(folder, pattern)}
-            for pattern in ("*.txt", "*.ann")
-        )
+        texts = {p.with_suffix(""): p for p in visible_files(folder, "*.txt")}
+        annotations = {p.with_suffix(""): p for p in visible_files(folder, "*.ann")}
         if not texts:
             raise CorpusFormatError(
                 folder,
@@ -288,16 +287,6 @@ class BratReader(CorpusReader):
         what = f"mention {fields[0]} ({label})"
         pieces = mention_pieces(fragments, text, self.discontinuous, fixups, ann, no, what)
         return [Mention(s, e, label, no) for s, e in pieces]
-
-
-def _files(folder: Path, pattern: str) -> list[Path]:
-    """The files matching ``pattern`` below ``folder``, at any depth, but not in hidden folders
-    (``.ipynb_checkpoints``, a ``.git``) nor hidden themselves."""
-    return [
-        p
-        for p in folder.rglob(pattern)
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    ]
 
 
 def _has_text(path: Path) -> bool:
