@@ -9,6 +9,7 @@ Examples::
     bioner-predict model=[<chemical run>,<disease run>] postprocess=[abbreviations,overlaps] \\
         input=pubmed.pubtator output=out.xml format=bioc
     bioner-predict model=<run> runner=ray input=pubmed_baseline/ output=tagged/  # docs/pubmed.md
+    bioner-predict model=<run> input=notes/ output=to_correct/ format=brat  # correct in brat
 
 ``model=`` stands for ``tagger.folder=``: ``conf/model/`` is a config group of training, and Hydra
 would read ``model=...`` as choosing one of its options.
