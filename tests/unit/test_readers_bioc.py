@@ -203,7 +203,7 @@ def test_labels_and_options(tmp_path: Path) -> None:
     train = one(annotation("1", "Chemical", [(0, 7)], "Aspirin"))
     devel = one(annotation("1", "Drug", [(0, 7)], "Aspirin"))
     err = format_error(BioCReader("t", write(tmp_path, train, devel)), "devel")
-    assert "label 'Drug' does not occur in the training split" in str(err)
+    assert "annotation 1: label 'Drug' does not occur in the training split" in str(err)
     r = BioCReader("t", tmp_path, entity_types=["Chemical"], ignore_types=["Drug"])
     assert mentions(r, "devel") == [] and mentions(r) == [("Aspirin", "Chemical")]
     other = one(annotation("1", "Chemical", [(0, 7)], "Aspirin").replace('key="type"', 'key="t"'))

@@ -217,7 +217,8 @@ class BioCReader(CorpusReader):
             fixups.ignored_types[label] += 1
             return []
         if allowed is not None and label not in allowed:
-            raise self._label_error(path, None, label)
+            unknown = self._label_error(path, None, label)
+            raise CorpusFormatError(path, None, f"{what}: {unknown.problem}", unknown.fix)
         fragments = []
         for location in annotation.findall("location"):
             try:
