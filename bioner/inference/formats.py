@@ -521,6 +521,11 @@ class BratWriter(SpanWriter):
         path.write_bytes(doc.text.encode("utf-8"))  # as is: the offsets index it
         lines = []
         for n, s in enumerate(spans, 1):
+            if not _BRAT_NAME_PART.fullmatch(s.label) or re.search(r"\s", s.label):
+                raise FormatError(
+                    f"document {doc.id}: type {s.label!r} cannot be a brat type (whitespace or "
+                    'one of \\:*?"<>|); choose format=jsonl or bioc'
+                )
             fragments = [
                 (s.start + m.start(), s.start + m.end())
                 # brat reads .ann lines with Python's splitlines: no fragment may hold a break.

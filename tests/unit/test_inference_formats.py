@@ -363,6 +363,8 @@ def test_a_folder_output_appears_whole_or_not_at_all(tmp_path: Path) -> None:
 def test_brat_output_refuses_ids_that_are_not_file_names(tmp_path: Path, doc_id: str) -> None:
     with pytest.raises(ValueError, match="cannot be a file name in a brat folder"):
         BratWriter(tmp_path).write(make_document("text", doc_id), [])
+    with pytest.raises(ValueError, match="type 'Gene product' cannot be a brat type"):
+        BratWriter(tmp_path).write(make_document("one two", "x"), [Span(0, 3, "Gene product")])
     writer = BratWriter(tmp_path)
     writer.write(make_document("one", "same"), [])
     with pytest.raises(ValueError, match="'same' and 'same.txt' would both be same.txt"):
