@@ -263,6 +263,12 @@ def _render(command: str, result: dict[str, Any]) -> str:
                     f"{name} {f['documents'] - f['kept']:,}" + (f" ({rules})" if rules else "")
                 )
             title += "\ndataset.filter removed: " + ", ".join(parts)
+        if "repairs" in result:
+            parts = [
+                f"{name} " + ", ".join(f"{n:,} {what}" for what, n in kinds.items())
+                for name, kinds in result["repairs"].items()
+            ]
+            title += "\nrepaired by a dataset option: " + "; ".join(parts)
         if "train_subset" in result:
             sub = result["train_subset"]
             title += (

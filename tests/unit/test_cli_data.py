@@ -158,3 +158,18 @@ def test_export_errors_are_one_message(iob, tmp_path, capsys, setting, message):
     assert message in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
     assert (tmp_path / "taken" / "mine.ann").read_text() == "corrected\n"
+
+
+def test_stats_says_what_a_lenient_option_repaired(fixtures_dir, tmp_path, capsys):
+    corpus = tmp_path / "brat"
+    for split in ("train", "devel", "test"):
+        (corpus / split).mkdir(parents=True)
+        (corpus / split / "d.txt").write_text("The breast cancer grew.\n")
+        (corpus / split / "d.ann").write_text("T1\tDisease 4 10;18 22\tbreast grew\n")
+    overrides = ["dataset=brat", f"dataset.data_dir={corpus}", "dataset.discontinuous=span"]
+    assert main(["stats", *overrides, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    kind = "discontinuous mentions read as discontinuous=span"
+    assert result["repairs"] == {split: {kind: 1} for split in ("train", "devel", "test")}
+    assert main(["stats", *overrides]) == 0
+    assert f"repaired by a dataset option: train 1 {kind}; devel" in capsys.readouterr().out

@@ -96,6 +96,7 @@ class CorpusReader(ABC):
             when ``dataset.split`` redraws them.
         repairs: per split, the number of fix-ups a lenient option made (tag repairs, dropped
             overlaps, skipped concepts); each is also logged as a warning.
+        repair_kinds: the same per split and kind (the warning's words), for ``metrics.json``.
     """
 
     def __init__(
@@ -115,6 +116,7 @@ class CorpusReader(ABC):
         self._inferred: list[str] | None = None
         self.download = [dict(entry) for entry in download or ()]
         self.repairs: dict[str, int] = {}
+        self.repair_kinds: dict[str, dict[str, int]] = {}
         self.filter = DocumentFilter(**dict(filter or {}))
         split = dict(split or {})
         self.ratio_split = RatioSplit(**split) if split.get("ratios") is not None else None
@@ -167,8 +169,8 @@ class CorpusReader(ABC):
 
     def preparation(self) -> dict[str, Any]:
         """What ``dataset.split``, ``dataset.filter`` and ``dataset.train_subset`` did to the
-        splits loaded so far, for ``metrics.json`` and ``bioner-data stats`` (empty when none is
-        configured)."""
+        splits loaded so far, and the fix-ups a lenient reader option made (``repairs``, per split
+        and kind), for ``metrics.json`` and ``bioner-data stats`` (empty when there are none)."""
         report: dict[str, Any] = {}
         if self.ratio_split is not None and self.ratio_split.summary:
             report["split"] = dict(self.ratio_split.summary)
@@ -176,6 +178,8 @@ class CorpusReader(ABC):
             report["filter"] = {s: dict(v) for s, v in self.filter.removed.items()}
         if self.train_subset.summary:
             report["train_subset"] = dict(self.train_subset.summary)
+        if self.repair_kinds:
+            report["repairs"] = {split: dict(kinds) for split, kinds in self.repair_kinds.items()}
         return report
 
     def _read_source(self, split: str) -> list[Document]:
@@ -271,6 +275,8 @@ class CorpusReader(ABC):
         """Record ``n`` fix-ups in ``split`` and say so (never silent)."""
         if n:
             self.repairs[split] = self.repairs.get(split, 0) + n
+            kinds = self.repair_kinds.setdefault(split, {})
+            kinds[what] = kinds.get(what, 0) + n
             log.warning("%s/%s: %d %s", self.name, split, n, what)
 
     @abstractmethod
