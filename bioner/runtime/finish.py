@@ -19,7 +19,8 @@ gains a ``postprocess`` section with the raw scores beside them::
 
 With ``dataset.split`` or ``dataset.filter`` set, ``metrics.json["dataset_preparation"]`` says how
 the documents were dealt (``split``: ratios, seed, documents per split) and what each split lost
-(``filter``: documents before, kept, removed per rule, gold mentions removed).
+(``filter``: documents before, kept, removed per rule, gold mentions removed); ``repairs`` counts,
+per split and kind, what a lenient reader option fixed or left out.
 
 Post-processed metrics also reach the loggers as ``<stage>/postprocess/<name>`` (``val/f1`` and
 ``test/f1`` logged by the evaluation passes stay the raw ones). Robustness scores the raw model.
