@@ -295,7 +295,7 @@ class CorpusReader(ABC):
         """Parse ``split``; labels outside ``allowed`` (when not ``None``) are format errors."""
 
 
-def read_text(path: Path, errors: str = "strict") -> str:
+def read_text(path: Path, errors: str = "strict", allow_empty: bool = False) -> str:
     """The decoded content of a UTF-8 (optionally BOM-prefixed, optionally gzipped) file.
 
     Args:
@@ -303,9 +303,13 @@ def read_text(path: Path, errors: str = "strict") -> str:
         errors: ``strict`` (a byte that is not UTF-8 is an error) or ``surrogateescape``: such
             bytes become lone surrogates, and ``dataset.filter.undecodable=drop`` drops the
             documents holding them.
+        allow_empty: return an empty (or all-whitespace) content instead of refusing it, for
+            files where that means "nothing here" (a brat ``.ann`` or i2b2 ``.con`` without
+            annotations, an empty brat document).
 
     Raises:
-        CorpusFormatError: the file is empty, is not valid UTF-8 or is a broken gzip file.
+        CorpusFormatError: the file is empty (unless ``allow_empty``), is not valid UTF-8 or is a
+            broken gzip file.
     """
     data = path.read_bytes()
     if path.suffix == ".gz":
@@ -326,7 +330,7 @@ def read_text(path: Path, errors: str = "strict") -> str:
             "re-save the file as UTF-8, or drop the documents holding such bytes with "
             "dataset.filter.undecodable=drop",
         ) from err
-    if not text.strip():
+    if not allow_empty and not text.strip():
         raise CorpusFormatError(
             path, None, "the file is empty", "restore it from the corpus release"
         )

@@ -200,18 +200,14 @@ class BratReader(CorpusReader):
     def _document(
         self, doc_id: str, txt: Path, ann: Path, allowed: set[str] | None, fixups: Fixups
     ) -> Document:
-        # An empty text is a document too (bioner-predict writes one for an empty input line);
-        # read_text refuses it, as it refuses every empty corpus file.
-        text = (
-            read_text(txt, self.filter.decode_errors)
-            if _has_text(txt)
-            else txt.read_bytes().decode("ascii")  # ASCII whitespace only
-        )
+        # An empty text is a document too (bioner-predict writes one for an empty input line).
+        text = read_text(txt, self.filter.decode_errors, allow_empty=True)
         with txt.open("rb") as f:
             if f.read(3) == codecs.BOM_UTF8:
                 # brat counts a byte-order mark as a character: a space keeps the offsets.
                 text = " " + text
-        lines = split_lines(read_text(ann, self.filter.decode_errors)) if _has_text(ann) else []
+        # An empty .ann is a document without annotations, as brat creates it.
+        lines = split_lines(read_text(ann, self.filter.decode_errors, allow_empty=True))
         mentions: list[Mention] = []
         ids: dict[str, int] = {}
         for no, line in enumerate(lines, 1):
@@ -287,9 +283,3 @@ class BratReader(CorpusReader):
         what = f"mention {fields[0]} ({label})"
         pieces = mention_pieces(fragments, text, self.discontinuous, fixups, ann, no, what)
         return [Mention(s, e, label, no) for s, e in pieces]
-
-
-def _has_text(path: Path) -> bool:
-    """Whether ``path`` holds more than whitespace (an empty ``.ann``: a document without
-    annotations, as brat creates it)."""
-    return bool(path.read_bytes().strip())

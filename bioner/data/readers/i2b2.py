@@ -180,11 +180,7 @@ class I2B2Reader(CorpusReader):
         concepts: dict[tuple[int, int, str], tuple[int, int, int]] = {}  # span -> .con line, L1, L2
         skipped = 0
         # An empty .con is a note without concepts, not a broken file.
-        con_lines = (
-            split_lines(read_text(con, self.filter.decode_errors))
-            if con.read_bytes().strip()
-            else []
-        )
+        con_lines = split_lines(read_text(con, self.filter.decode_errors, allow_empty=True))
         for no, raw in enumerate(con_lines, 1):
             line = raw.strip()
             if not line:
