@@ -36,14 +36,14 @@ from typing import Any
 
 from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
-from bioner.data.readers.base import CorpusReader, gzip_twin
+from bioner.data.readers.base import gzip_twin
 from bioner.data.readers.standoff import (
     DISCONTINUOUS,
     OVERLAPS,
     Fixups,
     Mention,
+    StandoffReader,
     check_options,
-    gold_free,
     ignored_types,
     log_kept_overlaps,
     mention_pieces,
@@ -63,7 +63,7 @@ _FORMAT = (
 )
 
 
-class BioCReader(CorpusReader):
+class BioCReader(StandoffReader):
     """Reader for BioC XML corpora, one file per split.
 
     Args:
@@ -148,11 +148,6 @@ class BioCReader(CorpusReader):
             log_kept_overlaps(self.name, split, docs)
         fixups.report(self, split, self.discontinuous)
         return docs
-
-    def evaluation_document(self, doc: Document) -> Document:
-        """``doc`` segmented from its text alone (:func:`~bioner.data.readers.standoff.gold_free`;
-        passages still end sentences): its gold spans may now start or end inside a word."""
-        return gold_free(doc)
 
     def _document(
         self, element: ET.Element, path: Path, allowed: set[str] | None, fixups: Fixups

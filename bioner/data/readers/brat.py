@@ -31,14 +31,14 @@ from typing import Any
 
 from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
-from bioner.data.readers.base import CorpusReader, read_text, split_lines
+from bioner.data.readers.base import read_text, split_lines
 from bioner.data.readers.standoff import (
     DISCONTINUOUS,
     OVERLAPS,
     Fixups,
     Mention,
+    StandoffReader,
     check_options,
-    gold_free,
     ignored_types,
     log_kept_overlaps,
     mention_pieces,
@@ -70,7 +70,7 @@ _SKIPPED_KINDS = {
 }
 
 
-class BratReader(CorpusReader):
+class BratReader(StandoffReader):
     """Reader for brat standoff corpora (``.txt`` + ``.ann``), one folder per split.
 
     Args:
@@ -191,11 +191,6 @@ class BratReader(CorpusReader):
             log_kept_overlaps(self.name, split, docs)
         fixups.report(self, split, self.discontinuous)
         return docs
-
-    def evaluation_document(self, doc: Document) -> Document:
-        """``doc`` segmented from its text alone (:func:`~bioner.data.readers.standoff.gold_free`):
-        its gold spans may now start or end inside a word."""
-        return gold_free(doc)
 
     def _document(
         self, doc_id: str, txt: Path, ann: Path, allowed: set[str] | None, fixups: Fixups

@@ -27,11 +27,11 @@ from typing import Any
 
 from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
-from bioner.data.readers.base import CorpusReader, gzip_twin, read_text, split_lines
+from bioner.data.readers.base import gzip_twin, read_text, split_lines
 from bioner.data.readers.standoff import (
     OVERLAPS,
     Mention,
-    gold_free,
+    StandoffReader,
     log_kept_overlaps,
     settle_mentions,
     standoff_document,
@@ -57,7 +57,7 @@ class _Record:
     mentions: list[Mention] = field(default_factory=list)
 
 
-class PubTatorReader(CorpusReader):
+class PubTatorReader(StandoffReader):
     """Reader for PubTator files.
 
     Args:
@@ -163,11 +163,6 @@ class PubTatorReader(CorpusReader):
         meta = {"source": str(path), "line": rec.line}
         doc = standoff_document(rec.pmid, rec.text, spans, meta, title_end=len(rec.title))
         return doc, dropped, duplicates
-
-    def evaluation_document(self, doc: Document) -> Document:
-        """``doc`` segmented from its text alone (:func:`~bioner.data.readers.standoff.gold_free`;
-        the title still ends a sentence): its gold spans may now start or end inside a word."""
-        return gold_free(doc)
 
     def _pmid_lists(self, records: list[_Record]) -> dict[str, set[str]]:
         """PMIDs per split from the list files; each PMID may belong to one split only."""

@@ -16,15 +16,13 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bioner.data.document import GOLD_FREE_WORDS, Document, Span, flat_layer, overlaps
 from bioner.data.errors import CorpusFormatError
+from bioner.data.readers.base import CorpusReader
 from bioner.data.sentences import split_sentences
 from bioner.data.tokenize import split_at, word_ranges
-
-if TYPE_CHECKING:
-    from bioner.data.readers.base import CorpusReader
 
 log = logging.getLogger(__name__)
 
@@ -284,3 +282,13 @@ def gold_free(doc: Document) -> Document:
         word_ranges(doc.text),
         {**doc.meta, GOLD_FREE_WORDS: True},
     )
+
+
+class StandoffReader(CorpusReader):
+    """A reader of raw text with mentions in offsets (PubTator, brat, BioC): its documents are
+    made by :func:`standoff_document`, and scored ones are segmented afresh by :func:`gold_free`."""
+
+    def evaluation_document(self, doc: Document) -> Document:
+        """``doc`` segmented from its text alone (:func:`gold_free`; a title or passage still ends
+        a sentence): its gold spans may now start or end inside a word."""
+        return gold_free(doc)
