@@ -326,10 +326,10 @@ class NERDataModule(L.LightningDataModule):
                 "%s/%s: %d of %d gold spans lie inside or across a longer one%s; the %s head %s "
                 "only the longest of each group (the others are still scored)%s",
                 self.reader.name, split, hidden, total,
-                "" if self.alignment.head == "flat" else " of the same type",
+                " of the same type" if self.alignment.head == "multilabel" else "",
                 self.alignment.head, what,
-                "; module.head=multilabel learns nested spans of other types"
-                if self.alignment.head == "flat" else "",
+                "" if self.alignment.head == "multilabel"
+                else "; module.head=multilabel learns nested spans of other types",
             )  # fmt: skip
         return EncodedSplit(split, docs, features, doc_index, self.alignment, originals, maps)
 

@@ -15,7 +15,7 @@ from bioner.data.document import Document, Span
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
-    from bioner.data.alignment import Alignment, Feature
+    from bioner.data.alignment import Alignment, Feature, Transitions
     from bioner.preprocess import OffsetMap
 
 log = get_logger(__name__)
@@ -73,9 +73,13 @@ class EncodedSplit(Dataset):
         return i, self.features[i]
 
     def decode(
-        self, logits: Mapping[int, np.ndarray], id2label: Mapping[int, str]
+        self,
+        logits: Mapping[int, np.ndarray],
+        id2label: Mapping[int, str],
+        transitions: Transitions | None = None,
     ) -> tuple[list[Document], list[list[Span]]]:
-        """Predicted spans per document from ``logits`` keyed by feature index.
+        """Predicted spans per document from ``logits`` keyed by feature index (``transitions``:
+        the ``crf`` head's, see :meth:`Alignment.decode`).
 
         Documents some of whose features have no logits (``limit_val_batches`` runs) are left
         out, and a warning says how many; every other document is decoded. With ``preprocess``,
@@ -90,7 +94,9 @@ class EncodedSplit(Dataset):
             if not all(i in logits for i in idx):
                 continue
             features = [self.features[i] for i in idx]
-            spans = self.alignment.decode(doc, features, [logits[i] for i in idx], id2label)
+            spans = self.alignment.decode(
+                doc, features, [logits[i] for i in idx], id2label, transitions
+            )
             if self.originals is not None and self.maps is not None:
                 doc, mapping = self.originals[d], self.maps[d]
                 spans = [mapping.span_to_original(span) for span in spans]
@@ -113,6 +119,7 @@ def predict_split(
     id2label: Mapping[int, str],
     batch_size: int,
     max_tokens: int | None = None,
+    transitions: Transitions | None = None,
 ) -> tuple[list[Document], list[list[Span]]]:
     """Features to logits to spans per document: the one inference path outside Lightning.
 
@@ -143,4 +150,4 @@ def predict_split(
         rows = out.float().cpu().numpy()
         for row, i in enumerate(indices):
             logits[i] = rows[row, : dataset.lengths[i]]
-    return dataset.decode(logits, id2label)
+    return dataset.decode(logits, id2label, transitions)

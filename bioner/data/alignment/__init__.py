@@ -67,6 +67,12 @@ predicted. The network's outputs are the same tag list; layer ``X`` is a softmax
 training labels are one id per layer and sub-word, and each layer is decoded on its own by the
 flat rules above, windows included, so the alignment and window guarantees hold per type. Spans
 of one type that overlap still need one layer each: of those, the longest is trained.
+``crf``: the flat head's tags and training labels, with a linear-chain CRF over the words of a
+unit (:mod:`~bioner.data.alignment.crf`): the outputs at each word's labelled sub-word are its
+emission scores, and a unit decodes as the best allowed tag sequence (Viterbi), so no ``I-X``
+follows ``O``. It needs ``label_strategy`` ``first`` or ``last`` decoded from that sub-word, and
+the model's learned transitions; ``decode_rule="argmax"`` ignores them and reads the emissions
+as transformers' pipeline does.
 
 A word that the tokenizer turns into no sub-word at all (a zero-width space, a lone combining
 accent, a control character) gets one ``[UNK]`` sub-word so that its label is never lost.
@@ -89,6 +95,7 @@ from bioner.data.alignment.core import (
     UNITS,
     Alignment,
 )
+from bioner.data.alignment.crf import Transitions
 from bioner.data.alignment.feature import IGNORE_INDEX, UNSET_MAX_LENGTH, Feature
 from bioner.data.alignment.labels import layer_columns, subword_tags
 from bioner.data.alignment.windows import plan_windows
@@ -108,6 +115,7 @@ __all__ = [
     "UNSET_MAX_LENGTH",
     "Alignment",
     "Feature",
+    "Transitions",
     "layer_columns",
     "plan_windows",
     "subword_tags",

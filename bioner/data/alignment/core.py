@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bioner.data.alignment import decoding, encoding, labels
+from bioner.data.alignment.crf import Transitions, check_crf_alignment
 from bioner.data.alignment.feature import Feature
 from bioner.data.document import Document, Span
 from bioner.data.tags import label_list
@@ -23,7 +24,7 @@ DECODES = ("first", "last", "mean", "max", "majority")
 DECODE_RULES = ("mass", "argmax")
 ALIGN_SCHEMES = ("IOB2", "IOBES")
 UNITS = ("sentence", "document")
-HEADS = ("flat", "multilabel")
+HEADS = ("flat", "multilabel", "crf")
 # The only _target_ an alignment record may name (what bioner-train writes into bioner.json).
 ALIGNMENT_TARGET = "bioner.data.alignment.Alignment"
 # Decoders that read only the sub-word each label strategy trains.
@@ -47,8 +48,9 @@ class Alignment:
             sets to the encoder's limit).
         stride: overlap in sub-words between consecutive windows of a long unit.
         unit: ``sentence`` encodes each sentence on its own; ``document`` the whole document.
-        head: ``flat`` (one tag per word) or ``multilabel`` (one tag layer per entity type;
-            module docstring); ``module.head`` in the configs.
+        head: ``flat`` (one tag per word), ``multilabel`` (one tag layer per entity type;
+            module docstring) or ``crf`` (one tag per word, decoded as a linear-chain CRF:
+            :mod:`~bioner.data.alignment.crf`); ``module.head`` in the configs.
     """
 
     def __init__(
@@ -76,6 +78,8 @@ class Alignment:
             raise ValueError(f"alignment.stride={stride}: must be 0 or more")
         if max_length is not None and max_length < 1:
             raise ValueError(f"alignment.max_length={max_length}: must be positive or null")
+        if head == "crf":
+            check_crf_alignment(label_strategy, decode)
         if decode not in _MATCHED[label_strategy]:
             warnings.warn(
                 f"alignment decode={decode!r} reads sub-words that label_strategy="
@@ -222,7 +226,8 @@ class Alignment:
         features: Sequence[Feature],
         logits: Sequence[np.ndarray],
         id2label: Mapping[int, str],
+        transitions: Transitions | None = None,
     ) -> list[Span]:
         """Predicted character spans of ``doc`` from the logits of its features, with scores
-        (:func:`bioner.data.alignment.decoding.decode`)."""
-        return decoding.decode(self, doc, features, logits, id2label)
+        (:func:`bioner.data.alignment.decoding.decode`; ``transitions``: the ``crf`` head's)."""
+        return decoding.decode(self, doc, features, logits, id2label, transitions)

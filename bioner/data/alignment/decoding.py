@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bioner.data.alignment.crf import Transitions
 from bioner.data.alignment.feature import Feature
 from bioner.data.alignment.labels import LabelTable, layer_columns, layer_logits
 from bioner.data.alignment.windows import unit_rows
@@ -25,6 +26,7 @@ def decode(
     features: Sequence[Feature],
     logits: Sequence[np.ndarray],
     id2label: Mapping[int, str],
+    transitions: Transitions | None = None,
 ) -> list[Span]:
     """Predicted character spans of ``doc`` from the logits of its features.
 
@@ -34,10 +36,15 @@ def decode(
         logits: per feature, an array ``(len(input_ids), num_labels)``; extra trailing rows
             (right padding of a batch) are ignored.
         id2label: label id -> tag, in this alignment's scheme.
+        transitions: the ``crf`` head's learned transitions over ``id2label``'s tags (needed
+            by that head under the ``mass`` rule; ``argmax`` reads the emissions alone, as
+            transformers' pipeline does).
 
     Each span's ``score`` is the model's confidence: a word's is the probability mass of its
     chosen type (``argmax`` rule: the probability of its tag), aggregated over its sub-words
-    as the type was (``majority`` uses the mean); a span's is the mean over its words.
+    as the type was (``majority`` uses the mean); a span's is the mean over its words. Under
+    the ``crf`` head a word's tags are the unit's Viterbi path (:mod:`.crf`) and its
+    confidence the marginal probability of its tag.
 
     Returns:
         Sorted spans with scores, each inside one unit; non-overlapping for the ``flat``
@@ -52,7 +59,19 @@ def decode(
             layer = [layer_logits(np.asarray(raw), columns) for raw in logits]
             out += flat.decode(doc, features, layer, dict(enumerate(layer2id)))
         return sorted(out)
+    if alignment.head == "crf":
+        if alignment.decode_rule == "argmax":
+            return decode(alignment.replace(head="flat"), doc, features, logits, id2label)
+        if transitions is None:
+            raise ValueError(
+                "the crf head decodes with the model's learned transitions: pass transitions "
+                "(TokenClassifier.transitions(), or bioner.json's 'crf' through Tagger.load)"
+            )
+    else:
+        transitions = None
     table = LabelTable(id2label, alignment.scheme)
+    if transitions is not None and transitions.tags != tuple(table.tags):
+        raise ValueError(f"the CRF's tags {list(transitions.tags)} are not id2label's {table.tags}")
     by_unit: dict[int, list[tuple[Feature, np.ndarray]]] = {}
     for feature, raw in zip(features, logits):
         array = np.asarray(raw, dtype=np.float64)
@@ -70,7 +89,10 @@ def decode(
     for unit in sorted(by_unit):
         rows, word_of = unit_rows(by_unit[unit])
         first_word = int(word_of[0])
-        tags, confidence = word_tags(alignment, rows, word_of, table)
+        if transitions is None:
+            tags, confidence = word_tags(alignment, rows, word_of, table)
+        else:
+            tags, confidence = crf_word_tags(alignment, rows, word_of, table, transitions)
         covered += len(tags)
         word_spans, _ = tags_to_word_spans(tags, alignment.scheme, on_invalid="repair")
         shifted = [(a + first_word, b + first_word, t) for a, b, t in word_spans]
@@ -129,6 +151,21 @@ def word_tags(
     for i, prefix, type_index in zip(entity, prefixes, t):
         tags[i] = f"{prefix}-{table.types[type_index - 1]}"
     return tags, confidence
+
+
+def crf_word_tags(
+    alignment: Alignment,
+    rows: np.ndarray,
+    word_of: np.ndarray,
+    table: LabelTable,
+    transitions: Transitions,
+) -> tuple[list[str], np.ndarray]:
+    """One tag per word of a unit: the Viterbi path over the emissions at the sub-word each
+    word's label sits on (``first`` or ``last``), and the marginal probability of each tag."""
+    starts = np.flatnonzero(np.r_[True, word_of[1:] != word_of[:-1]])
+    at = starts if alignment.label_strategy == "first" else np.r_[starts[1:], len(word_of)] - 1
+    path, confidence = transitions.decode(rows[at])
+    return [table.tags[i] for i in path], confidence
 
 
 def aggregate(

@@ -142,7 +142,7 @@ def encode_many(
             word_of = [lo + w for w, c in enumerate(counts) for _ in range(c)]
             labels = None
             if tag_ids is not None:
-                if alignment.head == "flat":
+                if alignment.head != "multilabel":  # flat, crf: one id per sub-word
                     labels = [
                         IGNORE_INDEX if t is None else t
                         for w in range(lo, hi)

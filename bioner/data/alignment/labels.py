@@ -35,8 +35,8 @@ def subword_tags(tag: str, n: int, strategy: str, scheme: str) -> list[str | Non
 def learnable(alignment: Alignment, spans: list[Span]) -> list[Span]:
     """The spans of ``spans`` (sorted) that the head can hold: for ``flat`` the longest of
     each overlapping group, for ``multilabel`` that per type. The others are still gold and
-    scored, but neither trained on nor predictable."""
-    if alignment.head == "flat":
+    scored, but neither trained on nor predictable (``crf`` holds what ``flat`` holds)."""
+    if alignment.head != "multilabel":
         return flat_layer(spans)
     types = dict.fromkeys(s.label for s in spans)
     return sorted(s for t in types for s in flat_layer([s for s in spans if s.label == t]))
@@ -46,8 +46,9 @@ def layer_label_ids(
     alignment: Alignment, doc: Document, label2id: Mapping[str, int]
 ) -> list[list[SubwordLabels]]:
     """Per layer (one for ``flat``, one per type of ``label2id`` for ``multilabel``), the
-    word label lookups of :func:`word_label_ids` over the spans that layer learns."""
-    if alignment.head == "flat":
+    word label lookups of :func:`word_label_ids` over the spans that layer learns (``crf``:
+    one layer, as ``flat``)."""
+    if alignment.head != "multilabel":
         return [word_label_ids(alignment, doc, flat_layer(doc.spans), label2id)]
     layers = []
     # Types mapped to O's id are ones the model lacks (bioner-eval): no layer learns them.

@@ -1,0 +1,180 @@
+"""Decoding for the ``crf`` head: the tag transitions a model learned, the transitions a tagging
+scheme allows, and Viterbi decoding with per-word marginal probabilities, in numpy.
+
+The network's outputs are read as *emission* scores of each word's tags (at the sub-word its
+label strategy trains); a linear-chain CRF adds a learned score for each pair of consecutive tags
+and for the tag that starts and ends a unit. The best tag sequence of a unit is the Viterbi path
+over the allowed transitions, so a ``crf`` model never predicts ``O I-X`` or ``B-X I-Y``; a
+word's confidence is the marginal probability of its tag on that path (forward-backward).
+
+Training (:class:`bioner.models.crf.CRF`) learns the same four arrays that a :class:`Transitions`
+holds here; ``bioner-train`` writes them into ``bioner.json`` as plain numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bioner.data.tags import split_tag
+from bioner.errors import ConfigError
+
+
+def allowed_transitions(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which tag may follow which, which may start a unit and which may end one.
+
+    The scheme is read from the tags: ``E-``/``S-`` tags mean IOBES, else IOB2. IOB2: ``I-X``
+    follows only ``B-X`` or ``I-X`` and does not start a unit. IOBES: after ``B-X``/``I-X``
+    comes ``I-X`` or ``E-X``, after ``O``/``E-``/``S-`` comes ``O``, ``B-`` or ``S-``; a unit
+    starts with ``O``, ``B-`` or ``S-`` and ends with ``O``, ``E-`` or ``S-``.
+
+    Returns:
+        ``pairs[i, j]`` (tag ``j`` may follow tag ``i``), ``start[j]``, ``end[i]``: booleans.
+    """
+    parsed = [("O", None) if t == "O" else split_tag(t) for t in tags]
+    iobes = any(p in ("E", "S") for p, _ in parsed)
+    n = len(parsed)
+    pairs = np.zeros((n, n), dtype=bool)
+    for i, (p, x) in enumerate(parsed):
+        opened = p in ("B", "I")  # an entity of type x continues after this word
+        for j, (q, y) in enumerate(parsed):
+            if not iobes:
+                pairs[i, j] = q != "I" or (opened and x == y)
+            elif opened:
+                pairs[i, j] = q in ("I", "E") and x == y
+            else:
+                pairs[i, j] = q in ("O", "B", "S")
+    start = np.array([p in ("O", "B", "S") for p, _ in parsed])
+    end = np.array([p in ("O", "E", "S") or not iobes for p, _ in parsed])
+    return pairs, start, end
+
+
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    top = x.max(axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    return np.log(np.exp(x - top).sum(axis=axis)) + np.squeeze(top, axis=axis)
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """A linear-chain CRF's learned scores over a tag list, and its decoding.
+
+    Attributes:
+        tags: the tags, in the order of the model's outputs (``id2label``).
+        pairs: ``(tags, tags)``: the score of tag ``j`` following tag ``i``.
+        start: ``(tags,)``: the score of a unit starting with each tag.
+        end: ``(tags,)``: the score of a unit ending with each tag.
+    """
+
+    tags: tuple[str, ...]
+    pairs: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.tags)
+        for name, shape in (("pairs", (n, n)), ("start", (n,)), ("end", (n,))):
+            value = np.asarray(getattr(self, name), dtype=np.float64)
+            if value.shape != shape:
+                raise ValueError(f"CRF {name} has shape {value.shape}; {n} tags need {shape}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"CRF {name} holds a value that is not a finite number")
+            object.__setattr__(self, name, value)
+        # Forbidden transitions score -inf: no path takes them.
+        ok_pairs, ok_start, ok_end = allowed_transitions(self.tags)
+        scores = (
+            np.where(ok_pairs, self.pairs, -np.inf),
+            np.where(ok_start, self.start, -np.inf),
+            np.where(ok_end, self.end, -np.inf),
+        )
+        object.__setattr__(self, "_scores", scores)
+
+    def record(self) -> dict[str, Any]:
+        """Plain JSON values (``bioner.json``'s ``crf``) that :meth:`from_record` reads back."""
+        return {
+            "tags": list(self.tags),
+            "transitions": self.pairs.tolist(),
+            "start": self.start.tolist(),
+            "end": self.end.tolist(),
+        }
+
+    @classmethod
+    def from_record(cls, node: Any, source: str, id2label: Mapping[int, str]) -> Transitions:
+        """The transitions of a record (``bioner.json``'s ``crf``), checked against the model's
+        labels. Only numbers and tag names are read.
+
+        Raises:
+            ConfigError: the record is not as :meth:`record` writes it, or its tags are not the
+                model's, in the model's order.
+        """
+        fix = "it must hold 'tags', 'transitions', 'start' and 'end' as bioner-train writes them"
+        if not isinstance(node, Mapping) or set(node) != {"tags", "transitions", "start", "end"}:
+            raise ConfigError(f"{source}: 'crf' is not a CRF record; {fix}")
+        tags = tuple(str(t) for t in node["tags"])
+        expected = tuple(str(id2label[i]) for i in range(len(id2label)))
+        if tags != expected:
+            raise ConfigError(
+                f"{source}: the CRF's tags {list(tags)} are not the model's labels "
+                f"{list(expected)}; the folder mixes files of different runs"
+            )
+        try:
+            arrays = [np.array(node[k], dtype=np.float64) for k in ("transitions", "start", "end")]
+            return cls(tags, *arrays)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{source}: 'crf' is not a CRF record ({err}); {fix}") from err
+
+    def decode(self, emissions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The best allowed tag sequence of one unit and each tag's marginal probability.
+
+        Args:
+            emissions: ``(words, tags)`` emission scores (the network's outputs at each word).
+
+        Returns:
+            Tag ids ``(words,)`` of the Viterbi path and, per word, the probability the CRF
+            gives that word's tag over all allowed sequences.
+        """
+        pairs, start, end = self._scores
+        n = len(emissions)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        best = start + emissions[0]
+        back = np.zeros((n, len(self.tags)), dtype=np.int64)
+        alpha = np.empty_like(emissions)
+        alpha[0] = best
+        for t in range(1, n):
+            step = best[:, None] + pairs
+            back[t] = step.argmax(axis=0)
+            best = step.max(axis=0) + emissions[t]
+            alpha[t] = _logsumexp(alpha[t - 1][:, None] + pairs, axis=0) + emissions[t]
+        path = np.empty(n, dtype=np.int64)
+        path[-1] = int(np.argmax(best + end))
+        for t in range(n - 1, 0, -1):
+            path[t - 1] = back[t, path[t]]
+        beta = np.empty_like(emissions)
+        beta[-1] = end
+        for t in range(n - 2, -1, -1):
+            beta[t] = _logsumexp(pairs + (emissions[t + 1] + beta[t + 1])[None, :], axis=1)
+        log_z = _logsumexp(alpha[-1] + end, axis=0)
+        rows = np.arange(n)
+        marginal = np.exp(alpha[rows, path] + beta[rows, path] - log_z)
+        return path, np.minimum(marginal, 1.0)
+
+
+def check_crf_alignment(label_strategy: str, decode: str) -> None:
+    """Refuse label strategies the ``crf`` head cannot chain: it scores one labelled sub-word
+    per word, so ``label_strategy`` must be ``first`` or ``last``, decoded from that sub-word.
+
+    Raises:
+        ValueError: another combination (the message gives the settings to use).
+    """
+    if label_strategy not in ("first", "last") or decode != label_strategy:
+        raise ValueError(
+            f"alignment label_strategy={label_strategy!r} with decode={decode!r}: the crf head "
+            "chains one labelled sub-word per word; use alignment=first or alignment=last"
+        )
+
+
+__all__ = ["Transitions", "allowed_transitions", "check_crf_alignment"]
