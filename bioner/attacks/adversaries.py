@@ -41,7 +41,7 @@ from bioner.attacks.perturbation import (
     random_start,
     word_embeddings,
 )
-from bioner.models.adversarial import Gradients
+from bioner.models.adversarial import Gradients, HeadLoss
 
 __all__ = ["Gradients"]  # defined with the module that takes it (bioner.models.adversarial)
 
@@ -116,6 +116,8 @@ class Adversary(L.Callback):
         self.ramp_epochs = float(ramp_epochs)
         self.current_epsilon = self.epsilon
         self.special_ids: list[int] = []
+        # The module's head loss (TokenClassifier.head_loss), set in setup.
+        self.head_loss: HeadLoss | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(epsilon={self.epsilon}, weight={self.weight})"
@@ -158,6 +160,7 @@ class Adversary(L.Callback):
                 "unperturbed; use bioner.data.datamodule.NERDataModule"
             )
         self.special_ids = special_token_ids(tokenizer)
+        self.head_loss = getattr(pl_module, "head_loss", None)
         pl_module.adversary = self
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -200,9 +203,11 @@ class Adversary(L.Callback):
         batch: dict[str, torch.Tensor],
         epsilon: float | None = None,
         special_ids: Sequence[int] | None = None,
+        head_loss: HeadLoss | None = None,
     ) -> torch.Tensor:
-        """A perturbation of ``batch``'s word embeddings that raises its loss on
-        ``batch["labels"]`` (robustness evaluation aims it at the gold labels).
+        """A perturbation of ``batch``'s word embeddings that raises its loss (``head_loss``,
+        else the encoder's cross-entropy) on ``batch["labels"]`` (robustness evaluation aims
+        it at the gold labels).
 
         Computes no parameter gradients; ``model`` is used in whatever mode it is in.
         """
@@ -216,7 +221,7 @@ class Adversary(L.Callback):
                 return torch.zeros_like(embeds)
 
             def loss_at(delta: torch.Tensor) -> torch.Tensor:
-                return embedding_loss(model, embeds + delta, batch)
+                return embedding_loss(model, embeds + delta, batch, head_loss)
 
             gradients = Gradients()
             delta = self.start(embeds, mask, epsilon)
@@ -236,12 +241,12 @@ class Adversary(L.Callback):
             embeds.retain_grad()
         else:  # a frozen embedding table: the perturbation still needs its gradient
             embeds.requires_grad_()
-        clean = embedding_loss(model, embeds, batch)
+        clean = embedding_loss(model, embeds, batch, self.head_loss)
         gradients.backward(clean)
         frozen = embeds.detach()
 
         def loss_at(delta: torch.Tensor) -> torch.Tensor:
-            return embedding_loss(model, frozen + delta, batch)
+            return embedding_loss(model, frozen + delta, batch, self.head_loss)
 
         delta = self.start(frozen, mask, epsilon)
         if delta is None:
@@ -251,7 +256,7 @@ class Adversary(L.Callback):
         delta = self.ascend(loss_at, delta, grad, mask, epsilon, gradients).detach()
         # Fresh embeddings: the adversarial loss also trains the embedding table.
         adversarial = embedding_loss(
-            model, word_embeddings(model, batch["input_ids"]) + delta, batch
+            model, word_embeddings(model, batch["input_ids"]) + delta, batch, self.head_loss
         )
         return AdversarialLoss(
             loss=self.weight * adversarial,
@@ -396,7 +401,7 @@ class FreeLB(PGD):
                 if delta is None:
                     delta = torch.zeros_like(embeds)
             delta = delta.detach().requires_grad_()
-            loss = embedding_loss(model, embeds + delta, batch)
+            loss = embedding_loss(model, embeds + delta, batch, self.head_loss)
             losses.append(loss.detach())
             share = (1.0 if step == 0 else self.weight) / total
             if step + 1 == self.steps:

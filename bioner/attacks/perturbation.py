@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from bioner.models.adversarial import HeadLoss
+
 NORMS = ("linf", "l2")
 
 
@@ -82,9 +84,16 @@ def word_embeddings(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
 
 
 def embedding_loss(
-    model: nn.Module, embeds: torch.Tensor, batch: dict[str, torch.Tensor]
+    model: nn.Module,
+    embeds: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    head_loss: HeadLoss | None = None,
 ) -> torch.Tensor:
-    """The token-classification loss of ``batch`` with word embeddings ``embeds``."""
+    """The training loss of ``batch`` with word embeddings ``embeds``: ``head_loss`` of the
+    logits and labels (the ``multilabel`` and ``crf`` heads), else the encoder's own
+    token cross-entropy."""
+    if head_loss is not None:
+        return head_loss(embedding_logits(model, embeds, batch), batch["labels"])
     return model(
         inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"]
     ).loss

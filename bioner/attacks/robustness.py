@@ -26,11 +26,13 @@ from bioner.data.batching import Collator
 from bioner.data.document import Document, Span
 from bioner.data.encoded import EncodedSplit, predict_split
 from bioner.evaluation import evaluate
+from bioner.models.adversarial import HeadLoss
 from bioner.utils.log import get_logger
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from bioner.data.alignment import Transitions
     from bioner.preprocess import Preprocessor
 
 log = get_logger(__name__)
@@ -62,10 +64,13 @@ def predict_attacked(
     special_ids: Sequence[int],
     id2label: Mapping[int, str],
     batch_size: int = 64,
+    head_loss: HeadLoss | None = None,
+    transitions: Transitions | None = None,
 ) -> tuple[list[Document], list[list[Span]]]:
     """The spans of every document of ``dataset`` with its word embeddings perturbed by
-    ``attack`` at ``epsilon``, aimed at the gold labels (no attack, or epsilon 0: clean), through
-    the one inference path (:func:`bioner.data.encoded.predict_split`)."""
+    ``attack`` at ``epsilon``, aimed at the gold labels through the model's loss (``head_loss``:
+    its head's; no attack, or epsilon 0: clean), through the one inference path
+    (:func:`bioner.data.encoded.predict_split`; ``transitions``: the ``crf`` head's)."""
     device = next(model.parameters()).device
 
     def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -74,12 +79,12 @@ def predict_attacked(
             raise ValueError(f"{dataset.split}: robustness under attack needs gold labels")
         delta = None
         if attack is not None and epsilon > 0:
-            delta = attack.attack(model, batch, epsilon, special_ids)
+            delta = attack.attack(model, batch, epsilon, special_ids, head_loss)
         with torch.no_grad():
             embeds = word_embeddings(model, batch["input_ids"])
             return embedding_logits(model, embeds if delta is None else embeds + delta, batch)
 
-    return predict_split(dataset, forward, collator, id2label, batch_size)
+    return predict_split(dataset, forward, collator, id2label, batch_size, transitions=transitions)
 
 
 class Robustness:
@@ -143,6 +148,8 @@ class Robustness:
         id2label: Mapping[int, str],
         precision: str | None = None,
         preprocess: Preprocessor | None = None,
+        head_loss: HeadLoss | None = None,
+        transitions: Transitions | None = None,
     ) -> dict[str, Any]:
         """Score ``model`` on ``dataset`` clean, under every attack and epsilon, and under every
         text perturbation; return a JSON-ready dict (``metrics.json["robustness"]``).
@@ -152,7 +159,9 @@ class Robustness:
         ``preprocess`` is the run's fitted text normalisation (the data module's): text
         perturbations then rewrite the *original* documents, as noise reaches raw text, and the
         tagger normalises the perturbed text before the model sees it, as ``bioner-predict``
-        does; spans are scored on the perturbed original text.
+        does; spans are scored on the perturbed original text. ``head_loss`` and ``transitions``
+        are the model's head's (:class:`bioner.models.module.TokenClassifier`): attacks raise
+        that loss, and a ``crf`` head decodes with its transitions.
         """
         from bioner.inference.tagger import Tagger
 
@@ -170,7 +179,16 @@ class Robustness:
             autocast = torch.autocast(device, dtype=torch.bfloat16) if bf16 else nullcontext()
             with autocast:
                 docs, preds = predict_attacked(
-                    model, dataset, collator, attack, epsilon, specials, id2label, self.batch_size
+                    model,
+                    dataset,
+                    collator,
+                    attack,
+                    epsilon,
+                    specials,
+                    id2label,
+                    self.batch_size,
+                    head_loss,
+                    transitions,
                 )
             return evaluate(docs, preds).metrics()["f1"]
 
@@ -210,6 +228,7 @@ class Robustness:
                     batch_size=self.batch_size,
                     precision="bf16" if bf16 else "32",
                     preprocess=[preprocess],
+                    transitions=[transitions],
                 )
                 result["text"] = text_robustness(
                     docs, tagger.predict_documents, chosen, seed=self.seed

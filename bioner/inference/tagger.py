@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import torch
 
-from bioner.data.alignment import Alignment, Feature
+from bioner.data.alignment import Alignment, Feature, Transitions
 from bioner.data.batching import Collator
 from bioner.data.document import Document, Span
 from bioner.data.encoded import EncodedSplit, predict_split
@@ -109,6 +109,7 @@ class _Member:
     collator: Collator
     preprocess: Preprocessor | None = None
     precision: str = "32"
+    transitions: Transitions | None = None
 
 
 class Tagger:
@@ -143,6 +144,8 @@ class Tagger:
         preprocess: per model, the fitted preprocessing it trained with (``None``: none).
         trained_precisions: per model, the Lightning precision it trained in (``bf16-mixed``,
             ``32-true``, ...; ``None``: not known), for ``precision=auto``.
+        transitions: per model, the learned transitions of a ``crf`` head
+            (:class:`~bioner.data.alignment.Transitions`; ``None`` for other heads).
     """
 
     def __init__(
@@ -159,6 +162,7 @@ class Tagger:
         decode_rule: str | None = None,
         preprocess: Sequence[Preprocessor | None] | None = None,
         trained_precisions: Sequence[str | None] | None = None,
+        transitions: Sequence[Transitions | None] | None = None,
     ) -> None:
         if not models:
             raise ValueError("a Tagger needs at least one model")
@@ -193,9 +197,10 @@ class Tagger:
         names = list(folders) if folders is not None else [f"model {i}" for i in range(len(models))]
         preprocess = list(preprocess) if preprocess is not None else [None] * len(models)
         trained = list(trained_precisions or [None] * len(models))
+        crfs = list(transitions or [None] * len(models))
         self.members: list[_Member] = []
-        for (model, tokenizer, alignment), name, pre, was in zip(
-            models, names, preprocess, trained, strict=True
+        for (model, tokenizer, alignment), name, pre, was, crf in zip(
+            models, names, preprocess, trained, crfs, strict=True
         ):
             id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
             if tokenizer.pad_token_id is None:
@@ -216,6 +221,7 @@ class Tagger:
                     Collator(tokenizer.pad_token_id, 8 if self.device.type == "cuda" else None),
                     pre,
                     chosen,
+                    crf,
                 )
             )
 
@@ -259,7 +265,7 @@ class Tagger:
         )
 
         folders = [folder] if isinstance(folder, (str, Path)) else list(folder)
-        models, names, preprocess, trained = [], [], [], []
+        models, names, preprocess, trained, crfs = [], [], [], [], []
         for item in folders:
             path = model_folder(item)
             meta = _load_metadata(path)
@@ -276,6 +282,7 @@ class Tagger:
             names.append(path)
             preprocess.append(_load_preprocess(path, meta))
             trained.append(_trained_precision(path, meta))
+            crfs.append(_load_transitions(path, meta, alignment, model.config.id2label))
             log.info("tagger model %s: %s (preprocess: %s)", path, alignment, preprocess[-1])
         return cls(
             models,
@@ -283,6 +290,7 @@ class Tagger:
             folders=names,
             preprocess=preprocess,
             trained_precisions=trained,
+            transitions=crfs,
             **kwargs,
         )
 
@@ -399,7 +407,13 @@ class Tagger:
 
         with torch.inference_mode(), autocast:
             _, spans = predict_split(
-                split, forward, member.collator, member.id2label, self.batch_size, self.max_tokens
+                split,
+                forward,
+                member.collator,
+                member.id2label,
+                self.batch_size,
+                self.max_tokens,
+                member.transitions,
             )
         return spans
 
@@ -445,6 +459,27 @@ def _trained_precision(path: Path, meta: dict[str, Any] | None) -> str | None:
             "the model trained in (bf16-mixed, 32-true, ...) or absent"
         )
     return value
+
+
+def _load_transitions(
+    path: Path, meta: dict[str, Any] | None, alignment: Alignment, id2label: dict
+) -> Transitions | None:
+    """The ``crf`` head's transitions recorded in ``bioner.json`` (``meta``): numbers only.
+
+    Raises:
+        ConfigError: a ``crf`` alignment without its record, or a record that is not one.
+    """
+    record = (meta or {}).get("crf")
+    source = str(path / METADATA_FILE)
+    if alignment.head != "crf":
+        return None
+    if record is None:
+        raise ConfigError(
+            f"{source}: the model has a crf head but no 'crf' record with its learned "
+            "transitions; export it again with bioner-train (or bioner-eval) of its run"
+        )
+    labels = {int(k): str(v) for k, v in id2label.items()}
+    return Transitions.from_record(record, source, labels)
 
 
 def _check_tags(path: Path, labels: set[str]) -> None:

@@ -8,11 +8,16 @@ models layer does not import the attacks built on it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 from torch import nn
+
+# A head's loss from its logits and labels (TokenClassifier.head_loss); None where the encoder's
+# own token cross-entropy is the loss.
+HeadLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass

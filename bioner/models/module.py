@@ -22,12 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from bioner.data.alignment import HEADS, layer_columns
+from bioner.data.alignment import HEADS, Transitions, layer_columns
 from bioner.data.document import Document, Span
 from bioner.errors import ConfigError
 from bioner.evaluation import SpanEvaluation, evaluate
 from bioner.evaluation.label_sets import LabelSets
-from bioner.models.adversarial import Gradients, TrainingAdversary
+from bioner.models.adversarial import Gradients, HeadLoss, TrainingAdversary
+from bioner.models.crf import CRF
 from bioner.models.dropout import FastCPUDropout
 from bioner.models.encoders import Encoder, checkpointing_enabled
 from bioner.postprocess.base import PostProcessor, apply_steps
@@ -42,7 +43,10 @@ class DecodableDataset(Protocol):
     split: str
 
     def decode(
-        self, logits: Mapping[int, np.ndarray], id2label: Mapping[int, str]
+        self,
+        logits: Mapping[int, np.ndarray],
+        id2label: Mapping[int, str],
+        transitions: Transitions | None = None,
     ) -> tuple[list[Document], list[list[Span]]]: ...
 
 
@@ -251,9 +255,13 @@ class FineTuning(L.LightningModule):
                         total = min(total, trainer.max_steps)
                     schedule.total_steps = total
 
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """AdamW's parameter groups: :func:`decay_groups` of ``self.model``."""
+        return decay_groups(self.model, self.hparams.weight_decay)
+
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        groups = decay_groups(self.model, hp.weight_decay)
+        groups = self.parameter_groups()
         fused = hp.fused_optimizer
         if fused is None:
             # Lightning cannot clip gradients of a fused optimizer under a loss scaler (16-mixed).
@@ -328,6 +336,12 @@ class TokenClassifier(FineTuning):
             cross-entropy summed over the layers (:func:`bioner.data.alignment.layer_columns`)
             and averaged over the labelled sub-words (:func:`multilabel_loss`). The alignment
             must use the same head (the configs interpolate ``alignment.head: ${module.head}``).
+            ``crf``: one tag per word with a linear-chain CRF over the words of a unit
+            (:class:`~bioner.models.crf.CRF`): the loss is its negative log-likelihood and
+            decoding its best allowed tag sequence (:mod:`bioner.data.alignment.crf`).
+        crf_lr_multiplier: the ``crf`` head's transition scores learn at ``lr`` times this
+            (they start at 0 and are few; at the encoder's rate they would barely move), with
+            no weight decay and the same schedule.
 
     Attributes:
         results: ``"val"`` / ``"test"`` -> the :class:`StageResult` of the last pass.
@@ -346,6 +360,7 @@ class TokenClassifier(FineTuning):
         fused_optimizer: bool | None = None,
         fast_dropout: bool | None = None,
         head: str = "flat",
+        crf_lr_multiplier: float = 100.0,
     ) -> None:
         super().__init__()
         self.check_optimisation(lr, weight_decay, warmup_ratio, adam_epsilon)
@@ -356,6 +371,11 @@ class TokenClassifier(FineTuning):
             )
         if head not in HEADS:
             raise ConfigError(f"module.head={head!r}: choose one of {', '.join(HEADS)}")
+        if not crf_lr_multiplier > 0:
+            raise ConfigError(
+                f"module.crf_lr_multiplier={crf_lr_multiplier}: must be a positive number "
+                "(e.g. 100)"
+            )
         # Plain types before saving: Hydra passes mappings as DictConfig, which checkpoints loaded
         # with torch.load(weights_only=True) cannot hold.
         id2label = {int(k): str(v) for k, v in id2label.items()}
@@ -363,10 +383,17 @@ class TokenClassifier(FineTuning):
         self.id2label = id2label
         self.head = head
         self._layers: torch.Tensor | None = None
+        self.crf: CRF | None = None
+        # The loss of the head from (logits, labels); None: the encoder's own cross-entropy.
+        self.head_loss: HeadLoss | None = None
         if head == "multilabel":
             # (layers, tags per layer - 1): the outputs each layer reads beside its fixed O logit.
             columns = [cols for _, cols in layer_columns(id2label)]
             self._layers = torch.tensor(columns, dtype=torch.long)
+            self.head_loss = self._multilabel_loss
+        elif head == "crf":
+            self.crf = CRF([id2label[i] for i in range(len(id2label))])
+            self.head_loss = self.crf.nll
         self.model = encoder.load_model(
             self.id2label, dropout=dropout, gradient_checkpointing=gradient_checkpointing
         )
@@ -395,11 +422,6 @@ class TokenClassifier(FineTuning):
             raise ValueError("training batches need labels; the training documents have none")
         size = batch["input_ids"].shape[0]
         if self.adversary is not None and self.adversary.active:
-            if self.head != "flat":
-                raise ConfigError(
-                    f"adversarial training supports module.head=flat only, not {self.head!r}; "
-                    "set attack=none"
-                )
             gradients = Gradients(self.trainer.accumulate_grad_batches, self._loss_scaler())
             with self.training_dropout():
                 adv = self.adversary.training_loss(self.model, batch, gradients)
@@ -423,7 +445,7 @@ class TokenClassifier(FineTuning):
         self, batch: dict[str, torch.Tensor], labels: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits and, given labels, the loss of the configured head."""
-        if self._layers is None:
+        if self.head_loss is None:
             out = self.model(
                 input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels
             )
@@ -431,7 +453,26 @@ class TokenClassifier(FineTuning):
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         if labels is None:
             return out.logits, None
-        return out.logits, multilabel_loss(out.logits, labels, self._layers.to(out.logits.device))
+        return out.logits, self.head_loss(out.logits, labels)
+
+    def _multilabel_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        assert self._layers is not None
+        return multilabel_loss(logits, labels, self._layers.to(logits.device))
+
+    def transitions(self) -> Transitions | None:
+        """The ``crf`` head's learned transitions as the decoder reads them (``None`` for the
+        other heads)."""
+        return None if self.crf is None else self.crf.export()
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """The encoder's groups (:func:`decay_groups`) and, for the ``crf`` head, its transition
+        scores at ``lr * crf_lr_multiplier`` without weight decay."""
+        groups = super().parameter_groups()
+        if self.crf is not None:
+            lr = self.hparams.lr * self.hparams.crf_lr_multiplier
+            params = list(self.crf.parameters())
+            groups.append({"params": params, "weight_decay": 0.0, "lr": lr, "name": "crf"})
+        return groups
 
     # ------------------------------------------------------------------ evaluation
 
@@ -459,7 +500,7 @@ class TokenClassifier(FineTuning):
         dataset = self._dataset(stage)
         logits = gather_logits(self._logits)
         self._logits = {}
-        docs, preds = dataset.decode(logits, self.id2label)
+        docs, preds = dataset.decode(logits, self.id2label, self.transitions())
         if self.label_sets is not None and self.label_sets.differ:
             docs, preds, self.set_aside[stage] = self.label_sets.restrict(docs, preds)
         evaluation = evaluate(docs, preds)

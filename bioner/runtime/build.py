@@ -333,6 +333,10 @@ def score_and_export(
     if datamodule.preprocess is not None:
         # bioner-predict rewrites raw text as training did (fitted state included).
         metadata = {**metadata, "preprocess": datamodule.preprocess.record()}
+    transitions = model.transitions()
+    if transitions is not None:
+        # The crf head's learned transitions, as numbers: the Tagger decodes with them.
+        metadata = {**metadata, "crf": transitions.record()}
     export_pretrained(model.model, datamodule.tokenizer, run.dir / "model", metadata)
     finish_run(cfg, run, summary)
     return summary

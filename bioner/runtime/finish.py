@@ -291,6 +291,8 @@ def finish_evaluation(
             module.id2label,
             precision=extra.get("precision"),
             preprocess=getattr(datamodule, "preprocess", None),
+            head_loss=module.head_loss,
+            transitions=module.transitions(),
         )
         png = plot_robustness(result, Path(run_dir) / "robustness_epsilon.png")
         log_robustness(loggers, result, png)

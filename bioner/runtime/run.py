@@ -260,6 +260,11 @@ def write_run_readme(run_dir: str | Path, cfg: DictConfig, summary: dict[str, An
     lines += ["", "## What is here", ""]
     for name, what in RUN_FOLDER_ENTRIES.items():
         if (run_dir / name.rstrip("/")).exists() or name == "metrics.json" and "test" in summary:
+            if name == "model/" and OmegaConf.select(cfg, "module.head") == "crf":
+                what += (
+                    "; the pipeline ignores the CRF's transitions (bioner.json's 'crf') and "
+                    "reads each word's best tag alone: bioner-predict decodes as the run scored"
+                )
             lines.append(f"- `{name}`: {what}")
     lines += ["", "## Next", "", "```sh"]
     if task == "train":

@@ -5,14 +5,18 @@ run: fp32, bf16-mixed with gradient checkpointing and accumulation, DDP over 2 C
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from test_train import assert_scores_match_predictions, compose, run_train, tiny_overrides
 
 from bioner.config import CONFIG_DIR, compose_config
 from bioner.eval import evaluate_checkpoint
+from bioner.inference import Tagger
+from bioner.inference.formats import read_jsonl
 from bioner.train import train
 
 ATTACKS = sorted(p.stem for p in (CONFIG_DIR / "attack").glob("*.yaml") if p.stem != "none")
@@ -148,3 +152,51 @@ def test_robustness_after_training_and_in_eval_agree(
         )
     )["robustness"]
     assert evaluated == trained
+
+
+def test_the_crf_head_trains_under_attack_and_tags_as_it_was_scored(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    robustness = ["robustness=default", "robustness.limit_documents=6", "robustness.text_kinds=[]"]
+    cfg = compose(
+        tmp_path / "train",
+        tiny_model_dir,
+        "module.head=crf",
+        "attack=fgm",
+        f"paths.data_dir={shared_data}",
+        *SHORT,
+        *robustness,
+    )
+    summary = train(cfg)
+    assert_scores_match_predictions(tmp_path / "train", summary)
+    assert set(summary["robustness"]["embedding"]) == {"fgsm", "pgd"}
+    # The exported folder holds the learned transitions, as numbers, and the tagger decodes with
+    # them: the test predictions of the run again.
+    record = json.loads((tmp_path / "train" / "model" / "bioner.json").read_text())
+    assert record["alignment"]["head"] == "crf"
+    assert record["crf"]["tags"] == ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
+    assert any(v != 0 for row in record["crf"]["transitions"] for v in row)
+    assert "ignores the CRF's transitions" in (tmp_path / "train" / "README.md").read_text()
+    tagger = Tagger.load(tmp_path / "train", device="cpu")
+    records = read_jsonl(tmp_path / "train" / "predictions" / "test.jsonl")
+    docs = instantiate(cfg.dataset).load("test")[: len(records)]
+    assert sum(len(r["spans"]) for r in records) > 0
+    assert tagger.predict_documents(docs) == [r["spans"] for r in records]
+    # bioner-eval rebuilds the head from the checkpoint: the same scores and robustness.
+    evaluated = evaluate_checkpoint(
+        compose_config(
+            "eval",
+            [
+                f"ckpt_path={tmp_path / 'train' / 'checkpoints' / 'best.ckpt'}",
+                f"run_dir={tmp_path / 'eval'}",
+                f"paths.data_dir={shared_data}",
+                "data.limit_documents=10",
+                "bootstrap_samples=0",
+                "trainer.enable_progress_bar=false",
+                *robustness,
+            ],
+        )
+    )
+    for split in ("devel", "test"):
+        assert evaluated[split]["metrics"] == summary[split]["metrics"]
+    assert evaluated["robustness"] == summary["robustness"]
