@@ -82,6 +82,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     alignment = Alignment.from_record(
         OmegaConf.to_container(trained.alignment), f"{ckpt_path} (alignment)"
     )
+    if cfg.get("decode_rule") is not None:
+        alignment = alignment.replace(decode_rule=cfg.decode_rule)
     encoder = checkpoint_encoder(trained, ckpt_path)
     tokenizer = encoder.load_tokenizer()  # first: the model reads the input limit it derives
     model = TokenClassifier.load_from_checkpoint(
@@ -117,6 +119,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             "dataset": reader.name,
             "precision": str(precision),
         }
+        if cfg.get("decode_rule") is not None:
+            summary["decode_rule"] = alignment.decode_rule
         if label_sets.differ:
             set_aside = {model.results[k].split: v for k, v in model.set_aside.items()}
             summary["label_sets"] = {**label_sets.describe(), **set_aside}

@@ -301,6 +301,31 @@ def test_eval_of_the_best_checkpoint_reproduces_the_run(run, tmp_path: Path) -> 
     ).read_text()
 
 
+def test_eval_scores_the_checkpoint_under_another_decode_rule(run, tmp_path: Path) -> None:
+    run_dir, cfg, summary = run
+    evaluated = evaluate_checkpoint(
+        compose_config(
+            "eval",
+            [
+                f"ckpt_path={run_dir}",
+                f"run_dir={tmp_path}",
+                "data.limit_documents=40",
+                "bootstrap_samples=0",
+                "trainer.enable_progress_bar=false",
+                "splits=[test]",
+                "decode_rule=viterbi",
+            ],
+        )
+    )
+    assert evaluated["decode_rule"] == "viterbi"
+    # The tagger under the same rule gives the spans that were scored.
+    records = read_jsonl(tmp_path / "predictions" / "test.jsonl")
+    docs = instantiate(cfg.dataset).load("test")[: len(records)]
+    tagger = Tagger.load(run_dir, device="cpu", decode_rule="viterbi")
+    assert tagger.predict_documents(docs) == [r["spans"] for r in records]
+    assert records != read_jsonl(run_dir / "predictions" / "test.jsonl")
+
+
 def test_eval_without_the_training_encoder_reads_the_run_s_model_folder(
     tmp_path: Path, tiny_model_dir: Path, shared_data: Path
 ) -> None:

@@ -77,3 +77,23 @@ def test_decode_rule_is_checked_and_replace_keeps_the_rest() -> None:
     assert repr(changed) == repr(base).replace("decode_rule='mass'", "decode_rule='argmax'")
     with pytest.raises(TypeError, match="no argument"):
         base.replace(window=3)
+
+
+def test_viterbi_takes_the_best_sequence_the_scheme_allows(tokenizer) -> None:
+    pieces = len(tokenizer.tokenize("naloxone"))
+    tail = [row(O=1.0)] * (pieces - 1)  # continuation sub-words: not read under decode=first
+    clonidine = [row(O=1.0)] * len(tokenizer.tokenize("clonidine"))
+    # "and" is most likely I-Chemical, after a naloxone that is most likely O: argmax reads an
+    # entity "and" (an I- after O starts one, as conlleval reads it). No allowed sequence tags
+    # "and" alone as I-, and O O O (0.55 * 0.4) beats every sequence with an entity.
+    rows = [row(O=0.55, IC=0.45), *tail, row(IC=0.6, O=0.4), *clonidine]
+    assert [s[:2] for s in decode("argmax", "first", rows, tokenizer)] == [("and", "Chemical")]
+    assert decode("viterbi", "first", rows, tokenizer) == []
+    # A likely B- before it makes "naloxone and" one entity (0.4 * 0.9 beats O O's 0.6 * 0.1).
+    rows = [row(O=0.6, BC=0.4), *tail, row(IC=0.9, O=0.1), *clonidine]
+    [(text, label, score)] = decode("viterbi", "first", rows, tokenizer)
+    assert (text, label) == ("naloxone and", "Chemical")
+    # The score is the mean marginal of its words' tags over the allowed sequences:
+    # B-C I-C (0.36), O O (0.06), B-C O (0.04) for naloxone and, each times clonidine's O:
+    # naloxone is B-C in 0.40 of 0.46, and I-C in 0.36.
+    assert score == pytest.approx((0.40 / 0.46 + 0.36 / 0.46) / 2, abs=1e-6)

@@ -40,6 +40,13 @@ aggregated sub-words: with ``label_strategy="all"`` only ``decode="first"`` read
 that carries a word's ``B-`` (and under IOBES no sub-word carries a whole ``S-``), so keep the
 default ``mass`` rule there.
 
+``decode_rule="viterbi"`` (constrained decoding) aggregates each word's tag probabilities as
+``argmax`` does, then chooses the unit's whole tag sequence: the one of highest summed
+log-probability among the sequences the scheme allows (no ``I-X`` after ``O`` or after ``B-Y``),
+by Viterbi with transitions that only forbid (:meth:`Transitions.constraints`). It needs no
+training and applies to any flat model (``bioner-eval decode_rule=viterbi``); the ``crf`` head
+decodes the same way with the transition scores it learned.
+
 Invalid tag sequences that predictions may produce are repaired as conlleval reads them
 (:func:`bioner.data.tags.tags_to_word_spans`), which is also how the pipeline groups IOB2 tags.
 

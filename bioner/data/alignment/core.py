@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 LABEL_STRATEGIES = ("first", "all", "last")
 DECODES = ("first", "last", "mean", "max", "majority")
-DECODE_RULES = ("mass", "argmax")
+DECODE_RULES = ("mass", "argmax", "viterbi")
 ALIGN_SCHEMES = ("IOB2", "IOBES")
 UNITS = ("sentence", "document")
 HEADS = ("flat", "multilabel", "crf")
@@ -41,7 +41,9 @@ class Alignment:
             ``mean``, ``max``, ``majority``.
         decode_rule: ``mass``: a word's type is the type of most probability mass (``B-X`` and
             ``I-X`` summed), then its boundary is read; ``argmax``: a word's tag is the argmax
-            tag, as in transformers' token-classification pipeline (module docstring).
+            tag, as in transformers' token-classification pipeline; ``viterbi``: the unit's best
+            tag sequence that the scheme allows, from each word's tag probabilities (module
+            docstring).
         scheme: tagging scheme of the model's labels: ``IOB2`` or ``IOBES``.
         max_length: longest model input in sub-words, special tokens included; ``None`` uses
             the tokenizer's ``model_max_length`` (which :class:`bioner.models.encoders.Encoder`

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,12 @@ from bioner.errors import ConfigError
 
 
 def allowed_transitions(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """See :func:`_allowed` (cached per tag list; the arrays are read-only)."""
+    return _allowed(tuple(tags))
+
+
+@lru_cache(maxsize=64)
+def _allowed(tags: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Which tag may follow which, which may start a unit and which may end one.
 
     The scheme is read from the tags: ``E-``/``S-`` tags mean IOBES, else IOB2. IOB2: ``I-X``
@@ -49,6 +56,8 @@ def allowed_transitions(tags: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np
                 pairs[i, j] = q in ("O", "B", "S")
     start = np.array([p in ("O", "B", "S") for p, _ in parsed])
     end = np.array([p in ("O", "E", "S") or not iobes for p, _ in parsed])
+    for array in (pairs, start, end):
+        array.flags.writeable = False
     return pairs, start, end
 
 
@@ -91,6 +100,13 @@ class Transitions:
             np.where(ok_end, self.end, -np.inf),
         )
         object.__setattr__(self, "_scores", scores)
+
+    @classmethod
+    def constraints(cls, tags: Sequence[str]) -> Transitions:
+        """No learned scores, only the scheme's rules: Viterbi over these finds the allowed tag
+        sequence of highest emission score (``decode_rule=viterbi`` of the flat head)."""
+        n = len(tags)
+        return cls(tuple(tags), np.zeros((n, n)), np.zeros(n), np.zeros(n))
 
     def record(self) -> dict[str, Any]:
         """Plain JSON values (``bioner.json``'s ``crf``) that :meth:`from_record` reads back."""

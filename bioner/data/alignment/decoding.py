@@ -43,8 +43,8 @@ def decode(
     Each span's ``score`` is the model's confidence: a word's is the probability mass of its
     chosen type (``argmax`` rule: the probability of its tag), aggregated over its sub-words
     as the type was (``majority`` uses the mean); a span's is the mean over its words. Under
-    the ``crf`` head a word's tags are the unit's Viterbi path (:mod:`.crf`) and its
-    confidence the marginal probability of its tag.
+    the ``crf`` head, and the ``viterbi`` rule, a word's tags are the unit's Viterbi path
+    (:mod:`.crf`) and its confidence the marginal probability of its tag.
 
     Returns:
         Sorted spans with scores, each inside one unit; non-overlapping for the ``flat``
@@ -89,10 +89,12 @@ def decode(
     for unit in sorted(by_unit):
         rows, word_of = unit_rows(by_unit[unit])
         first_word = int(word_of[0])
-        if transitions is None:
-            tags, confidence = word_tags(alignment, rows, word_of, table)
-        else:
+        if transitions is not None:
             tags, confidence = crf_word_tags(alignment, rows, word_of, table, transitions)
+        elif alignment.decode_rule == "viterbi":
+            tags, confidence = constrained_word_tags(alignment, rows, word_of, table)
+        else:
+            tags, confidence = word_tags(alignment, rows, word_of, table)
         covered += len(tags)
         word_spans, _ = tags_to_word_spans(tags, alignment.scheme, on_invalid="repair")
         shifted = [(a + first_word, b + first_word, t) for a, b, t in word_spans]
@@ -165,6 +167,23 @@ def crf_word_tags(
     starts = np.flatnonzero(np.r_[True, word_of[1:] != word_of[:-1]])
     at = starts if alignment.label_strategy == "first" else np.r_[starts[1:], len(word_of)] - 1
     path, confidence = transitions.decode(rows[at])
+    return [table.tags[i] for i in path], confidence
+
+
+def constrained_word_tags(
+    alignment: Alignment, rows: np.ndarray, word_of: np.ndarray, table: LabelTable
+) -> tuple[list[str], np.ndarray]:
+    """One tag per word of a unit under the ``viterbi`` rule: each word's tag probabilities are
+    aggregated over its sub-words as under ``argmax``, and the unit's tags are the sequence of
+    highest summed log-probability among those the scheme allows (no ``I-X`` after ``O``); a
+    word's confidence is its tag's marginal probability over the allowed sequences."""
+    probs = np.exp(rows - rows.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    starts = np.flatnonzero(np.r_[True, word_of[1:] != word_of[:-1]])
+    ends = np.r_[starts[1:], len(word_of)] - 1
+    _, mass = aggregate(alignment, probs, starts, ends)
+    emissions = np.log(np.maximum(mass, 1e-300))  # an underflowed probability stays finite
+    path, confidence = Transitions.constraints(table.tags).decode(emissions)
     return [table.tags[i] for i in path], confidence
 
 
