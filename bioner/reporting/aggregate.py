@@ -464,7 +464,9 @@ def assign_baselines(settings: Sequence[Setting], selector: Mapping[str, Any], t
     """Mark the baseline settings and give every other setting its baseline.
 
     A setting's baseline matches ``selector`` and agrees with it on every grouping key outside
-    the selector's families (``attack=none`` frees every ``attack.*`` key).
+    the selector's families (``attack=none`` frees every ``attack.*`` key) and outside the keys
+    that copy a selector key: those equal to it in every run, as ``alignment.head`` is to
+    ``module.head`` (``alignment.head: ${module.head}``).
 
     Raises:
         ReportError: no run matches the selector, or a setting has two candidate baselines.
@@ -477,6 +479,16 @@ def assign_baselines(settings: Sequence[Setting], selector: Mapping[str, Any], t
             shown.append(f"{key}: {', '.join(values) or 'no run has this key'}")
         raise ReportError(f"--baseline {text}: matches no run; values present: {'; '.join(shown)}")
     free = [k.split(".", 1)[0] if k.split(".", 1)[0] in FAMILIES else k for k in selector]
+    runs = [r for s in settings for r in s.runs]
+    free += [
+        key
+        for key in {k for s in settings for k in s.values}
+        if key not in selector
+        and any(
+            all(key in r.flat and chosen in r.flat and r.flat[key] == r.flat[chosen] for r in runs)
+            for chosen in selector
+        )
+    ]
 
     def rest(setting: Setting) -> dict[str, Any]:
         return {

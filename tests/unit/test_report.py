@@ -92,6 +92,7 @@ def make_run(
     minutes: int = 3,
     preprocess: dict[str, Any] | None = None,
     speeds: list[float] | None = None,
+    head: str | None = None,
 ) -> Path:
     """A run folder as bioner-train writes it (the parts a report reads)."""
     run_dir = root / name
@@ -126,6 +127,8 @@ def make_run(
     }
     if preprocess is not None:
         config["preprocess"] = preprocess
+    if head is not None:  # alignment.head: ${module.head}, resolved
+        config["module"]["head"] = config["alignment"]["head"] = head
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     evaluation = evaluate(docs, preds)
@@ -454,6 +457,19 @@ def test_preprocess_steps_are_one_value_and_their_parameters_still_separate(
     ]
     tested = [s for s in report.settings if not s.is_baseline]
     assert len(tested) == 2 and all(s.test.pairs == 2 for s in tested)
+
+
+def test_a_key_that_copies_the_baseline_s_key_is_freed_with_it(
+    tmp_path: Path, data_root: Path
+) -> None:
+    docs = load(data_root)
+    for head in ("flat", "crf"):
+        for seed in (1, 2):
+            preds = predict(docs, 0.2, seed)
+            make_run(tmp_path / "r", data_root, f"{head}_s{seed}", docs, preds, seed, head=head)
+    report = build_report([tmp_path / "r"], baseline="module.head=flat", bootstrap_samples=20)
+    [tested] = [s for s in report.settings if not s.is_baseline]
+    assert tested.values["alignment.head"] == "crf" and tested.test.pairs == 2
 
 
 def test_ambiguous_baseline_is_an_error(study: dict[str, list[Path]], tmp_path: Path) -> None:
