@@ -205,8 +205,8 @@ def load_run(folder: str | Path) -> Run:
 
 def _evaluated_config(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     """The effective config of a ``bioner-eval`` run: the training config stored in its
-    checkpoint (model, alignment, attack, seed ...), with the dataset and robustness settings
-    that the evaluation chose."""
+    checkpoint (model, alignment, attack, seed ...), with the dataset, robustness settings and
+    decode rule that the evaluation chose."""
     from omegaconf import OmegaConf
 
     # Only bioner-eval runs need it, and it loads torch: the tables of training runs do not wait.
@@ -224,6 +224,8 @@ def _evaluated_config(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     if "_target_" in dataset:  # dataset=<name>; else the training one (perhaps moved: data_dir)
         trained["dataset"] = dataset
     trained["robustness"] = config.get("robustness")
+    if config.get("decode_rule") is not None:  # bioner-eval decode_rule=...
+        trained.setdefault("alignment", {})["decode_rule"] = config["decode_rule"]
     trained["evaluated_checkpoint"] = True
     return trained
 

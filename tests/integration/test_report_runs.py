@@ -136,3 +136,11 @@ def test_an_eval_run_reports_the_trained_setting(
     )
     trained = json.loads((train_dir / "metrics.json").read_text())["test"]["metrics"]["f1"]
     assert run.metrics["test"]["metrics"]["f1"] == pytest.approx(trained)
+    assert run.config["alignment"]["decode_rule"] == "mass"
+    # Scored again under another decode rule: a setting of its own.
+    rule_dir = tmp_path / "eval_viterbi"
+    again = [*evaluate_[:-1], f"hydra.run.dir={rule_dir}", "decode_rule=viterbi"]
+    command = [sys.executable, "-m", "bioner.eval", *data, *again]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert load_run(rule_dir).config["alignment"]["decode_rule"] == "viterbi"
