@@ -272,3 +272,15 @@ def test_tagger_load_reads_the_transitions_as_numbers_and_needs_them(
     np.testing.assert_array_equal(tagger.members[0].transitions.pairs, trans.pairs)
     spans = tagger.predict("Aspirin reduces fever in patients with Diabetes .")
     assert all(0 <= s.start < s.end for s in spans)
+
+
+def test_marginals_survive_emissions_far_apart() -> None:
+    # Word 0 is surely O and word 1 surely I-Chem, which may not follow O: every allowed
+    # sequence is astronomically unlikely, and probability space underflows to 0 / 0.
+    trans = random_transitions(IOB2, 5)
+    emissions = np.full((3, 5), -2000.0)
+    emissions[0, 0] = emissions[1, 2] = emissions[2, 0] = 0.0
+    path, confidence = trans.decode(emissions)
+    best, marginals = brute_force(trans, emissions, "IOB2")
+    assert tuple(path) == best and np.isfinite(confidence).all()
+    np.testing.assert_allclose(confidence, marginals[np.arange(3), path], rtol=1e-9)

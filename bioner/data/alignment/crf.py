@@ -153,30 +153,60 @@ class Transitions:
             gives that word's tag over all allowed sequences.
         """
         pairs, start, end = self._scores
-        n = len(emissions)
+        n, k = emissions.shape
         if n == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         best = start + emissions[0]
-        back = np.zeros((n, len(self.tags)), dtype=np.int64)
-        alpha = np.empty_like(emissions)
-        alpha[0] = best
+        back = np.zeros((n, k), dtype=np.int64)
+        columns = np.arange(k)
         for t in range(1, n):
             step = best[:, None] + pairs
             back[t] = step.argmax(axis=0)
-            best = step.max(axis=0) + emissions[t]
-            alpha[t] = _logsumexp(alpha[t - 1][:, None] + pairs, axis=0) + emissions[t]
+            best = step[back[t], columns] + emissions[t]
         path = np.empty(n, dtype=np.int64)
         path[-1] = int(np.argmax(best + end))
         for t in range(n - 1, 0, -1):
             path[t - 1] = back[t, path[t]]
+        marginals = self._marginals(emissions)
+        return path, np.minimum(marginals[np.arange(n), path], 1.0)
+
+    def _marginals(self, emissions: np.ndarray) -> np.ndarray:
+        """Each word's tag probabilities over the allowed sequences: forward-backward in
+        probability space, each step rescaled to sum 1 (a few array operations per word);
+        in log space where that underflows."""
+        pairs, start, end = (np.exp(x - x[np.isfinite(x)].max()) for x in self._scores)
+        weights = np.exp(emissions - emissions.max(axis=1, keepdims=True))
+        n = len(emissions)
+        alpha = np.empty_like(weights)
+        beta = np.empty_like(weights)
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0: see below
+            alpha[0] = start * weights[0]
+            alpha[0] /= alpha[0].sum()
+            for t in range(1, n):
+                a = (alpha[t - 1] @ pairs) * weights[t]
+                alpha[t] = a / a.sum()
+            beta[-1] = end
+            for t in range(n - 2, -1, -1):
+                b = pairs @ (weights[t + 1] * beta[t + 1])
+                beta[t] = b / b.sum()
+            marginals = alpha * beta
+            marginals /= marginals.sum(axis=1, keepdims=True)
+        if np.isfinite(marginals).all():
+            return marginals
+        return self._log_marginals(emissions)
+
+    def _log_marginals(self, emissions: np.ndarray) -> np.ndarray:
+        """:meth:`_marginals` in log space (slower; for emissions far apart)."""
+        pairs, start, end = self._scores
+        alpha = np.empty_like(emissions)
         beta = np.empty_like(emissions)
+        alpha[0] = start + emissions[0]
+        for t in range(1, len(emissions)):
+            alpha[t] = _logsumexp(alpha[t - 1][:, None] + pairs, axis=0) + emissions[t]
         beta[-1] = end
-        for t in range(n - 2, -1, -1):
+        for t in range(len(emissions) - 2, -1, -1):
             beta[t] = _logsumexp(pairs + (emissions[t + 1] + beta[t + 1])[None, :], axis=1)
-        log_z = _logsumexp(alpha[-1] + end, axis=0)
-        rows = np.arange(n)
-        marginal = np.exp(alpha[rows, path] + beta[rows, path] - log_z)
-        return path, np.minimum(marginal, 1.0)
+        return np.exp(alpha + beta - _logsumexp(alpha[-1] + end, axis=0))
 
 
 def check_crf_alignment(label_strategy: str, decode: str) -> None:
