@@ -36,9 +36,9 @@ def decode(
         logits: per feature, an array ``(len(input_ids), num_labels)``; extra trailing rows
             (right padding of a batch) are ignored.
         id2label: label id -> tag, in this alignment's scheme.
-        transitions: the ``crf`` head's learned transitions over ``id2label``'s tags (needed
-            by that head under the ``mass`` rule; ``argmax`` reads the emissions alone, as
-            transformers' pipeline does).
+        transitions: the ``crf`` head's learned transitions over ``id2label``'s tags (that
+            head needs them under every rule but ``argmax``, which reads the emissions alone,
+            as transformers' pipeline does).
 
     Each span's ``score`` is the model's confidence: a word's is the probability mass of its
     chosen type (``argmax`` rule: the probability of its tag), aggregated over its sub-words
