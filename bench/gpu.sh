@@ -10,7 +10,8 @@
 #    epochs and devel strict F1; bioner's run folder is the model of step 3;
 # 3. inference, bioner's Tagger against transformers.pipeline, both at batch 32 in fp32, then the
 #    Tagger alone at its default precision=auto (bf16: the run trained in bf16-mixed);
-# 4. the cost of each attack against clean training, on the BERT-base-shaped encoder.
+# 4. the cost of each attack against clean training, on the BERT-base-shaped encoder;
+# 5. bioner's batch-32 training step with the CRF head (module.head=crf), against train_b32's.
 # Each step prints one JSON line (kept in <output>/<step>.log) and a timeout bounds each; the
 # script exits 1, naming them, when a step failed or timed out.
 #
@@ -20,7 +21,7 @@
 # out (exit 3) with the ONLY line (step names, comma-separated) that runs them in a further call
 # (the predict steps tag the model that quickstart_4_epochs trains in the same call, so a further
 # call that tags trains it again). Or split it beforehand into two complete parts:
-#   ONLY=train_b128,train_b32,attack_cost bash bench/gpu.sh OUT              # caps: 420 s
+#   ONLY=train_b128,train_b32,attack_cost,train_b32_crf bash bench/gpu.sh OUT  # caps: 510 s
 #   ONLY=quickstart_4_epochs,predict_b32,predict_b32_auto bash bench/gpu.sh OUT  # caps: 335 s
 #
 # On an offline GPU machine that receives at most 64 MiB (the one lent here), the bundle of
@@ -93,6 +94,8 @@ step predict_b32 90 python "$HERE/predict_speed.py" --model "$RUN" --batch-size 
 step predict_b32_auto 45 python "$HERE/predict_speed.py" --model "$RUN" --batch-size 32 \
   --recipes bioner --no-diagnose --precision auto $LIMIT
 step attack_cost 150 python "$HERE/attack_cost.py" $ATTACK --extra $BASE
+step train_b32_crf 90 python "$HERE/train_speed.py" $WINDOW --batch-size 32 \
+  --recipes bioner --bioner-overrides $BASE module.head=crf
 if [ -n "$LEFT" ]; then
   LEFT=${LEFT#,}
   if [[ ",$LEFT," == *",predict_"* ]] && [[ ",$LEFT," != *",quickstart_4_epochs,"* ]]; then

@@ -19,6 +19,7 @@ STEPS = (
     "predict_b32",
     "predict_b32_auto",
     "attack_cost",
+    "train_b32_crf",
 )
 
 
@@ -72,6 +73,7 @@ def test_every_step_of_the_gpu_script_runs_at_toy_sizes(
     assert last_json(out / "predict_b32_auto.log")["bioner"]["precision"] in ("bf16", "32")
     attacks = last_json(out / "attack_cost.log")["results"]
     assert set(attacks) == {"none", "fgsm", "fgm", "pgd", "freelb"}
+    assert last_json(out / "train_b32_crf.log")["results"]["bioner"]["sentences_per_s"] > 0
 
 
 def test_the_gpu_script_stops_when_minilm_has_no_weights(tmp_path: Path) -> None:
