@@ -40,7 +40,7 @@ class CRF(nn.Module):
         self.start = nn.Parameter(torch.zeros(n))
         self.end = nn.Parameter(torch.zeros(n))
         pairs, _, _ = allowed_transitions(self.tags)
-        self.register_buffer("allowed", torch.from_numpy(pairs), persistent=False)
+        self.register_buffer("allowed", torch.tensor(pairs), persistent=False)
 
     def extra_repr(self) -> str:
         return f"tags={len(self.tags)}"

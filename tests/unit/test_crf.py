@@ -162,6 +162,8 @@ def test_record_round_trip_and_refusals() -> None:
         Transitions.from_record({**trans.record(), "end": [float("nan")] * 5}, "x", id2label)
     with pytest.raises(ConfigError, match="'tags', 'transitions'"):
         Transitions.from_record({"tags": IOB2}, "x", id2label)
+    with pytest.raises(ConfigError, match="'tags', 'transitions'"):
+        Transitions.from_record({**trans.record(), "tags": 5}, "x", id2label)
 
 
 def test_alignment_refuses_strategies_the_crf_cannot_chain() -> None:

@@ -67,7 +67,7 @@ def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     return np.log(np.exp(x - top).sum(axis=axis)) + np.squeeze(top, axis=axis)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Transitions:
     """A linear-chain CRF's learned scores over a tag list, and its decoding.
 
@@ -127,7 +127,11 @@ class Transitions:
                 model's, in the model's order.
         """
         fix = "it must hold 'tags', 'transitions', 'start' and 'end' as bioner-train writes them"
-        if not isinstance(node, Mapping) or set(node) != {"tags", "transitions", "start", "end"}:
+        if (
+            not isinstance(node, Mapping)
+            or set(node) != {"tags", "transitions", "start", "end"}
+            or not isinstance(node["tags"], list)
+        ):
             raise ConfigError(f"{source}: 'crf' is not a CRF record; {fix}")
         tags = tuple(str(t) for t in node["tags"])
         expected = tuple(str(id2label[i]) for i in range(len(id2label)))
