@@ -208,6 +208,11 @@ class Tagger:
             model.eval().to(self.device)
             if decode_rule is not None:
                 alignment = alignment.replace(decode_rule=decode_rule)
+            if alignment.head == "crf" and alignment.decode_rule != "argmax" and crf is None:
+                raise ConfigError(
+                    f"{name}: a crf head decodes with its learned transitions; pass them "
+                    "(Tagger(..., transitions=[...]); Tagger.load reads them from bioner.json)"
+                )
             chosen, why = tagging_precision(precision, was, self.device)
             log.info("tagger model %s: %s on %s (%s)", name, chosen, self.device, why)
             self.members.append(

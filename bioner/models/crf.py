@@ -62,6 +62,7 @@ class CRF(nn.Module):
             counts = on_chain.sum(dim=1)
             # Chain positions first, in order (a stable sort of "off the chain" flags).
             order = torch.sort((~on_chain).to(torch.int8), dim=1, stable=True).indices
+            # The longest chain: one host-device sync per step, which the loop below needs.
             n = int(counts.max()) if labels.numel() else 0
             if n == 0:
                 return emissions.sum() * 0.0

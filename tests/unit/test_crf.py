@@ -270,6 +270,9 @@ def test_tagger_load_reads_the_transitions_as_numbers_and_needs_them(
     trans = random_transitions(IOB2, 4)
     meta["crf"] = trans.record()
     export_pretrained(model, encoder.load_tokenizer(), tmp_path / "crf", meta)
+    tokenizer = encoder.load_tokenizer()
+    with pytest.raises(ConfigError, match="a crf head decodes with its learned transitions"):
+        Tagger([(model, tokenizer, Alignment(head="crf"))], device="cpu")
     tagger = Tagger.load(tmp_path / "crf", device="cpu")
     np.testing.assert_array_equal(tagger.members[0].transitions.pairs, trans.pairs)
     spans = tagger.predict("Aspirin reduces fever in patients with Diabetes .")
