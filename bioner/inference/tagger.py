@@ -481,7 +481,7 @@ def _load_transitions(
     if record is None:
         raise ConfigError(
             f"{source}: the model has a crf head but no 'crf' record with its learned "
-            "transitions; export it again with bioner-train (or bioner-eval) of its run"
+            "transitions; use the model/ folder that bioner-train exported, as it wrote it"
         )
     labels = {int(k): str(v) for k, v in id2label.items()}
     return Transitions.from_record(record, source, labels)
