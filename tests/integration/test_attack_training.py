@@ -114,6 +114,25 @@ def test_every_attack_trains_on_gpus(
     )
 
 
+def evaluate_trained(tmp_path: Path, shared_data: Path, overrides: list[str]) -> dict:
+    """``bioner-eval`` of the best checkpoint of the run in ``tmp_path/train`` on its first 10
+    documents, into ``tmp_path/eval``; returns its ``metrics.json``."""
+    return evaluate_checkpoint(
+        compose_config(
+            "eval",
+            [
+                f"ckpt_path={tmp_path / 'train' / 'checkpoints' / 'best.ckpt'}",
+                f"run_dir={tmp_path / 'eval'}",
+                f"paths.data_dir={shared_data}",
+                "data.limit_documents=10",
+                "bootstrap_samples=0",
+                "trainer.enable_progress_bar=false",
+                *overrides,
+            ],
+        )
+    )
+
+
 def test_robustness_after_training_and_in_eval_agree(
     tmp_path: Path, tiny_model_dir: Path, shared_data: Path
 ) -> None:
@@ -137,20 +156,7 @@ def test_robustness_after_training_and_in_eval_agree(
         "typos_inside",
     }
     assert (tmp_path / "train" / "robustness_epsilon.png").is_file()
-    evaluated = evaluate_checkpoint(
-        compose_config(
-            "eval",
-            [
-                f"ckpt_path={tmp_path / 'train' / 'checkpoints' / 'best.ckpt'}",
-                f"run_dir={tmp_path / 'eval'}",
-                f"paths.data_dir={shared_data}",
-                "data.limit_documents=10",
-                "bootstrap_samples=0",
-                "trainer.enable_progress_bar=false",
-                *robustness,
-            ],
-        )
-    )["robustness"]
+    evaluated = evaluate_trained(tmp_path, shared_data, robustness)["robustness"]
     assert evaluated == trained
 
 
@@ -183,20 +189,7 @@ def test_the_crf_head_trains_under_attack_and_tags_as_it_was_scored(
     assert sum(len(r["spans"]) for r in records) > 0
     assert tagger.predict_documents(docs) == [r["spans"] for r in records]
     # bioner-eval rebuilds the head from the checkpoint: the same scores and robustness.
-    evaluated = evaluate_checkpoint(
-        compose_config(
-            "eval",
-            [
-                f"ckpt_path={tmp_path / 'train' / 'checkpoints' / 'best.ckpt'}",
-                f"run_dir={tmp_path / 'eval'}",
-                f"paths.data_dir={shared_data}",
-                "data.limit_documents=10",
-                "bootstrap_samples=0",
-                "trainer.enable_progress_bar=false",
-                *robustness,
-            ],
-        )
-    )
+    evaluated = evaluate_trained(tmp_path, shared_data, robustness)
     for split in ("devel", "test"):
         assert evaluated[split]["metrics"] == summary[split]["metrics"]
     assert evaluated["robustness"] == summary["robustness"]
