@@ -95,8 +95,8 @@ def roundtrip_check(
     """
     start = time.perf_counter()
     if alignment.head == "crf":
-        # Its tags and labels are the flat head's; the transitions a model learns only weigh
-        # between tag sequences, and simulated logits leave one to choose.
+        # Its tags and labels are the flat head's. Learned transitions only weigh one tag
+        # sequence against another, and the simulated logits here leave a single one.
         alignment = alignment.replace(head="flat")
     labels = alignment.labels(entity_types)
     label2id = {label: i for i, label in enumerate(labels)}
