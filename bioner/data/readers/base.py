@@ -295,6 +295,14 @@ class CorpusReader(ABC):
         """Parse ``split``; labels outside ``allowed`` (when not ``None``) are format errors."""
 
 
+def check_options(options: dict[str, tuple[str, Sequence[str]]]) -> None:
+    """Raise ``ValueError`` for the first ``{key: (value, choices)}`` whose value is not a
+    choice."""
+    for key, (value, choices) in options.items():
+        if value not in choices:
+            raise ValueError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+
+
 def read_text(path: Path, errors: str = "strict", allow_empty: bool = False) -> str:
     """The decoded content of a UTF-8 (optionally BOM-prefixed, optionally gzipped) file.
 

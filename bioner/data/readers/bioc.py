@@ -36,14 +36,13 @@ from typing import Any
 
 from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
-from bioner.data.readers.base import gzip_twin
+from bioner.data.readers.base import check_options, gzip_twin
 from bioner.data.readers.standoff import (
     DISCONTINUOUS,
     OVERLAPS,
     Fixups,
     Mention,
     StandoffReader,
-    check_options,
     ignored_types,
     log_kept_overlaps,
     mention_pieces,

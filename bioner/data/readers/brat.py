@@ -31,14 +31,13 @@ from typing import Any
 
 from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
-from bioner.data.readers.base import read_text, split_lines
+from bioner.data.readers.base import check_options, read_text, split_lines
 from bioner.data.readers.standoff import (
     DISCONTINUOUS,
     OVERLAPS,
     Fixups,
     Mention,
     StandoffReader,
-    check_options,
     ignored_types,
     log_kept_overlaps,
     mention_pieces,

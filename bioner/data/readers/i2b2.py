@@ -30,7 +30,7 @@ from typing import Any
 
 from bioner.data.document import Document, Range, Span, overlaps
 from bioner.data.errors import CorpusFormatError
-from bioner.data.readers.base import CorpusReader, read_text, split_lines
+from bioner.data.readers.base import CorpusReader, check_options, read_text, split_lines
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,7 @@ class I2B2Reader(CorpusReader):
         super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
         if not 0.0 <= dev_fraction < 1.0:
             raise ValueError(f"dev_fraction must be in [0, 1), not {dev_fraction}")
-        if on_mismatch not in ("error", "skip"):
-            raise ValueError(f"on_mismatch must be 'error' or 'skip', not {on_mismatch!r}")
+        check_options({"on_mismatch": (on_mismatch, ("error", "skip"))})
         self.dev_fraction = dev_fraction
         self.seed = seed
         self.on_mismatch = on_mismatch

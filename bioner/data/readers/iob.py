@@ -22,7 +22,13 @@ from typing import Any
 
 from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
-from bioner.data.readers.base import CorpusReader, has_whitespace, read_text, split_lines
+from bioner.data.readers.base import (
+    CorpusReader,
+    check_options,
+    has_whitespace,
+    read_text,
+    split_lines,
+)
 from bioner.data.tags import SCHEMES, TagError, WordSpan, split_tag, tags_to_word_spans
 
 DEFAULT_FILES = {"train": "train.tsv", "devel": "devel.tsv", "test": "test.tsv"}
@@ -58,10 +64,9 @@ class IOBReader(CorpusReader):
         train_subset: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
-        if scheme not in SCHEMES:
-            raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, not {scheme!r}")
-        if on_invalid not in ("reject", "repair"):
-            raise ValueError(f"on_invalid must be 'reject' or 'repair', not {on_invalid!r}")
+        check_options(
+            {"scheme": (scheme, SCHEMES), "on_invalid": (on_invalid, ("reject", "repair"))}
+        )
         self.scheme = scheme
         self.on_invalid = on_invalid
         self.files = dict(files or DEFAULT_FILES)

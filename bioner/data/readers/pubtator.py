@@ -27,7 +27,7 @@ from typing import Any
 
 from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
-from bioner.data.readers.base import gzip_twin, read_text, split_lines
+from bioner.data.readers.base import check_options, gzip_twin, read_text, split_lines
 from bioner.data.readers.standoff import (
     OVERLAPS,
     Mention,
@@ -90,8 +90,7 @@ class PubTatorReader(StandoffReader):
         train_subset: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
-        if overlaps not in OVERLAPS:
-            raise ValueError(f"overlaps must be one of {', '.join(OVERLAPS)}, not {overlaps!r}")
+        check_options({"overlaps": (overlaps, OVERLAPS)})
         if (files is None) == (corpus is None) or (corpus is None) != (pmids is None):
             raise ValueError("give either `files` (one per split) or both `corpus` and `pmids`")
         if files is not None and not set(self.sources) <= set(files):

@@ -39,14 +39,6 @@ BREAKS = "sentence_breaks"
 BY_LINE = "sentences_by_line"
 
 
-def check_options(options: dict[str, tuple[str, Sequence[str]]]) -> None:
-    """Raise ``ValueError`` for the first ``{key: (value, choices)}`` whose value is not a
-    choice."""
-    for key, (value, choices) in options.items():
-        if value not in choices:
-            raise ValueError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
-
-
 def ignored_types(ignore_types: Sequence[str], configured: Sequence[str] | None) -> set[str]:
     """``dataset.ignore_types`` as a set, checked against the configured entity types."""
     ignored = {str(t) for t in ignore_types}
