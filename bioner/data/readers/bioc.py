@@ -36,14 +36,11 @@ from typing import Any
 
 from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
-from bioner.data.readers.base import check_options, gzip_twin
+from bioner.data.readers.base import gzip_twin
 from bioner.data.readers.standoff import (
-    DISCONTINUOUS,
-    OVERLAPS,
     Fixups,
     Mention,
     StandoffReader,
-    ignored_types,
     log_kept_overlaps,
     mention_pieces,
     settle_mentions,
@@ -97,21 +94,11 @@ class BioCReader(StandoffReader):
         train_subset: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
-        check_options(
-            {
-                "discontinuous": (discontinuous, DISCONTINUOUS),
-                "overlaps": (overlaps, OVERLAPS),
-                "on_mismatch": (on_mismatch, ("error", "skip")),
-            }
-        )
+        self.keep_mention_options(discontinuous, overlaps, on_mismatch, ignore_types)
         self.files = dict(files or {s: f"{s}.xml" for s in self.splits})
         if not set(self.sources) <= set(self.files):
             raise ValueError(f"files must name the splits {self.sources}, got {sorted(self.files)}")
         self.type_infon = type_infon
-        self.discontinuous = discontinuous
-        self.overlaps = overlaps
-        self.on_mismatch = on_mismatch
-        self.ignore_types = ignored_types(ignore_types, self._configured)
 
     def path(self, split: str) -> Path:
         """The file holding ``split`` (or its ``.gz``/plain twin when only that one exists)."""

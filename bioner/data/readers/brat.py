@@ -33,12 +33,9 @@ from bioner.data.document import Document, Span
 from bioner.data.errors import CorpusFormatError
 from bioner.data.readers.base import check_options, read_text, split_lines
 from bioner.data.readers.standoff import (
-    DISCONTINUOUS,
-    OVERLAPS,
     Fixups,
     Mention,
     StandoffReader,
-    ignored_types,
     log_kept_overlaps,
     mention_pieces,
     settle_mentions,
@@ -110,24 +107,14 @@ class BratReader(StandoffReader):
         train_subset: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
-        check_options(
-            {
-                "sentences": (sentences, SENTENCES),
-                "discontinuous": (discontinuous, DISCONTINUOUS),
-                "overlaps": (overlaps, OVERLAPS),
-                "on_mismatch": (on_mismatch, ("error", "skip")),
-            }
-        )
+        check_options({"sentences": (sentences, SENTENCES)})
+        self.keep_mention_options(discontinuous, overlaps, on_mismatch, ignore_types)
         self.folders = dict(folders or {s: s for s in self.splits})
         if not set(self.sources) <= set(self.folders):
             raise ValueError(
                 f"folders must name the splits {self.sources}, got {sorted(self.folders)}"
             )
         self.sentences = sentences
-        self.discontinuous = discontinuous
-        self.overlaps = overlaps
-        self.on_mismatch = on_mismatch
-        self.ignore_types = ignored_types(ignore_types, self._configured)
 
     def folder(self, split: str) -> Path:
         """The folder holding ``split``."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from bioner.data.document import GOLD_FREE_WORDS, Document, Span, flat_layer, overlaps
 from bioner.data.errors import CorpusFormatError
-from bioner.data.readers.base import CorpusReader
+from bioner.data.readers.base import CorpusReader, check_options
 from bioner.data.sentences import split_sentences
 from bioner.data.tokenize import split_at, word_ranges
 
@@ -284,3 +284,21 @@ class StandoffReader(CorpusReader):
         """``doc`` segmented from its text alone (:func:`gold_free`; a title or passage still ends
         a sentence): its gold spans may now start or end inside a word."""
         return gold_free(doc)
+
+    def keep_mention_options(
+        self, discontinuous: str, overlaps: str, on_mismatch: str, ignore_types: Sequence[str]
+    ) -> None:
+        """Check and keep how mentions are read, for readers whose mentions may have several
+        fragments (brat, BioC): ``discontinuous``, ``overlaps``, ``on_mismatch`` and
+        ``ignore_types`` (:func:`ignored_types`)."""
+        check_options(
+            {
+                "discontinuous": (discontinuous, DISCONTINUOUS),
+                "overlaps": (overlaps, OVERLAPS),
+                "on_mismatch": (on_mismatch, ("error", "skip")),
+            }
+        )
+        self.discontinuous = discontinuous
+        self.overlaps = overlaps
+        self.on_mismatch = on_mismatch
+        self.ignore_types = ignored_types(ignore_types, self._configured)
