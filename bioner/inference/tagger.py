@@ -474,10 +474,10 @@ def _load_transitions(
     Raises:
         ConfigError: a ``crf`` alignment without its record, or a record that is not one.
     """
-    record = (meta or {}).get("crf")
-    source = str(path / METADATA_FILE)
     if alignment.head != "crf":
         return None
+    record = (meta or {}).get("crf")
+    source = str(path / METADATA_FILE)
     if record is None:
         raise ConfigError(
             f"{source}: the model has a crf head but no 'crf' record with its learned "

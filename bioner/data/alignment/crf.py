@@ -41,7 +41,7 @@ def _allowed(tags: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     Returns:
         ``pairs[i, j]`` (tag ``j`` may follow tag ``i``), ``start[j]``, ``end[i]``: booleans.
     """
-    parsed = [("O", None) if t == "O" else split_tag(t) for t in tags]
+    parsed = [split_tag(t) for t in tags]
     iobes = any(p in ("E", "S") for p, _ in parsed)
     n = len(parsed)
     pairs = np.zeros((n, n), dtype=bool)
@@ -100,6 +100,10 @@ class Transitions:
             np.where(ok_end, self.end, -np.inf),
         )
         object.__setattr__(self, "_scores", scores)
+        # The same in probability space, each shifted by its largest allowed score (a shift
+        # common to every path changes no marginal): what _marginals multiplies by.
+        weights = tuple(np.exp(x - x[np.isfinite(x)].max()) for x in scores)
+        object.__setattr__(self, "_weights", weights)
 
     @classmethod
     def constraints(cls, tags: Sequence[str]) -> Transitions:
@@ -178,7 +182,7 @@ class Transitions:
         """Each word's tag probabilities over the allowed sequences: forward-backward in
         probability space, each step rescaled to sum 1 (a few array operations per word);
         in log space where that underflows."""
-        pairs, start, end = (np.exp(x - x[np.isfinite(x)].max()) for x in self._scores)
+        pairs, start, end = self._weights
         weights = np.exp(emissions - emissions.max(axis=1, keepdims=True))
         n = len(emissions)
         alpha = np.empty_like(weights)

@@ -72,6 +72,12 @@ def decode(
     table = LabelTable(id2label, alignment.scheme)
     if transitions is not None and transitions.tags != tuple(table.tags):
         raise ValueError(f"the CRF's tags {list(transitions.tags)} are not id2label's {table.tags}")
+    # The viterbi rule's transitions only forbid: built once per document, not per unit.
+    constraints = (
+        Transitions.constraints(table.tags)
+        if transitions is None and alignment.decode_rule == "viterbi"
+        else None
+    )
     by_unit: dict[int, list[tuple[Feature, np.ndarray]]] = {}
     for feature, raw in zip(features, logits):
         array = np.asarray(raw, dtype=np.float64)
@@ -91,8 +97,8 @@ def decode(
         first_word = int(word_of[0])
         if transitions is not None:
             tags, confidence = crf_word_tags(alignment, rows, word_of, table, transitions)
-        elif alignment.decode_rule == "viterbi":
-            tags, confidence = constrained_word_tags(alignment, rows, word_of, table)
+        elif constraints is not None:
+            tags, confidence = constrained_word_tags(alignment, rows, word_of, table, constraints)
         else:
             tags, confidence = word_tags(alignment, rows, word_of, table)
         covered += len(tags)
@@ -171,7 +177,11 @@ def crf_word_tags(
 
 
 def constrained_word_tags(
-    alignment: Alignment, rows: np.ndarray, word_of: np.ndarray, table: LabelTable
+    alignment: Alignment,
+    rows: np.ndarray,
+    word_of: np.ndarray,
+    table: LabelTable,
+    constraints: Transitions,
 ) -> tuple[list[str], np.ndarray]:
     """One tag per word of a unit under the ``viterbi`` rule: each word's tag probabilities are
     aggregated over its sub-words as under ``argmax``, and the unit's tags are the sequence of
@@ -183,7 +193,7 @@ def constrained_word_tags(
     ends = np.r_[starts[1:], len(word_of)] - 1
     _, mass = aggregate(alignment, probs, starts, ends)
     emissions = np.log(np.maximum(mass, 1e-300))  # an underflowed probability stays finite
-    path, confidence = Transitions.constraints(table.tags).decode(emissions)
+    path, confidence = constraints.decode(emissions)
     return [table.tags[i] for i in path], confidence
 
 
