@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,11 @@ from typing import Any
 # (evaluation text, see CorpusReader.evaluation_document), so a gold span may start or end inside
 # a word or cross a sentence break; labels and CoNLL columns snap it to the words it overlaps.
 GOLD_FREE_WORDS = "gold_free_words"
+# Document.meta keys set when several corpora are read as one (MultiCorpusReader, dataset=multi):
+# the key of the corpus a document comes from, and the entity types that corpus annotates (a
+# tuple). Such a document's O says only that a word is none of *those* types.
+CORPUS = "corpus"
+ANNOTATED_TYPES = "annotated_types"
 
 
 @dataclass(frozen=True, order=True, slots=True, repr=False)
@@ -144,6 +150,19 @@ class Document:
             i = bisect_right(sent_starts, s) - 1
             if i < 0 or e > self.sentences[i][1]:
                 raise ValueError(f"document {self.id}: word ({s}, {e}) lies outside every sentence")
+
+
+def judged(doc: Document, spans: Sequence[Span]) -> list[Span]:
+    """The spans of ``spans`` that ``doc``'s annotation can judge.
+
+    All of them, unless ``doc.meta`` names the types its corpus annotates (:data:`ANNOTATED_TYPES`):
+    then only those of these types. A Chemical predicted in an NCBI-disease abstract is neither
+    right nor wrong there, since nobody annotated chemicals in it.
+    """
+    types = doc.meta.get(ANNOTATED_TYPES)
+    if types is None:
+        return list(spans)
+    return [s for s in spans if s.label in types]
 
 
 def count_types(docs: list[Document]) -> Counter[str]:

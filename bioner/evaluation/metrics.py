@@ -69,7 +69,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from bioner.data.document import Document, Span
+from bioner.data.document import Document, Span, judged
 
 SCHEMES = ("strict", "boundary", "overlap", "partial")
 # Suffixes of summary keys; a type with one of these names would collide with them.
@@ -92,6 +92,10 @@ def validate_predictions(
     gold: Sequence[Document], pred: Sequence[Sequence[Span]]
 ) -> list[list[Span]]:
     """Check that ``pred`` fits ``gold`` and return each document's predictions sorted.
+
+    Where a document's corpus annotates only some types (a corpus of a
+    :class:`~bioner.data.readers.MultiCorpusReader`), its predictions of other types are left out
+    (:func:`~bioner.data.document.judged`): its gold cannot say whether they are right.
 
     Raises:
         ValueError: the lengths differ, or a gold or predicted span ends after its document's text
@@ -128,7 +132,7 @@ def validate_predictions(
                     f"document {doc.id}: predicted span {span} ends after the text ({n} "
                     "characters); predictions must be character offsets into that document's text"
                 )
-        out.append(sorted(spans))
+        out.append(sorted(judged(doc, spans)))
     return out
 
 
@@ -432,6 +436,13 @@ class SpanEvaluation:
                 }
             )
         return rows
+
+    def subset(self, rows: Sequence[int], types: Sequence[str] | None = None) -> SpanEvaluation:
+        """The evaluation of the documents at ``rows`` only (one corpus of several), its per-type
+        scores and macro means over ``types`` only where given."""
+        kept = [t for t in self.types if types is None or t in types]
+        ids = [self.doc_ids[i] for i in rows]
+        return SpanEvaluation(ids, kept, self.columns, self.counts[list(rows)])
 
     def per_document(self) -> list[dict]:
         """One row per document: ``id, tp, fp, fn, exact_match`` (strict), for error analysis."""

@@ -32,11 +32,18 @@ import logging
 import re
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bioner.data.document import GOLD_FREE_WORDS, Document, Span, flat_layer
+from bioner.data.document import (
+    ANNOTATED_TYPES,
+    CORPUS,
+    GOLD_FREE_WORDS,
+    Document,
+    Span,
+    flat_layer,
+)
 from bioner.data.tags import spans_to_tags
 from bioner.errors import ConfigError, FormatError
 
@@ -100,8 +107,21 @@ def write_jsonl(
             }
             if include_gold:
                 record["gold"] = [_span_record(s, doc.text) for s in doc.spans]
+            if ANNOTATED_TYPES in doc.meta:  # dataset=multi: what this document's gold judges
+                record[CORPUS] = doc.meta.get(CORPUS)
+                record[ANNOTATED_TYPES] = list(doc.meta[ANNOTATED_TYPES])
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
     return path
+
+
+def record_document(record: Mapping[str, Any]) -> Document:
+    """The gold document of a :func:`read_jsonl` record that stores its text and gold spans,
+    with the types its corpus annotates where the record names them (``dataset=multi``), so that
+    it is scored as the run scored it."""
+    meta = {}
+    if record.get(ANNOTATED_TYPES) is not None:
+        meta = {CORPUS: record.get(CORPUS), ANNOTATED_TYPES: tuple(record[ANNOTATED_TYPES])}
+    return Document(record["id"], record["text"], sorted(record["gold"]), meta=meta)
 
 
 #: Hex digits of the SHA-256 a text-free record keeps of its text: 64 bits, enough to tell a
@@ -155,6 +175,7 @@ def write_text_free_jsonl(source: str | Path, path: str | Path) -> Path:
             ],
             "spans": [[s.start, s.end, s.label] for s in record["spans"]],
         }
+        kept.update({k: record[k] for k in (CORPUS, ANNOTATED_TYPES) if k in record})
         lines.append(json.dumps(kept, ensure_ascii=False, separators=(",", ":")) + "\n")
     data = "".join(lines).encode("utf-8")
     if path.name.endswith(".gz"):
