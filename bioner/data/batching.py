@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Sampler
 
 from bioner.data.alignment import IGNORE_INDEX
+from bioner.data.tags import split_tag
 from bioner.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -238,15 +239,19 @@ class Collator:
 
     Returns tensors ``input_ids``, ``attention_mask``, ``index`` (feature indices) and, when every
     feature has labels, ``labels`` (``-100`` on padding; ``(batch, length, layers)`` for the
-    multi-label head).
+    multi-label head); with :attr:`unannotated`, also ``unannotated``: ``(batch, labels)``
+    booleans, true for the tags of types the sequence's corpus does not annotate.
 
     Args:
         pad_token_id: the tokenizer's padding id.
         pad_to_multiple_of: round the padded length up to a multiple of this (``None``: exact).
+        unannotated: ``(groups, labels)`` booleans (:func:`unannotated_table`), read by each
+            feature's ``group``; ``None`` where every document annotates every type.
     """
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
+    unannotated: np.ndarray | None = None
 
     def __call__(self, items: Sequence[tuple[int, Feature]]) -> dict[str, torch.Tensor]:
         lengths = np.fromiter(
@@ -281,4 +286,18 @@ class Collator:
                     count=int(lengths.sum()),
                 )
             batch["labels"] = torch.from_numpy(labels)
+        if self.unannotated is not None:
+            groups = np.fromiter((f.group for _, f in items), dtype=np.int64, count=len(items))
+            batch["unannotated"] = torch.from_numpy(self.unannotated[groups])
         return batch
+
+
+def unannotated_table(labels: Sequence[str], groups: Sequence[Sequence[str]]) -> np.ndarray:
+    """``(1 + len(groups), len(labels))`` booleans: row ``g`` (1-based) marks the tags whose
+    type is not in ``groups[g - 1]``; row 0 (every type annotated) marks none, nor does any row
+    mark ``O``."""
+    table = np.zeros((1 + len(groups), len(labels)), dtype=bool)
+    types = [split_tag(label)[1] for label in labels]
+    for g, annotated in enumerate(groups, start=1):
+        table[g] = [t is not None and t not in annotated for t in types]
+    return table

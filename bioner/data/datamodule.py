@@ -29,8 +29,9 @@ from bioner.data.batching import (
     EpochPermutation,
     check_batching,
     loader_sampler,
+    unannotated_table,
 )
-from bioner.data.document import Document
+from bioner.data.document import ANNOTATED_TYPES, CORPUS, Document
 from bioner.data.encoded import EncodedSplit, predict_split
 from bioner.data.folds import check_fold, split_fold, split_inner_devel
 from bioner.errors import ConfigError
@@ -95,8 +96,9 @@ class NERDataModule(L.LightningDataModule):
             not wait for the GPU's queued work (from pageable memory it does: one stall of the
             training loop per batch). ``None``: when the trainer runs on a CUDA device.
         seed: seed of the training order.
-        limit_documents: use only the first ``n`` documents of every split (quick runs); the
-            number used is logged. ``None`` uses every document.
+        limit_documents: use only the first ``n`` documents of every split (quick runs), of
+            each corpus where several are read as one (``dataset=multi``); the number used is
+            logged. ``None`` uses every document.
         folds: k-fold cross-validation with this many folds (at least 2), or ``None`` for the
             corpus's own splits. The corpus's train and devel documents are pooled and split by
             document into ``folds`` folds (see :mod:`bioner.data.folds`: fixed by their own seed,
@@ -152,14 +154,14 @@ class NERDataModule(L.LightningDataModule):
             limit_documents,
         )
         check_fold(folds, fold)
-        subset = getattr(reader, "train_subset", None)
-        if folds is not None and subset is not None and subset.active:
+        subsets = getattr(reader, "train_subsets", dict)() if folds is not None else {}
+        for key, subset in subsets.items():
             # Folds pool train and devel: a cut train split beside the whole devel split would
             # train on a mix that is neither the fraction nor the corpus.
             raise ConfigError(
-                f"dataset.train_subset.fraction={subset.fraction} cannot be combined with "
+                f"{key}.fraction={subset.fraction} cannot be combined with "
                 f"cv.folds={folds}: cross-validation pools the train and devel splits, and only "
-                "train would be cut. Drop one of them (set dataset.train_subset.fraction=null "
+                f"train would be cut. Drop one of them (set {key}.fraction=null "
                 "or cv.folds=null cv.fold=null)"
             )
         self.reader = reader
@@ -224,18 +226,28 @@ class NERDataModule(L.LightningDataModule):
             self.encoded(split)
 
     def _corpus_split(self, split: str) -> list[Document]:
-        """The reader's documents of ``split``, cut to ``limit_documents``."""
+        """The reader's documents of ``split``, cut to ``limit_documents`` (of each corpus, for
+        several corpora read as one)."""
         docs = self.reader.load(split)
-        if self.limit_documents is not None and len(docs) > self.limit_documents:
-            log.info(
-                "%s/%s: using the first %d of %d documents (data.limit_documents)",
-                self.reader.name,
-                split,
-                self.limit_documents,
-                len(docs),
-            )
-            docs = docs[: self.limit_documents]
-        return docs
+        n = self.limit_documents
+        if n is None:
+            return docs
+        by_corpus: dict[Any, list[Document]] = {}
+        for doc in docs:
+            by_corpus.setdefault(doc.meta.get(CORPUS), []).append(doc)
+        if all(len(part) <= n for part in by_corpus.values()):
+            return docs
+        kept = [doc for part in by_corpus.values() for doc in part[:n]]
+        log.info(
+            "%s/%s: using %d of %d documents, the first %d%s (data.limit_documents)",
+            self.reader.name,
+            split,
+            len(kept),
+            len(docs),
+            n,
+            " of each corpus" if len(by_corpus) > 1 else "",
+        )
+        return kept
 
     def documents(self, split: str) -> list[Document]:
         """The documents that the dataloader of ``split`` serves.
@@ -315,6 +327,7 @@ class NERDataModule(L.LightningDataModule):
             for d, doc_features in enumerate(encoded, start=lo):
                 features += doc_features
                 doc_index += [d] * len(doc_features)
+        self._mark_partial(docs, features, doc_index)
         log.info(
             "%s/%s: %d documents, %d sequences", self.reader.name, split, len(docs), len(features)
         )
@@ -332,6 +345,20 @@ class NERDataModule(L.LightningDataModule):
                 else "; module.head=multilabel learns nested spans of other types",
             )  # fmt: skip
         return EncodedSplit(split, docs, features, doc_index, self.alignment, originals, maps)
+
+    def _mark_partial(
+        self, docs: list[Document], features: list[Feature], doc_index: list[int]
+    ) -> None:
+        """Give the features of partially annotated documents (the reader's annotation groups)
+        their group, and the collator the table of tags each group leaves unannotated."""
+        # A reader that is not a CorpusReader (a test double, a user's own) annotates every type.
+        groups = getattr(self.reader, "annotation_groups", list)()
+        if not groups:
+            return
+        self.collator.unannotated = unannotated_table(self.labels, groups)
+        index = {tuple(g): i for i, g in enumerate(groups, start=1)}
+        for feature, d in zip(features, doc_index):
+            feature.group = index.get(tuple(docs[d].meta.get(ANNOTATED_TYPES, ())), 0)
 
     def _on_cuda(self) -> bool:
         return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"

@@ -37,6 +37,7 @@ from bioner.inference.formats import (
     TEXT_FREE_SUFFIX,
     predictions_file,
     read_jsonl,
+    record_document,
     text_matches_hash,
     write_text_free_jsonl,
 )
@@ -320,26 +321,42 @@ class GoldSource:
         self._missing: dict[str, str] = {}
 
     def _dataset_config(self, run: Run) -> dict[str, Any]:
-        dataset = dict(run.config.get("dataset") or {})
+        dataset = run.config.get("dataset") or {}
         if "_target_" not in dataset:
             raise ReportError(f"{run.path / 'config.yaml'} has no dataset config with a _target_")
+        run_root = str((run.config.get("paths") or {}).get("data_dir", ""))
+        return self._reader_config(dict(dataset), "dataset", run.path / "config.yaml", run_root)
+
+    def _reader_config(
+        self, dataset: dict[str, Any], key: str, source: Path, run_root: str
+    ) -> dict[str, Any]:
+        """The reader config at ``key`` checked (a bioner reader, nothing else built from it) and
+        moved to :attr:`data_dir`; the member corpora of ``dataset=multi`` (``corpora``) alike."""
         # A run folder may come from elsewhere: its config is data, and only a bioner reader is
         # built from it (instantiate would call whatever it names).
-        if not str(dataset["_target_"]).startswith("bioner.data.readers."):
+        target = dataset.get("_target_")
+        if not str(target).startswith("bioner.data.readers."):
             raise ReportError(
-                f"{run.path / 'config.yaml'}: refusing dataset._target_={dataset['_target_']!r}; "
-                "a report builds only bioner.data.readers.* from a run's config"
+                f"{source}: refusing {key}._target_={target!r}; a report builds only "
+                "bioner.data.readers.* from a run's config"
             )
+        members = dataset.get("corpora") if isinstance(dataset.get("corpora"), Mapping) else {}
         # instantiate builds nested `_target_` nodes too, and a reader's options (filter, split,
-        # train_subset) are plain values: a nested target can only be planted.
-        nested = _nested_targets({k: v for k, v in dataset.items() if k != "_target_"}, "dataset")
+        # train_subset) are plain values: a nested target can only be planted. The readers of
+        # dataset=multi's corpora are the one exception, each checked as a reader itself.
+        rest = {k: v for k, v in dataset.items() if k not in ("_target_", "corpora")}
+        nested = _nested_targets(rest, key)
         if nested:
-            key, target = nested[0]
+            where, found = nested[0]
             raise ReportError(
-                f"{run.path / 'config.yaml'}: refusing {key}._target_={target!r}; a report builds "
-                "only the reader itself from a run's config, nothing nested in it"
+                f"{source}: refusing {where}._target_={found!r}; a report builds only the reader "
+                "itself from a run's config, nothing nested in it"
             )
-        run_root = str((run.config.get("paths") or {}).get("data_dir", ""))
+        if members:
+            dataset["corpora"] = {
+                name: self._reader_config(dict(node), f"{key}.corpora.{name}", source, run_root)
+                for name, node in members.items()
+            }
         own = str(dataset.get("data_dir", ""))
         if self.data_dir is not None and run_root and own.startswith(run_root):
             dataset["data_dir"] = str(self.data_dir) + own[len(run_root) :]
@@ -433,7 +450,7 @@ class GoldSource:
                         f"{where}: corpus {name} not found and no gold spans stored with the "
                         "predictions; pass --data-dir <folder holding the corpus the run used>"
                     )
-                doc = Document(record["id"], record["text"], list(record["gold"]))
+                doc = record_document(record)
             gold.append(doc)
         source = "predictions file" if corpus is None else "corpus"
         return ScoredSplit(ids, gold, [list(r["spans"]) for r in records], source)

@@ -240,9 +240,14 @@ def eval_dataset(cfg: DictConfig, trained: DictConfig) -> DictConfig:
     else:
         stored_root = OmegaConf.select(trained, "paths.data_dir")
         paths = cfg.paths
-        dataset = rebase_data_dir(
-            trained.dataset, stored_root, paths.data_dir, paths.get("default_data_dir")
-        )
+
+        def rebase(node: DictConfig) -> DictConfig:
+            return rebase_data_dir(node, stored_root, paths.data_dir, paths.get("default_data_dir"))
+
+        dataset = rebase(trained.dataset)
+        if dataset.get("corpora"):  # dataset=multi: each member corpus has its own folder
+            members = {key: rebase(node) for key, node in dataset.corpora.items()}
+            dataset = OmegaConf.merge(dataset, {"corpora": members})
     if given.get("data_dir") is not None:
         dataset = OmegaConf.merge(dataset, {"data_dir": given.data_dir})
     return dataset

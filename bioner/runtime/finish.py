@@ -29,6 +29,7 @@ Post-processed metrics also reach the loggers as ``<stage>/postprocess/<name>`` 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from bioner.config import instantiate_node, named_entries
-from bioner.data.document import flat_layer
+from bioner.data.document import ANNOTATED_TYPES, CORPUS, flat_layer
 from bioner.evaluation import bootstrap_intervals, confusion_matrix, robustness_metrics
 from bioner.inference.formats import write_conll, write_jsonl
 from bioner.postprocess import PostProcessor, build_postprocessors
@@ -85,7 +86,7 @@ def report_split(
     ci, defined = (
         bootstrap_intervals(result.evaluation, n=ci_samples, seed=seed) if ci_samples else ({}, {})
     )
-    return {
+    section = {
         "documents": len(docs),
         "metrics": result.evaluation.metrics(),
         "per_type": result.evaluation.per_type(),
@@ -95,6 +96,38 @@ def report_split(
         "ci95_defined": {k: v for k, v in defined.items() if v < ci_samples},
         "confusion": confusion.to_dict(),
     }
+    corpora = corpus_sections(result, ci_samples, seed)
+    if corpora:
+        section["corpora"] = corpora
+    return section
+
+
+def corpus_sections(
+    result: StageResult, ci_samples: int = 1000, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """Each member corpus's own scores, where the documents come from several (``dataset=multi``):
+    ``{key: {documents, types, metrics, per_type, ci95, unscored_predictions}}``, over the types
+    that corpus annotates; ``unscored_predictions`` counts per type the predictions its gold
+    cannot judge. Empty for documents of one corpus."""
+    keys = [doc.meta.get(CORPUS) for doc in result.docs]
+    out: dict[str, dict[str, Any]] = {}
+    for key in dict.fromkeys(k for k in keys if k is not None):
+        rows = [i for i, k in enumerate(keys) if k == key]
+        types = tuple(result.docs[rows[0]].meta.get(ANNOTATED_TYPES, ()))
+        evaluation = result.evaluation.subset(rows, types)
+        unscored = Counter(
+            s.label for i in rows for s in result.predictions[i] if s.label not in types
+        )
+        ci = bootstrap_intervals(evaluation, n=ci_samples, seed=seed)[0] if ci_samples else {}
+        out[key] = {
+            "documents": len(rows),
+            "types": list(types),
+            "metrics": evaluation.metrics(),
+            "per_type": evaluation.per_type(),
+            "ci95": {k: list(v) for k, v in ci.items()},
+            "unscored_predictions": {t: unscored[t] for t in sorted(unscored)},
+        }
+    return out
 
 
 def log_split_report(
@@ -150,15 +183,18 @@ def write_report(
         section = report_split(result, run_dir, ci_samples=ci_samples, seed=seed)
         summary[result.split] = section
         log_split_report(loggers, stage, section, run_dir / f"confusion_{result.split}.png")
-        m = section["metrics"]
-        log.info(
-            "%s: strict P %.4f R %.4f F1 %.4f (%d documents)",
-            result.split,
-            m["precision"],
-            m["recall"],
-            m["f1"],
-            section["documents"],
-        )
+        for where, part in [(result.split, section)] + [
+            (f"{result.split}/{key}", sub) for key, sub in section.get("corpora", {}).items()
+        ]:
+            m = part["metrics"]
+            log.info(
+                "%s: strict P %.4f R %.4f F1 %.4f (%d documents)",
+                where,
+                m["precision"],
+                m["recall"],
+                m["f1"],
+                part["documents"],
+            )
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -53,9 +53,17 @@ def test_quickstart_is_minilm_on_bc5cdr_on_the_cpu(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("dataset", options("dataset"))
 def test_every_dataset_config_builds_a_reader_without_io(dataset: str, tmp_path: Path) -> None:
-    cfg = compose(tmp_path, f"dataset={dataset}", f"paths.data_dir={tmp_path / 'nowhere'}")
+    # dataset=multi reads member corpora, each a dataset config of its own.
+    members = [f"+dataset@dataset.corpora.{k}={k}" for k in ("bc5cdr", "ncbi_disease")]
+    extra = members if dataset == "multi" else []
+    cfg = compose(
+        tmp_path, f"dataset={dataset}", f"paths.data_dir={tmp_path / 'nowhere'}", *extra
+    )
     reader = instantiate(cfg.dataset)
     assert isinstance(reader, CorpusReader) and reader.name == cfg.dataset.name
+    if dataset == "multi":
+        assert list(reader.members) == ["bc5cdr", "ncbi_disease"]
+        assert reader.entity_types == ["Chemical", "Disease"]
     assert cfg.run_name.startswith(f"{cfg.dataset.name}_biobert_first_")
 
 

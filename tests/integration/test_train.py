@@ -27,7 +27,7 @@ from bioner.data.readers import CorpusNotFoundError
 from bioner.errors import FormatError
 from bioner.eval import evaluate_checkpoint
 from bioner.inference import Tagger
-from bioner.inference.formats import read_jsonl
+from bioner.inference.formats import read_jsonl, record_document
 from bioner.models.encoders import TinyBert
 from bioner.train import train
 
@@ -79,7 +79,7 @@ def assert_scores_match_predictions(run_dir: Path, summary: dict, splits=("devel
 
     for split in splits:
         records = read_jsonl(run_dir / "predictions" / f"{split}.jsonl")
-        docs = [Document(r["id"], r["text"], sorted(r["gold"])) for r in records]
+        docs = [record_document(r) for r in records]
         expected = evaluate(docs, [r["spans"] for r in records]).metrics()
         metrics = summary[split]["metrics"]
         assert summary[split]["documents"] == len(records)
@@ -134,7 +134,8 @@ FIXTURE_SHORTHAND = "admitted\twas taken in\nman\tmale\nchest\tthorax\n"
 
 def test_dataset_lists_are_complete() -> None:
     configs = {p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml")}
-    assert configs == set(REAL) | set(FIXTURE_DIRS)
+    # multi reads the others: test_multi_corpus_run_scores_each_corpus_as_eval_does.
+    assert configs == set(REAL) | set(FIXTURE_DIRS) | {"multi"}
 
 
 @pytest.mark.parametrize("dataset", REAL + sorted(FIXTURE_DIRS))
@@ -206,6 +207,72 @@ def test_every_dataset_config_trains_with_the_tiny_bert(
         assert record["alignment"]["head"] == "multilabel"
         spans = Tagger.load(tmp_path).predict("Breast cancer surgery in nursing homes.")
         assert all(0 <= s.start < s.end <= 39 for s in spans)
+
+
+def test_multi_corpus_run_scores_each_corpus_as_eval_does(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    members = [
+        "+dataset@dataset.corpora.chem=bc5cdr_chem",
+        "+dataset@dataset.corpora.ncbi=ncbi_disease",
+    ]
+    cfg = compose_small(
+        tmp_path / "run",
+        tiny_model_dir,
+        shared_data,
+        "dataset=multi",
+        *members,
+        "dataset.name=chem+ncbi",
+        "data.limit_documents=16",
+        "trainer.max_epochs=1",
+        "bootstrap_samples=20",
+    )
+    summary = train(cfg)
+    run_dir = tmp_path / "run"
+    # Predictions of a type a corpus does not annotate are written, and not scored.
+    assert_scores_match_predictions(run_dir, summary)
+    for split in ("devel", "test"):
+        section = summary[split]
+        corpora = section["corpora"]
+        assert list(corpora) == ["chem", "ncbi"] and section["documents"] == 32
+        assert corpora["ncbi"]["types"] == ["Disease"] and corpora["ncbi"]["documents"] == 16
+        assert [r["type"] for r in corpora["ncbi"]["per_type"]] in ([], ["Disease"])
+        for stat in ("tp", "fp", "fn"):
+            total = sum(c["metrics"][stat] for c in corpora.values())
+            assert total == section["metrics"][stat]
+        records = read_jsonl(run_dir / "predictions" / f"{split}.jsonl")
+        chemicals_in_ncbi = sum(
+            s.label == "Chemical" for r in records if r["corpus"] == "ncbi" for s in r["spans"]
+        )
+        assert corpora["ncbi"]["unscored_predictions"].get("Chemical", 0) == chemicals_in_ncbi
+        assert all(r["id"].startswith(("chem/", "ncbi/")) for r in records)
+    # bioner-eval rebuilds both member readers from the checkpoint and scores alike,
+    base = [f"ckpt_path={run_dir}", "bootstrap_samples=20", "trainer.enable_progress_bar=false"]
+    evaluated = evaluate_checkpoint(
+        compose_config("eval", [*base, f"run_dir={tmp_path / 'eval'}", "data.limit_documents=16"])
+    )
+    for split in ("devel", "test"):
+        assert evaluated[split]["metrics"] == summary[split]["metrics"]
+        assert evaluated[split]["corpora"] == summary[split]["corpora"]
+    # and on one member corpus alone, it scores the one type that corpus annotates.
+    alone = evaluate_checkpoint(
+        compose_config(
+            "eval",
+            [
+                *base,
+                f"run_dir={tmp_path / 'ncbi'}",
+                "dataset=ncbi_disease",
+                "splits=[test]",
+                f"paths.data_dir={shared_data}",
+                "data.limit_documents=16",
+            ],
+        )
+    )
+    assert alone["label_sets"]["scored_types"] == ["Disease"]
+    ncbi = summary["test"]["corpora"]["ncbi"]["metrics"]
+    assert {k: alone["test"]["metrics"][k] for k in ("tp", "fp", "fn")} == {
+        k: ncbi[k] for k in ("tp", "fp", "fn")
+    }
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from bioner.config import compose_config
 from bioner.data.datamodule import NERDataModule
 from bioner.data.document import Document, Span
 from bioner.data.folds import FOLD_SEED, assign_folds, check_fold, split_fold
+from bioner.data.readers import CorpusReader
 from bioner.data.subsets import TrainSubset
 from bioner.errors import ConfigError
 from bioner.models.encoders import HubEncoder
@@ -94,6 +95,8 @@ class MemoryReader:
     name = "memory"
     splits = ["train", "devel", "test"]
     entity_types = ["Chemical"]
+    train_subset = TrainSubset()
+    train_subsets = CorpusReader.train_subsets
 
     def __init__(self) -> None:
         self.corpus = {

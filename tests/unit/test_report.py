@@ -572,6 +572,24 @@ def test_a_run_config_may_name_only_a_bioner_reader(
         (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ReportError, match="refusing dataset.filter._target_='os.system'"):
         build_report([tmp_path / "multirun"], baseline="attack=none", bootstrap_samples=50)
+    # dataset=multi nests its member readers, each checked as a reader itself.
+    for member, match in (
+        ({"_target_": "os.system", "command": "touch pwned"}, r"corpora.b._target_='os.system'"),
+        (
+            {"_target_": "bioner.data.readers.IOBReader", "filter": {"_target_": "os.system"}},
+            r"refusing dataset.corpora.b.filter._target_='os.system'",
+        ),
+    ):
+        for run_dir in (r for runs in study.values() for r in runs):
+            config = yaml.safe_load((run_dir / "config.yaml").read_text())
+            reader = {"_target_": "bioner.data.readers.IOBReader", "name": "a"}
+            config["dataset"] = {
+                "_target_": "bioner.data.readers.MultiCorpusReader",
+                "corpora": {"a": reader, "b": member},
+            }
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+        with pytest.raises(ReportError, match=match):
+            build_report([tmp_path / "multirun"], baseline="attack=none", bootstrap_samples=50)
     assert not Path("pwned").exists()
 
 

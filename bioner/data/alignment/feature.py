@@ -24,6 +24,9 @@ class Feature:
         unit: index of the unit (sentence index, or 0 for ``unit="document"``).
         window: index of the window within its unit.
         offset: position of the window's first sub-word in its unit's sub-word sequence.
+        group: for a document whose corpus annotates only some types (``dataset=multi``), the
+            1-based index of its type set in the datamodule's annotation groups (the collator's
+            :attr:`~bioner.data.batching.Collator.unannotated` row); 0: every type annotated.
     """
 
     input_ids: list[int]
@@ -32,3 +35,4 @@ class Feature:
     unit: int
     window: int
     offset: int = 0
+    group: int = 0

@@ -5,6 +5,7 @@ from bioner.data.readers.bioc import BioCReader
 from bioner.data.readers.brat import BratReader
 from bioner.data.readers.i2b2 import I2B2Reader
 from bioner.data.readers.iob import IOBReader
+from bioner.data.readers.multi import MultiCorpusReader
 from bioner.data.readers.pubtator import PubTatorReader
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "CorpusReader",
     "I2B2Reader",
     "IOBReader",
+    "MultiCorpusReader",
     "PubTatorReader",
 ]

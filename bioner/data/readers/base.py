@@ -167,6 +167,17 @@ class CorpusReader(ABC):
             self._cache[split] = docs
         return list(self._cache[split])
 
+    def annotation_groups(self) -> list[tuple[str, ...]]:
+        """Type sets of documents that annotate only some of :attr:`entity_types` (their
+        ``meta[ANNOTATED_TYPES]``), which the loss treats as partially annotated: none here,
+        every document annotates every type (see :class:`~bioner.data.readers.MultiCorpusReader`).
+        """
+        return []
+
+    def train_subsets(self) -> dict[str, TrainSubset]:
+        """The active ``dataset.train_subset`` rules by config key (empty when none cuts)."""
+        return {"dataset.train_subset": self.train_subset} if self.train_subset.active else {}
+
     def preparation(self) -> dict[str, Any]:
         """What ``dataset.split``, ``dataset.filter`` and ``dataset.train_subset`` did to the
         splits loaded so far, and the fix-ups a lenient reader option made (``repairs``, per split

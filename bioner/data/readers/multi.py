@@ -1,0 +1,141 @@
+"""Several corpora read as one (``dataset=multi``): one model for the types of all of them.
+
+BioNER corpora annotate few types each (BC5CDR chemicals and diseases, NCBI-disease diseases,
+BC2GM genes), and a tagger for all of them is trained on their union (Crichton et al. 2017;
+Greenberg et al. 2018; HunFlair). Each member corpus is configured as on its own, with its
+``dataset.filter``, ``dataset.split`` and ``dataset.train_subset``; its documents get ids prefixed
+by the member's key (``ncbi/train-12``) and two :class:`~bioner.data.document.Document` meta
+entries: the member's key (:data:`~bioner.data.document.CORPUS`) and the types it annotates
+(:data:`~bioner.data.document.ANNOTATED_TYPES`).
+
+The types a member does not annotate are *unknown* in its documents, not absent: a chemical in an
+NCBI-disease abstract is tagged ``O`` there because nobody looked for chemicals. So:
+
+* **Scoring** (every split, always): a document's predictions of types its corpus does not
+  annotate are not scored (:func:`~bioner.data.document.judged`); the devel and test scores are
+  over the union of the members' documents, and ``metrics.json`` adds each member's own.
+* **Training** (``partial_annotation=true``, the default): where such a document says ``O``, the
+  loss accepts ``O`` or any tag of the types its corpus does not annotate (it marginalises over
+  them, as Greenberg et al. 2018 do for a CRF), so no corpus teaches that another's types are
+  ``O``. The datamodule marks these documents (:meth:`MultiCorpusReader.annotation_groups`) and
+  every head's loss reads the mark (:mod:`bioner.models.partial`). ``false`` reads every ``O``
+  as ``O`` (the naive union, for comparison).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bioner.data.document import ANNOTATED_TYPES, CORPUS, Document
+from bioner.data.readers.base import CorpusReader
+from bioner.data.subsets import TrainSubset
+from bioner.errors import ConfigError
+
+
+class MultiCorpusReader(CorpusReader):
+    """The union of several corpora, each read by its own reader.
+
+    Args:
+        corpora: member key -> its reader (each a ``conf/dataset`` config, composed with
+            ``+dataset@dataset.corpora.<key>=<dataset>``). At least two.
+        name: the dataset name in run names and messages.
+        partial_annotation: train on each document's ``O`` as "none of its corpus's types" (the
+            loss marginalises over the others' tags); ``False``: as ``O`` for every type.
+    """
+
+    def __init__(
+        self,
+        corpora: Mapping[str, CorpusReader],
+        name: str = "multi",
+        partial_annotation: bool = True,
+    ) -> None:
+        members = dict(corpora or {})
+        if len(members) < 2:
+            have = ", ".join(members) or "none"
+            raise ConfigError(
+                f"dataset=multi reads at least two corpora, not {len(members)} ({have}); add each "
+                "with +dataset@dataset.corpora.<key>=<dataset>, e.g. "
+                "+dataset@dataset.corpora.bc5cdr=bc5cdr +dataset@dataset.corpora.ncbi=ncbi_disease"
+            )
+        for key, reader in members.items():
+            if not isinstance(reader, CorpusReader):
+                raise ConfigError(
+                    f"dataset.corpora.{key} is a {type(reader).__name__}, not a corpus reader: "
+                    f"compose it from a dataset config (+dataset@dataset.corpora.{key}=<dataset>)"
+                )
+            if "/" in key:
+                raise ConfigError(f"dataset.corpora.{key}: a member key cannot hold '/'")
+        if not isinstance(partial_annotation, bool):
+            raise ConfigError(
+                f"dataset.partial_annotation must be true or false, not {partial_annotation!r}"
+            )
+        self.members = members
+        self.partial_annotation = partial_annotation
+        types = list(dict.fromkeys(t for r in members.values() for t in r.entity_types))
+        roots = [os.path.abspath(r.data_dir) for r in members.values()]
+        super().__init__(name, Path(os.path.commonpath(roots)), entity_types=types)
+
+    def __repr__(self) -> str:
+        return f"MultiCorpusReader(name={self.name!r}, corpora={list(self.members)})"
+
+    def member_types(self) -> dict[str, tuple[str, ...]]:
+        """Each member's key -> the entity types it annotates."""
+        return {key: tuple(r.entity_types) for key, r in self.members.items()}
+
+    def annotation_groups(self) -> list[tuple[str, ...]]:
+        """The type sets of members that annotate only some of :attr:`entity_types`, whose
+        documents the loss treats as partially annotated; empty with
+        ``partial_annotation=false``."""
+        if not self.partial_annotation:
+            return []
+        union = set(self.entity_types)
+        groups = [t for t in self.member_types().values() if set(t) != union]
+        return list(dict.fromkeys(groups))
+
+    def train_subsets(self) -> dict[str, TrainSubset]:
+        # A member's own keys ("dataset.train_subset") sit under its key here.
+        return {
+            f"dataset.corpora.{key}.{k.removeprefix('dataset.')}": rule
+            for key, r in self.members.items()
+            for k, rule in r.train_subsets().items()
+        }
+
+    def _tag(self, key: str, doc: Document, id: str | None = None) -> Document:
+        """``doc`` as a document of member ``key``: id prefixed, corpus and types in meta."""
+        meta = {**doc.meta, CORPUS: key, ANNOTATED_TYPES: tuple(self.members[key].entity_types)}
+        return dataclasses.replace(doc, id=id or f"{key}/{doc.id}", meta=meta)
+
+    def _read(self, split: str, allowed: set[str] | None) -> list[Document]:
+        # Each member applies its own split, filter and subset; they validated their documents.
+        return [
+            self._tag(key, doc)
+            for key, reader in self.members.items()
+            for doc in reader.load(split)
+        ]
+
+    def evaluation_document(self, doc: Document) -> Document:
+        key = doc.meta.get(CORPUS)
+        if key not in self.members:
+            return doc
+        return self._tag(key, self.members[key].evaluation_document(doc), id=doc.id)
+
+    def ensure_available(self, download: bool = False, splits: Sequence[str] | None = None) -> None:
+        for reader in self.members.values():
+            reader.ensure_available(download=download, splits=splits)
+
+    def required_files(self) -> list[Path]:
+        return [p for r in self.members.values() for p in r.required_files()]
+
+    def split_files(self, split: str) -> list[Path]:
+        return [p for r in self.members.values() for p in r.split_files(split)]
+
+    def preparation(self) -> dict[str, Any]:
+        """Each member's :meth:`~CorpusReader.preparation`, under ``corpora`` (empty when none
+        has anything to say)."""
+        members = {key: r.preparation() for key, r in self.members.items()}
+        members = {key: p for key, p in members.items() if p}
+        return {"corpora": members} if members else {}
