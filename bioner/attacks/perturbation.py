@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from bioner.models.adversarial import HeadLoss
+from bioner.models.partial import token_loss
 
 NORMS = ("linf", "l2")
 
@@ -90,13 +91,9 @@ def embedding_loss(
     head_loss: HeadLoss | None = None,
 ) -> torch.Tensor:
     """The training loss of ``batch`` with word embeddings ``embeds``: ``head_loss`` of the
-    logits and labels (the ``multilabel`` and ``crf`` heads), else the encoder's own
-    token cross-entropy."""
-    if head_loss is not None:
-        return head_loss(embedding_logits(model, embeds, batch), batch["labels"])
-    return model(
-        inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"]
-    ).loss
+    logits and the batch (``TokenClassifier.head_loss``), by default the ``flat`` head's token
+    cross-entropy (:func:`bioner.models.partial.token_loss`)."""
+    return (head_loss or token_loss)(embedding_logits(model, embeds, batch), batch)
 
 
 def embedding_logits(

@@ -8,16 +8,16 @@ models layer does not import the attacks built on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
-# A head's loss from its logits and labels (TokenClassifier.head_loss); None where the encoder's
-# own token cross-entropy is the loss.
-HeadLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# A head's loss from its logits and the batch (labels, and "unannotated" where corpora annotate
+# different types): TokenClassifier.head_loss.
+HeadLoss = Callable[[torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor]
 
 
 @dataclass

@@ -19,6 +19,7 @@ from torch import nn
 
 from bioner.data.alignment import IGNORE_INDEX, Transitions
 from bioner.data.alignment.crf import allowed_transitions
+from bioner.models.partial import allowed_tags
 
 # Added to forbidden transitions in training: finite, so no gradient is ever NaN.
 FORBIDDEN = -10_000.0
@@ -45,7 +46,12 @@ class CRF(nn.Module):
     def extra_repr(self) -> str:
         return f"tags={len(self.tags)}"
 
-    def nll(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def nll(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        unannotated: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The negative log-likelihood of the gold tags, summed over sequences and divided by
         the number of labelled sub-words (the token cross-entropy's scale, so learning rates
         carry over between heads).
@@ -53,6 +59,10 @@ class CRF(nn.Module):
         Args:
             logits: ``(batch, length, tags)`` emission scores.
             labels: ``(batch, length)`` gold tag ids, ``-100`` off the chain.
+            unannotated: ``(batch, tags)`` booleans, the tags of types a sequence's corpus does
+                not annotate (``dataset=multi``): its likelihood is then that of every tag
+                sequence its partial labels allow (:func:`bioner.models.partial.allowed_tags`),
+                a second forward pass over the chain instead of the gold path's score.
         """
         # In fp32 whatever the autocast: sums of exponentials over long chains lose too much
         # in bf16.
@@ -71,20 +81,32 @@ class CRF(nn.Module):
             em = emissions.gather(1, order.unsqueeze(-1).expand(-1, -1, emissions.shape[-1]))
             step = torch.arange(n, device=labels.device)[None, :] < counts[:, None]
             pairs = self.transitions.masked_fill(~self.allowed, FORBIDDEN)
-            last = tags.gather(1, (counts - 1).clamp(min=0)[:, None]).squeeze(1)
-            gold = (
-                self.start[tags[:, 0]]
-                + (em.gather(2, tags.unsqueeze(-1)).squeeze(-1) * step).sum(dim=1)
-                + (pairs[tags[:, :-1], tags[:, 1:]] * step[:, 1:]).sum(dim=1)
-                + self.end[last]
-            )
-            alpha = self.start + em[:, 0]
-            for t in range(1, n):
-                nxt = torch.logsumexp(alpha.unsqueeze(2) + pairs, dim=1) + em[:, t]
-                alpha = torch.where(step[:, t, None], nxt, alpha)
-            log_z = torch.logsumexp(alpha + self.end, dim=1)
+            if unannotated is None:
+                last = tags.gather(1, (counts - 1).clamp(min=0)[:, None]).squeeze(1)
+                gold = (
+                    self.start[tags[:, 0]]
+                    + (em.gather(2, tags.unsqueeze(-1)).squeeze(-1) * step).sum(dim=1)
+                    + (pairs[tags[:, :-1], tags[:, 1:]] * step[:, 1:]).sum(dim=1)
+                    + self.end[last]
+                )
+            else:
+                # Finite, as the forbidden transitions: a masked chain keeps finite gradients.
+                kept = allowed_tags(labels.gather(1, order), unannotated)
+                gold = self._log_partition(em.masked_fill(~kept, FORBIDDEN), pairs, step)
+            log_z = self._log_partition(em, pairs, step)
             nll = (log_z - gold) * (counts > 0)
             return nll.sum() / counts.sum().clamp(min=1)
+
+    def _log_partition(
+        self, em: torch.Tensor, pairs: torch.Tensor, step: torch.Tensor
+    ) -> torch.Tensor:
+        """``log`` of the summed scores of every tag sequence of each chain (the forward
+        algorithm); ``step`` marks the chain positions, first ones first."""
+        alpha = self.start + em[:, 0]
+        for t in range(1, em.shape[1]):
+            nxt = torch.logsumexp(alpha.unsqueeze(2) + pairs, dim=1) + em[:, t]
+            alpha = torch.where(step[:, t, None], nxt, alpha)
+        return torch.logsumexp(alpha + self.end, dim=1)
 
     def export(self) -> Transitions:
         """The learned scores as the decoder reads them."""

@@ -31,6 +31,7 @@ from bioner.models.adversarial import Gradients, HeadLoss, TrainingAdversary
 from bioner.models.crf import CRF
 from bioner.models.dropout import FastCPUDropout
 from bioner.models.encoders import Encoder, checkpointing_enabled
+from bioner.models.partial import token_loss
 from bioner.postprocess.base import PostProcessor, apply_steps
 from bioner.utils.log import get_logger
 
@@ -285,7 +286,10 @@ class FineTuning(L.LightningModule):
 
 
 def multilabel_loss(
-    logits: torch.Tensor, labels: torch.Tensor, layers: torch.Tensor
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    layers: torch.Tensor,
+    unannotated: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Cross-entropy of the multi-label head: summed over layers, averaged over the labelled
     sub-words.
@@ -298,7 +302,14 @@ def multilabel_loss(
         labels: ``(batch, length, layers)`` label ids in each layer's tags, ``-100`` ignored
             (the same sub-words in every layer).
         layers: ``(layers, tags - 1)`` the outputs of each layer's tags but ``O``.
+        unannotated: ``(batch, outputs)`` booleans, the tags of types a sequence's corpus does
+            not annotate (``dataset=multi``): the layers of those types are left out of its
+            loss (any tag is allowed there), and the average stays over its labelled sub-words.
     """
+    count = (labels[..., 0] != -100).sum().clamp(min=1)
+    if unannotated is not None:
+        skip = unannotated[:, layers[:, 0]]  # (batch, layers)
+        labels = labels.masked_fill(skip.unsqueeze(1), -100)
     picked = logits[..., layers]  # (batch, length, layers, tags - 1)
     # O's logit is fixed at 0: softmax is shift-invariant, so each layer loses nothing by it.
     full = torch.cat([picked.new_zeros(*picked.shape[:-1], 1), picked], dim=-1)
@@ -308,7 +319,7 @@ def multilabel_loss(
         ignore_index=-100,
         reduction="sum",
     )
-    return total / (labels[..., 0] != -100).sum().clamp(min=1)
+    return total / count
 
 
 class TokenClassifier(FineTuning):
@@ -331,7 +342,7 @@ class TokenClassifier(FineTuning):
         fast_dropout: draw training dropout masks with :mod:`bioner.models.dropout` (``None``:
             on the CPU, where PyTorch's own draw takes about a tenth of a MiniLM step); never
             with gradient checkpointing.
-        head: ``flat``, one tag per word (the encoder's own cross-entropy), or ``multilabel``,
+        head: ``flat``, one tag per word (the token cross-entropy), or ``multilabel``,
             one tag layer per entity type, which can predict nested entities: the loss is the
             cross-entropy summed over the layers (:func:`bioner.data.alignment.layer_columns`)
             and averaged over the labelled sub-words (:func:`multilabel_loss`). The alignment
@@ -384,8 +395,9 @@ class TokenClassifier(FineTuning):
         self.head = head
         self._layers: torch.Tensor | None = None
         self.crf: CRF | None = None
-        # The loss of the head from (logits, labels); None: the encoder's own cross-entropy.
-        self.head_loss: HeadLoss | None = None
+        # The loss of the head from (logits, batch); every head reads partial annotation
+        # (batch["unannotated"], dataset=multi): bioner.models.partial.
+        self.head_loss: HeadLoss = token_loss
         if head == "multilabel":
             # (layers, tags per layer - 1): the outputs each layer reads beside its fixed O logit.
             columns = [cols for _, cols in layer_columns(id2label)]
@@ -393,7 +405,7 @@ class TokenClassifier(FineTuning):
             self.head_loss = self._multilabel_loss
         elif head == "crf":
             self.crf = CRF([id2label[i] for i in range(len(id2label))])
-            self.head_loss = self.crf.nll
+            self.head_loss = self._crf_loss
         self.model = encoder.load_model(
             self.id2label, dropout=dropout, gradient_checkpointing=gradient_checkpointing
         )
@@ -433,7 +445,7 @@ class TokenClassifier(FineTuning):
             self.log_training_step(metrics, size)
             return adv.loss
         with self.training_dropout():
-            logits, loss = self._forward(batch, batch["labels"])
+            logits, loss = self._forward(batch)
         self.log_training_step({"train/loss": loss}, size)
         return loss
 
@@ -441,23 +453,23 @@ class TokenClassifier(FineTuning):
         """The encoder's logits, ``(batch, sub-words, outputs)``."""
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
-    def _forward(
-        self, batch: dict[str, torch.Tensor], labels: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits and, given labels, the loss of the configured head."""
-        if self.head_loss is None:
-            out = self.model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels
-            )
-            return out.logits, out.loss
+    def _forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits and, with labels, the loss of the configured head."""
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        if labels is None:
+        if "labels" not in batch:
             return out.logits, None
-        return out.logits, self.head_loss(out.logits, labels)
+        return out.logits, self.head_loss(out.logits, batch)
 
-    def _multilabel_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _multilabel_loss(
+        self, logits: torch.Tensor, batch: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
         assert self._layers is not None
-        return multilabel_loss(logits, labels, self._layers.to(logits.device))
+        layers = self._layers.to(logits.device)
+        return multilabel_loss(logits, batch["labels"], layers, batch.get("unannotated"))
+
+    def _crf_loss(self, logits: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        assert self.crf is not None
+        return self.crf.nll(logits, batch["labels"], batch.get("unannotated"))
 
     def transitions(self) -> Transitions | None:
         """The ``crf`` head's learned transitions as the decoder reads them (``None`` for the
@@ -477,7 +489,7 @@ class TokenClassifier(FineTuning):
     # ------------------------------------------------------------------ evaluation
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
-        logits_t, loss = self._forward(batch, batch.get("labels"))
+        logits_t, loss = self._forward(batch)
         if loss is not None:
             self.log(f"{stage}/loss", loss, batch_size=batch["input_ids"].shape[0], sync_dist=True)
         logits = logits_t.float().cpu().numpy()

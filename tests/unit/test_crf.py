@@ -245,7 +245,7 @@ def test_attacks_raise_the_head_loss(
     batch = datamodule.collator([train[i] for i in range(len(train))])
     attack.head_loss = module.head_loss
     step = attack.training_loss(module.model, batch, Gradients())
-    _, clean = module._forward(batch, batch["labels"])
+    _, clean = module._forward(batch)
     assert step.clean.item() == pytest.approx(clean.item(), rel=1e-5)
     assert step.adversarial.item() > step.clean.item()
     delta = attack.attack(module.model, batch, 0.1, head_loss=module.head_loss)

@@ -1,0 +1,295 @@
+"""Several corpora as one (dataset=multi): the reader, scoring each document on its corpus's types,
+the partial-annotation losses of every head against brute force, and the batches that carry it."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bioner.data.alignment import Alignment
+from bioner.data.batching import unannotated_table
+from bioner.data.datamodule import NERDataModule
+from bioner.data.document import ANNOTATED_TYPES, CORPUS, Document, Span, judged
+from bioner.data.readers import CorpusNotFoundError, IOBReader, MultiCorpusReader
+from bioner.data.tags import label_list
+from bioner.errors import ConfigError
+from bioner.evaluation import confusion_matrix, evaluate
+from bioner.inference.formats import read_jsonl, record_document, write_jsonl
+from bioner.models.crf import CRF
+from bioner.models.encoders import HubEncoder
+from bioner.models.module import TokenClassifier, multilabel_loss
+from bioner.models.partial import allowed_tags, partial_cross_entropy, token_loss
+
+TAGS = label_list(["Chemical", "Disease"], "IOB2")  # O, B-Chemical, I-Chemical, B-Disease, ...
+
+CHEM = {
+    "train": "Aspirin\tB-Chemical\ncauses\tO\nulcers\tO\n\nNaloxone\tB-Chemical\nhelps\tO\n\n",
+    "devel": "Heparin\tB-Chemical\nworks\tO\n\n",
+    "test": "Lithium\tB-Chemical\ncarbonate\tI-Chemical\n\n",
+}
+DIS = {
+    "train": "Aspirin\tO\ncauses\tO\nulcers\tB-Disease\n\nfever\tB-Disease\nagain\tO\n\n",
+    "devel": "mild\tO\nfever\tB-Disease\n\n",
+    "test": "acute\tB-Disease\npain\tI-Disease\n\n",
+}
+
+
+def write_corpus(folder: Path, splits: dict[str, str]) -> Path:
+    folder.mkdir(parents=True)
+    for split, text in splits.items():
+        (folder / f"{split}.tsv").write_text(text)
+    return folder
+
+
+def iob(folder: Path, name: str, types: list[str], **kwargs) -> IOBReader:
+    files = {s: f"{s}.tsv" for s in ("train", "devel", "test")}
+    return IOBReader(name=name, data_dir=folder, entity_types=types, files=files, **kwargs)
+
+
+@pytest.fixture
+def reader(tmp_path: Path) -> MultiCorpusReader:
+    chem = iob(write_corpus(tmp_path / "chem", CHEM), "bc5cdr_chem", ["Chemical"])
+    dis = iob(write_corpus(tmp_path / "dis", DIS), "ncbi_disease", ["Disease"])
+    return MultiCorpusReader({"chem": chem, "dis": dis}, name="chem+dis")
+
+
+# ------------------------------------------------------------------ the reader
+
+
+def test_reader_unions_the_corpora_and_marks_each_document(reader: MultiCorpusReader) -> None:
+    assert reader.entity_types == ["Chemical", "Disease"]
+    train = reader.load("train")
+    assert [d.id for d in train] == ["chem/train-0", "chem/train-1", "dis/train-0", "dis/train-1"]
+    assert train[0].meta[CORPUS] == "chem" and train[0].meta[ANNOTATED_TYPES] == ("Chemical",)
+    assert train[2].meta[ANNOTATED_TYPES] == ("Disease",)
+    # The same sentence in both corpora keeps each corpus's own gold.
+    assert [s.label for s in train[0].spans] == ["Chemical"]
+    assert [s.label for s in train[2].spans] == ["Disease"]
+    assert reader.annotation_groups() == [("Chemical",), ("Disease",)]
+    assert reader.evaluation_document(train[2]).meta == train[2].meta
+
+
+def test_reader_without_partial_annotation_and_with_one_corpus_covering_all(
+    tmp_path: Path,
+) -> None:
+    both = iob(write_corpus(tmp_path / "both", CHEM), "both", ["Chemical", "Disease"])
+    dis = iob(write_corpus(tmp_path / "dis", DIS), "dis", ["Disease"])
+    # A corpus annotating every type is fully annotated: only the other is a group.
+    assert MultiCorpusReader({"a": both, "b": dis}).annotation_groups() == [("Disease",)]
+    naive = MultiCorpusReader({"a": both, "b": dis}, partial_annotation=False)
+    assert naive.annotation_groups() == []
+    # Scoring still judges each document on its corpus's types.
+    assert naive.load("test")[-1].meta[ANNOTATED_TYPES] == ("Disease",)
+
+
+def test_reader_refusals_name_the_fix(tmp_path: Path) -> None:
+    dis = iob(write_corpus(tmp_path / "dis", DIS), "dis", ["Disease"])
+    with pytest.raises(ConfigError, match=r"at least two corpora.*\+dataset@dataset.corpora"):
+        MultiCorpusReader({"dis": dis})
+    with pytest.raises(ConfigError, match="dataset.corpora.x is a dict"):
+        MultiCorpusReader({"dis": dis, "x": {"name": "x"}})
+    with pytest.raises(ConfigError, match="cannot hold '/'"):
+        MultiCorpusReader({"dis": dis, "a/b": dis})
+    with pytest.raises(ConfigError, match="partial_annotation must be true or false"):
+        MultiCorpusReader({"dis": dis, "b": dis}, partial_annotation="yes")
+
+
+def test_missing_member_files_name_the_member(tmp_path: Path) -> None:
+    dis = iob(write_corpus(tmp_path / "dis", DIS), "ncbi_disease", ["Disease"])
+    gone = iob(tmp_path / "nowhere", "bc2gm", ["GENE"])
+    with pytest.raises(CorpusNotFoundError, match="corpus 'bc2gm' not found"):
+        MultiCorpusReader({"dis": dis, "gene": gone}).load("train")
+
+
+def test_member_subsets_and_preparation_are_under_the_member_key(tmp_path: Path) -> None:
+    chem = iob(
+        write_corpus(tmp_path / "chem", CHEM),
+        "chem",
+        ["Chemical"],
+        train_subset={"fraction": 0.5, "seed": 1},
+    )
+    dis = iob(write_corpus(tmp_path / "dis", DIS), "dis", ["Disease"])
+    multi = MultiCorpusReader({"chem": chem, "dis": dis})
+    assert list(multi.train_subsets()) == ["dataset.corpora.chem.train_subset"]
+    assert len(multi.load("train")) == 3  # one of chem's two documents, both of dis's
+    assert set(multi.preparation()["corpora"]) == {"chem"}
+
+
+# ------------------------------------------------------------------ scoring
+
+
+def test_predictions_of_types_a_corpus_does_not_annotate_are_not_scored() -> None:
+    doc = Document(
+        "dis/test-0",
+        "acute pain",
+        [Span(0, 10, "Disease")],
+        meta={CORPUS: "dis", ANNOTATED_TYPES: ("Disease",)},
+    )
+    pred = [Span(0, 10, "Disease"), Span(6, 10, "Chemical")]
+    assert judged(doc, pred) == [Span(0, 10, "Disease")]
+    m = evaluate([doc], [pred]).metrics()
+    assert (m["tp"], m["fp"], m["fn"]) == (1, 0, 0)
+    assert "Chemical" not in confusion_matrix([doc], [pred]).labels
+    # Without the mark every prediction is scored.
+    plain = Document(doc.id, doc.text, doc.spans)
+    assert evaluate([plain], [pred]).metrics()["fp"] == 1
+
+
+def test_prediction_files_keep_what_each_document_judges(tmp_path: Path) -> None:
+    doc = Document(
+        "dis/test-0",
+        "acute pain",
+        [Span(0, 10, "Disease")],
+        meta={CORPUS: "dis", ANNOTATED_TYPES: ("Disease",)},
+    )
+    pred = [Span(6, 10, "Chemical", score=0.9)]
+    path = write_jsonl(tmp_path / "test.jsonl", [doc], [pred])
+    record = read_jsonl(path)[0]
+    assert record["corpus"] == "dis" and record["annotated_types"] == ["Disease"]
+    again = record_document(record)
+    assert again.meta[ANNOTATED_TYPES] == ("Disease",)
+    assert evaluate([again], [record["spans"]]).metrics()["fp"] == 0
+
+
+# ------------------------------------------------------------------ losses
+
+
+def test_allowed_tags_open_o_to_the_unannotated_types_only() -> None:
+    unannotated = torch.tensor(unannotated_table(TAGS, [("Disease",)]))[[1]]  # a Disease corpus
+    assert unannotated.tolist() == [[False, True, True, False, False]]
+    labels = torch.tensor([[0, 3, 4, -100]])
+    allowed = allowed_tags(labels, unannotated)
+    assert allowed[0, 0].tolist() == [True, True, True, False, False]  # O: or a Chemical tag
+    assert allowed[0, 1].tolist() == [False, False, False, True, False]  # gold entity: itself
+
+
+def test_partial_cross_entropy_is_the_mass_of_the_allowed_tags() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, len(TAGS), requires_grad=True)
+    labels = torch.tensor([[0, 3, 4, -100], [1, 0, 0, 0]])
+    table = torch.tensor(unannotated_table(TAGS, [("Disease",)]))
+    unannotated = table[[1, 0]]  # row 0 from the Disease corpus, row 1 fully annotated
+    loss = partial_cross_entropy(logits, labels, unannotated)
+    probs = logits.detach().softmax(-1)
+    allowed = allowed_tags(labels, unannotated)
+    on = labels != -100
+    expected = -(probs * allowed).sum(-1).log()[on].mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    loss.backward()
+    assert torch.isfinite(logits.grad).all()
+    # Fully annotated rows: the plain cross-entropy.
+    none = torch.zeros_like(unannotated)
+    assert partial_cross_entropy(logits, labels, none).item() == pytest.approx(
+        token_loss(logits, {"labels": labels}).item(), rel=1e-6
+    )
+
+
+def test_token_loss_is_the_encoder_s_own_loss(tiny_model_dir: Path) -> None:
+    model = HubEncoder(str(tiny_model_dir), name="tiny").load_model(dict(enumerate(TAGS)))
+    ids = torch.randint(5, 100, (2, 6))
+    labels = torch.tensor([[-100, 0, 1, 2, 0, -100], [-100, 3, 4, -100, -100, -100]])
+    mask = torch.ones_like(ids)
+    out = model(input_ids=ids, attention_mask=mask, labels=labels)
+    assert torch.equal(token_loss(out.logits, {"labels": labels}), out.loss)
+
+
+def brute_partial_nll(crf: CRF, logits, labels, unannotated) -> float:
+    """-log of the probability of every tag sequence the partial labels allow, by enumeration
+    (forbidden pairs at the training penalty), divided by the labelled positions."""
+    pairs = crf.transitions.masked_fill(~crf.allowed, -10_000.0).double()
+    total, count = 0.0, 0
+    for row in range(len(labels)):
+        pos = (labels[row] != -100).nonzero().flatten()
+        em = logits[row, pos].double()
+        allowed = allowed_tags(labels[row : row + 1, pos], unannotated[row : row + 1])[0]
+
+        def score(path, em=em) -> torch.Tensor:
+            s = crf.start[path[0]].double() + crf.end[path[-1]].double()
+            s = s + em[torch.arange(len(path)), list(path)].sum()
+            return s + sum(pairs[a, b] for a, b in zip(path, path[1:]))
+
+        paths = list(itertools.product(range(len(crf.tags)), repeat=len(pos)))
+        kept = [p for p in paths if all(allowed[i, t] for i, t in enumerate(p))]
+        log_z = torch.logsumexp(torch.stack([score(p) for p in paths]), dim=0)
+        log_kept = torch.logsumexp(torch.stack([score(p) for p in kept]), dim=0)
+        total += float((log_z - log_kept).detach())
+        count += len(pos)
+    return total / count
+
+
+def test_crf_partial_nll_marginalises_over_the_allowed_sequences() -> None:
+    torch.manual_seed(0)
+    crf = CRF(TAGS)
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.normal_()
+    logits = torch.randn(2, 6, len(TAGS))
+    labels = torch.full((2, 6), -100)
+    labels[0, [1, 2, 3, 4]] = torch.tensor([0, 0, 3, 0])  # a Disease corpus: O may be Chemical
+    labels[1, [1, 3, 4]] = torch.tensor([1, 2, 0])  # fully annotated
+    table = torch.tensor(unannotated_table(TAGS, [("Disease",)]))
+    unannotated = table[[1, 0]]
+    loss = crf.nll(logits, labels, unannotated)
+    assert loss.item() == pytest.approx(brute_partial_nll(crf, logits, labels, unannotated), 1e-5)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in crf.parameters())
+    # With every type annotated it is the gold path's loss.
+    none = torch.zeros_like(unannotated)
+    assert crf.nll(logits, labels, none).item() == pytest.approx(
+        crf.nll(logits, labels).item(), rel=1e-5
+    )
+
+
+def test_multilabel_partial_loss_leaves_out_the_unannotated_layers() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, len(TAGS))
+    layers = torch.tensor([[1, 2], [3, 4]])  # Chemical's and Disease's B/I outputs
+    labels = torch.tensor([[[0, 1], [0, 2], [-100, -100]], [[1, 0], [2, 0], [0, 1]]])
+    unannotated = torch.tensor(unannotated_table(TAGS, [("Disease",)]))[[1, 0]]
+    loss = multilabel_loss(logits, labels, layers, unannotated)
+    cut = labels.clone()
+    cut[0, :, 0] = -100  # the Disease corpus's Chemical layer
+    picked = logits[..., layers]
+    full = torch.cat([picked.new_zeros(*picked.shape[:-1], 1), picked], dim=-1)
+    ce = torch.nn.functional.cross_entropy(
+        full.reshape(-1, 3), cut.reshape(-1), ignore_index=-100, reduction="sum"
+    )
+    assert loss.item() == pytest.approx(ce.item() / 5, rel=1e-6)  # 5 labelled sub-words
+
+
+# ------------------------------------------------------------------ batches and the module
+
+
+@pytest.mark.parametrize("head", ["flat", "crf", "multilabel"])
+def test_batches_mark_partial_documents_and_every_head_reads_them(
+    reader: MultiCorpusReader, tiny_model_dir: Path, head: str
+) -> None:
+    encoder = HubEncoder(str(tiny_model_dir), name="tiny")
+    datamodule = NERDataModule(reader, Alignment(head=head), encoder.load_tokenizer())
+    train = datamodule.encoded("train")
+    assert [f.group for f in train.features] == [1, 1, 2, 2]
+    batch = datamodule.collator([train[i] for i in range(len(train))])
+    table = unannotated_table(datamodule.labels, [("Chemical",), ("Disease",)])
+    assert batch["unannotated"].tolist() == table[[1, 1, 2, 2]].tolist()
+    module = TokenClassifier(encoder, datamodule.id2label, head=head)
+    module.eval()
+    _, partial = module._forward(batch)
+    _, naive = module._forward({k: v for k, v in batch.items() if k != "unannotated"})
+    # Accepting more tags for O can only lower the loss, and here it does.
+    assert partial.item() < naive.item()
+
+
+def test_without_partial_annotation_batches_carry_no_mark(tmp_path: Path, tiny_model_dir) -> None:
+    chem = iob(write_corpus(tmp_path / "chem", CHEM), "chem", ["Chemical"])
+    dis = iob(write_corpus(tmp_path / "dis", DIS), "dis", ["Disease"])
+    naive = MultiCorpusReader({"chem": chem, "dis": dis}, partial_annotation=False)
+    encoder = HubEncoder(str(tiny_model_dir), name="tiny")
+    datamodule = NERDataModule(naive, Alignment(), encoder.load_tokenizer())
+    train = datamodule.encoded("train")
+    batch = datamodule.collator([train[i] for i in range(len(train))])
+    assert "unannotated" not in batch
+    assert np.all([f.group == 0 for f in train.features])
