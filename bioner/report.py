@@ -45,6 +45,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--split", default="test", choices=["test", "devel"])
     parser.add_argument(
+        "--corpus",
+        help="for runs of several corpora (dataset=multi), report this member corpus (its key) "
+        "only, paired with runs of that corpus alone by document",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         help="output folder (default for a single path: <path>/report for a folder of runs, "
@@ -95,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data_dir=args.data_dir,
         bootstrap_samples=args.bootstrap_samples,
         seed=args.seed,
+        corpus=args.corpus,
     )
     print(to_markdown(report))
     written = write_outputs(report, args.out, plots=not args.no_plots)

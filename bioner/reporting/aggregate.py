@@ -401,9 +401,10 @@ def _stats_by_key(rows: Sequence[Mapping[str, float]], cis: Sequence[Mapping[str
     return out
 
 
-def summarise(setting: Setting, split: str) -> None:
-    """Fill ``setting``'s metric, per-type, robustness and wall-time statistics."""
-    sections = [run.section(split) for run in setting.runs]
+def summarise(setting: Setting, split: str, corpus: str | None = None) -> None:
+    """Fill ``setting``'s metric, per-type, robustness and wall-time statistics (``corpus``: of
+    that member corpus, see :meth:`~bioner.reporting.runs.Run.section`)."""
+    sections = [run.section(split, corpus) for run in setting.runs]
     numeric = [
         {k: float(v) for k, v in s["metrics"].items() if isinstance(v, (int, float))}
         for s in sections
@@ -518,6 +519,7 @@ def paired_test(
     n: int = 1000,
     seed: int = 0,
     cache: dict[Path, ScoredSplit] | None = None,
+    corpus: str | None = None,
 ) -> PairedTest:
     """The paired bootstrap test of ``setting`` against ``baseline`` on matched runs' pooled
     predictions (module docstring).
@@ -529,7 +531,7 @@ def paired_test(
 
     def scored(run: Run) -> ScoredSplit:
         if run.path not in cache:
-            cache[run.path] = gold.load(run, split)
+            cache[run.path] = gold.load(run, split, corpus)
         return cache[run.path]
 
     partners = {(_canon(r.seed), _canon(r.fold)): r for r in baseline.runs}
@@ -566,6 +568,7 @@ class Report:
         baseline: the baseline selector as given, or ``None``.
         gold_sources: where the paired test's gold came from (``corpus``, ``predictions file``).
         bootstrap_samples: samples of the paired test.
+        corpus: the member corpus reported for runs of several (``dataset=multi``), or ``None``.
     """
 
     settings: list[Setting]
@@ -575,6 +578,7 @@ class Report:
     baseline: str | None
     gold_sources: set[str] = field(default_factory=set)
     bootstrap_samples: int = 1000
+    corpus: str | None = None
 
     @property
     def entity_types(self) -> list[str]:
@@ -590,6 +594,7 @@ def build_report(
     data_dir: str | Path | None = None,
     bootstrap_samples: int = 1000,
     seed: int = 0,
+    corpus: str | None = None,
 ) -> Report:
     """Find the runs under ``paths``, group them into settings and compute every statistic.
 
@@ -605,6 +610,9 @@ def build_report(
             :class:`~bioner.reporting.runs.GoldSource`).
         bootstrap_samples: samples of the paired bootstrap test.
         seed: seed of the paired bootstrap test.
+        corpus: for runs of several corpora (``dataset=multi``), report member ``corpus`` only:
+            its scores, and its documents in the paired test under the ids it has alone, so
+            that such runs pair with runs of that corpus alone (whose whole split is reported).
 
     Raises:
         ReportError: see :func:`~bioner.reporting.runs.find_runs`, :func:`grouping_keys`,
@@ -616,15 +624,17 @@ def build_report(
     keys, pooled = grouping_keys(runs, group_by, pool_datasets)
     settings = group_runs(runs, keys)
     for setting in settings:
-        summarise(setting, split)
-    report = Report([], split, keys, pooled, baseline, bootstrap_samples=bootstrap_samples)
+        summarise(setting, split, corpus)
+    report = Report(
+        [], split, keys, pooled, baseline, bootstrap_samples=bootstrap_samples, corpus=corpus
+    )
     if baseline is not None:
         assign_baselines(settings, parse_selector(baseline), baseline)
         gold, cache = GoldSource(data_dir), {}
         for setting in settings:
             if setting.baseline is not None:
                 setting.test = paired_test(
-                    setting, setting.baseline, split, gold, bootstrap_samples, seed, cache
+                    setting, setting.baseline, split, gold, bootstrap_samples, seed, cache, corpus
                 )
         report.gold_sources = {s.gold_source for s in cache.values()}
 

@@ -144,8 +144,10 @@ def _markdown_table(table: Table) -> str:
 
 def notes(report: Report) -> list[str]:
     """The sentences that say how to read the tables."""
+    where = f" of corpus {report.corpus} (runs of several corpora: that member only)"
     out = [
-        f"Scores on the {report.split} split (with cv.folds: the held-out fold). Cells: mean ± "
+        f"Scores on the {report.split} split{where if report.corpus else ''} (with cv.folds: the "
+        "held-out fold). Cells: mean ± "
         "sample std over runs (seeds, folds). 95% CI: Student's t-interval of the mean over runs; "
         "† one run's document-bootstrap interval.",
         "exact match: share of sentences whose predicted entities equal the gold ones.",

@@ -19,6 +19,7 @@ can be kept, committed or shared without their checkpoints or the corpus text.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -30,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from bioner.data.document import Document, Span
+from bioner.data.document import CORPUS, Document, Span, judged
 from bioner.data.readers.base import SPLITS, CorpusNotFoundError
 from bioner.errors import UserError
 from bioner.inference.formats import (
@@ -94,15 +95,26 @@ class Run:
     def folds(self) -> Any:
         return (self.config.get("cv") or {}).get("folds")
 
-    def section(self, split: str) -> dict[str, Any]:
-        """The ``metrics.json`` section of ``split`` (``metrics``, ``per_type``, ``ci95`` ...)."""
+    def section(self, split: str, corpus: str | None = None) -> dict[str, Any]:
+        """The ``metrics.json`` section of ``split`` (``metrics``, ``per_type``, ``ci95`` ...);
+        with ``corpus``, that member corpus's own section where the run read several
+        (``dataset=multi``: ``corpora.<corpus>``), the whole split where it read one."""
         if split not in self.metrics:
             present = [s for s in SPLITS if s in self.metrics] or ["none"]
             raise ReportError(
                 f"{self.path / 'metrics.json'} has no {split!r} section (it has: "
                 f"{', '.join(present)}); choose another split with --split, or leave this run out"
             )
-        return self.metrics[split]
+        section = self.metrics[split]
+        members = section.get("corpora") or {}
+        if corpus is None or not members:
+            return section
+        if corpus not in members:
+            raise ReportError(
+                f"{self.path / 'metrics.json'}: no corpus {corpus!r} among the run's corpora "
+                f"({', '.join(members)}); choose one with --corpus"
+            )
+        return members[corpus]
 
     def train_sequences_per_s(self) -> float | None:
         """The run's training speed: the mean of its per-epoch rates
@@ -289,6 +301,25 @@ class ScoredSplit:
     def by_id(self) -> dict[str, tuple[Document, list[Span]]]:
         return {doc.id: (doc, pred) for doc, pred in zip(self.gold, self.predictions)}
 
+    def member(self, corpus: str, path: Path) -> ScoredSplit:
+        """The documents of member ``corpus`` where they come from several corpora, under their
+        own ids and with the predictions their gold judges; unchanged for one corpus."""
+        if not any(CORPUS in doc.meta for doc in self.gold):
+            return self
+        keep = [i for i, doc in enumerate(self.gold) if doc.meta.get(CORPUS) == corpus]
+        if not keep:
+            found = sorted({str(doc.meta.get(CORPUS)) for doc in self.gold})
+            raise ReportError(
+                f"{path}: no document of corpus {corpus!r} (it has {', '.join(found)}); choose "
+                "one with --corpus"
+            )
+        prefix = f"{corpus}/"
+        gold = [
+            dataclasses.replace(self.gold[i], id=self.gold[i].id.removeprefix(prefix)) for i in keep
+        ]
+        preds = [judged(self.gold[i], self.predictions[i]) for i in keep]
+        return ScoredSplit([doc.id for doc in gold], gold, preds, self.gold_source)
+
 
 def _nested_targets(node: Any, where: str) -> list[tuple[str, Any]]:
     """``(key, target)`` of every ``_target_`` inside ``node`` (mappings and lists, any depth)."""
@@ -385,9 +416,12 @@ class GoldSource:
                     found[doc.id] = doc
         return found
 
-    def load(self, run: Run, split: str) -> ScoredSplit:
+    def load(self, run: Run, split: str, member: str | None = None) -> ScoredSplit:
         """The run's predictions on ``split`` (``predictions/<split>.jsonl``, or the kept
-        ``.jsonl.gz``) with the gold documents behind it.
+        ``.jsonl.gz``) with the gold documents behind it; with ``member``, for a run of several
+        corpora (``dataset=multi``), those of that member only, under the ids it has alone
+        (without the ``<corpus>/`` prefix) and with the predictions its gold judges, so that they
+        pair with a run of that corpus alone.
 
         Raises:
             ReportError: the predictions file is missing, a document is neither in the corpus nor
@@ -453,4 +487,5 @@ class GoldSource:
                 doc = record_document(record)
             gold.append(doc)
         source = "predictions file" if corpus is None else "corpus"
-        return ScoredSplit(ids, gold, [list(r["spans"]) for r in records], source)
+        scored = ScoredSplit(ids, gold, [list(r["spans"]) for r in records], source)
+        return scored if member is None else scored.member(member, path)

@@ -29,6 +29,7 @@ from bioner.eval import evaluate_checkpoint
 from bioner.inference import Tagger
 from bioner.inference.formats import read_jsonl, record_document
 from bioner.models.encoders import TinyBert
+from bioner.reporting.runs import ReportError
 from bioner.train import train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -273,6 +274,32 @@ def test_multi_corpus_run_scores_each_corpus_as_eval_does(
     assert {k: alone["test"]["metrics"][k] for k in ("tp", "fp", "fn")} == {
         k: ncbi[k] for k in ("tp", "fp", "fn")
     }
+    # bioner-report --corpus pairs the member with a run of that corpus alone, document by
+    # document, and reports the member's own scores.
+    from bioner.reporting import build_report
+
+    single = compose_small(
+        tmp_path / "single",
+        tiny_model_dir,
+        shared_data,
+        "dataset=ncbi_disease",
+        "data.limit_documents=16",
+        "trainer.max_epochs=1",
+        "bootstrap_samples=0",
+    )
+    train(single)
+    report = build_report(
+        [run_dir, tmp_path / "single"],
+        baseline="dataset=ncbi_disease",
+        bootstrap_samples=50,
+        corpus="ncbi",
+    )
+    multi = next(s for s in report.settings if not s.is_baseline)
+    assert multi.test is not None and multi.test.pairs == 1
+    assert multi.metrics["f1"].mean == pytest.approx(ncbi["f1"])
+    assert multi.test.result["a"] == pytest.approx(ncbi["f1"])
+    with pytest.raises(ReportError, match="no corpus 'gene' among the run's corpora"):
+        build_report([run_dir], corpus="gene")
 
 
 @pytest.fixture(scope="module")
