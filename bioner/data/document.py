@@ -165,6 +165,17 @@ def judged(doc: Document, spans: Sequence[Span]) -> list[Span]:
     return [s for s in spans if s.label in types]
 
 
+def by_corpus(docs: Sequence[Document]) -> dict[str, tuple[list[int], tuple[str, ...]]]:
+    """For documents of several corpora (:data:`CORPUS` in their meta), each corpus's key ->
+    the positions of its documents in ``docs`` and the types it annotates; empty otherwise."""
+    out: dict[str, tuple[list[int], tuple[str, ...]]] = {}
+    for i, doc in enumerate(docs):
+        key = doc.meta.get(CORPUS)
+        if key is not None:
+            out.setdefault(key, ([], tuple(doc.meta.get(ANNOTATED_TYPES, ()))))[0].append(i)
+    return out
+
+
 def count_types(docs: list[Document]) -> Counter[str]:
     """Entity mentions per type over ``docs``."""
     return Counter(span.label for doc in docs for span in doc.spans)

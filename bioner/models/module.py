@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from bioner.data.alignment import HEADS, Transitions, layer_columns
-from bioner.data.document import Document, Span
+from bioner.data.document import Document, Span, by_corpus
 from bioner.errors import ConfigError
 from bioner.evaluation import SpanEvaluation, evaluate
 from bioner.evaluation.label_sets import LabelSets
@@ -519,10 +519,21 @@ class TokenClassifier(FineTuning):
         self.results[stage] = StageResult(dataset.split, docs, preds, evaluation)
         # Every rank holds the same numbers; sync_dist only keeps Lightning's DDP checks quiet.
         metrics = {f"{stage}/{k}": v for k, v in evaluation.metrics().items()}
+        # Several corpora (dataset=multi): each one's own scores too, on the types it annotates.
+        members = []
+        for key, (rows, types) in by_corpus(docs).items():
+            own = evaluation.subset(rows, types).metrics()
+            metrics.update({f"{stage}/{key}/{k}": own[k] for k in ("precision", "recall", "f1")})
+            members.append(f"{key} {own['f1']:.4f}")
         self.log_dict(metrics, sync_dist=True)
         when = f"epoch {self.current_epoch} " if self.trainer.state.fn == "fit" else ""
         log.info(
-            "%s%s: strict F1 %.4f on %d documents", when, stage, metrics[f"{stage}/f1"], len(docs)
+            "%s%s: strict F1 %.4f on %d documents%s",
+            when,
+            stage,
+            metrics[f"{stage}/f1"],
+            len(docs),
+            f" ({', '.join(members)})" if members else "",
         )
 
     def on_validation_epoch_start(self) -> None:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 
 from bioner.config import instantiate_node, named_entries
-from bioner.data.document import ANNOTATED_TYPES, CORPUS, flat_layer
+from bioner.data.document import by_corpus, flat_layer
 from bioner.evaluation import bootstrap_intervals, confusion_matrix, robustness_metrics
 from bioner.inference.formats import write_conll, write_jsonl
 from bioner.postprocess import PostProcessor, build_postprocessors
@@ -109,11 +109,8 @@ def corpus_sections(
     ``{key: {documents, types, metrics, per_type, ci95, unscored_predictions}}``, over the types
     that corpus annotates; ``unscored_predictions`` counts per type the predictions its gold
     cannot judge. Empty for documents of one corpus."""
-    keys = [doc.meta.get(CORPUS) for doc in result.docs]
     out: dict[str, dict[str, Any]] = {}
-    for key in dict.fromkeys(k for k in keys if k is not None):
-        rows = [i for i, k in enumerate(keys) if k == key]
-        types = tuple(result.docs[rows[0]].meta.get(ANNOTATED_TYPES, ()))
+    for key, (rows, types) in by_corpus(result.docs).items():
         evaluation = result.evaluation.subset(rows, types)
         unscored = Counter(
             s.label for i in rows for s in result.predictions[i] if s.label not in types

@@ -227,9 +227,12 @@ def test_multi_corpus_run_scores_each_corpus_as_eval_does(
         "data.limit_documents=16",
         "trainer.max_epochs=1",
         "bootstrap_samples=20",
+        "logger=csv",
     )
     summary = train(cfg)
     run_dir = tmp_path / "run"
+    # Each member's devel scores reach the loggers every epoch.
+    assert "val/ncbi/f1" in (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0]
     # Predictions of a type a corpus does not annotate are written, and not scored.
     assert_scores_match_predictions(run_dir, summary)
     for split in ("devel", "test"):
