@@ -56,9 +56,7 @@ def test_every_dataset_config_builds_a_reader_without_io(dataset: str, tmp_path:
     # dataset=multi reads member corpora, each a dataset config of its own.
     members = [f"+dataset@dataset.corpora.{k}={k}" for k in ("bc5cdr", "ncbi_disease")]
     extra = members if dataset == "multi" else []
-    cfg = compose(
-        tmp_path, f"dataset={dataset}", f"paths.data_dir={tmp_path / 'nowhere'}", *extra
-    )
+    cfg = compose(tmp_path, f"dataset={dataset}", f"paths.data_dir={tmp_path / 'nowhere'}", *extra)
     reader = instantiate(cfg.dataset)
     assert isinstance(reader, CorpusReader) and reader.name == cfg.dataset.name
     if dataset == "multi":

@@ -13,6 +13,7 @@ import torch
 from bioner.attacks.adversaries import FGSM, PGD
 from bioner.data.alignment import Alignment, Transitions
 from bioner.data.alignment.crf import allowed_transitions
+from bioner.data.batching import unannotated_table
 from bioner.data.datamodule import NERDataModule
 from bioner.data.readers import IOBReader
 from bioner.data.tags import label_list, tags_to_word_spans
@@ -21,6 +22,7 @@ from bioner.models.adversarial import Gradients
 from bioner.models.crf import CRF
 from bioner.models.encoders import HubEncoder
 from bioner.models.module import TokenClassifier
+from bioner.models.partial import allowed_tags
 
 IOB2 = label_list(["Chem", "Dis"], "IOB2")
 IOBES = label_list(["Chem"], "IOBES")
@@ -96,9 +98,13 @@ def test_decoding_never_breaks_the_scheme() -> None:
     assert trans.decode(np.zeros((0, 5)))[0].shape == (0,)
 
 
-def brute_nll(crf: CRF, logits: torch.Tensor, labels: torch.Tensor) -> float:
+def brute_nll(
+    crf: CRF, logits: torch.Tensor, labels: torch.Tensor, unannotated: torch.Tensor | None = None
+) -> float:
     """-log p(gold chain) summed over rows, over all tag sequences of each row's chain (forbidden
-    pairs at the training penalty, start and end free), divided by the chain positions."""
+    pairs at the training penalty, start and end free), divided by the chain positions. With
+    ``unannotated`` (partial annotation), -log of the summed probability of every sequence the
+    partial labels allow (bioner.models.partial.allowed_tags)."""
     pairs = crf.transitions.masked_fill(~crf.allowed, -10_000.0).double()
     total, count = 0.0, 0
     for row in range(len(labels)):
@@ -113,9 +119,15 @@ def brute_nll(crf: CRF, logits: torch.Tensor, labels: torch.Tensor) -> float:
             s = s + em[torch.arange(len(path)), list(path)].sum()
             return s + sum(pairs[a, b] for a, b in zip(path, path[1:]))
 
-        paths = itertools.product(range(len(crf.tags)), repeat=len(pos))
+        paths = list(itertools.product(range(len(crf.tags)), repeat=len(pos)))
         log_z = torch.logsumexp(torch.stack([score(p) for p in paths]), dim=0)
-        total += float((log_z - score(gold)).detach())
+        if unannotated is None:
+            log_gold = score(gold)
+        else:
+            allowed = allowed_tags(labels[row : row + 1, pos], unannotated[row : row + 1])[0]
+            kept = [p for p in paths if all(allowed[i, t] for i, t in enumerate(p))]
+            log_gold = torch.logsumexp(torch.stack([score(p) for p in kept]), dim=0)
+        total += float((log_z - log_gold).detach())
         count += len(pos)
     return total / count
 
@@ -136,6 +148,28 @@ def test_nll_equals_brute_force_over_the_labelled_chain() -> None:
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in crf.parameters())
     assert crf.nll(logits, torch.full((3, 7), -100)).item() == 0.0
+
+
+def test_partial_nll_marginalises_over_the_sequences_the_labels_allow() -> None:
+    torch.manual_seed(0)
+    crf = CRF(IOB2)
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.normal_()
+    logits = torch.randn(2, 6, len(IOB2))
+    labels = torch.full((2, 6), -100)
+    labels[0, [1, 2, 3, 4]] = torch.tensor([0, 0, 3, 0])  # a Dis corpus: its O may be Chem
+    labels[1, [1, 3, 4]] = torch.tensor([1, 2, 0])  # fully annotated
+    unannotated = torch.tensor(unannotated_table(IOB2, [("Dis",)]))[[1, 0]]
+    loss = crf.nll(logits, labels, unannotated)
+    assert loss.item() == pytest.approx(brute_nll(crf, logits, labels, unannotated), rel=1e-5)
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in crf.parameters())
+    # With every type annotated it is the gold path's loss.
+    none = torch.zeros_like(unannotated)
+    assert crf.nll(logits, labels, none).item() == pytest.approx(
+        crf.nll(logits, labels).item(), rel=1e-5
+    )
 
 
 def test_nll_runs_in_fp32_under_bf16_autocast() -> None:

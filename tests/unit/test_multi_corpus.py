@@ -1,9 +1,9 @@
 """Several corpora as one (dataset=multi): the reader, scoring each document on its corpus's types,
-the partial-annotation losses of every head against brute force, and the batches that carry it."""
+the partial-annotation losses (the CRF's against brute force is in test_crf) and the batches that
+carry it."""
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,6 @@ from bioner.data.tags import label_list
 from bioner.errors import ConfigError
 from bioner.evaluation import confusion_matrix, evaluate
 from bioner.inference.formats import read_jsonl, record_document, write_jsonl
-from bioner.models.crf import CRF
 from bioner.models.encoders import HubEncoder
 from bioner.models.module import TokenClassifier, multilabel_loss
 from bioner.models.partial import allowed_tags, partial_cross_entropy, token_loss
@@ -195,53 +194,6 @@ def test_token_loss_is_the_encoder_s_own_loss(tiny_model_dir: Path) -> None:
     mask = torch.ones_like(ids)
     out = model(input_ids=ids, attention_mask=mask, labels=labels)
     assert torch.equal(token_loss(out.logits, {"labels": labels}), out.loss)
-
-
-def brute_partial_nll(crf: CRF, logits, labels, unannotated) -> float:
-    """-log of the probability of every tag sequence the partial labels allow, by enumeration
-    (forbidden pairs at the training penalty), divided by the labelled positions."""
-    pairs = crf.transitions.masked_fill(~crf.allowed, -10_000.0).double()
-    total, count = 0.0, 0
-    for row in range(len(labels)):
-        pos = (labels[row] != -100).nonzero().flatten()
-        em = logits[row, pos].double()
-        allowed = allowed_tags(labels[row : row + 1, pos], unannotated[row : row + 1])[0]
-
-        def score(path, em=em) -> torch.Tensor:
-            s = crf.start[path[0]].double() + crf.end[path[-1]].double()
-            s = s + em[torch.arange(len(path)), list(path)].sum()
-            return s + sum(pairs[a, b] for a, b in zip(path, path[1:]))
-
-        paths = list(itertools.product(range(len(crf.tags)), repeat=len(pos)))
-        kept = [p for p in paths if all(allowed[i, t] for i, t in enumerate(p))]
-        log_z = torch.logsumexp(torch.stack([score(p) for p in paths]), dim=0)
-        log_kept = torch.logsumexp(torch.stack([score(p) for p in kept]), dim=0)
-        total += float((log_z - log_kept).detach())
-        count += len(pos)
-    return total / count
-
-
-def test_crf_partial_nll_marginalises_over_the_allowed_sequences() -> None:
-    torch.manual_seed(0)
-    crf = CRF(TAGS)
-    with torch.no_grad():
-        for p in crf.parameters():
-            p.normal_()
-    logits = torch.randn(2, 6, len(TAGS))
-    labels = torch.full((2, 6), -100)
-    labels[0, [1, 2, 3, 4]] = torch.tensor([0, 0, 3, 0])  # a Disease corpus: O may be Chemical
-    labels[1, [1, 3, 4]] = torch.tensor([1, 2, 0])  # fully annotated
-    table = torch.tensor(unannotated_table(TAGS, [("Disease",)]))
-    unannotated = table[[1, 0]]
-    loss = crf.nll(logits, labels, unannotated)
-    assert loss.item() == pytest.approx(brute_partial_nll(crf, logits, labels, unannotated), 1e-5)
-    loss.backward()
-    assert all(torch.isfinite(p.grad).all() for p in crf.parameters())
-    # With every type annotated it is the gold path's loss.
-    none = torch.zeros_like(unannotated)
-    assert crf.nll(logits, labels, none).item() == pytest.approx(
-        crf.nll(logits, labels).item(), rel=1e-5
-    )
 
 
 def test_multilabel_partial_loss_leaves_out_the_unannotated_layers() -> None:
