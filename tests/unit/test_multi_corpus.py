@@ -14,6 +14,7 @@ from bioner.data.alignment import Alignment
 from bioner.data.batching import unannotated_table
 from bioner.data.datamodule import NERDataModule
 from bioner.data.document import ANNOTATED_TYPES, CORPUS, Document, Span, judged
+from bioner.data.errors import CorpusFormatError
 from bioner.data.readers import CorpusNotFoundError, IOBReader, MultiCorpusReader
 from bioner.data.tags import label_list
 from bioner.errors import ConfigError
@@ -102,6 +103,14 @@ def test_missing_member_files_name_the_member(tmp_path: Path) -> None:
     gone = iob(tmp_path / "nowhere", "bc2gm", ["GENE"])
     with pytest.raises(CorpusNotFoundError, match="corpus 'bc2gm' not found"):
         MultiCorpusReader({"dis": dis, "gene": gone}).load("train")
+
+
+def test_a_member_s_format_error_names_its_settings_under_its_key(tmp_path: Path) -> None:
+    chem = iob(write_corpus(tmp_path / "chem", CHEM), "chem", ["Chemical"])
+    broken = {**DIS, "train": "mild\tO\nfever\tI-Disease\n\n"}
+    dis = iob(write_corpus(tmp_path / "dis", broken), "dis", ["Disease"])
+    with pytest.raises(CorpusFormatError, match=r"train.tsv:2.*dataset.corpora.dis.on_invalid"):
+        MultiCorpusReader({"chem": chem, "dis": dis}).load("train")
 
 
 def test_member_subsets_and_preparation_are_under_the_member_key(tmp_path: Path) -> None:

@@ -24,16 +24,31 @@ NCBI-disease abstract is tagged ``O`` there because nobody looked for chemicals.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bioner.data.document import ANNOTATED_TYPES, CORPUS, Document
 from bioner.data.readers.base import CorpusReader
 from bioner.data.subsets import TrainSubset
-from bioner.errors import ConfigError
+from bioner.errors import ConfigError, UserError
+
+
+@contextlib.contextmanager
+def member_settings(key: str) -> Iterator[None]:
+    """Re-raise a member corpus's user error with its settings' keys as they are here: a member
+    names ``dataset.on_invalid=repair``, which is ``dataset.corpora.<key>.on_invalid=repair``."""
+    try:
+        yield
+    except UserError as err:
+        if err.args and isinstance(err.args[0], str):
+            message = re.sub(r"\bdataset\.(?!corpora\.)", f"dataset.corpora.{key}.", err.args[0])
+            err.args = (message, *err.args[1:])
+        raise
 
 
 class MultiCorpusReader(CorpusReader):
@@ -111,11 +126,11 @@ class MultiCorpusReader(CorpusReader):
 
     def _read(self, split: str, allowed: set[str] | None) -> list[Document]:
         # Each member applies its own split, filter and subset; they validated their documents.
-        return [
-            self._tag(key, doc)
-            for key, reader in self.members.items()
-            for doc in reader.load(split)
-        ]
+        docs = []
+        for key, reader in self.members.items():
+            with member_settings(key):
+                docs += [self._tag(key, doc) for doc in reader.load(split)]
+        return docs
 
     def evaluation_document(self, doc: Document) -> Document:
         key = doc.meta.get(CORPUS)
@@ -124,8 +139,9 @@ class MultiCorpusReader(CorpusReader):
         return self._tag(key, self.members[key].evaluation_document(doc), id=doc.id)
 
     def ensure_available(self, download: bool = False, splits: Sequence[str] | None = None) -> None:
-        for reader in self.members.values():
-            reader.ensure_available(download=download, splits=splits)
+        for key, reader in self.members.items():
+            with member_settings(key):
+                reader.ensure_available(download=download, splits=splits)
 
     def required_files(self) -> list[Path]:
         return [p for r in self.members.values() for p in r.required_files()]
