@@ -105,6 +105,14 @@ def test_missing_member_files_name_the_member(tmp_path: Path) -> None:
         MultiCorpusReader({"dis": dis, "gene": gone}).load("train")
 
 
+def test_building_the_reader_reads_no_file(tmp_path: Path) -> None:
+    # Members that infer their types from a training file are read when the types are asked for.
+    inferred = [iob(tmp_path / f"nowhere_{k}", k, None) for k in ("a", "b")]
+    multi = MultiCorpusReader(dict(zip(("a", "b"), inferred)))
+    with pytest.raises(CorpusNotFoundError, match="corpus 'a' not found"):
+        _ = multi.entity_types
+
+
 def test_a_member_s_format_error_names_its_settings_under_its_key(tmp_path: Path) -> None:
     chem = iob(write_corpus(tmp_path / "chem", CHEM), "chem", ["Chemical"])
     broken = {**DIS, "train": "mild\tO\nfever\tI-Disease\n\n"}

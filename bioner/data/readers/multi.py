@@ -90,12 +90,17 @@ class MultiCorpusReader(CorpusReader):
             )
         self.members = members
         self.partial_annotation = partial_annotation
-        types = list(dict.fromkeys(t for r in members.values() for t in r.entity_types))
         roots = [os.path.abspath(r.data_dir) for r in members.values()]
-        super().__init__(name, Path(os.path.commonpath(roots)), entity_types=types)
+        super().__init__(name, Path(os.path.commonpath(roots)))
 
     def __repr__(self) -> str:
         return f"MultiCorpusReader(name={self.name!r}, corpora={list(self.members)})"
+
+    @property
+    def entity_types(self) -> list[str]:
+        """The members' types, in their order (read when first asked: a member may infer its
+        own from its training file)."""
+        return list(dict.fromkeys(t for r in self.members.values() for t in r.entity_types))
 
     def member_types(self) -> dict[str, tuple[str, ...]]:
         """Each member's key -> the entity types it annotates."""
