@@ -232,12 +232,12 @@ class NERDataModule(L.LightningDataModule):
         n = self.limit_documents
         if n is None:
             return docs
-        by_corpus: dict[Any, list[Document]] = {}
+        parts: dict[Any, list[Document]] = {}
         for doc in docs:
-            by_corpus.setdefault(doc.meta.get(CORPUS), []).append(doc)
-        if all(len(part) <= n for part in by_corpus.values()):
+            parts.setdefault(doc.meta.get(CORPUS), []).append(doc)
+        if all(len(part) <= n for part in parts.values()):
             return docs
-        kept = [doc for part in by_corpus.values() for doc in part[:n]]
+        kept = [doc for part in parts.values() for doc in part[:n]]
         log.info(
             "%s/%s: using %d of %d documents, the first %d%s (data.limit_documents)",
             self.reader.name,
@@ -245,7 +245,7 @@ class NERDataModule(L.LightningDataModule):
             len(kept),
             len(docs),
             n,
-            " of each corpus" if len(by_corpus) > 1 else "",
+            " of each corpus" if len(parts) > 1 else "",
         )
         return kept
 

@@ -249,6 +249,13 @@ def eval_dataset(cfg: DictConfig, trained: DictConfig) -> DictConfig:
             members = {key: rebase(node) for key, node in dataset.corpora.items()}
             dataset = OmegaConf.merge(dataset, {"corpora": members})
     if given.get("data_dir") is not None:
+        if "corpora" in dataset:
+            raise ConfigError(
+                f"dataset.data_dir={given.data_dir}: this model was trained on several corpora "
+                f"({', '.join(dataset.corpora)}), each in its own folder; set "
+                "paths.data_dir=<folder holding them> instead, or score one of them with "
+                "dataset=<its dataset> dataset.data_dir=<its folder>"
+            )
         dataset = OmegaConf.merge(dataset, {"data_dir": given.data_dir})
     return dataset
 

@@ -24,7 +24,7 @@ from bioner.config import CONFIG_DIR, compose_config
 from bioner.data.alignment import Alignment
 from bioner.data.document import Document
 from bioner.data.readers import CorpusNotFoundError
-from bioner.errors import FormatError
+from bioner.errors import ConfigError, FormatError
 from bioner.eval import evaluate_checkpoint
 from bioner.inference import Tagger
 from bioner.inference.formats import read_jsonl, record_document
@@ -258,6 +258,13 @@ def test_multi_corpus_run_scores_each_corpus_as_eval_does(
     for split in ("devel", "test"):
         assert evaluated[split]["metrics"] == summary[split]["metrics"]
         assert evaluated[split]["corpora"] == summary[split]["corpora"]
+    # A data folder of its own is refused: the members have theirs (paths.data_dir moves them).
+    with pytest.raises(ConfigError, match=r"several corpora \(chem, ncbi\).*paths.data_dir"):
+        evaluate_checkpoint(
+            compose_config(
+                "eval", [*base, f"run_dir={tmp_path / 'x'}", f"dataset.data_dir={tmp_path}"]
+            )
+        )
     # and on one member corpus alone, it scores the one type that corpus annotates.
     alone = evaluate_checkpoint(
         compose_config(
