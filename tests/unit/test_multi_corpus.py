@@ -45,7 +45,7 @@ def write_corpus(folder: Path, splits: dict[str, str]) -> Path:
     return folder
 
 
-def iob(folder: Path, name: str, types: list[str], **kwargs) -> IOBReader:
+def iob(folder: Path, name: str, types: list[str] | None, **kwargs) -> IOBReader:
     files = {s: f"{s}.tsv" for s in ("train", "devel", "test")}
     return IOBReader(name=name, data_dir=folder, entity_types=types, files=files, **kwargs)
 
