@@ -73,7 +73,11 @@ def stats(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     reader = _reader(cfg)
     result = corpus_stats(reader)
-    summary = {"dataset": cfg.dataset.name, "splits": result}
+    summary: dict[str, Any] = {"dataset": cfg.dataset.name, "splits": result}
+    # dataset=multi: each member corpus's own counts too (its types only).
+    members = getattr(reader, "members", None) or {}
+    if members:
+        summary["members"] = {key: corpus_stats(member) for key, member in members.items()}
     # What dataset.split, dataset.filter and dataset.train_subset did (empty when none is set).
     summary.update(reader.preparation())
     return {**summary, "seconds": time.perf_counter() - started}
@@ -235,18 +239,20 @@ def _render(command: str, result: dict[str, Any]) -> str:
         types = sorted({t for s in splits.values() for t in s["per_type"]})
         kinds = list(OVERLAP_KINDS)
         header = ["split", "documents", "sentences", "tokens", "mentions", *kinds, *types]
-        rows = [
-            [
-                name,
-                s["documents"],
-                s["sentences"],
-                s["tokens"],
-                s["mentions"],
-                *(s["overlaps"][k] for k in kinds),
-                *(s["per_type"].get(t, 0) for t in types),
+
+        def row(name: str, s: dict[str, Any], absent: Any = 0) -> list[Any]:
+            counts = [s["documents"], s["sentences"], s["tokens"], s["mentions"]]
+            counts += [s["overlaps"][k] for k in kinds]
+            return [name, *counts, *(s["per_type"].get(t, absent) for t in types)]
+
+        rows = []
+        for name, s in splits.items():
+            rows.append(row(name, s))
+            # A member's row: "-" under the types it does not annotate (not 0: unknown).
+            rows += [
+                row(f"  {key}", member[name], "-")
+                for key, member in result.get("members", {}).items()
             ]
-            for name, s in splits.items()
-        ]
         title = f"{result['dataset']}"
         if "split" in result:
             ratio = result["split"]

@@ -173,3 +173,28 @@ def test_stats_says_what_a_lenient_option_repaired(fixtures_dir, tmp_path, capsy
     assert result["repairs"] == {split: {kind: 1} for split in ("train", "devel", "test")}
     assert main(["stats", *overrides]) == 0
     assert f"repaired by a dataset option: train 1 {kind}; devel" in capsys.readouterr().out
+
+
+def test_stats_of_several_corpora_counts_each_member_on_its_own_types(
+    fixtures_dir, tmp_path, capsys
+):
+    diseases = tmp_path / "diseases"
+    diseases.mkdir()
+    for split in ("train", "devel", "test"):
+        (diseases / f"{split}.tsv").write_text("acute\tB-Disease\npain\tI-Disease\n\n")
+    overrides = [
+        "dataset=multi",
+        "+dataset@dataset.corpora.a=iob",
+        f"dataset.corpora.a.data_dir={fixtures_dir / 'iob'}",
+        "+dataset@dataset.corpora.b=iob",
+        f"dataset.corpora.b.data_dir={diseases}",
+    ]
+    assert main(["stats", *overrides, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    a, b = (result["members"][k]["train"] for k in ("a", "b"))
+    assert result["splits"]["train"]["documents"] == a["documents"] + b["documents"]
+    assert list(b["per_type"]) == ["Disease"]
+    assert main(["stats", *overrides]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    member_b = next(line for line in lines if line.startswith("  b "))
+    assert " - " in member_b  # the types b does not annotate: unknown, not 0
