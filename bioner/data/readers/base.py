@@ -99,6 +99,10 @@ class CorpusReader(ABC):
         repair_kinds: the same per split and kind (the warning's words), for ``metrics.json``.
     """
 
+    # True where _read returns documents validated already (MultiCorpusReader: its members'
+    # own loads validated them), so that they are not checked a second time.
+    reads_validated = False
+
     def __init__(
         self,
         name: str,
@@ -202,8 +206,9 @@ class CorpusReader(ABC):
                 )
             self.ensure_available(splits=[split])
             docs = self._read(split, self._allowed(split))
-            for doc in docs:
-                doc.validate()
+            if not self.reads_validated:
+                for doc in docs:
+                    doc.validate()
             self._source_docs[split] = docs
         return self._source_docs[split]
 

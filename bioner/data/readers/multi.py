@@ -25,7 +25,6 @@ NCBI-disease abstract is tagged ``O`` there because nobody looked for chemicals.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -61,6 +60,8 @@ class MultiCorpusReader(CorpusReader):
         partial_annotation: train on each document's ``O`` as "none of its corpus's types" (the
             loss marginalises over the others' tags); ``False``: as ``O`` for every type.
     """
+
+    reads_validated = True
 
     def __init__(
         self,
@@ -124,24 +125,29 @@ class MultiCorpusReader(CorpusReader):
             for k, rule in r.train_subsets().items()
         }
 
-    def _tag(self, key: str, doc: Document, id: str | None = None) -> Document:
-        """``doc`` as a document of member ``key``: id prefixed, corpus and types in meta."""
-        meta = {**doc.meta, CORPUS: key, ANNOTATED_TYPES: tuple(self.members[key].entity_types)}
-        return dataclasses.replace(doc, id=id or f"{key}/{doc.id}", meta=meta)
+    @staticmethod
+    def _tag(doc: Document, key: str, types: tuple[str, ...], id: str | None = None) -> Document:
+        """``doc`` as a document of member ``key`` annotating ``types``: id prefixed, corpus and
+        types in meta."""
+        meta = {**doc.meta, CORPUS: key, ANNOTATED_TYPES: types}
+        # The constructor, not dataclasses.replace: several times faster, per document.
+        new_id = id or f"{key}/{doc.id}"
+        return Document(new_id, doc.text, doc.spans, doc.sentences, doc.words, meta)
 
     def _read(self, split: str, allowed: set[str] | None) -> list[Document]:
         # Each member applies its own split, filter and subset; they validated their documents.
         docs = []
-        for key, reader in self.members.items():
+        for key, types in self.member_types().items():
             with member_settings(key):
-                docs += [self._tag(key, doc) for doc in reader.load(split)]
+                docs += [self._tag(doc, key, types) for doc in self.members[key].load(split)]
         return docs
 
     def evaluation_document(self, doc: Document) -> Document:
         key = doc.meta.get(CORPUS)
         if key not in self.members:
             return doc
-        return self._tag(key, self.members[key].evaluation_document(doc), id=doc.id)
+        view = self.members[key].evaluation_document(doc)
+        return self._tag(view, key, doc.meta[ANNOTATED_TYPES], id=doc.id)
 
     def ensure_available(self, download: bool = False, splits: Sequence[str] | None = None) -> None:
         for key, reader in self.members.items():
