@@ -94,8 +94,13 @@ def instantiate_node(
         found = re.search(r"^full_key: (\S+)$", str(err), flags=re.MULTILINE)
         where = _join_key(node, key, found.group(1) if found else "")
         message = str(cause)
-        if not re.match(rf"{re.escape(key.split('.')[0])}\b", message):  # else named already
+        root = key.split(".")[0]
+        if not re.match(rf"{re.escape(root)}\b", message):
             message = f"{where}: {message}"
+        elif where != root and message.startswith(f"{root}.") and not message.startswith(where):
+            # A constructor names its keys from the root of its own kind ("dataset.filter.x"),
+            # which for a node deeper down (a member of dataset=multi) is that node's path.
+            message = f"{where}.{message[len(root) + 1 :]}"
         raise ConfigError(message) from cause
 
 

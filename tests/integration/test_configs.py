@@ -176,6 +176,17 @@ def test_a_callback_entry_without_target_is_an_error(tmp_path: Path) -> None:
             lambda cfg: instantiate_node(cfg.postprocess.overlaps, "postprocess.overlaps"),
             r"^postprocess.overlaps: keep='big': choose one of score, longest, nested$",
         ),
+        # A member of dataset=multi: "dataset.filter..." is that member's key path.
+        (
+            [
+                "dataset=multi",
+                "+dataset@dataset.corpora.gm=bc2gm",
+                "+dataset@dataset.corpora.ncbi=ncbi_disease",
+                "dataset.corpora.gm.filter.min_chars=-1",
+            ],
+            lambda cfg: instantiate_node(cfg.dataset, "dataset"),
+            r"^dataset.corpora.gm.filter.min_chars must be a non-negative integer or null",
+        ),
         # A message that names its key already is left as it is.
         (
             ["alignment.unit=paragraph"],
