@@ -78,7 +78,7 @@ def stats(cfg: DictConfig) -> dict[str, Any]:
     members = getattr(reader, "members", None) or {}
     if members:
         summary["members"] = {key: corpus_stats(member) for key, member in members.items()}
-    # What dataset.split, dataset.filter and dataset.train_subset did (empty when none is set).
+    # What dataset.split, .relabel, .filter and .train_subset did (empty when none is set).
     summary.update(reader.preparation())
     return {**summary, "seconds": time.perf_counter() - started}
 
@@ -261,6 +261,17 @@ def _render(command: str, result: dict[str, Any]) -> str:
                 f"{'/'.join(f'{r:g}' for r in ratio['ratios'])}, seed {ratio['seed']}, "
                 f"{'stratified by entity types' if ratio['stratify'] else 'not stratified'}"
             )
+        if "relabel" in result:
+            parts = []
+            for name, r in result["relabel"].items():
+                what = [
+                    f"{verb} " + ", ".join(f"{t} {n:,}" for t, n in r[verb].items())
+                    for verb in ("renamed", "dropped")
+                    if r[verb]
+                ]
+                what += [f"merged {r['merged']:,}"] if r["merged"] else []
+                parts.append(f"{name} " + (", ".join(what) or "unchanged"))
+            title += "\ndataset.relabel (gold mentions): " + "; ".join(parts)
         if "filter" in result:
             parts = []
             for name, f in result["filter"].items():

@@ -17,10 +17,12 @@ gains a ``postprocess`` section with the raw scores beside them::
       "test": {...}
     }
 
-With ``dataset.split`` or ``dataset.filter`` set, ``metrics.json["dataset_preparation"]`` says how
-the documents were dealt (``split``: ratios, seed, documents per split) and what each split lost
-(``filter``: documents before, kept, removed per rule, gold mentions removed); ``repairs`` counts,
-per split and kind, what a lenient reader option fixed or left out.
+With ``dataset.split``, ``dataset.relabel`` or ``dataset.filter`` set,
+``metrics.json["dataset_preparation"]`` says how the documents were dealt (``split``: ratios,
+seed, documents per split), what became of their gold mentions' types (``relabel``: per split,
+mentions, renamed and dropped per type, merged) and what each split lost (``filter``: documents
+before, kept, removed per rule, gold mentions removed); ``repairs`` counts, per split and kind,
+what a lenient reader option fixed or left out.
 
 Post-processed metrics also reach the loggers as ``<stage>/postprocess/<name>`` (``val/f1`` and
 ``test/f1`` logged by the evaluation passes stay the raw ones). Robustness scores the raw model.

@@ -20,6 +20,7 @@ from bioner.data.document import Document, count_types
 from bioner.data.download import DownloadError, fetch, is_local_url, offline_reason
 from bioner.data.errors import CorpusFormatError
 from bioner.data.filters import DocumentFilter
+from bioner.data.relabel import Relabel
 from bioner.data.splits import RatioSplit
 from bioner.data.subsets import TrainSubset
 from bioner.errors import ConfigError, UserError
@@ -89,6 +90,9 @@ class CorpusReader(ABC):
         train_subset: the rule of ``dataset.train_subset``
             (:class:`~bioner.data.subsets.TrainSubset`'s arguments); ``None``: train on every
             training document.
+        relabel: the rule of ``dataset.relabel`` (:class:`~bioner.data.relabel.Relabel`'s
+            arguments: ``map`` renames, merges or drops types, ``keep`` lists those to keep);
+            ``None``: the corpus's own types.
 
     Attributes:
         splits: always ``["train", "devel", "test"]``.
@@ -112,6 +116,7 @@ class CorpusReader(ABC):
         filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
         split: Mapping[str, Any] | None = None,
         train_subset: Mapping[str, Any] | None = None,
+        relabel: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.data_dir = Path(data_dir).expanduser()
@@ -125,6 +130,9 @@ class CorpusReader(ABC):
         split = dict(split or {})
         self.ratio_split = RatioSplit(**split) if split.get("ratios") is not None else None
         self.train_subset = TrainSubset(**dict(train_subset or {}))
+        self.relabel = Relabel(**dict(relabel or {}))
+        if self._configured is not None:
+            self.relabel.types(self._configured, name)  # a ValueError names the wrong type now
         self.sources: list[str] = (
             list(self.ratio_split.source) if self.ratio_split is not None else list(SPLITS)
         )
@@ -135,8 +143,9 @@ class CorpusReader(ABC):
         return f"{type(self).__name__}(name={self.name!r}, data_dir={str(self.data_dir)!r})"
 
     @property
-    def entity_types(self) -> list[str]:
-        """Configured entity types, or those of the training split (sorted) when inferred."""
+    def source_types(self) -> list[str]:
+        """The entity types of the corpus files: configured, or those of the training split
+        (sorted) when inferred."""
         if self._configured is not None:
             return list(self._configured)
         if self._inferred is None:
@@ -144,13 +153,25 @@ class CorpusReader(ABC):
             self._inferred = sorted(count_types(self._read_source("train")))
         return list(self._inferred)
 
+    @property
+    def entity_types(self) -> list[str]:
+        """The entity types of the documents :meth:`load` returns, those a model learns:
+        :attr:`source_types` after ``dataset.relabel``."""
+        if not self.relabel.active:
+            return self.source_types
+        try:
+            return self.relabel.types(self.source_types, self.name)
+        except ValueError as err:  # types inferred from the training file, only known now
+            raise ConfigError(str(err)) from None
+
     def load(self, split: str) -> list[Document]:
         """Validated documents of ``split`` (read once, then cached).
 
         With ``dataset.split``, the documents of :attr:`sources` are pooled and dealt into the
-        splits (:class:`~bioner.data.splits.RatioSplit`); then ``dataset.filter`` drops those
-        that break its rules (:class:`~bioner.data.filters.DocumentFilter`, counted per split in
-        ``filter.removed``); last, ``dataset.train_subset`` keeps a seeded fraction of the
+        splits (:class:`~bioner.data.splits.RatioSplit`); ``dataset.relabel`` renames, merges or
+        drops their types (:class:`~bioner.data.relabel.Relabel`); then ``dataset.filter`` drops
+        those that break its rules (:class:`~bioner.data.filters.DocumentFilter`, counted per
+        split in ``filter.removed``); last, ``dataset.train_subset`` keeps a seeded fraction of the
         training documents (:class:`~bioner.data.subsets.TrainSubset`).
 
         Raises:
@@ -165,6 +186,8 @@ class CorpusReader(ABC):
             else:
                 pooled = {s: self._read_source(s) for s in self.sources}
                 docs = self.ratio_split.apply(pooled, self.name)[split]
+            if self.relabel.active:
+                docs = self.relabel.apply(split, docs, self.name)
             docs = self.filter.apply(split, docs, self.name)
             if split == "train":
                 docs = self.train_subset.apply(docs, self.name)
@@ -183,12 +206,15 @@ class CorpusReader(ABC):
         return {"dataset.train_subset": self.train_subset} if self.train_subset.active else {}
 
     def preparation(self) -> dict[str, Any]:
-        """What ``dataset.split``, ``dataset.filter`` and ``dataset.train_subset`` did to the
-        splits loaded so far, and the fix-ups a lenient reader option made (``repairs``, per split
-        and kind), for ``metrics.json`` and ``bioner-data stats`` (empty when there are none)."""
+        """What ``dataset.split``, ``dataset.relabel``, ``dataset.filter`` and
+        ``dataset.train_subset`` did to the splits loaded so far, and the fix-ups a lenient reader
+        option made (``repairs``, per split and kind), for ``metrics.json`` and
+        ``bioner-data stats`` (empty when there are none)."""
         report: dict[str, Any] = {}
         if self.ratio_split is not None and self.ratio_split.summary:
             report["split"] = dict(self.ratio_split.summary)
+        if self.relabel.counts:
+            report["relabel"] = {s: dict(v) for s, v in self.relabel.counts.items()}
         if self.filter.active:
             report["filter"] = {s: dict(v) for s, v in self.filter.removed.items()}
         if self.train_subset.summary:
@@ -272,7 +298,7 @@ class CorpusReader(ABC):
             return set(self._configured)
         if split == "train":
             return None
-        return set(self.entity_types)
+        return set(self.source_types)
 
     def _label_error(self, path: Path, line: int | None, label: str) -> CorpusFormatError:
         """The error for a label outside :meth:`_allowed`."""
@@ -282,7 +308,7 @@ class CorpusReader(ABC):
         else:
             what = (
                 "does not occur in the training split, from which the entity types were inferred "
-                f"({self.entity_types})"
+                f"({self.source_types})"
             )
             fix = "correct the label, or list every type in dataset.entity_types"
         return CorpusFormatError(path, line, f"label {label!r} {what}", fix)

@@ -92,8 +92,11 @@ class BioCReader(StandoffReader):
         filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
         split: Mapping[str, Any] | None = None,
         train_subset: Mapping[str, Any] | None = None,
+        relabel: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
+        super().__init__(
+            name, data_dir, entity_types, download, filter, split, train_subset, relabel
+        )
         self.keep_mention_options(discontinuous, overlaps, on_mismatch, ignore_types)
         self.files = dict(files or {s: f"{s}.xml" for s in self.splits})
         if not set(self.sources) <= set(self.files):

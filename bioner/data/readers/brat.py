@@ -105,8 +105,11 @@ class BratReader(StandoffReader):
         filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
         split: Mapping[str, Any] | None = None,
         train_subset: Mapping[str, Any] | None = None,
+        relabel: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
+        super().__init__(
+            name, data_dir, entity_types, download, filter, split, train_subset, relabel
+        )
         check_options({"sentences": (sentences, SENTENCES)})
         self.keep_mention_options(discontinuous, overlaps, on_mismatch, ignore_types)
         self.folders = dict(folders or {s: s for s in self.splits})

@@ -73,8 +73,11 @@ class I2B2Reader(CorpusReader):
         filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
         split: Mapping[str, Any] | None = None,
         train_subset: Mapping[str, Any] | None = None,
+        relabel: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
+        super().__init__(
+            name, data_dir, entity_types, download, filter, split, train_subset, relabel
+        )
         if not 0.0 <= dev_fraction < 1.0:
             raise ValueError(f"dev_fraction must be in [0, 1), not {dev_fraction}")
         check_options({"on_mismatch": (on_mismatch, ("error", "skip"))})

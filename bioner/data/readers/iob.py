@@ -62,8 +62,11 @@ class IOBReader(CorpusReader):
         filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
         split: Mapping[str, Any] | None = None,
         train_subset: Mapping[str, Any] | None = None,
+        relabel: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
+        super().__init__(
+            name, data_dir, entity_types, download, filter, split, train_subset, relabel
+        )
         check_options(
             {"scheme": (scheme, SCHEMES), "on_invalid": (on_invalid, ("reject", "repair"))}
         )

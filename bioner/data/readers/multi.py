@@ -101,11 +101,15 @@ class MultiCorpusReader(CorpusReader):
     def entity_types(self) -> list[str]:
         """The members' types, in their order (read when first asked: a member may infer its
         own from its training file)."""
-        return list(dict.fromkeys(t for r in self.members.values() for t in r.entity_types))
+        return list(dict.fromkeys(t for types in self.member_types().values() for t in types))
 
     def member_types(self) -> dict[str, tuple[str, ...]]:
-        """Each member's key -> the entity types it annotates."""
-        return {key: tuple(r.entity_types) for key, r in self.members.items()}
+        """Each member's key -> the entity types it annotates (after its ``relabel``)."""
+        types = {}
+        for key, reader in self.members.items():
+            with member_settings(key):  # an inferred type that its relabel rule misnames
+                types[key] = tuple(reader.entity_types)
+        return types
 
     def annotation_groups(self) -> list[tuple[str, ...]]:
         """The type sets of members that annotate only some of :attr:`entity_types`, whose

@@ -88,8 +88,11 @@ class PubTatorReader(StandoffReader):
         filter: Mapping[str, Any] | None = None,  # the config key dataset.filter
         split: Mapping[str, Any] | None = None,
         train_subset: Mapping[str, Any] | None = None,
+        relabel: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, data_dir, entity_types, download, filter, split, train_subset)
+        super().__init__(
+            name, data_dir, entity_types, download, filter, split, train_subset, relabel
+        )
         check_options({"overlaps": (overlaps, OVERLAPS)})
         if (files is None) == (corpus is None) or (corpus is None) != (pmids is None):
             raise ValueError("give either `files` (one per split) or both `corpus` and `pmids`")
