@@ -485,7 +485,7 @@ def check_type_names(types: Sequence[str]) -> None:
     if clash:
         raise ValueError(
             f"entity type(s) {sorted(clash)} would collide with the summary keys f1_<name>; "
-            "rename the type in the dataset config"
+            f"rename it as the corpus is read: dataset.relabel.map={{{sorted(clash)[0]}: <name>}}"
         )
 
 

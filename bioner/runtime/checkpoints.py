@@ -233,7 +233,8 @@ def _holds_files(folder: Path) -> bool:
 
 def eval_dataset(cfg: DictConfig, trained: DictConfig) -> DictConfig:
     """The dataset config to score: ``dataset=<name>`` if given, else the training one, with its
-    data folder under this run's ``paths.data_dir``; ``dataset.data_dir=...`` wins over both."""
+    data folder under this run's ``paths.data_dir``; ``dataset.data_dir=...`` wins over both,
+    and ``dataset.relabel.map`` / ``.keep`` over the training one's."""
     given = cfg.get("dataset") or {}
     if "_target_" in given:
         dataset = given
@@ -248,6 +249,17 @@ def eval_dataset(cfg: DictConfig, trained: DictConfig) -> DictConfig:
         if dataset.get("corpora"):  # dataset=multi: each member corpus has its own folder
             members = {key: rebase(node) for key, node in dataset.corpora.items()}
             dataset = OmegaConf.merge(dataset, {"corpora": members})
+        # dataset.relabel.map / .keep given here replace the training run's (null: as trained).
+        relabel = {k: v for k, v in (given.get("relabel") or {}).items() if v is not None}
+        if relabel and "corpora" in dataset:
+            raise ConfigError(
+                f"dataset.relabel: this model was trained on several corpora "
+                f"({', '.join(dataset.corpora)}), each read with its own relabel rule; score one "
+                "of them with dataset=<its dataset> dataset.relabel.map=..."
+            )
+        for key, value in relabel.items():
+            dataset = OmegaConf.merge(dataset, {})  # a copy, not the stored config
+            OmegaConf.update(dataset, f"relabel.{key}", value, merge=False, force_add=True)
     if given.get("data_dir") is not None:
         if "corpora" in dataset:
             raise ConfigError(
@@ -326,7 +338,9 @@ def match_label_sets(
         if not label_sets.shared:
             raise ConfigError(
                 f"{ckpt_path} predicts {list(label_sets.model)}, {reader.name} annotates "
-                f"{list(label_sets.corpus)}: no type in common, nothing to score"
+                f"{list(label_sets.corpus)}: no type in common, nothing to score. Where the "
+                "two name one type differently, rename the corpus's to the model's as it is "
+                "read: dataset.relabel.map={<corpus type>: <model type>}"
             )
     return label_sets
 

@@ -333,8 +333,13 @@ def test_run_dir_must_be_given_outside_hydra(tmp_path: Path) -> None:
 
 def test_eval_config_takes_the_dataset_from_the_checkpoint_unless_given(tmp_path: Path) -> None:
     cfg = compose_config("eval", ["ckpt_path=x.ckpt", f"run_dir={tmp_path}"])
-    # No dataset chosen: only a data_dir to move the training one to (null: keep it).
-    assert dict(cfg.dataset) == {"data_dir": None} and cfg.run_name == "checkpoint"
+    # No dataset chosen: a data_dir to move the training one to and a relabel rule to read it
+    # with (null: as trained).
+    assert OmegaConf.to_container(cfg.dataset) == {
+        "data_dir": None,
+        "relabel": {"map": None, "keep": None},
+    }
+    assert cfg.run_name == "checkpoint"
     cfg = compose_config(
         "eval", ["ckpt_path=x.ckpt", f"run_dir={tmp_path}", "dataset=ncbi_disease"]
     )

@@ -179,3 +179,32 @@ def test_the_same_types_in_another_order_score_the_same(
     assert "label_sets" not in swapped
     for split in ("devel", "test"):
         assert swapped[split]["metrics"] == same[split]["metrics"]
+
+
+def test_a_corpus_s_types_renamed_as_it_is_read_are_scored_under_their_new_names(
+    checkpoint: Path, tmp_path: Path, shared_data: Path
+) -> None:
+    # The checkpoint predicts Chemical and Disease. Read with Chemical renamed, BC5CDR shares
+    # Disease alone with it; with Disease dropped too, nothing.
+    both = evaluate(checkpoint, tmp_path / "both", f"paths.data_dir={shared_data}")
+    drug = evaluate(
+        checkpoint,
+        tmp_path / "drug",
+        f"paths.data_dir={shared_data}",
+        "dataset.relabel.map={Chemical: Drug}",
+    )
+    assert drug["label_sets"]["scored_types"] == ["Disease"]
+    assert drug["label_sets"]["corpus_only"] == ["Drug"]
+    for split in ("devel", "test"):
+        metrics = drug[split]["metrics"]
+        assert metrics["f1"] == pytest.approx(both[split]["metrics"]["f1_Disease"])
+        # Counted over the whole split as read (data.limit_documents cuts after).
+        renamed = drug["dataset_preparation"]["relabel"][split]["renamed"]["Chemical"]
+        assert 0 < drug["label_sets"][split]["unpredictable_gold"]["Drug"] <= renamed
+    with pytest.raises(ConfigError, match=r"no type in common.*dataset\.relabel\.map="):
+        evaluate(
+            checkpoint,
+            tmp_path / "none",
+            f"paths.data_dir={shared_data}",
+            "dataset.relabel.map={Chemical: Drug, Disease: null}",
+        )
