@@ -53,11 +53,12 @@ class ReportError(UserError, ValueError):
     """Input that a report cannot be built from; the message names the folder and the fix."""
 
 
-#: Config groups whose options are named steps (``preprocess=[shorthand,spelling]``): a run's
-#: ``flat[group]`` names its steps in order (``shorthand+spelling``, ``none`` for no step), so
-#: that reports show and select them as one value (``--baseline preprocess=none``); the steps'
-#: own parameters stay keys of their own (``preprocess.spelling.min_length``).
-STEP_GROUPS = ("preprocess",)
+#: Config groups whose options are named steps (``preprocess=[shorthand,spelling]``,
+#: ``postprocess=[abbreviations,threshold]``): a run's ``flat[group]`` names its steps in order
+#: (``shorthand+spelling``, ``none`` for no step), so that reports show and select them as one
+#: value (``--baseline postprocess=none``); the steps' own parameters stay keys of their own
+#: (``preprocess.spelling.min_length``).
+STEP_GROUPS = ("preprocess", "postprocess")
 
 
 @dataclass
@@ -218,8 +219,8 @@ def load_run(folder: str | Path) -> Run:
 
 def _evaluated_config(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     """The effective config of a ``bioner-eval`` run: the training config stored in its
-    checkpoint (model, alignment, attack, seed ...), with the dataset, robustness settings and
-    decode rule that the evaluation chose."""
+    checkpoint (model, alignment, attack, seed ...), with the dataset (or its relabel rule),
+    robustness settings, post-processing and decode rule that the evaluation chose."""
     from omegaconf import OmegaConf
 
     # Only bioner-eval runs need it, and it loads torch: the tables of training runs do not wait.
@@ -236,7 +237,14 @@ def _evaluated_config(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     dataset = config.get("dataset") or {}
     if "_target_" in dataset:  # dataset=<name>; else the training one (perhaps moved: data_dir)
         trained["dataset"] = dataset
+    else:  # bioner-eval dataset.relabel.map=... replaces the training run's rule
+        relabel = {k: v for k, v in (dataset.get("relabel") or {}).items() if v is not None}
+        if relabel and isinstance(trained.get("dataset"), dict):
+            trained["dataset"]["relabel"] = {**(trained["dataset"].get("relabel") or {}), **relabel}
     trained["robustness"] = config.get("robustness")
+    trained["postprocess"] = (
+        config.get("postprocess") or {}
+    )  # the evaluation's steps, not training's
     if config.get("decode_rule") is not None:  # bioner-eval decode_rule=...
         trained.setdefault("alignment", {})["decode_rule"] = config["decode_rule"]
     trained["evaluated_checkpoint"] = True

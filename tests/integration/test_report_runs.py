@@ -144,3 +144,19 @@ def test_an_eval_run_reports_the_trained_setting(
     done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert load_run(rule_dir).config["alignment"]["decode_rule"] == "viterbi"
+    # With a threshold and the corpus's types renamed: the report sees both (not training's).
+    post_dir = tmp_path / "eval_threshold"
+    again = [
+        *evaluate_[:-1],
+        f"hydra.run.dir={post_dir}",
+        "postprocess=threshold",
+        "dataset.relabel.map={Chemical: Drug}",
+    ]
+    command = [sys.executable, "-m", "bioner.eval", *data, *again]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    post = load_run(post_dir)
+    assert (post.flat["postprocess"], run.flat["postprocess"]) == ("threshold", "none")
+    assert post.flat["postprocess.threshold.min_score"] == "devel"
+    assert post.config["dataset"]["relabel"]["map"] == {"Chemical": "Drug"}
+    assert run.config["dataset"]["relabel"]["map"] is None
