@@ -488,6 +488,8 @@ _SCORES = (
     "predictions",
     "confusion_devel.png",
     "confusion_test.png",
+    "confidence_devel.png",
+    "confidence_test.png",
     "robustness_epsilon.png",
     "tensorboard",
     "csv",

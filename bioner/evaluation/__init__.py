@@ -10,6 +10,7 @@ from bioner.evaluation.bootstrap import (
     bootstrap_intervals,
     paired_bootstrap,
 )
+from bioner.evaluation.confidence import SpanConfidence
 from bioner.evaluation.confusion import ConfusionMatrix, confusion_matrix
 from bioner.evaluation.metrics import (
     SCHEMES,
@@ -25,6 +26,7 @@ from bioner.evaluation.robustness import robustness_metrics
 __all__ = [
     "SCHEMES",
     "ConfusionMatrix",
+    "SpanConfidence",
     "SpanEvaluation",
     "bootstrap_ci",
     "bootstrap_distribution",

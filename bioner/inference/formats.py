@@ -61,7 +61,10 @@ def _check_lengths(docs: Sequence[Document], predictions: Sequence[Sequence[Span
 
 
 def _span_record(span: Span, text: str) -> dict[str, Any]:
-    return {"start": span.start, "end": span.end, "label": span.label, "text": span.text(text)}
+    record = {"start": span.start, "end": span.end, "label": span.label, "text": span.text(text)}
+    if span.score is not None:  # a predicted span: the model's confidence
+        record["score"] = round(span.score, 6)
+    return record
 
 
 def prediction_record(span: Span, text: str) -> dict[str, Any]:
@@ -185,12 +188,17 @@ def write_text_free_jsonl(source: str | Path, path: str | Path) -> Path:
 
 
 def _span(value: Any) -> Span:
-    """A span of a record: ``{"start", "end", "label"}``, or ``[start, end, label]``."""
+    """A span of a record: ``{"start", "end", "label"[, "score"]}``, or ``[start, end, label]``."""
     if isinstance(value, list):
         if len(value) != 3:
             raise ValueError(f"span {value} is not [start, end, label]")
         return Span(*value)
-    return Span(value["start"], value["end"], value["label"])
+    score = value.get("score")
+    if score is not None and (
+        isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1
+    ):
+        raise ValueError(f"span score {score!r} is not a number in [0, 1]")
+    return Span(value["start"], value["end"], value["label"], score=score)
 
 
 def _record(line: str) -> dict[str, Any]:

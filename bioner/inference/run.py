@@ -195,6 +195,12 @@ def build_tagger(cfg: DictConfig) -> Tagger:
     from bioner.postprocess import build_postprocessors
 
     steps = build_postprocessors(cfg.get("postprocess"))
+    if any(getattr(step, "on_devel", False) for step in steps):
+        raise ConfigError(
+            "postprocess.threshold.min_score=devel is chosen on a scored devel split "
+            "(bioner-train, bioner-eval); give bioner-predict the number: the run's "
+            "metrics.json holds it as devel.confidence.best.min_score"
+        )
     return instantiate_node(cfg.tagger, "tagger", postprocess=steps, _convert_="all")
 
 

@@ -1,4 +1,5 @@
-"""Post-processing of predicted spans: overlaps, abbreviations, dictionary normalisation.
+"""Post-processing of predicted spans: overlaps, abbreviations, dictionary normalisation, a
+score threshold.
 
 Each step is a callable ``step(text, spans) -> spans`` (:class:`PostProcessor`); the
 ``postprocess`` config group (``conf/postprocess/``) holds one named entry per step, and
@@ -15,6 +16,7 @@ from bioner.postprocess.abbreviations import AbbreviationResolver, find_abbrevia
 from bioner.postprocess.base import PostProcessor, apply_steps
 from bioner.postprocess.dictionary import DictionaryNormalizer, normalize
 from bioner.postprocess.overlaps import OverlapResolver
+from bioner.postprocess.threshold import ScoreThreshold
 
 
 def build_postprocessors(group: Mapping[str, Any] | None) -> list[PostProcessor]:
@@ -33,6 +35,7 @@ __all__ = [
     "DictionaryNormalizer",
     "OverlapResolver",
     "PostProcessor",
+    "ScoreThreshold",
     "apply_steps",
     "build_postprocessors",
     "find_abbreviations",

@@ -1,9 +1,11 @@
 """The files a run leaves behind, and the tables and figures it sends to dashboards.
 
-For each evaluated split: ``predictions/<split>.jsonl`` and ``.conll``, ``confusion_<split>.png``
-and a section of ``metrics.json`` (metrics, per-type table, bootstrap confidence intervals,
-entity confusion counts); with ``robustness=...``, a ``robustness`` section and
-``robustness_epsilon.png``.
+For each evaluated split: ``predictions/<split>.jsonl`` and ``.conll``, ``confusion_<split>.png``,
+``confidence_<split>.png`` and a section of ``metrics.json`` (metrics, per-type table, bootstrap
+confidence intervals, entity confusion counts, and ``confidence``: how well the spans' scores are
+calibrated and what a ``min_score`` would buy, :mod:`bioner.evaluation.confidence`, always of the
+model's own predictions, before any post-processing); with
+``robustness=...``, a ``robustness`` section and ``robustness_epsilon.png``.
 
 With ``postprocess=...`` (the config group that ``bioner-predict`` applies too), every file and
 section above holds the *post-processed* predictions and their scores, and ``metrics.json``
@@ -42,6 +44,7 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger, WandbLogger
 from bioner.config import instantiate_node, named_entries
 from bioner.data.document import by_corpus, flat_layer
 from bioner.evaluation import bootstrap_intervals, confusion_matrix, robustness_metrics
+from bioner.evaluation.confidence import SpanConfidence
 from bioner.inference.formats import write_conll, write_jsonl
 from bioner.postprocess import PostProcessor, build_postprocessors
 from bioner.utils.log import get_logger
@@ -59,7 +62,11 @@ PER_TYPE_COLUMNS = ["type", "tp", "fp", "fn", "precision", "recall", "f1", "supp
 
 
 def report_split(
-    result: StageResult, run_dir: str | Path, ci_samples: int = 1000, seed: int = 0
+    result: StageResult,
+    run_dir: str | Path,
+    ci_samples: int = 1000,
+    seed: int = 0,
+    raw: StageResult | None = None,
 ) -> dict[str, Any]:
     """Write one split's predictions and confusion plot; return its ``metrics.json`` section.
 
@@ -68,6 +75,8 @@ def report_split(
         run_dir: the run folder.
         ci_samples: bootstrap samples for the 95% confidence intervals (0: none).
         seed: seed of the bootstrap.
+        raw: the model's own predictions where ``result`` is post-processed: the confidence
+            section describes the model's scores, so it reads these (``None``: ``result``).
     """
     run_dir = Path(run_dir)
     split, docs, preds = result.split, result.docs, result.predictions
@@ -98,6 +107,12 @@ def report_split(
         "ci95_defined": {k: v for k, v in defined.items() if v < ci_samples},
         "confusion": confusion.to_dict(),
     }
+    # How far the spans' scores can be trusted, and what a min_score would buy (choose on devel).
+    scored = raw if raw is not None else result
+    confidence = SpanConfidence.of(scored.docs, scored.predictions)
+    if confidence is not None:
+        section["confidence"] = confidence.to_dict()
+        confidence.plot(run_dir / f"confidence_{split}.png", title=split)
     corpora = corpus_sections(result, ci_samples, seed)
     if corpora:
         section["corpora"] = corpora
@@ -160,6 +175,7 @@ def write_report(
     extra: Mapping[str, Any] | None = None,
     ci_samples: int = 1000,
     seed: int = 0,
+    raw: Mapping[str, StageResult] | None = None,
 ) -> dict[str, Any]:
     """Write every split's files and ``metrics.json``; log tables and figures.
 
@@ -172,6 +188,7 @@ def write_report(
         extra: run-level entries for ``metrics.json`` (run name, checkpoint, precision, ...).
         ci_samples: bootstrap samples for confidence intervals (0: none).
         seed: seed of the bootstrap.
+        raw: stage -> the model's own predictions, where ``results`` are post-processed.
 
     Returns:
         The content of ``metrics.json``.
@@ -179,7 +196,8 @@ def write_report(
     run_dir = Path(run_dir)
     summary: dict[str, Any] = dict(extra or {})
     for stage, result in results.items():
-        section = report_split(result, run_dir, ci_samples=ci_samples, seed=seed)
+        before = (raw or {}).get(stage)
+        section = report_split(result, run_dir, ci_samples=ci_samples, seed=seed, raw=before)
         summary[result.split] = section
         log_split_report(loggers, stage, section, run_dir / f"confusion_{result.split}.png")
         for where, part in [(result.split, section)] + [
@@ -194,8 +212,37 @@ def write_report(
                 m["f1"],
                 part["documents"],
             )
+        if "confidence" in section:
+            c = section["confidence"]
+            log_confidence(loggers, stage, c, run_dir / f"confidence_{result.split}.png")
+            log.info(
+                "%s: span scores%s: ECE %.4f, average precision %.4f; F1 %.4f with the spans "
+                "scored at least %.2f (postprocess=threshold), %.4f with all",
+                result.split,
+                " (before post-processing)" if raw else "",
+                c["ece"],
+                c["average_precision"],
+                c["best"]["f1"],
+                c["best"]["min_score"],
+                c["every_span"]["f1"],
+            )
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def log_confidence(
+    loggers: list[Logger], stage: str, confidence: Mapping[str, Any], png: Path
+) -> None:
+    """Send a split's calibration error and average precision of span scores to every logger
+    (``<stage>/span_ece``, ``<stage>/span_average_precision``), and its plot to W&B."""
+    flat = {
+        f"{stage}/span_ece": confidence["ece"],
+        f"{stage}/span_average_precision": confidence["average_precision"],
+    }
+    for logger in loggers:
+        logger.log_metrics(flat)
+        if isinstance(logger, WandbLogger):
+            logger.log_image(f"{stage}/confidence", images=[str(png)])
 
 
 def postprocess_summary(
@@ -312,6 +359,10 @@ def finish_evaluation(
     results = dict(module.results)
     steps = scoring.postprocess
     if steps:
+        devel = module.results.get("val")
+        for step in steps:  # a value chosen on the raw devel predictions (threshold=devel)
+            if hasattr(step, "choose"):
+                step.choose(*((devel.docs, devel.predictions) if devel else (None, None)))
         results = {stage: result.postprocessed(steps) for stage, result in results.items()}
         summary["postprocess"] = postprocess_summary(
             cfg.get("postprocess"), steps, module.results, results
@@ -339,4 +390,5 @@ def finish_evaluation(
         extra=summary,
         ci_samples=cfg.bootstrap_samples,
         seed=cfg.seed,
+        raw=module.results if steps else None,
     )

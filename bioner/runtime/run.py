@@ -197,6 +197,8 @@ RUN_FOLDER_ENTRIES = {
     "predictions/": "devel/test predictions (.jsonl with character offsets, .conll)",
     "confusion_devel.png": "confusion matrix of entity types on devel",
     "confusion_test.png": "confusion matrix of entity types on test",
+    "confidence_devel.png": "span scores on devel: reliability, precision against recall",
+    "confidence_test.png": "span scores on test: reliability, precision against recall",
     "robustness_epsilon.png": "F1 under attacks of growing strength",
     "model/": "a Hugging Face folder: bioner-predict model=... or transformers.pipeline",
     "wandb/": "the W&B run (offline runs: `wandb sync wandb/offline-run-*`)",

@@ -338,6 +338,8 @@ def test_a_run_writes_every_artefact(run) -> None:
         "checkpoints/last.ckpt",
         "confusion_devel.png",
         "confusion_test.png",
+        "confidence_devel.png",
+        "confidence_test.png",
         "model/config.json",
         "model/tokenizer.json",
         "model/bioner.json",
@@ -357,6 +359,12 @@ def test_a_run_writes_every_artefact(run) -> None:
         assert len(records) == 40 and all("gold" in r for r in records)
         conll = (run_dir / "predictions" / f"{split}.conll").read_text()
         assert conll.count("-DOCSTART-") == 40
+        # Span scores: in the predictions file, and summed up in the confidence section.
+        scores = [span.score for r in records for span in r["spans"]]
+        confidence = section["confidence"]
+        assert confidence["spans"] == len(scores) and all(0 <= x <= 1 for x in scores)
+        assert sum(b["spans"] for b in confidence["reliability"]) == len(scores)
+        assert confidence["best"]["f1"] >= section["metrics"]["f1"]
     # The logged metrics of the final evaluation pass match metrics.json.
     csv_text = (run_dir / "csv" / "metrics.csv").read_text()
     assert "val/f1" in csv_text and "test/f1_Chemical" in csv_text
@@ -403,6 +411,36 @@ def test_eval_of_the_best_checkpoint_reproduces_the_run(run, tmp_path: Path) -> 
     assert (tmp_path / "predictions" / "test.jsonl").read_text() == (
         run_dir / "predictions" / "test.jsonl"
     ).read_text()
+
+
+def test_eval_with_min_score_devel_scores_what_the_confidence_section_foresaw(
+    run, tmp_path: Path
+) -> None:
+    run_dir, cfg, summary = run
+    best = summary["devel"]["confidence"]["best"]
+    evaluated = evaluate_checkpoint(
+        compose_config(
+            "eval",
+            [
+                f"ckpt_path={run_dir}",
+                f"run_dir={tmp_path}",
+                "data.limit_documents=40",
+                "bootstrap_samples=0",
+                "trainer.enable_progress_bar=false",
+                "postprocess=threshold",  # min_score=devel: chosen on the raw devel predictions
+            ],
+        )
+    )
+    assert evaluated["postprocess"]["steps"] == [
+        f"ScoreThreshold(min_score={best['min_score']:g}, chosen on devel)"
+    ]
+    for key in ("precision", "recall", "f1"):
+        assert evaluated["devel"]["metrics"][key] == pytest.approx(best[key])
+    assert evaluated["postprocess"]["devel"]["f1_raw"] == summary["devel"]["metrics"]["f1"]
+    # The confidence section describes the model's own scores, before the threshold.
+    assert evaluated["test"]["confidence"] == summary["test"]["confidence"]
+    kept = read_jsonl(tmp_path / "predictions" / "test.jsonl")
+    assert all(s.score >= best["min_score"] for r in kept for s in r["spans"])
 
 
 def test_eval_scores_the_checkpoint_under_another_decode_rule(run, tmp_path: Path) -> None:
