@@ -35,15 +35,20 @@ scores beside them (``f1_raw``, ``f1``, ``delta_f1`` and every raw metric per sp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from bioner.cli.errors import hydra_entry_point
 from bioner.config import instantiate_node
 from bioner.data.alignment import Alignment
+from bioner.data.tags import entity_types_of
 from bioner.errors import ConfigError
-from bioner.models.module import TokenClassifier
+from bioner.evaluation import evaluate
+from bioner.evaluation.ensemble import MAJORITY, vote, votes_needed
+from bioner.models.module import StageResult, TokenClassifier
 from bioner.runtime import (
     build_datamodule,
     build_scoring,
@@ -64,16 +69,26 @@ from bioner.runtime.checkpoints import (
     match_label_sets,
     training_preprocess,
 )
+from bioner.utils.log import get_logger
+
+log = get_logger(__name__)
 
 
-def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
-    """Score ``cfg.ckpt_path`` on ``cfg.splits``; return the content of ``metrics.json``."""
-    unknown = set(cfg.splits) - {"devel", "test"}
-    if unknown:
-        raise ConfigError(f"splits may be devel and test, not {sorted(unknown)}")
-    ckpt_path = resolve_checkpoint(cfg.ckpt_path)
-    run = start_run(cfg, tf32=False)
-    scoring = build_scoring(cfg)  # a value it refuses stops the run before the model loads
+@dataclass
+class _Scored:
+    """One checkpoint, scored on ``cfg.splits``: its module holds the results."""
+
+    model: TokenClassifier
+    datamodule: Any
+    trainer: Any
+    precision: str
+    reader: Any
+    alignment: Alignment
+    label_sets: Any
+
+
+def _score_checkpoint(cfg: DictConfig, run: Any, ckpt_path: Any, loggers: list) -> _Scored:
+    """Build ``ckpt_path``'s model, corpus and trainer and run its devel and test passes."""
     trust = bool(cfg.get("trust_checkpoint", False))
     checkpoint = read_checkpoint(ckpt_path, trust=trust)  # once: config and preprocessing
     trained = stored_config(checkpoint, ckpt_path, trust)
@@ -103,29 +118,130 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         splits=list(cfg.splits),
     )
     label_sets = match_label_sets(model, labels, reader, ckpt_path)
-
-    loggers = instantiate_loggers(cfg.get("logger"))
     trainer, precision = build_trainer(cfg, run, loggers)
+    with exit_on_signal("eval", trainer, lambda signal: "while scoring: nothing was written"):
+        if "devel" in cfg.splits:
+            trainer.validate(model, datamodule=datamodule, verbose=False)
+        if "test" in cfg.splits:
+            trainer.test(model, datamodule=datamodule, verbose=False)
+    return _Scored(model, datamodule, trainer, str(precision), reader, alignment, label_sets)
+
+
+def _checkpoints(value: Any) -> list[Any]:
+    """``ckpt_path`` as a list of checkpoints: one, or the members of an ensemble."""
+    if isinstance(value, str) or not isinstance(value, Sequence | ListConfig):
+        return [resolve_checkpoint(value)]
+    if not value:
+        raise ConfigError("ckpt_path=[]: give a run folder or .ckpt, or several for an ensemble")
+    return [resolve_checkpoint(v) for v in value]
+
+
+def _check_members(paths: list[Any], trust: bool) -> None:
+    """Refuse an ensemble whose members tag different types, before any is scored.
+
+    Raises:
+        ConfigError: naming the member that differs from the first.
+    """
+    types = []
+    for path in paths:
+        checkpoint = read_checkpoint(path, trust=trust)
+        labels = (checkpoint.get("hyper_parameters") or {}).get("id2label") or {}
+        types.append(entity_types_of(sorted(str(v) for v in labels.values())))
+        del checkpoint  # one state dict in memory at a time
+    for path, own in zip(paths[1:], types[1:]):
+        if own != types[0]:
+            raise ConfigError(
+                f"ckpt_path: {path} predicts {own}, {paths[0]} {types[0]}: the members of an "
+                "ensemble tag the same types"
+            )
+
+
+def _ensemble(
+    results: list[dict[str, StageResult]], paths: list[Any], min_votes: int
+) -> tuple[dict[str, StageResult], dict[str, Any]]:
+    """The vote of the members' ``results`` (stage -> result, per member), and the
+    ``ensemble`` section of ``metrics.json``.
+
+    Raises:
+        ConfigError: a member scored other documents than the first.
+    """
+    first = results[0]
+    for path, own in zip(paths[1:], results[1:]):
+        for stage, result in first.items():
+            if [d.id for d in own[stage].docs] != [d.id for d in result.docs]:
+                raise ConfigError(
+                    f"ckpt_path: {path} scored other {result.split} documents than {paths[0]} "
+                    "(another corpus or data settings); the members of an ensemble are scored "
+                    "on one corpus: name it with dataset=..."
+                )
+    section: dict[str, Any] = {"members": [str(p) for p in paths], "min_votes": min_votes}
+    voted = {}
+    for stage, result in first.items():
+        own = [member[stage] for member in results]
+        preds = [vote(spans, min_votes) for spans in zip(*(r.predictions for r in own))]
+        voted[stage] = StageResult(result.split, result.docs, preds, evaluate(result.docs, preds))
+        f1 = [r.evaluation.metrics()["f1"] for r in own]
+        section[result.split] = {"member_f1": f1, "f1": voted[stage].evaluation.metrics()["f1"]}
+        log.info(
+            "%s: ensemble of %d (spans of at least %d): strict F1 %.4f; members %s",
+            result.split,
+            len(own),
+            min_votes,
+            section[result.split]["f1"],
+            ", ".join(f"{x:.4f}" for x in f1),
+        )
+    return voted, section
+
+
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """Score ``cfg.ckpt_path`` on ``cfg.splits``; return the content of ``metrics.json``.
+
+    With several checkpoints (``ckpt_path=[<run>,<run>,<run>]``) each is scored in turn, and the
+    report is that of their vote (:mod:`bioner.evaluation.ensemble`, ``min_votes``), with each
+    member's F1 beside it in ``metrics.json["ensemble"]``.
+    """
+    unknown = set(cfg.splits) - {"devel", "test"}
+    if unknown:
+        raise ConfigError(f"splits may be devel and test, not {sorted(unknown)}")
+    paths = _checkpoints(cfg.ckpt_path)
+    run = start_run(cfg, tf32=False)
+    scoring = build_scoring(cfg)  # a value it refuses stops the run before the model loads
+    min_votes = None
+    if len(paths) > 1:
+        try:
+            min_votes = votes_needed(cfg.get("min_votes", MAJORITY), len(paths))
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        if scoring.robustness is not None:
+            raise ConfigError(
+                "robustness attacks one model; score the members of the ensemble one at a time"
+            )
+        _check_members(paths, bool(cfg.get("trust_checkpoint", False)))
+    loggers = instantiate_loggers(cfg.get("logger"))
     with closing(loggers):
-        with exit_on_signal("eval", trainer, lambda signal: "while scoring: nothing was written"):
-            if "devel" in cfg.splits:
-                trainer.validate(model, datamodule=datamodule, verbose=False)
-            if "test" in cfg.splits:
-                trainer.test(model, datamodule=datamodule, verbose=False)
+        # An ensemble's members log nothing of their own: the loggers get the vote's report.
+        first = _score_checkpoint(cfg, run, paths[0], loggers if min_votes is None else [])
         summary: dict[str, Any] = {
             "run_name": cfg.run_name,
             "run_dir": str(run.dir),
-            "checkpoint": str(ckpt_path),
-            "dataset": reader.name,
-            "precision": str(precision),
+            "checkpoint": str(paths[0]) if min_votes is None else [str(p) for p in paths],
+            "dataset": first.reader.name,
+            "precision": first.precision,
         }
         if cfg.get("decode_rule") is not None:
-            summary["decode_rule"] = alignment.decode_rule
-        if label_sets.differ:
-            set_aside = {model.results[k].split: v for k, v in model.set_aside.items()}
-            summary["label_sets"] = {**label_sets.describe(), **set_aside}
-        if trainer.is_global_zero:
-            summary = finish_evaluation(cfg, run.dir, model, datamodule, loggers, summary, scoring)
+            summary["decode_rule"] = first.alignment.decode_rule
+        if first.label_sets.differ:
+            set_aside = {first.model.results[k].split: v for k, v in first.model.set_aside.items()}
+            summary["label_sets"] = {**first.label_sets.describe(), **set_aside}
+        if min_votes is not None:
+            # The other members' results only: each model is let go once it has scored.
+            results = [dict(first.model.results)]
+            results += [dict(_score_checkpoint(cfg, run, p, []).model.results) for p in paths[1:]]
+            first.model.results, summary["ensemble"] = _ensemble(results, paths, min_votes)
+        if first.trainer.is_global_zero:
+            summary = finish_evaluation(
+                cfg, run.dir, first.model, first.datamodule, loggers, summary, scoring
+            )
             finish_run(cfg, run, summary)
     return summary
 

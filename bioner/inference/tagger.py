@@ -33,6 +33,7 @@ from bioner.data.sentences import split_sentences
 from bioner.data.tags import entity_types_of, split_tag
 from bioner.data.tokenize import word_ranges
 from bioner.errors import ConfigError
+from bioner.evaluation.ensemble import vote, votes_needed
 from bioner.inference.export import METADATA_FILE
 from bioner.inference.inputs import TextRecord
 from bioner.postprocess.base import PostProcessor, apply_steps
@@ -117,7 +118,9 @@ class Tagger:
 
     With several models (a chemical and a disease model, say) every model tags every document
     and their spans are pooled before post-processing; add an
-    :class:`~bioner.postprocess.OverlapResolver` step when they may claim the same words.
+    :class:`~bioner.postprocess.OverlapResolver` step when they may claim the same words. Models
+    of the same types (seeds, encoders) are an ensemble with ``min_votes``: a span is kept where
+    that many of them predict it (:mod:`bioner.evaluation.ensemble`).
 
     Args:
         models: per model, ``(model, tokenizer, alignment)``; the model's ``config.id2label``
@@ -146,6 +149,9 @@ class Tagger:
             ``32-true``, ...; ``None``: not known), for ``precision=auto``.
         transitions: per model, the learned transitions of a ``crf`` head
             (:class:`~bioner.data.alignment.Transitions`; ``None`` for other heads).
+        min_votes: ``None``: pool every model's spans; ``majority`` (more than half of the
+            models) or a number: keep the spans that many of them predict, scored by their
+            voters' scores summed over the number of models.
     """
 
     def __init__(
@@ -163,9 +169,14 @@ class Tagger:
         preprocess: Sequence[Preprocessor | None] | None = None,
         trained_precisions: Sequence[str | None] | None = None,
         transitions: Sequence[Transitions | None] | None = None,
+        min_votes: int | str | None = None,
     ) -> None:
         if not models:
             raise ValueError("a Tagger needs at least one model")
+        try:
+            self.min_votes = None if min_votes is None else votes_needed(min_votes, len(models))
+        except ValueError as err:
+            raise ConfigError(f"tagger.{err}") from None
         for key, value in (("batch_size", batch_size), ("chunk_chars", chunk_chars)):
             if not (isinstance(value, int) and value >= 1):
                 raise ConfigError(f"tagger.{key}={value}: must be a positive integer")
@@ -370,10 +381,11 @@ class Tagger:
 
     def _tag(self, docs: list[Document]) -> list[list[Span]]:
         """Post-processed spans of each document of one chunk."""
-        pooled: list[list[Span]] = [[] for _ in docs]
-        for member in self.members:
-            for d, spans in enumerate(self._run(member, docs)):
-                pooled[d] += spans
+        each = [self._run(member, docs) for member in self.members]
+        if self.min_votes is None:
+            pooled = [[s for spans in per_doc for s in spans] for per_doc in zip(*each)]
+        else:
+            pooled = [vote(per_doc, self.min_votes) for per_doc in zip(*each)]
         return [apply_steps(self.postprocess, doc.text, spans) for doc, spans in zip(docs, pooled)]
 
     def _run(self, member: _Member, docs: list[Document]) -> list[list[Span]]:

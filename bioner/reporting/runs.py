@@ -220,14 +220,18 @@ def load_run(folder: str | Path) -> Run:
 def _evaluated_config(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     """The effective config of a ``bioner-eval`` run: the training config stored in its
     checkpoint (model, alignment, attack, seed ...), with the dataset (or its relabel rule),
-    robustness settings, post-processing and decode rule that the evaluation chose."""
+    robustness settings, post-processing and decode rule that the evaluation chose. An ensemble
+    (``ckpt_path=[...]``) reads its first member's, with ``ensemble`` (members, min_votes)."""
     from omegaconf import OmegaConf
 
     # Only bioner-eval runs need it, and it loads torch: the tables of training runs do not wait.
     from bioner.runtime.checkpoints import resolve_checkpoint, training_config
 
+    members = config["ckpt_path"]
+    ensemble = isinstance(members, list)  # bioner-eval ckpt_path=[...]: its first member's
     try:
-        trained = OmegaConf.to_container(training_config(resolve_checkpoint(config["ckpt_path"])))
+        first = members[0] if ensemble else members
+        trained = OmegaConf.to_container(training_config(resolve_checkpoint(first)))
     except (FileNotFoundError, ValueError) as err:
         raise ReportError(
             f"{folder} is a bioner-eval run; its model, attack and seed are read from the "
@@ -247,6 +251,8 @@ def _evaluated_config(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     )  # the evaluation's steps, not training's
     if config.get("decode_rule") is not None:  # bioner-eval decode_rule=...
         trained.setdefault("alignment", {})["decode_rule"] = config["decode_rule"]
+    if ensemble:  # a setting of its own, paired with runs of its first member's seed
+        trained["ensemble"] = {"members": len(members), "min_votes": config.get("min_votes")}
     trained["evaluated_checkpoint"] = True
     return trained
 

@@ -139,7 +139,7 @@ def test_a_corpus_with_fewer_types_is_scored_on_the_shared_ones(
 
 
 def test_a_corpus_with_more_types_does_not_crash(
-    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+    checkpoint: Path, tmp_path: Path, tiny_model_dir: Path, shared_data: Path
 ) -> None:
     run_dir = tmp_path / "chem_run"
     train(
@@ -163,6 +163,12 @@ def test_a_corpus_with_more_types_does_not_crash(
         gold = both["label_sets"][split]["unpredictable_gold"]
         assert set(gold) == {"Disease"} and gold["Disease"] > 0
     assert both["label_sets"]["corpus_only"] == ["Disease"]
+    # Members of an ensemble tag the same types: refused before any is scored.
+    members = compose_config("eval", [f"ckpt_path=[{checkpoint},{ckpt}]", f"run_dir={tmp_path}"])
+    with pytest.raises(
+        ConfigError, match=r"predicts \['Chemical'\], .* the members of an ensemble"
+    ):
+        evaluate_checkpoint(members)
 
 
 def test_the_same_types_in_another_order_score_the_same(

@@ -160,3 +160,13 @@ def test_an_eval_run_reports_the_trained_setting(
     assert post.flat["postprocess.threshold.min_score"] == "devel"
     assert post.config["dataset"]["relabel"]["map"] == {"Chemical": "Drug"}
     assert run.config["dataset"]["relabel"]["map"] is None
+    # An ensemble (here of one run twice) is a setting of its own, of its first member's seed.
+    ensemble_dir = tmp_path / "eval_ensemble"
+    members = f"ckpt_path=[{train_dir}/checkpoints/best.ckpt,{train_dir}/checkpoints/best.ckpt]"
+    again = [*evaluate_[:-2], members, f"hydra.run.dir={ensemble_dir}"]
+    command = [sys.executable, "-m", "bioner.eval", *data, *again]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    voted = load_run(ensemble_dir)
+    assert voted.seed == 3 and voted.config["ensemble"] == {"members": 2, "min_votes": "majority"}
+    assert voted.metrics["test"]["metrics"]["f1"] == pytest.approx(trained)

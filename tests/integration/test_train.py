@@ -443,6 +443,52 @@ def test_eval_with_min_score_devel_scores_what_the_confidence_section_foresaw(
     assert all(s.score >= best["min_score"] for r in kept for s in r["spans"])
 
 
+def test_eval_of_an_ensemble_of_copies_is_the_run_and_reports_its_members(
+    run, tmp_path: Path
+) -> None:
+    run_dir, cfg, summary = run
+    evaluated = evaluate_checkpoint(
+        compose_config(
+            "eval",
+            [
+                f"ckpt_path=[{run_dir},{run_dir},{run_dir}]",
+                f"run_dir={tmp_path}",
+                "data.limit_documents=40",
+                "bootstrap_samples=0",
+                "trainer.enable_progress_bar=false",
+            ],
+        )
+    )
+    ensemble = evaluated["ensemble"]
+    assert ensemble["min_votes"] == 2 and len(ensemble["members"]) == 3
+    for split in ("devel", "test"):
+        f1 = summary[split]["metrics"]["f1"]
+        assert ensemble[split] == {"member_f1": [f1, f1, f1], "f1": f1}
+        assert evaluated[split]["metrics"] == summary[split]["metrics"]
+    with pytest.raises(ConfigError, match=r"min_votes=4: from 1 to the number of models \(3\)"):
+        evaluate_checkpoint(
+            compose_config(
+                "eval",
+                [
+                    f"ckpt_path=[{run_dir},{run_dir},{run_dir}]",
+                    "min_votes=4",
+                    f"run_dir={tmp_path / 'a'}",
+                ],
+            )
+        )
+    with pytest.raises(ConfigError, match="robustness attacks one model"):
+        evaluate_checkpoint(
+            compose_config(
+                "eval",
+                [
+                    f"ckpt_path=[{run_dir},{run_dir}]",
+                    "robustness=default",
+                    f"run_dir={tmp_path / 'b'}",
+                ],
+            )
+        )
+
+
 def test_eval_scores_the_checkpoint_under_another_decode_rule(run, tmp_path: Path) -> None:
     run_dir, cfg, summary = run
     evaluated = evaluate_checkpoint(
