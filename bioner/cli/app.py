@@ -490,6 +490,8 @@ _SCORES = (
     "confusion_test.png",
     "confidence_devel.png",
     "confidence_test.png",
+    "errors_devel.tsv",
+    "errors_test.tsv",
     "robustness_epsilon.png",
     "tensorboard",
     "csv",

@@ -11,7 +11,7 @@ from bioner.evaluation.bootstrap import (
     paired_bootstrap,
 )
 from bioner.evaluation.confidence import SpanConfidence
-from bioner.evaluation.confusion import ConfusionMatrix, confusion_matrix
+from bioner.evaluation.confusion import ConfusionMatrix, confusion_matrix, error_rows
 from bioner.evaluation.metrics import (
     SCHEMES,
     SpanEvaluation,
@@ -32,6 +32,7 @@ __all__ = [
     "bootstrap_distribution",
     "bootstrap_intervals",
     "confusion_matrix",
+    "error_rows",
     "evaluate",
     "match_spans",
     "paired_bootstrap",

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -152,6 +153,43 @@ class ConfusionMatrix:
         return path
 
 
+def paired_spans(doc: Document, pred: Sequence[Span]) -> list[tuple[Span | None, Span | None]]:
+    """Every gold span of ``doc`` and every span of ``pred`` (sorted, judged), paired in the two
+    rounds of the module docstring: ``(gold, predicted)`` pairs, ``(gold, None)`` for the missed
+    and ``(None, predicted)`` for the spurious, in text order."""
+    g = sorted(doc.spans)
+    left_gold, left_pred = set(range(len(g))), set(range(len(pred)))
+    pairs: list[tuple[Span | None, Span | None]] = []
+    for same_type in (True, False):
+        sub_g = sorted(left_gold)
+        sub_p = sorted(left_pred)
+        for a, b in match_spans([g[i] for i in sub_g], [pred[j] for j in sub_p], same_type):
+            pairs.append((g[sub_g[a]], pred[sub_p[b]]))
+            left_gold.discard(sub_g[a])
+            left_pred.discard(sub_p[b])
+    pairs += [(g[i], None) for i in left_gold] + [(None, pred[j]) for j in left_pred]
+
+    def position(pair: tuple[Span | None, Span | None]) -> tuple[int, int, int]:
+        first = pair[0] or pair[1]
+        assert first is not None
+        return (first.start, first.end, 0 if pair[0] else 1)
+
+    return sorted(pairs, key=position)
+
+
+def outcome(gold: Span | None, pred: Span | None) -> str:
+    """The outcome of a pair of :func:`paired_spans`: ``correct``, ``type_error``,
+    ``boundary_error``, ``type_and_boundary_error``, ``missed`` or ``spurious``."""
+    if pred is None:
+        return "missed"
+    if gold is None:
+        return "spurious"
+    same_type = gold.label == pred.label
+    if (gold.start, gold.end) == (pred.start, pred.end):
+        return "correct" if same_type else "type_error"
+    return "boundary_error" if same_type else "type_and_boundary_error"
+
+
 def confusion_matrix(gold: Sequence[Document], pred: Sequence[Sequence[Span]]) -> ConfusionMatrix:
     """Tally every gold and predicted span into the outcomes of the module docstring.
 
@@ -171,21 +209,85 @@ def confusion_matrix(gold: Sequence[Document], pred: Sequence[Sequence[Span]]) -
     exact = np.zeros((len(labels), len(labels)), dtype=np.int64)
     boundary = np.zeros_like(exact)
     for doc, p in zip(gold, preds):
-        g = sorted(doc.spans)
-        left_gold, left_pred = set(range(len(g))), set(range(len(p)))
-        for same_type in (True, False):
-            sub_g = sorted(left_gold)
-            sub_p = sorted(left_pred)
-            pairs = match_spans([g[i] for i in sub_g], [p[j] for j in sub_p], same_type)
-            for a, b in pairs:
-                gs, ps = g[sub_g[a]], p[sub_p[b]]
-                identical = gs.start == ps.start and gs.end == ps.end
-                target = exact if identical else boundary
-                target[index[gs.label], index[ps.label]] += 1
-                left_gold.discard(sub_g[a])
-                left_pred.discard(sub_p[b])
-        for i in left_gold:
-            exact[index[g[i].label], index[NONE]] += 1
-        for j in left_pred:
-            exact[index[NONE], index[p[j].label]] += 1
+        for gs, ps in paired_spans(doc, p):
+            kind = outcome(gs, ps)
+            target = boundary if kind.startswith(("boundary", "type_and")) else exact
+            row = index[gs.label] if gs is not None else index[NONE]
+            column = index[ps.label] if ps is not None else index[NONE]
+            target[row, column] += 1
     return ConfusionMatrix(labels, exact, boundary)
+
+
+ERROR_COLUMNS = [
+    "document",
+    "outcome",
+    "gold_type",
+    "gold_start",
+    "gold_end",
+    "gold_text",
+    "predicted_type",
+    "predicted_start",
+    "predicted_end",
+    "predicted_text",
+    "score",
+    "context",
+]
+
+
+def error_rows(gold: Sequence[Document], pred: Sequence[Sequence[Span]]) -> list[dict[str, Any]]:
+    """One row per error of ``pred`` against ``gold`` (every outcome but ``correct``), in
+    document and text order, with the columns of :data:`ERROR_COLUMNS`: the gold and predicted
+    span (empty where there is none), the prediction's score, and the sentence around them with
+    the gold span in ``[[...]]`` and the predicted one in ``{{...}}``. Predictions a document's
+    corpus cannot judge (``dataset=multi``) are not errors and are left out."""
+    rows = []
+    for doc, p in zip(gold, validate_predictions(gold, pred)):
+        for gs, ps in paired_spans(doc, p):
+            kind = outcome(gs, ps)
+            if kind == "correct":
+                continue
+            row: dict[str, Any] = {"document": doc.id, "outcome": kind}
+            for prefix, span in (("gold", gs), ("predicted", ps)):
+                row[f"{prefix}_type"] = span.label if span else ""
+                row[f"{prefix}_start"] = span.start if span else ""
+                row[f"{prefix}_end"] = span.end if span else ""
+                row[f"{prefix}_text"] = span.text(doc.text) if span else ""
+            row["score"] = "" if ps is None or ps.score is None else round(ps.score, 4)
+            row["context"] = _context(doc, gs, ps)
+            rows.append(row)
+    return rows
+
+
+def _context(doc: Document, gold: Span | None, pred: Span | None) -> str:
+    """The sentence(s) holding the pair, on one line, with the spans marked."""
+    spans = [s for s in (gold, pred) if s is not None]
+    lo, hi = min(s.start for s in spans), max(s.end for s in spans)
+    start = max((a for a, b in doc.sentences if a <= lo), default=0)
+    end = min((b for a, b in doc.sentences if b >= hi), default=len(doc.text))
+    # (offset, order at one offset, mark): at one offset spans close before others open, and
+    # the gold span holds the predicted one where both start or end there.
+    marks: list[tuple[int, int, str]] = []
+    if gold is not None:
+        marks += [(gold.start, 2, "[["), (gold.end, 1, "]]")]
+    if pred is not None:
+        marks += [(pred.start, 3, "{{"), (pred.end, 0, "}}")]
+    out, at = [], start
+    for offset, _, mark in sorted(marks):
+        out += [doc.text[at:offset], mark]
+        at = offset
+    out.append(doc.text[at:end])
+    return " ".join("".join(out).split())
+
+
+def write_errors(
+    path: str | Path, gold: Sequence[Document], pred: Sequence[Sequence[Span]]
+) -> Path:
+    """Write :func:`error_rows` as a tab-separated file with a header line; return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        f.write("\t".join(ERROR_COLUMNS) + "\n")
+        for row in error_rows(gold, pred):
+            cells = (" ".join(str(row[c]).split()) for c in ERROR_COLUMNS)
+            f.write("\t".join(cells) + "\n")
+    return path

@@ -1,10 +1,12 @@
 """The files a run leaves behind, and the tables and figures it sends to dashboards.
 
 For each evaluated split: ``predictions/<split>.jsonl`` and ``.conll``, ``confusion_<split>.png``,
-``confidence_<split>.png`` and a section of ``metrics.json`` (metrics, per-type table, bootstrap
-confidence intervals, entity confusion counts, and ``confidence``: how well the spans' scores are
-calibrated and what a ``min_score`` would buy, :mod:`bioner.evaluation.confidence`, always of the
-model's own predictions, before any post-processing); with
+``confidence_<split>.png``, ``errors_<split>.tsv`` (every wrong, missed and spurious span, by the
+confusion matrix's outcomes, with its sentence) and a section of ``metrics.json`` (metrics,
+per-type table, bootstrap confidence intervals, entity confusion counts, and ``confidence``: how
+well the spans' scores are calibrated and what a ``min_score`` would buy,
+:mod:`bioner.evaluation.confidence`, always of the model's own predictions, before any
+post-processing); with
 ``robustness=...``, a ``robustness`` section and ``robustness_epsilon.png``.
 
 With ``postprocess=...`` (the config group that ``bioner-predict`` applies too), every file and
@@ -45,6 +47,7 @@ from bioner.config import instantiate_node, named_entries
 from bioner.data.document import by_corpus, flat_layer
 from bioner.evaluation import bootstrap_intervals, confusion_matrix, robustness_metrics
 from bioner.evaluation.confidence import SpanConfidence
+from bioner.evaluation.confusion import write_errors
 from bioner.inference.formats import write_conll, write_jsonl
 from bioner.postprocess import PostProcessor, build_postprocessors
 from bioner.utils.log import get_logger
@@ -94,6 +97,7 @@ def report_split(
     write_conll(run_dir / "predictions" / f"{split}.conll", docs, flat)
     confusion = confusion_matrix(docs, preds)
     confusion.plot(run_dir / f"confusion_{split}.png")
+    write_errors(run_dir / f"errors_{split}.tsv", docs, preds)
     ci, defined = (
         bootstrap_intervals(result.evaluation, n=ci_samples, seed=seed) if ci_samples else ({}, {})
     )

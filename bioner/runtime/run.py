@@ -199,6 +199,8 @@ RUN_FOLDER_ENTRIES = {
     "confusion_test.png": "confusion matrix of entity types on test",
     "confidence_devel.png": "span scores on devel: reliability, precision against recall",
     "confidence_test.png": "span scores on test: reliability, precision against recall",
+    "errors_devel.tsv": "every wrong, missed and spurious span on devel, with its sentence",
+    "errors_test.tsv": "every wrong, missed and spurious span on test, with its sentence",
     "robustness_epsilon.png": "F1 under attacks of growing strength",
     "model/": "a Hugging Face folder: bioner-predict model=... or transformers.pipeline",
     "wandb/": "the W&B run (offline runs: `wandb sync wandb/offline-run-*`)",

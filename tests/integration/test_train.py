@@ -340,6 +340,8 @@ def test_a_run_writes_every_artefact(run) -> None:
         "confusion_test.png",
         "confidence_devel.png",
         "confidence_test.png",
+        "errors_devel.tsv",
+        "errors_test.tsv",
         "model/config.json",
         "model/tokenizer.json",
         "model/bioner.json",
@@ -365,6 +367,10 @@ def test_a_run_writes_every_artefact(run) -> None:
         assert confidence["spans"] == len(scores) and all(0 <= x <= 1 for x in scores)
         assert sum(b["spans"] for b in confidence["reliability"]) == len(scores)
         assert confidence["best"]["f1"] >= section["metrics"]["f1"]
+        # One line per error of the confusion matrix, after the header.
+        errors = (run_dir / f"errors_{split}.tsv").read_text().splitlines()
+        wrong = sum(n for k, n in section["confusion"]["summary"].items() if k != "correct")
+        assert len(errors) == 1 + wrong
     # The logged metrics of the final evaluation pass match metrics.json.
     csv_text = (run_dir / "csv" / "metrics.csv").read_text()
     assert "val/f1" in csv_text and "test/f1_Chemical" in csv_text

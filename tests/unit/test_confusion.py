@@ -166,3 +166,46 @@ def test_inputs_are_validated(example: Example) -> None:
         confusion_matrix(docs, [])
     with pytest.raises(ValueError, match="document d: predicted span"):
         confusion_matrix(docs, [[Span(0, 500, "Chemical")]])
+
+
+def test_error_rows_list_every_error_with_its_sentence(example: Example, tmp_path: Path) -> None:
+    from bioner.evaluation.confusion import ERROR_COLUMNS, error_rows, write_errors
+
+    docs, preds = example
+    rows = error_rows(docs, preds)
+    assert [(r["outcome"], r["gold_text"], r["predicted_text"]) for r in rows] == [
+        ("type_error", "ibuprofen", "ibuprofen"),
+        ("spurious", "", "cause"),
+        ("boundary_error", "acute renal failure", "renal failure"),
+        ("type_and_boundary_error", "Sodium chloride", "Sodium"),
+        ("missed", "severe hypertension", ""),
+    ]
+    # The sentence of the pair, the gold span in [[...]], the predicted one in {{...}}.
+    assert rows[0]["context"] == "Aspirin and [[{{ibuprofen}}]] cause acute renal failure ."
+    assert rows[2]["context"] == "Aspirin and ibuprofen cause [[acute {{renal failure}}]] ."
+    assert rows[3]["context"] == "[[{{Sodium}} chloride]] worsened severe hypertension ."
+    assert rows[4]["context"] == "Sodium chloride worsened [[severe hypertension]] ."
+    assert rows[1]["gold_start"] == "" and rows[1]["predicted_start"] == S1.index("cause")
+    path = write_errors(tmp_path / "errors.tsv", docs, preds)
+    lines = path.read_text().splitlines()
+    assert lines[0].split("\t") == ERROR_COLUMNS
+    assert [line.split("\t")[1] for line in lines[1:]] == [r["outcome"] for r in rows]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_error_rows_count_what_the_matrix_counts(seed: int) -> None:
+    from collections import Counter
+
+    from bioner.evaluation.confusion import error_rows
+
+    docs, preds = random_corpus(seed)
+    summary = confusion_matrix(docs, preds).summary()
+    kinds = Counter(r["outcome"] for r in error_rows(docs, preds))
+    plural = {
+        "type_error": "type_errors",
+        "boundary_error": "boundary_errors",
+        "type_and_boundary_error": "type_and_boundary_errors",
+    }
+    assert {plural.get(k, k): n for k, n in kinds.items()} == {
+        k: n for k, n in summary.items() if k != "correct" and n
+    }
