@@ -240,6 +240,12 @@ class Tagger:
                     crf,
                 )
             )
+        kinds = {tuple(entity_types_of(list(m.id2label.values()))) for m in self.members}
+        if self.min_votes is not None and len(kinds) > 1:
+            raise ConfigError(
+                f"tagger.min_votes: the models tag different types ({sorted(kinds)}); the "
+                "models of an ensemble tag the same ones (min_votes=null pools different ones)"
+            )
 
     @property
     def entity_types(self) -> list[str]:

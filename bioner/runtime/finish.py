@@ -6,8 +6,8 @@ confusion matrix's outcomes, with its sentence) and a section of ``metrics.json`
 per-type table, bootstrap confidence intervals, entity confusion counts, and ``confidence``: how
 well the spans' scores are calibrated and what a ``min_score`` would buy,
 :mod:`bioner.evaluation.confidence`, always of the model's own predictions, before any
-post-processing); with
-``robustness=...``, a ``robustness`` section and ``robustness_epsilon.png``.
+post-processing); with ``robustness=...``, a ``robustness`` section and
+``robustness_epsilon.png``.
 
 With ``postprocess=...`` (the config group that ``bioner-predict`` applies too), every file and
 section above holds the *post-processed* predictions and their scores, and ``metrics.json``

@@ -55,3 +55,6 @@ def test_the_tagger_votes_among_its_models(tiny_model_dir: Path, tmp_path: Path)
     assert scores == pytest.approx([s.score for d in alone[0] for s in d])
     with pytest.raises(ConfigError, match=r"tagger.min_votes=4: from 1 to the number of models"):
         Tagger.load(folders, device="cpu", min_votes=4)
+    chem = export_tiny(tiny_model_dir, tmp_path / "chem", types=["Chemical"], seed=1)
+    with pytest.raises(ConfigError, match=r"tagger.min_votes: the models tag different types"):
+        Tagger.load([folders[0], chem], device="cpu", min_votes="majority")
