@@ -399,6 +399,23 @@ def test_a_run_writes_every_artefact(run) -> None:
     assert "- `checkpoints/`" in readme and "- `model/`" in readme
 
 
+def evaluate_run(ckpt: str | Path, out: Path, *overrides: str) -> dict:
+    """``bioner-eval`` of ``ckpt`` on the 40 documents per split of the module's run."""
+    return evaluate_checkpoint(
+        compose_config(
+            "eval",
+            [
+                f"ckpt_path={ckpt}",
+                f"run_dir={out}",
+                "data.limit_documents=40",
+                "bootstrap_samples=0",
+                "trainer.enable_progress_bar=false",
+                *overrides,
+            ],
+        )
+    )
+
+
 def test_eval_of_the_best_checkpoint_reproduces_the_run(run, tmp_path: Path) -> None:
     run_dir, cfg, summary = run
     eval_cfg = compose_config(
@@ -424,19 +441,8 @@ def test_eval_with_min_score_devel_scores_what_the_confidence_section_foresaw(
 ) -> None:
     run_dir, cfg, summary = run
     best = summary["devel"]["confidence"]["best"]
-    evaluated = evaluate_checkpoint(
-        compose_config(
-            "eval",
-            [
-                f"ckpt_path={run_dir}",
-                f"run_dir={tmp_path}",
-                "data.limit_documents=40",
-                "bootstrap_samples=0",
-                "trainer.enable_progress_bar=false",
-                "postprocess=threshold",  # min_score=devel: chosen on the raw devel predictions
-            ],
-        )
-    )
+    # min_score=devel (the default): chosen on the raw devel predictions.
+    evaluated = evaluate_run(run_dir, tmp_path, "postprocess=threshold")
     assert evaluated["postprocess"]["steps"] == [
         f"ScoreThreshold(min_score={best['min_score']:g}, chosen on devel)"
     ]
@@ -453,18 +459,7 @@ def test_eval_of_an_ensemble_of_copies_is_the_run_and_reports_its_members(
     run, tmp_path: Path
 ) -> None:
     run_dir, cfg, summary = run
-    evaluated = evaluate_checkpoint(
-        compose_config(
-            "eval",
-            [
-                f"ckpt_path=[{run_dir},{run_dir},{run_dir}]",
-                f"run_dir={tmp_path}",
-                "data.limit_documents=40",
-                "bootstrap_samples=0",
-                "trainer.enable_progress_bar=false",
-            ],
-        )
-    )
+    evaluated = evaluate_run(f"[{run_dir},{run_dir},{run_dir}]", tmp_path)
     ensemble = evaluated["ensemble"]
     assert ensemble["min_votes"] == 2 and len(ensemble["members"]) == 3
     for split in ("devel", "test"):
@@ -497,20 +492,7 @@ def test_eval_of_an_ensemble_of_copies_is_the_run_and_reports_its_members(
 
 def test_eval_scores_the_checkpoint_under_another_decode_rule(run, tmp_path: Path) -> None:
     run_dir, cfg, summary = run
-    evaluated = evaluate_checkpoint(
-        compose_config(
-            "eval",
-            [
-                f"ckpt_path={run_dir}",
-                f"run_dir={tmp_path}",
-                "data.limit_documents=40",
-                "bootstrap_samples=0",
-                "trainer.enable_progress_bar=false",
-                "splits=[test]",
-                "decode_rule=viterbi",
-            ],
-        )
-    )
+    evaluated = evaluate_run(run_dir, tmp_path, "splits=[test]", "decode_rule=viterbi")
     assert evaluated["decode_rule"] == "viterbi"
     # The tagger under the same rule gives the spans that were scored.
     records = read_jsonl(tmp_path / "predictions" / "test.jsonl")
