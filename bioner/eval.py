@@ -206,6 +206,13 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     paths = _checkpoints(cfg.ckpt_path)
     run = start_run(cfg, tf32=False)
     scoring = build_scoring(cfg)  # a value it refuses stops the run before the model loads
+    if "devel" not in cfg.splits and any(
+        getattr(s, "on_devel", False) for s in scoring.postprocess
+    ):
+        raise ConfigError(
+            f"postprocess.threshold.min_score=devel is chosen on the devel split, which "
+            f"splits={list(cfg.splits)} leaves out: add it (splits=[devel,test]) or give the number"
+        )
     min_votes = None
     if len(paths) > 1:
         try:

@@ -178,3 +178,23 @@ def test_bioner_predict_needs_the_number_not_devel(tmp_path: Path) -> None:
     cfg = compose_config("predict", [f"tagger.folder={tmp_path}", "postprocess=threshold"])
     with pytest.raises(ConfigError, match="give bioner-predict the number"):
         build_tagger(cfg)
+
+
+def test_bioner_eval_refuses_min_score_devel_without_the_devel_split(tmp_path: Path) -> None:
+    from bioner.config import compose_config
+    from bioner.eval import evaluate_checkpoint
+
+    run = tmp_path / "run" / "checkpoints"
+    run.mkdir(parents=True)
+    (run / "best.ckpt").write_bytes(b"never read")
+    cfg = compose_config(
+        "eval",
+        [
+            f"ckpt_path={run.parent}",
+            "splits=[test]",
+            "postprocess=threshold",
+            f"run_dir={tmp_path}/e",
+        ],
+    )
+    with pytest.raises(ConfigError, match=r"splits=\['test'\] leaves out: add it"):
+        evaluate_checkpoint(cfg)
