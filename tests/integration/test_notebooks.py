@@ -158,7 +158,17 @@ def test_quickstart_notebook_trains_reports_and_tags(
             spans.append(match[5])
     assert spans, printed[-2000:]
 
-    assert outputs(nb, "image/png") == [png(run_dir / "confusion_test.png")]
+    assert outputs(nb, "image/png") == [
+        png(run_dir / "confusion_test.png"),
+        png(run_dir / "confidence_test.png"),
+    ]
+    confidence = metrics["test"]["confidence"]
+    assert f"ECE {confidence['ece']:.4f}, average precision" in printed
+    # The first errors of errors_test.tsv, and how many there are.
+    header, *errors = (run_dir / "errors_test.tsv").read_text().splitlines()
+    assert f"{len(errors)} errors" in tables
+    first = dict(zip(header.split("\t"), errors[0].split("\t")))
+    assert f"| {first['document']} | {first['outcome']} |" in tables
     assert "training stopped: max_epochs=12 reached" in printed
 
     # Given the finished run, the notebook shows it without training again.
