@@ -147,7 +147,7 @@ def _check_members(paths: list[Any], trust: bool) -> None:
         checkpoint = read_checkpoint(path, trust=trust)
         labels = (checkpoint.get("hyper_parameters") or {}).get("id2label") or {}
         types.append(entity_types_of(sorted(str(v) for v in labels.values())))
-        del checkpoint  # one state dict in memory at a time
+        # Memory-mapped (read_checkpoint): only the small entries were read, not the weights.
     for path, own in zip(paths[1:], types[1:]):
         if own != types[0]:
             raise ConfigError(

@@ -225,7 +225,11 @@ def _evaluated_config(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     # Only bioner-eval runs need it, and it loads torch: the tables of training runs do not wait.
-    from bioner.runtime.checkpoints import resolve_checkpoint, training_config
+    from bioner.runtime.checkpoints import (
+        relabel_override,
+        resolve_checkpoint,
+        training_config,
+    )
 
     members = config["ckpt_path"]
     ensemble = isinstance(members, list)  # bioner-eval ckpt_path=[...]: its first member's
@@ -242,7 +246,7 @@ def _evaluated_config(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     if "_target_" in dataset:  # dataset=<name>; else the training one (perhaps moved: data_dir)
         trained["dataset"] = dataset
     else:  # bioner-eval dataset.relabel.map=... replaces the training run's rule
-        relabel = {k: v for k, v in (dataset.get("relabel") or {}).items() if v is not None}
+        relabel = relabel_override(dataset)
         if relabel and isinstance(trained.get("dataset"), dict):
             trained["dataset"]["relabel"] = {**(trained["dataset"].get("relabel") or {}), **relabel}
     trained["robustness"] = config.get("robustness")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -231,6 +232,12 @@ def _holds_files(folder: Path) -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
+def relabel_override(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``dataset.relabel`` keys a ``bioner-eval`` config sets without naming a dataset
+    (``map``, ``keep``): each replaces the training run's; unset (null) ones stay as trained."""
+    return {k: v for k, v in (given.get("relabel") or {}).items() if v is not None}
+
+
 def eval_dataset(cfg: DictConfig, trained: DictConfig) -> DictConfig:
     """The dataset config to score: ``dataset=<name>`` if given, else the training one, with its
     data folder under this run's ``paths.data_dir``; ``dataset.data_dir=...`` wins over both,
@@ -249,17 +256,17 @@ def eval_dataset(cfg: DictConfig, trained: DictConfig) -> DictConfig:
         if dataset.get("corpora"):  # dataset=multi: each member corpus has its own folder
             members = {key: rebase(node) for key, node in dataset.corpora.items()}
             dataset = OmegaConf.merge(dataset, {"corpora": members})
-        # dataset.relabel.map / .keep given here replace the training run's (null: as trained).
-        relabel = {k: v for k, v in (given.get("relabel") or {}).items() if v is not None}
+        relabel = relabel_override(given)
         if relabel and "corpora" in dataset:
             raise ConfigError(
                 f"dataset.relabel: this model was trained on several corpora "
                 f"({', '.join(dataset.corpora)}), each read with its own relabel rule; score one "
                 "of them with dataset=<its dataset> dataset.relabel.map=..."
             )
-        for key, value in relabel.items():
+        if relabel:
             dataset = OmegaConf.merge(dataset, {})  # a copy, not the stored config
-            OmegaConf.update(dataset, f"relabel.{key}", value, merge=False, force_add=True)
+            for key, value in relabel.items():  # each replaced whole, not merged (map: a dict)
+                OmegaConf.update(dataset, f"relabel.{key}", value, merge=False, force_add=True)
     if given.get("data_dir") is not None:
         if "corpora" in dataset:
             raise ConfigError(
