@@ -49,6 +49,7 @@ from bioner.errors import ConfigError
 from bioner.evaluation import evaluate
 from bioner.evaluation.ensemble import MAJORITY, vote, votes_needed
 from bioner.models.module import StageResult, TokenClassifier
+from bioner.reporting.runs import CHECKPOINT_CONFIG
 from bioner.runtime import (
     build_datamodule,
     build_scoring,
@@ -85,6 +86,7 @@ class _Scored:
     reader: Any
     alignment: Alignment
     label_sets: Any
+    trained: DictConfig
 
 
 def _score_checkpoint(cfg: DictConfig, run: Any, ckpt_path: Any, loggers: list) -> _Scored:
@@ -124,7 +126,9 @@ def _score_checkpoint(cfg: DictConfig, run: Any, ckpt_path: Any, loggers: list) 
             trainer.validate(model, datamodule=datamodule, verbose=False)
         if "test" in cfg.splits:
             trainer.test(model, datamodule=datamodule, verbose=False)
-    return _Scored(model, datamodule, trainer, str(precision), reader, alignment, label_sets)
+    return _Scored(
+        model, datamodule, trainer, str(precision), reader, alignment, label_sets, trained
+    )
 
 
 def _checkpoints(value: Any) -> list[Any]:
@@ -157,14 +161,16 @@ def _check_members(paths: list[Any], trust: bool) -> None:
 
 
 def _ensemble(
-    results: list[dict[str, StageResult]], paths: list[Any], min_votes: int
+    members: list[_Scored], paths: list[Any], min_votes: int
 ) -> tuple[dict[str, StageResult], dict[str, Any]]:
-    """The vote of the members' ``results`` (stage -> result, per member), and the
-    ``ensemble`` section of ``metrics.json``.
+    """The vote of the scored ``members``, and the ``ensemble`` section of ``metrics.json``:
+    the members, their seeds and folds (a report pairs the vote with each member's own run),
+    ``min_votes`` and, per split, each member's F1 beside the vote's.
 
     Raises:
         ConfigError: a member scored other documents than the first.
     """
+    results = [member.model.results for member in members]
     first = results[0]
     for path, own in zip(paths[1:], results[1:]):
         for stage, result in first.items():
@@ -174,7 +180,12 @@ def _ensemble(
                     "(another corpus or data settings); the members of an ensemble are scored "
                     "on one corpus: name it with dataset=..."
                 )
-    section: dict[str, Any] = {"members": [str(p) for p in paths], "min_votes": min_votes}
+    section: dict[str, Any] = {
+        "members": [str(p) for p in paths],
+        "member_seeds": [member.trained.get("seed") for member in members],
+        "member_folds": [(member.trained.get("cv") or {}).get("fold") for member in members],
+        "min_votes": min_votes,
+    }
     voted = {}
     for stage, result in first.items():
         own = [member[stage] for member in results]
@@ -241,11 +252,13 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             set_aside = {first.model.results[k].split: v for k, v in first.model.set_aside.items()}
             summary["label_sets"] = {**first.label_sets.describe(), **set_aside}
         if min_votes is not None:
-            # The other members' results only: each model is let go once it has scored.
-            results = [dict(first.model.results)]
-            results += [dict(_score_checkpoint(cfg, run, p, []).model.results) for p in paths[1:]]
-            first.model.results, summary["ensemble"] = _ensemble(results, paths, min_votes)
+            members = [first] + [_score_checkpoint(cfg, run, p, []) for p in paths[1:]]
+            voted, summary["ensemble"] = _ensemble(members, paths, min_votes)
+            del members  # each model is let go once the vote has its results
+            first.model.results = voted
         if first.trainer.is_global_zero:
+            # What a report reads of the model: kept here, it needs no checkpoint to be read.
+            (run.dir / CHECKPOINT_CONFIG).write_text(OmegaConf.to_yaml(first.trained))
             summary = finish_evaluation(
                 cfg, run.dir, first.model, first.datamodule, loggers, summary, scoring
             )

@@ -185,3 +185,9 @@ class Relabel:
                 merged,
             )
         return out
+
+
+def relabel_override(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``dataset.relabel`` keys a ``bioner-eval`` config sets without naming a dataset
+    (``map``, ``keep``): each replaces the training run's; unset (null) ones stay as trained."""
+    return {k: v for k, v in (given.get("relabel") or {}).items() if v is not None}

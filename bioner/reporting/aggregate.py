@@ -17,9 +17,13 @@ from ``metrics.json["<split>"]["ci95"]``, when the run computed one.
 
 The paired test compares a setting A with its baseline B (the setting that matches the baseline
 selector and agrees with A on every grouping key the selector does not name). Runs are matched by
-``(seed, cv.fold)``; the documents of all matched pairs are pooled (document ``d`` of seed 1 and
-``d`` of seed 2 are two units) and :func:`bioner.evaluation.paired_bootstrap` tests "A's strict F1
-is higher than B's" on the pooled predictions. ``delta`` is pooled F1(A) - pooled F1(B).
+``(seed, cv.fold)``: a run of A pairs with each run of B that shares one with it, an ensemble
+(``bioner-eval ckpt_path=[...]``) counting each member's
+(:attr:`~bioner.reporting.runs.Run.models`), so that the vote of seeds 1-3 stands against each
+of the three single runs. The documents of all
+matched pairs are pooled (document ``d`` of seed 1 and ``d`` of seed 2 are two units) and
+:func:`bioner.evaluation.paired_bootstrap` tests "A's strict F1 is higher than B's" on the pooled
+predictions. ``delta`` is pooled F1(A) - pooled F1(B).
 """
 
 from __future__ import annotations
@@ -151,7 +155,8 @@ class PairedTest:
 
     Attributes:
         baseline: label of the baseline setting.
-        pairs: matched ``(seed, fold)`` pairs used; ``unmatched``: runs without a partner.
+        pairs: matched pairs of runs used (an ensemble pairs with each member's run);
+            ``unmatched``: runs without a partner.
         result: :func:`~bioner.evaluation.paired_bootstrap`'s dict (``None`` without pairs).
     """
 
@@ -203,7 +208,12 @@ class Setting:
 
     @property
     def replicates(self) -> str:
-        """What the runs are: ``3 seeds``, ``5 folds``, ``2 seeds x 5 folds``."""
+        """What the runs are: ``3 seeds``, ``5 folds``, ``2 seeds x 5 folds``; for ensembles
+        ``1 vote of 3 models``."""
+        if any(len(r.models) > 1 for r in self.runs):
+            models = sorted({len(r.models) for r in self.runs})
+            votes = len(self.runs)
+            return f"{votes} vote{'s' * (votes != 1)} of {'/'.join(map(str, models))} models"
         seeds = {r.seed for r in self.runs}
         folds = {r.fold for r in self.runs if r.fold is not None}
         if not folds:
@@ -534,26 +544,29 @@ def paired_test(
             cache[run.path] = gold.load(run, split, corpus)
         return cache[run.path]
 
-    partners = {(_canon(r.seed), _canon(r.fold)): r for r in baseline.runs}
+    def models(run: Run) -> set[str]:
+        return {_canon(model) for model in run.models}
+
     docs, pred_a, pred_b = [], [], []
-    pairs = 0
+    pairs, unmatched = 0, 0
     for run in setting.runs:
-        partner = partners.get((_canon(run.seed), _canon(run.fold)))
-        if partner is None:
-            continue
-        a, b = scored(run), scored(partner)
-        if sorted(a.ids) != sorted(b.ids):
-            raise ReportError(
-                f"{run.path} and {partner.path} (seed {run.seed}) scored different {split} "
-                "documents, so they cannot be paired; compare runs on the same documents"
-            )
-        b_spans = b.by_id()
-        docs += a.gold
-        pred_a += a.predictions
-        pred_b += [b_spans[i][1] for i in a.ids]
-        pairs += 1
+        partners = [b for b in baseline.runs if models(b) & models(run)]
+        unmatched += not partners
+        for partner in partners:
+            a, b = scored(run), scored(partner)
+            if sorted(a.ids) != sorted(b.ids):
+                raise ReportError(
+                    f"{run.path} and {partner.path} (seed {partner.seed}) scored different "
+                    f"{split} documents, so they cannot be paired; compare runs on the same "
+                    "documents"
+                )
+            b_spans = b.by_id()
+            docs += a.gold
+            pred_a += a.predictions
+            pred_b += [b_spans[i][1] for i in a.ids]
+            pairs += 1
     result = paired_bootstrap(docs, pred_a, pred_b, n=n, seed=seed) if pairs else None
-    return PairedTest(baseline.label, pairs, len(setting.runs) - pairs, result)
+    return PairedTest(baseline.label, pairs, unmatched, result)
 
 
 @dataclass

@@ -47,13 +47,16 @@ def _test_cells(setting: Setting) -> list[str]:
     if setting.is_baseline:
         return ["baseline", ""]
     test = setting.test
-    if test is None or test.result is None:
+    if test is None:
         return ["—", ""]
+    if test.result is None:  # no run of the baseline shares a seed (and fold) with these
+        return [f"— (0 of {len(setting.runs)} runs paired)", ""]
     r = test.result
     low, high = r["ci"]
     delta = f"{r['delta']:+.4f} [{low:+.4f}, {high:+.4f}]"
     if test.unmatched:
-        delta += f" ({test.pairs} of {test.pairs + test.unmatched} runs paired)"
+        runs = len(setting.runs)
+        delta += f" ({runs - test.unmatched} of {runs} runs paired)"
     return [delta, f"{r['p_value']:.3f}"]
 
 
@@ -162,7 +165,8 @@ def notes(report: Report) -> list[str]:
         sources = " and ".join(sorted(report.gold_sources)) or "—"
         out.append(
             f"ΔF1: strict F1 of the row minus that of its baseline ({report.baseline}, same "
-            "other columns), each on the pooled predictions of the runs matched by seed and fold; "
+            "other columns), each on the pooled predictions of the runs matched by seed and fold "
+            "(an ensemble's with the run of each member's); "
             "bracket: its 95% bootstrap interval. p: one-sided paired bootstrap test "
             f"(Berg-Kirkpatrick et al. 2012, {report.bootstrap_samples} samples of documents) "
             f"that the row beats its baseline. Gold spans from: {sources}."

@@ -33,6 +33,7 @@ import yaml
 
 from bioner.data.document import CORPUS, Document, Span, judged
 from bioner.data.readers.base import SPLITS, CorpusNotFoundError
+from bioner.data.relabel import relabel_override
 from bioner.errors import UserError
 from bioner.inference.formats import (
     TEXT_FREE_SUFFIX,
@@ -60,6 +61,11 @@ class ReportError(UserError, ValueError):
 #: (``preprocess.spelling.min_length``).
 STEP_GROUPS = ("preprocess", "postprocess")
 
+#: The file of a ``bioner-eval`` run folder that holds the training config stored in the
+#: checkpoint it scored (an ensemble's: its first member's), so that a report reads the run's
+#: model, attack and seed without the checkpoint (an archived run, a deleted training run).
+CHECKPOINT_CONFIG = "checkpoint_config.yaml"
+
 
 @dataclass
 class Run:
@@ -83,6 +89,15 @@ class Run:
             if isinstance(steps, Mapping):
                 # One key names the steps in order: preprocess=shorthand+spelling, or none.
                 self.flat[group] = "+".join(steps) if steps else "none"
+        # One key names the vote: "majority of 3", "2 of 3", or none for one model.
+        vote = self.config.get("ensemble")
+        for key in [k for k in self.flat if k.startswith("ensemble.")]:
+            del self.flat[key]
+        self.flat["ensemble"] = (
+            f"{vote.get('min_votes')} of {vote.get('members')}"
+            if isinstance(vote, Mapping)
+            else "none"
+        )
 
     @property
     def seed(self) -> Any:
@@ -95,6 +110,17 @@ class Run:
     @property
     def folds(self) -> Any:
         return (self.config.get("cv") or {}).get("folds")
+
+    @property
+    def models(self) -> list[tuple[Any, Any]]:
+        """The ``(seed, fold)`` of each model behind the run's predictions: the run's own, or
+        each member's for an ensemble (``metrics.json["ensemble"]``). A paired test pairs two
+        runs that share one (:func:`~bioner.reporting.aggregate.paired_test`)."""
+        vote = self.metrics.get("ensemble") or {}
+        seeds = vote.get("member_seeds")
+        if seeds is None:
+            return [(self.seed, self.fold)]
+        return list(zip(seeds, vote.get("member_folds") or [None] * len(seeds)))
 
     def section(self, split: str, corpus: str | None = None) -> dict[str, Any]:
         """The ``metrics.json`` section of ``split`` (``metrics``, ``per_type``, ``ci95`` ...);
@@ -157,7 +183,14 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 #: The files of a run folder that :func:`archive_run` copies as they are (the job logs date a
 #: run whose ``metrics.json`` records no wall time).
-ARCHIVED_FILES = ("config.yaml", "metrics.json", "runner.json", "train.log", "eval.log")
+ARCHIVED_FILES = (
+    "config.yaml",
+    CHECKPOINT_CONFIG,
+    "metrics.json",
+    "runner.json",
+    "train.log",
+    "eval.log",
+)
 
 
 def archive_run(folder: str | Path, dest: str | Path, splits: Sequence[str] = ("test",)) -> Path:
@@ -213,35 +246,61 @@ def load_run(folder: str | Path) -> Run:
     if not isinstance(metrics, dict) or not isinstance(config, dict):
         raise ReportError(f"{folder}: metrics.json and config.yaml must each hold a mapping")
     if "model" not in config and config.get("ckpt_path"):
-        config = _evaluated_config(folder, config)
+        config = _evaluated_config(folder, config, metrics)
     return Run(folder, config, metrics)
 
 
-def _evaluated_config(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
-    """The effective config of a ``bioner-eval`` run: the training config stored in its
-    checkpoint (model, alignment, attack, seed ...), with the dataset (or its relabel rule),
-    robustness settings, post-processing and decode rule that the evaluation chose. An ensemble
-    (``ckpt_path=[...]``) reads its first member's, with ``ensemble`` (members, min_votes)."""
+def _kept_config(kept: Path) -> dict[str, Any]:
+    """The training config that ``bioner-eval`` kept in its run folder
+    (:data:`CHECKPOINT_CONFIG`)."""
+    try:
+        trained = yaml.safe_load(kept.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ReportError(f"{kept}: not valid YAML ({err})") from err
+    if not isinstance(trained, dict):
+        raise ReportError(f"{kept} must hold a mapping (a training config)")
+    return trained
+
+
+def _checkpoint_config(folder: Path, ckpt_path: Any) -> dict[str, Any]:
+    """The training config stored in the checkpoint that the ``bioner-eval`` run ``folder``
+    scored, for a run written before bioner-eval kept it (:data:`CHECKPOINT_CONFIG`)."""
     from omegaconf import OmegaConf
 
-    # Only bioner-eval runs need it, and it loads torch: the tables of training runs do not wait.
-    from bioner.runtime.checkpoints import (
-        relabel_override,
-        resolve_checkpoint,
-        training_config,
-    )
+    # Only older bioner-eval runs need it, and it loads torch.
+    from bioner.runtime.checkpoints import resolve_checkpoint, training_config
 
-    members = config["ckpt_path"]
-    ensemble = isinstance(members, list)  # bioner-eval ckpt_path=[...]: its first member's
     try:
-        first = members[0] if ensemble else members
-        trained = OmegaConf.to_container(training_config(resolve_checkpoint(first)))
+        trained = OmegaConf.to_container(training_config(resolve_checkpoint(ckpt_path)))
     except (FileNotFoundError, ValueError) as err:
         raise ReportError(
-            f"{folder} is a bioner-eval run; its model, attack and seed are read from the "
-            f"checkpoint it scored, which failed: {err}"
+            f"{folder} is a bioner-eval run without {CHECKPOINT_CONFIG}; its model, attack and "
+            f"seed are read from the checkpoint it scored, which failed: {err}. Score the "
+            "checkpoint again with this bioner-eval, which keeps them in the run folder"
         ) from err
     assert isinstance(trained, dict)
+    return trained
+
+
+def _evaluated_config(
+    folder: Path, config: dict[str, Any], metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """The effective config of a ``bioner-eval`` run: the training config of the checkpoint it
+    scored (model, alignment, attack, seed ...; :func:`_checkpoint_config`), with the dataset
+    (or its relabel rule), robustness settings, post-processing and decode rule that the
+    evaluation chose. An ensemble (``ckpt_path=[...]``) reads its first member's, with
+    ``ensemble`` (members, min_votes); its members' seeds and folds, which older runs did not
+    record, are read from their checkpoints into ``metrics["ensemble"]``."""
+    members = config["ckpt_path"]
+    ensemble = isinstance(members, list)  # bioner-eval ckpt_path=[...]: its first member's
+    kept = folder / CHECKPOINT_CONFIG
+    first = members[0] if ensemble else members
+    trained = _kept_config(kept) if kept.is_file() else _checkpoint_config(folder, first)
+    vote = metrics.get("ensemble")
+    if ensemble and isinstance(vote, dict) and "member_seeds" not in vote:
+        configs = [trained] + [_checkpoint_config(folder, m) for m in members[1:]]
+        vote["member_seeds"] = [c.get("seed") for c in configs]
+        vote["member_folds"] = [(c.get("cv") or {}).get("fold") for c in configs]
     dataset = config.get("dataset") or {}
     if "_target_" in dataset:  # dataset=<name>; else the training one (perhaps moved: data_dir)
         trained["dataset"] = dataset
@@ -255,7 +314,7 @@ def _evaluated_config(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     )  # the evaluation's steps, not training's
     if config.get("decode_rule") is not None:  # bioner-eval decode_rule=...
         trained.setdefault("alignment", {})["decode_rule"] = config["decode_rule"]
-    if ensemble:  # a setting of its own, paired with runs of its first member's seed
+    if ensemble:  # a setting of its own, paired with runs of its members' seeds
         trained["ensemble"] = {"members": len(members), "min_votes": config.get("min_votes")}
     trained["evaluated_checkpoint"] = True
     return trained

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from bioner.data.relabel import relabel_override
 from bioner.data.tags import entity_types_of
 from bioner.errors import ConfigError, FormatError, UserError
 from bioner.evaluation.label_sets import LabelSets
@@ -230,12 +230,6 @@ def _holds_files(folder: Path) -> bool:
     """Whether ``folder`` exists and is not empty (a failed download leaves an empty one)."""
     folder = folder.expanduser()
     return folder.is_dir() and any(folder.iterdir())
-
-
-def relabel_override(given: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``dataset.relabel`` keys a ``bioner-eval`` config sets without naming a dataset
-    (``map``, ``keep``): each replaces the training run's; unset (null) ones stay as trained."""
-    return {k: v for k, v in (given.get("relabel") or {}).items() if v is not None}
 
 
 def eval_dataset(cfg: DictConfig, trained: DictConfig) -> DictConfig:

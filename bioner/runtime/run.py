@@ -189,6 +189,7 @@ def log_outcome(loggers: list[Logger], outcome: dict[str, Any]) -> None:
 # What each entry of a run folder is, for its README (only entries present are listed).
 RUN_FOLDER_ENTRIES = {
     "config.yaml": "the whole resolved config of the run",
+    "checkpoint_config.yaml": "the training config of the scored checkpoint (an ensemble's first)",
     ".hydra/": "Hydra's composed config, its overrides (overrides.yaml) and Hydra's settings",
     "train.log": "the log of the run",
     "eval.log": "the log of the run",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ import pytest
 from bioner.data.document import Document
 from bioner.evaluation import evaluate
 from bioner.inference.formats import read_jsonl
-from bioner.reporting import load_run
+from bioner.reporting import ReportError, archive_run, load_run
+from bioner.reporting.runs import CHECKPOINT_CONFIG
 
 QUIET = [
     "logger=none",
@@ -170,3 +172,24 @@ def test_an_eval_run_reports_the_trained_setting(
     voted = load_run(ensemble_dir)
     assert voted.seed == 3 and voted.config["ensemble"] == {"members": 2, "min_votes": "majority"}
     assert voted.metrics["test"]["metrics"]["f1"] == pytest.approx(trained)
+    assert voted.flat["ensemble"] == "majority of 2" and run.flat["ensemble"] == "none"
+    assert voted.models == [(3, None), (3, None)]  # it pairs with the run of seed 3
+
+    # The run folder keeps what the report reads of the checkpoint: archived, the eval runs
+    # read the same without it. An older eval run (without the file) reads the checkpoint.
+    for folder in (eval_dir, ensemble_dir):
+        assert (folder / CHECKPOINT_CONFIG).is_file()
+        older = tmp_path / f"older_{folder.name}"
+        shutil.copytree(folder, older)
+        (older / CHECKPOINT_CONFIG).unlink()
+    older_vote = json.loads((tmp_path / "older_eval_ensemble" / "metrics.json").read_text())
+    del older_vote["ensemble"]["member_seeds"], older_vote["ensemble"]["member_folds"]
+    (tmp_path / "older_eval_ensemble" / "metrics.json").write_text(json.dumps(older_vote))
+    assert load_run(tmp_path / "older_eval_ensemble").models == voted.models
+    assert load_run(tmp_path / "older_eval").config == run.config
+    archived = [archive_run(f, tmp_path / "kept" / f.name) for f in (eval_dir, ensemble_dir)]
+    shutil.rmtree(train_dir / "checkpoints")
+    assert load_run(archived[0]).config == run.config
+    assert load_run(archived[1]).config == voted.config
+    with pytest.raises(ReportError, match="without checkpoint_config.yaml.*Score the checkpoint"):
+        load_run(tmp_path / "older_eval")

@@ -462,6 +462,7 @@ def test_eval_of_an_ensemble_of_copies_is_the_run_and_reports_its_members(
     evaluated = evaluate_run(f"[{run_dir},{run_dir},{run_dir}]", tmp_path)
     ensemble = evaluated["ensemble"]
     assert ensemble["min_votes"] == 2 and len(ensemble["members"]) == 3
+    assert ensemble["member_seeds"] == [cfg.seed] * 3 and ensemble["member_folds"] == [None] * 3
     for split in ("devel", "test"):
         f1 = summary[split]["metrics"]["f1"]
         assert ensemble[split] == {"member_f1": [f1, f1, f1], "f1": f1}

@@ -93,8 +93,10 @@ def make_run(
     preprocess: dict[str, Any] | None = None,
     speeds: list[float] | None = None,
     head: str | None = None,
+    members: list[int] | None = None,
 ) -> Path:
-    """A run folder as bioner-train writes it (the parts a report reads)."""
+    """A run folder as bioner-train writes it (the parts a report reads); with ``members``,
+    as a bioner-eval ensemble of the runs of those seeds writes it (``seed`` the first's)."""
     run_dir = root / name
     attack_cfg: dict[str, Any] = {"name": attack}
     if attack != "none":
@@ -129,6 +131,8 @@ def make_run(
         config["preprocess"] = preprocess
     if head is not None:  # alignment.head: ${module.head}, resolved
         config["module"]["head"] = config["alignment"]["head"] = head
+    if members is not None:  # as bioner-reporting reads a bioner-eval ensemble's config
+        config["ensemble"] = {"members": len(members), "min_votes": "majority"}
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     evaluation = evaluate(docs, preds)
@@ -144,6 +148,8 @@ def make_run(
         metrics["robustness"] = robustness
     if speeds is not None:
         metrics["train_sequences_per_s"] = speeds
+    if members is not None:
+        metrics["ensemble"] = {"member_seeds": members, "member_folds": [fold] * len(members)}
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     write_jsonl(run_dir / "predictions" / "test.jsonl", docs, preds)
     (run_dir / "train.log").write_text(
@@ -395,6 +401,44 @@ def test_unpaired_seeds_are_counted_not_hidden(
     fgm = next(s for s in report.settings if s.columns["attack"] == "fgm (epsilon=0.1)")
     assert (fgm.test.pairs, fgm.test.unmatched) == (3, 1)
     assert "(3 of 4 runs paired)" in to_markdown(report)
+
+
+def test_an_ensemble_pairs_with_each_members_run(tmp_path: Path, data_root: Path) -> None:
+    """The vote of seeds 1-3 stands against each of the three single runs, documents pooled;
+    ``ensemble=none`` selects the single runs, and one run pairs with an ensemble baseline."""
+    docs, root = load(data_root), tmp_path / "runs"
+    singles = [
+        make_run(root, data_root, f"{seed}_single", docs, predict(docs, 0.4, seed), seed)
+        for seed in (1, 2, 3)
+    ]
+    voted = predict(docs, 0.1, 50)
+    make_run(root, data_root, "vote", docs, voted, 1, members=[1, 2, 3])
+    make_run(root, data_root, "vote_45", docs, predict(docs, 0.1, 51), 4, members=[4, 5])
+    report = build_report([root], baseline="ensemble=none", bootstrap_samples=200)
+    by_vote = {s.values["ensemble"]: s for s in report.settings}
+    assert set(by_vote) == {"none", "majority of 3", "majority of 2"}
+    assert by_vote["none"].is_baseline and by_vote["majority of 3"].columns["other"] == (
+        "ensemble=majority of 3"
+    )
+    test = by_vote["majority of 3"].test
+    assert test is not None and (test.pairs, test.unmatched) == (3, 0)
+    gold, pred_a, pred_b = [], [], []
+    for single in singles:
+        records = read_jsonl(single / "predictions" / "test.jsonl")
+        gold += [Document(r["id"], r["text"], r["gold"]) for r in records]
+        pred_a += voted
+        pred_b += [r["spans"] for r in records]
+    expected = paired_bootstrap(gold, pred_a, pred_b, n=200, seed=0)
+    assert test.result == expected
+    # An ensemble of seeds without a single run is counted, not paired by its first seed.
+    assert by_vote["majority of 2"].test.unmatched == 1
+    assert "(0 of 1 runs paired)" in to_markdown(report)
+    # The other way round: seed 2's run pairs with the vote that it is a member of.
+    report = build_report(
+        [*singles, root / "vote"], baseline="ensemble=majority of 3", bootstrap_samples=50
+    )
+    single = next(s for s in report.settings if s.values["ensemble"] == "none")
+    assert (single.test.pairs, single.test.unmatched) == (3, 0)
 
 
 def test_baseline_that_matches_nothing_is_an_error(
