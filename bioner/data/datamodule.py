@@ -331,6 +331,13 @@ class NERDataModule(L.LightningDataModule):
         log.info(
             "%s/%s: %d documents, %d sequences", self.reader.name, split, len(docs), len(features)
         )
+        if self.alignment.context and docs and all(len(d.sentences) <= 1 for d in docs):
+            log.warning(
+                "%s/%s: alignment.context=%d adds nothing: every document is one sentence (the "
+                "corpus has no document boundaries); read a release with documents, such as "
+                "dataset=bc5cdr_pubtator",
+                self.reader.name, split, self.alignment.context,
+            )  # fmt: skip
         total = sum(len(d.spans) for d in docs)
         hidden = total - sum(len(self.alignment.learnable(d.spans)) for d in docs)
         if hidden:

@@ -110,6 +110,7 @@ def roundtrip_check(
         stride=alignment.stride,
         unit=alignment.unit,
         head=alignment.head,
+        context=alignment.context,
     )
     layers = None
     if alignment.head == "multilabel":

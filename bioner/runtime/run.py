@@ -270,6 +270,12 @@ def write_run_readme(run_dir: str | Path, cfg: DictConfig, summary: dict[str, An
                     "; the pipeline ignores the CRF's transitions (bioner.json's 'crf') and "
                     "reads each word's best tag alone: bioner-predict decodes as the run scored"
                 )
+            if name == "model/" and OmegaConf.select(cfg, "alignment.context"):
+                what += (
+                    "; the pipeline reads each text as it is given, without the neighbouring "
+                    "sentences the model was trained to read (alignment.context): bioner-predict "
+                    "adds them"
+                )
             lines.append(f"- `{name}`: {what}")
     lines += ["", "## Next", "", "```sh"]
     if task == "train":

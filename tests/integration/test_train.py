@@ -35,6 +35,38 @@ from bioner.train import train
 REPO = Path(__file__).resolve().parents[2]
 
 
+def test_a_model_trained_with_context_is_scored_and_tags_with_it(
+    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+) -> None:
+    """alignment.context: training, bioner-eval and the exported tagger read each sentence with
+    its neighbours alike (the CRF head too), and the run's README says the pipeline does not."""
+    cfg = compose(
+        tmp_path,
+        tiny_model_dir,
+        f"paths.data_dir={shared_data}",
+        "dataset=bc5cdr_pubtator",
+        "alignment.context=16",
+        "module.head=crf",
+        "data.limit_documents=6",
+        "data.batch_size=8",
+        "trainer.max_epochs=1",
+        "bootstrap_samples=0",
+    )
+    summary = train(cfg)
+    assert_scores_match_predictions(tmp_path, summary)
+    record = json.loads((tmp_path / "model" / "bioner.json").read_text())
+    assert record["alignment"]["context"] == 16
+    evaluated = evaluate_run(tmp_path, tmp_path / "eval", "data.limit_documents=6")
+    for split in ("devel", "test"):
+        assert evaluated[split]["metrics"] == summary[split]["metrics"]
+    records = read_jsonl(tmp_path / "predictions" / "test.jsonl")
+    docs = instantiate(cfg.dataset).load("test")[: len(records)]
+    tagger = Tagger.load(tmp_path, device="cpu")
+    assert tagger.members[0].alignment.context == 16
+    assert tagger.predict_documents(docs) == [r["spans"] for r in records]
+    assert "without the neighbouring sentences" in (tmp_path / "README.md").read_text()
+
+
 def child_env() -> dict[str, str]:
     """The environment of a ``python -m bioner...`` subprocess: this checkout first on the path,
     what the caller had there after it (a GPU machine's bundle may live on PYTHONPATH)."""

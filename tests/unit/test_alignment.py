@@ -15,6 +15,7 @@ from bioner.data.alignment import (
     plan_windows,
     subword_tags,
 )
+from bioner.data.alignment.encoding import special_tokens, unit_context
 from bioner.data.document import Document, Span
 from bioner.errors import ConfigError
 from bioner.models.encoders import PackagedEncoder
@@ -356,3 +357,106 @@ def test_encoding_documents_together_equals_one_by_one(tokenizer) -> None:
             assert together == [alignment.encode(doc, tokenizer, ids) for doc in docs]
             assert together[1] == []
             assert (len(together[2]) > 1) == (alignment.max_length == 8)  # windowed
+
+
+# ---------------------------------------------------------------------- context
+
+
+@pytest.mark.parametrize(
+    ("sizes", "position", "context", "room", "expected"),
+    [
+        ([3, 4, 5], 1, 2, 10, (2, 2)),  # both sides as wanted
+        ([3, 4, 5], 1, 9, 20, (3, 5)),  # all that the neighbours have
+        ([3, 4, 5], 1, 9, 4, (2, 2)),  # both want more than the room: half each
+        ([1, 4, 5], 1, 9, 4, (1, 3)),  # one side short: the other takes the rest
+        ([6, 4, 1], 1, 9, 4, (3, 1)),
+        ([2, 2, 4, 3], 2, 3, 9, (3, 3)),  # across two units before
+        ([3, 4], 0, 2, 10, (0, 2)),  # the first sentence has no left context
+        ([3, 4, 5], 1, 2, 0, (0, 0)),  # a sentence that fills its window
+    ],
+)
+def test_unit_context_takes_the_nearest_subwords_within_the_room(
+    sizes: list[int], position: int, context: int, room: int, expected: tuple[int, int]
+) -> None:
+    units, next_id = [], 0
+    for size in sizes:
+        units.append(list(range(next_id, next_id + size)))
+        next_id += size
+    left, right = unit_context(units, position, context, room)
+    assert (len(left), len(right)) == expected
+    flat_before = [i for u in units[:position] for i in u]
+    flat_after = [i for u in units[position + 1 :] for i in u]
+    assert left == flat_before[len(flat_before) - len(left) :]  # the nearest ones, in order
+    assert right == flat_after[: len(right)]
+
+
+def test_context_is_read_but_never_labelled_or_predicted(tokenizer) -> None:
+    sentences = [["Aspirin", "helps", "."], ["Lithium", "causes", "seizures", "."], ["Pain", "."]]
+    doc = make_doc(sentences, [(0, 0, 1, "Chemical"), (1, 0, 1, "Chemical"), (1, 2, 3, "Disease")])
+    labels = Alignment().labels(TYPES)
+    label2id = {t: i for i, t in enumerate(labels)}
+    plain = Alignment().encode(doc, tokenizer, label2id)
+    context = Alignment(context=3)
+    features = context.encode(doc, tokenizer, label2id)
+    assert len(features) == len(plain) == 3
+    prefix, suffix = special_tokens(tokenizer)
+    own = [f.input_ids[len(prefix) : len(f.input_ids) - len(suffix)] for f in plain]
+    for i, (feature, alone) in enumerate(zip(features, plain)):
+        left = [t for u in own[:i] for t in u][-3:] if i else []
+        right = [t for u in own[i + 1 :] for t in u][:3]
+        assert feature.input_ids == prefix + left + own[i] + right + suffix
+        # The sentence's own positions carry its labels and words; the context none.
+        content = slice(len(prefix) + len(left), len(feature.input_ids) - len(suffix) - len(right))
+        assert (
+            feature.labels[content] == alone.labels[len(prefix) : len(alone.labels) - len(suffix)]
+        )
+        assert feature.word_ids[content] == alone.word_ids[len(prefix) : -len(suffix)]
+        outside = [
+            k for k in range(len(feature.input_ids)) if not content.start <= k < content.stop
+        ]
+        assert all(feature.labels[k] == IGNORE_INDEX for k in outside)
+        assert all(feature.word_ids[k] is None for k in outside)
+    # Decoding reads only the sentence's own positions: gold logits everywhere give the gold
+    # spans, whatever the logits on the context say (here: every context sub-word a Disease).
+    logits = [
+        one_hot(
+            [
+                label2id["B-Disease"] if w is None else max(t, 0)
+                for t, w in zip(f.labels, f.word_ids)
+            ],
+            len(labels),
+        )
+        for f in features
+    ]
+    assert context.decode(doc, features, logits, dict(enumerate(labels))) == doc.spans
+
+
+def test_context_leaves_windowed_sentences_and_one_sentence_documents_alone(tokenizer) -> None:
+    words = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"]
+    doc = make_doc([["x", "y"], words, ["z"]], [])
+    alignment = Alignment(max_length=8, stride=3, context=4)
+    features = alignment.encode(doc, tokenizer)
+    plain = Alignment(max_length=8, stride=3).encode(doc, tokenizer)
+    # The long sentence needs 3 windows and keeps them as they were; its neighbours, which fit,
+    # read up to 4 sub-words of it each side, within their window of 6.
+    assert [f.input_ids for f in features if f.unit == 1] == [
+        f.input_ids for f in plain if f.unit == 1
+    ]
+    first = next(f for f in features if f.unit == 0)
+    assert len(first.input_ids) == len(next(f for f in plain if f.unit == 0).input_ids) + 4
+    single = make_doc([["Aspirin", "helps", "."]], [])
+    assert alignment.encode(single, tokenizer)[0].input_ids == (
+        Alignment(max_length=8, stride=3).encode(single, tokenizer)[0].input_ids
+    )
+
+
+def test_context_settings(tokenizer) -> None:
+    with pytest.raises(ValueError, match="alignment.context=-1"):
+        Alignment(context=-1)
+    with pytest.raises(ValueError, match="unit='document'.*alignment.context=0, or unit=sentence"):
+        Alignment(unit="document", context=64)
+    record = Alignment.from_record({"label_strategy": "first", "context": 64}, "bioner.json")
+    assert record.context == 64 and record.replace(context=0).context == 0
+    assert Alignment.from_record({"label_strategy": "first"}, "older bioner.json").context == 0
+    with pytest.raises(ConfigError, match="alignment context='64' is a str"):
+        Alignment.from_record({"context": "64"}, "bioner.json")

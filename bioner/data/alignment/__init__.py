@@ -64,6 +64,14 @@ than a window is split at sub-word boundaries across consecutive overlapping win
 sub-words is then read from the window where *that sub-word* has the most context, and the word
 is decoded from those sub-words as usual.
 
+Context (``context``, with ``unit="sentence"``): each sentence's input also carries up to
+``context`` sub-words of the sentences before and after it in the same document, the nearest
+ones, as room in the window allows (half each where both sides want more; the rest to the other
+side where one has less). Context sub-words have no word (``word_ids`` ``None``) and no label,
+so no loss reads them and no span is decoded from them: a sentence is still labelled and
+predicted once, from its own input (FLERT's document-level features, Schweter and Akbik 2020).
+A sentence that needs several windows gets none.
+
 Heads (``head``, set by ``module.head``). ``flat``: one tag per word over every type (a softmax
 over ``O``, ``B-X``, ``I-X``, ...); of overlapping gold spans it trains on the longest of each
 group (:func:`~bioner.data.document.flat_layer`) and predicts one non-overlapping layer.

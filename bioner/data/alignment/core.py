@@ -50,6 +50,10 @@ class Alignment:
             sets to the encoder's limit).
         stride: overlap in sub-words between consecutive windows of a long unit.
         unit: ``sentence`` encodes each sentence on its own; ``document`` the whole document.
+        context: with ``unit="sentence"``, sub-words of the neighbouring sentences of the same
+            document that each sentence's input carries on either side, up to this many per
+            side and as far as the window allows (FLERT's document-level features; Schweter and
+            Akbik 2020). They are read, never labelled or predicted. ``0``: none.
         head: ``flat`` (one tag per word), ``multilabel`` (one tag layer per entity type;
             module docstring) or ``crf`` (one tag per word, decoded as a linear-chain CRF:
             :mod:`~bioner.data.alignment.crf`); ``module.head`` in the configs.
@@ -65,6 +69,7 @@ class Alignment:
         unit: str = "sentence",
         decode_rule: str = "mass",
         head: str = "flat",
+        context: int = 0,
     ) -> None:
         for value, allowed, what in (
             (head, HEADS, "head"),
@@ -78,6 +83,14 @@ class Alignment:
                 raise ValueError(f"alignment.{what}={value!r}: choose one of {', '.join(allowed)}")
         if stride < 0:
             raise ValueError(f"alignment.stride={stride}: must be 0 or more")
+        if context < 0:
+            raise ValueError(f"alignment.context={context}: must be 0 or more")
+        if context and unit != "sentence":
+            raise ValueError(
+                f"alignment.context={context} adds neighbouring sentences to each sentence's "
+                f"input; with unit={unit!r} the whole document is one input: give "
+                "alignment.context=0, or unit=sentence"
+            )
         if max_length is not None and max_length < 1:
             raise ValueError(f"alignment.max_length={max_length}: must be positive or null")
         if head == "crf":
@@ -97,12 +110,14 @@ class Alignment:
         self.stride = stride
         self.unit = unit
         self.head = head
+        self.context = context
 
     def __repr__(self) -> str:
         return (
             f"Alignment(label_strategy={self.label_strategy!r}, decode={self.decode_method!r}, "
             f"scheme={self.scheme!r}, max_length={self.max_length}, stride={self.stride}, "
-            f"unit={self.unit!r}, decode_rule={self.decode_rule!r}, head={self.head!r})"
+            f"unit={self.unit!r}, decode_rule={self.decode_rule!r}, head={self.head!r}, "
+            f"context={self.context})"
         )
 
     @classmethod
@@ -140,6 +155,7 @@ class Alignment:
             "unit": (str,),
             "decode_rule": (str,),
             "head": (str,),
+            "context": (int,),
         }
         for key, value in params.items():
             if key not in allowed:
@@ -165,6 +181,7 @@ class Alignment:
             "unit": self.unit,
             "decode_rule": self.decode_rule,
             "head": self.head,
+            "context": self.context,
         }
         unknown = set(changes) - set(params)
         if unknown:

@@ -133,7 +133,7 @@ def encode_many(
             tag_ids = layer_label_ids(alignment, doc, label2id)
             if alignment.head == "multilabel":
                 ignored = (IGNORE_INDEX,) * len(tag_ids)
-        features: list[Feature] = []
+        encoded: list[tuple[int, list[int], list[int], list | None, list[int]]] = []
         for unit, lo, hi in units:
             ids, counts = _group_subwords(
                 batch["input_ids"][k], batch.word_ids(k), hi - lo, unk, doc.id
@@ -154,15 +154,25 @@ def encode_many(
                         for w in range(lo, hi)
                         for ts in zip(*(layer[w][counts[w - lo] - 1] for layer in tag_ids))
                     ]
+            encoded.append((unit, ids, word_of, labels, counts))
+        features: list[Feature] = []
+        for position, (unit, ids, word_of, labels, counts) in enumerate(encoded):
             starts = np.concatenate(([0], np.cumsum(counts)[:-1])).tolist()
-            for j, (s, e) in enumerate(plan_windows(starts, len(ids), size, alignment.stride)):
+            windows = plan_windows(starts, len(ids), size, alignment.stride)
+            left: list[int] = []
+            right: list[int] = []
+            if alignment.context and len(windows) == 1:
+                units_ids = [e[1] for e in encoded]
+                left, right = unit_context(units_ids, position, alignment.context, size - len(ids))
+            before, after = prefix + left, right + suffix
+            for j, (s, e) in enumerate(windows):
                 features.append(
                     Feature(
-                        input_ids=prefix + ids[s:e] + suffix,
+                        input_ids=before + ids[s:e] + after,
                         labels=None
                         if labels is None
-                        else [ignored] * len(prefix) + labels[s:e] + [ignored] * len(suffix),
-                        word_ids=[None] * len(prefix) + word_of[s:e] + [None] * len(suffix),
+                        else [ignored] * len(before) + labels[s:e] + [ignored] * len(after),
+                        word_ids=[None] * len(before) + word_of[s:e] + [None] * len(after),
                         unit=unit,
                         window=j,
                         offset=s,
@@ -170,6 +180,38 @@ def encode_many(
                 )
         out.append(features)
     return out
+
+
+def unit_context(
+    units: Sequence[Sequence[int]], position: int, context: int, room: int
+) -> tuple[list[int], list[int]]:
+    """The sub-words of the units around ``units[position]`` that its input carries as context:
+    up to ``context`` on each side, the last ones of the units before and the first ones of the
+    units after, and together at most ``room``. Where both sides want more than ``room``, each
+    gets half; where one side has less, the other takes the rest."""
+    before = sum(len(u) for u in units[:position])
+    after = sum(len(u) for u in units[position + 1 :])
+    n_left, n_right = min(context, before), min(context, after)
+    room = max(room, 0)
+    if n_left + n_right > room:
+        half = room // 2
+        if n_left <= half:
+            n_right = room - n_left
+        elif n_right <= room - half:
+            n_left = room - n_right
+        else:
+            n_left, n_right = half, room - half
+    left: list[int] = []
+    for unit in reversed(units[:position]):
+        if len(left) >= n_left:
+            break
+        left = list(unit[max(len(unit) - (n_left - len(left)), 0) :]) + left
+    right: list[int] = []
+    for unit in units[position + 1 :]:
+        if len(right) >= n_right:
+            break
+        right += unit[: n_right - len(right)]
+    return left, right
 
 
 # Words whose sub-words show where a single sequence's special tokens go.
