@@ -97,6 +97,9 @@ MAIN_METRICS = {
     "entity_accuracy": "entity acc.",
     "exact_match_sentences": "exact match",
 }
+#: Span-score metrics of the calibration table: ``metrics.json["<split>"]["confidence"]`` key
+#: -> column title. Neither depends on a threshold chosen on the reported split.
+CONFIDENCE_METRICS = {"ece": "ECE", "average_precision": "AP"}
 _MISSING = "<missing>"
 
 
@@ -178,6 +181,9 @@ class Setting:
         metrics: metric key -> statistics over runs, for the report's split.
         per_type: entity type -> ``{"f1" | "precision" | "recall" | "support": Stat}``.
         robustness: ``robustness/...`` key -> statistics over the runs that measured it.
+        confidence: ``ece`` and ``average_precision`` of the runs' span scores
+            (``metrics.json["<split>"]["confidence"]``, before post-processing) -> statistics
+            over the runs that recorded them.
         wall_time_s: statistics of the runs' wall time, when recorded.
         train_sequences_per_s: statistics of the runs' training speed
             (:meth:`~bioner.reporting.runs.Run.train_sequences_per_s`), when recorded.
@@ -192,6 +198,7 @@ class Setting:
     metrics: dict[str, Stat] = field(default_factory=dict)
     per_type: dict[str, dict[str, Stat]] = field(default_factory=dict)
     robustness: dict[str, Stat] = field(default_factory=dict)
+    confidence: dict[str, Stat] = field(default_factory=dict)
     wall_time_s: Stat | None = None
     train_sequences_per_s: Stat | None = None
     is_baseline: bool = False
@@ -442,6 +449,13 @@ def summarise(setting: Setting, split: str, corpus: str | None = None) -> None:
     ]
     if robust:
         setting.robustness = _stats_by_key(robust, [{}] * len(robust))
+    scores = [
+        {k: float(s["confidence"][k]) for k in CONFIDENCE_METRICS if k in s["confidence"]}
+        for s in sections
+        if s.get("confidence")
+    ]
+    if scores:
+        setting.confidence = _stats_by_key(scores, [{}] * len(scores))
     times = [t for t in (run.wall_time_s() for run in setting.runs) if t is not None]
     setting.wall_time_s = Stat.of(times) if times else None
     rates = [r for r in (run.train_sequences_per_s() for run in setting.runs) if r is not None]

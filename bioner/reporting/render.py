@@ -1,8 +1,9 @@
 """A :class:`~bioner.reporting.aggregate.Report` as Markdown, CSV and LaTeX (booktabs) tables.
 
-Three tables: the main one (one row per setting: the named columns, precision, recall, F1 with its
-95% interval, entity accuracy, exact-match rate, wall time, the paired test), per-type F1, and
-robustness (clean F1 and the drop under each perturbation), the last only when runs measured it.
+Four tables: the main one (one row per setting: the named columns, precision, recall, F1 with its
+95% interval, entity accuracy, exact-match rate, wall time, the paired test), per-type F1, span
+scores (calibration error and average precision) and robustness (clean F1 and the drop under each
+perturbation), the last two only when runs recorded them.
 Markdown and LaTeX show ``mean +- std``; the CSV files hold every statistic of every metric.
 """
 
@@ -13,7 +14,14 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from bioner.reporting.aggregate import FAMILIES, MAIN_METRICS, Report, Setting, Stat
+from bioner.reporting.aggregate import (
+    CONFIDENCE_METRICS,
+    FAMILIES,
+    MAIN_METRICS,
+    Report,
+    Setting,
+    Stat,
+)
 
 Table = tuple[list[str], list[list[str]]]
 # Left-aligned columns; the others hold numbers.
@@ -105,6 +113,19 @@ def per_type_table(report: Report) -> Table:
     return header, rows
 
 
+def confidence_table(report: Report) -> Table | None:
+    """The span scores' expected calibration error and average precision (mean +- std over
+    runs); ``None`` when no run recorded them."""
+    if not any(s.confidence for s in report.settings):
+        return None
+    header = ["setting", "runs", *CONFIDENCE_METRICS.values()]
+    rows = []
+    for s in report.settings:
+        n = max((stat.n for stat in s.confidence.values()), default=0)
+        rows.append([s.label, str(n), *(_stat(s.confidence.get(k), 3) for k in CONFIDENCE_METRICS)])
+    return header, rows
+
+
 def _robustness_columns(report: Report) -> list[tuple[str, str]]:
     """``(key, title)`` of the robustness table: clean F1, text drops, embedding drops."""
     keys = sorted({k for s in report.settings for k in s.robustness})
@@ -173,6 +194,12 @@ def notes(report: Report) -> list[str]:
         )
         if any(s.baseline is None and not s.is_baseline for s in report.settings):
             out.append("ΔF1 —: no baseline setting shares the row's other columns.")
+    if any(s.confidence for s in report.settings):
+        out.append(
+            "Span scores: of each run's own spans before post-processing; ECE: expected "
+            "calibration error over 10 bins of score; AP: average precision of the spans ranked "
+            "by score (README, Span scores)."
+        )
     if any(s.wall_time_s is not None for s in report.settings):
         out.append(
             "wall time: metrics.json wall_time_s, else the first to last timestamp of the run's "
@@ -204,6 +231,9 @@ def to_markdown(report: Report) -> str:
     """The whole report as Markdown: main table, per-type F1, robustness, notes."""
     parts = ["## Results", "", _markdown_table(main_table(report)), ""]
     parts += ["## Per-type F1", "", _markdown_table(per_type_table(report)), ""]
+    confidence = confidence_table(report)
+    if confidence is not None:
+        parts += ["## Span scores", "", _markdown_table(confidence), ""]
     robustness = robustness_table(report)
     if robustness is not None:
         parts += ["## Robustness (F1 drop from clean)", "", _markdown_table(robustness), ""]
@@ -264,6 +294,10 @@ def to_latex(report: Report) -> str:
         "",
         _latex_table(per_type_table(report), f"Per-type strict F1 on {report.split}."),
     ]
+    confidence = confidence_table(report)
+    if confidence is not None:
+        caption = f"Span scores on {report.split}: calibration error and average precision."
+        parts += ["", _latex_table(confidence, caption)]
     robustness = robustness_table(report)
     if robustness is not None:
         parts += ["", _latex_table(robustness, "Strict F1 drop from clean per perturbation.")]
@@ -296,6 +330,8 @@ def results_rows(report: Report) -> list[dict[str, object]]:
             row.update(_stat_fields(key, s.metrics[key]))
         for key, stat in s.robustness.items():
             row.update(_stat_fields(key, stat))
+        for key, stat in s.confidence.items():
+            row.update(_stat_fields(f"confidence/{key}", stat))
         row.update(_stat_fields("wall_time_s", s.wall_time_s))
         row.update(_stat_fields("train_sequences_per_s", s.train_sequences_per_s))
         if report.baseline:

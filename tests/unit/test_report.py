@@ -31,7 +31,7 @@ from bioner.reporting import (
     to_markdown,
     write_outputs,
 )
-from bioner.reporting.render import main_table, per_type_table
+from bioner.reporting.render import confidence_table, main_table, per_type_table, results_rows
 
 CHEMICALS = ["aspirin", "lithium", "cocaine", "haloperidol", "dopamine"]
 DISEASES = ["seizures", "hypertension", "nephritis", "anemia"]
@@ -401,6 +401,27 @@ def test_unpaired_seeds_are_counted_not_hidden(
     fgm = next(s for s in report.settings if s.columns["attack"] == "fgm (epsilon=0.1)")
     assert (fgm.test.pairs, fgm.test.unmatched) == (3, 1)
     assert "(3 of 4 runs paired)" in to_markdown(report)
+
+
+def test_span_scores_are_summarised_where_runs_recorded_them(
+    study: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    assert confidence_table(build_report([tmp_path / "multirun"])) is None  # none recorded
+    for seed, run_dir in enumerate(study["none"], start=1):
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics["test"]["confidence"] = {"ece": 0.1 * seed, "average_precision": 0.7, "spans": 9}
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    report = build_report([tmp_path / "multirun"])
+    header, rows = confidence_table(report)
+    assert header == ["setting", "runs", "ECE", "AP"]
+    by_label = {row[0]: row[1:] for row in rows}
+    none = next(s for s in report.settings if s.columns["attack"] == "none")
+    assert by_label[none.label] == ["3", "0.200 ± 0.100", "0.700 ± 0.000"]
+    fgm = next(s for s in report.settings if s.columns["attack"].startswith("fgm (epsilon=0.5"))
+    assert fgm.confidence == {} and by_label[fgm.label] == ["0", "—", "—"]
+    row = next(r for r in results_rows(report) if r["setting"] == none.label)
+    assert row["confidence/ece_mean"] == pytest.approx(0.2) and row["confidence/ece_n"] == 3
+    assert "## Span scores" in to_markdown(report) and "calibration error" in to_latex(report)
 
 
 def test_an_ensemble_pairs_with_each_members_run(tmp_path: Path, data_root: Path) -> None:
