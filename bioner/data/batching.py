@@ -153,6 +153,12 @@ class BucketBatchSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         return math.ceil(self._num_all_batches() / self.num_replicas)
 
+    @property
+    def mean_batch_size(self) -> float:
+        """Examples per batch on average over all ranks' batches (below ``batch_size`` where
+        ``max_tokens`` holds batches of long examples to fewer members)."""
+        return len(self.lengths) / max(self._num_all_batches(), 1)
+
     def __iter__(self) -> Iterator[list[int]]:
         # A generator, so the order is drawn at the first batch, not when the iterator is made:
         # Lightning makes the first iterator of a fit (also of a resumed one) before it calls

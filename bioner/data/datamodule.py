@@ -171,6 +171,7 @@ class NERDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or 2 * batch_size
         self.chunk_batches = chunk_batches
         self.max_tokens = max_tokens
+        self._warned_small_batches = False
         self.eval_max_tokens = eval_max_tokens
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -379,6 +380,19 @@ class NERDataModule(L.LightningDataModule):
             multiple = 8 if self._on_cuda() or self._in_bf16() else None
         self.collator.pad_to_multiple_of = multiple
         sampler = loader_sampler(self, dataset.lengths, multiple, train)
+        if (
+            train
+            and not self._warned_small_batches
+            and sampler.mean_batch_size < 0.75 * (self.batch_size)
+        ):
+            self._warned_small_batches = True  # augmentation rebuilds this loader every epoch
+            log.warning(
+                "%s/train: data.max_tokens=%s holds training batches to %.1f sequences on "
+                "average, not data.batch_size=%d (sequences are long: alignment.context or "
+                "long sentences); that changes the recipe. Raise data.max_tokens (about "
+                "batch_size x the longest input), or null, where memory allows",
+                self.reader.name, self.max_tokens, sampler.mean_batch_size, self.batch_size,
+            )  # fmt: skip
         pin = self._on_cuda() if self.pin_memory is None else self.pin_memory
         return DataLoader(
             dataset,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -241,6 +242,27 @@ def test_eval_max_tokens_caps_evaluation_batches_only(tokenizer) -> None:
     assert all(b["input_ids"].numel() <= 8 for b in batches) and len(batches) > 1
     assert sorted(i for b in batches for i in b["index"].tolist()) == list(range(len(devel)))
     assert len(next(iter(dm.train_dataloader()))["index"]) == len(dm.encoded("train"))
+
+
+def test_a_token_cap_that_shrinks_training_batches_is_said_once(tokenizer, caplog) -> None:
+    # Training sequences of 4 to 14 sub-words; a cap of 24 tokens leaves about 2 per batch of 6.
+    lengths = [len(f.input_ids) for f in NERDataModule(MemoryReader(), Alignment(), tokenizer)
+               .encoded("train").features]  # fmt: skip
+    assert BucketBatchSampler(lengths, 6, shuffle=True, max_tokens=24).mean_batch_size < 4.5
+    assert BucketBatchSampler(lengths, 6, shuffle=True).mean_batch_size == len(lengths)
+    dm = NERDataModule(MemoryReader(), Alignment(), tokenizer, batch_size=6, max_tokens=24)
+    dm.setup("fit")
+    with caplog.at_level(logging.WARNING, logger="bioner"):
+        dm.train_dataloader()
+        dm.train_dataloader()  # augmentation rebuilds it every epoch: said once
+    said = [r.getMessage() for r in caplog.records if "holds training batches" in r.getMessage()]
+    assert len(said) == 1 and "data.max_tokens=24" in said[0] and "data.batch_size=6" in said[0]
+    caplog.clear()
+    uncapped = NERDataModule(MemoryReader(), Alignment(), tokenizer, batch_size=6)
+    uncapped.setup("fit")
+    with caplog.at_level(logging.WARNING, logger="bioner"):
+        uncapped.train_dataloader()
+    assert not [r for r in caplog.records if "holds training batches" in r.getMessage()]
 
 
 def test_limit_documents_takes_the_first_documents(tokenizer) -> None:
