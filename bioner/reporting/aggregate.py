@@ -20,10 +20,10 @@ selector and agrees with A on every grouping key the selector does not name). Ru
 ``(seed, cv.fold)``: a run of A pairs with each run of B that shares one with it, an ensemble
 (``bioner-eval ckpt_path=[...]``) counting each member's
 (:attr:`~bioner.reporting.runs.Run.models`), so that the vote of seeds 1-3 stands against each
-of the three single runs. The documents of all
-matched pairs are pooled (document ``d`` of seed 1 and ``d`` of seed 2 are two units) and
-:func:`bioner.evaluation.paired_bootstrap` tests "A's strict F1 is higher than B's" on the pooled
-predictions. ``delta`` is pooled F1(A) - pooled F1(B).
+of the three single runs. The documents of all matched pairs are pooled (document ``d`` of seed
+1 and ``d`` of seed 2 are two units) and :func:`bioner.evaluation.paired_bootstrap` tests "A's
+strict F1 is higher than B's" on the pooled predictions. ``delta`` is pooled F1(A) - pooled
+F1(B).
 """
 
 from __future__ import annotations

@@ -156,13 +156,13 @@ def encode_many(
                     ]
             encoded.append((unit, ids, word_of, labels, counts))
         features: list[Feature] = []
+        units_ids = [e[1] for e in encoded]
         for position, (unit, ids, word_of, labels, counts) in enumerate(encoded):
             starts = np.concatenate(([0], np.cumsum(counts)[:-1])).tolist()
             windows = plan_windows(starts, len(ids), size, alignment.stride)
             left: list[int] = []
             right: list[int] = []
             if alignment.context and len(windows) == 1:
-                units_ids = [e[1] for e in encoded]
                 left, right = unit_context(units_ids, position, alignment.context, size - len(ids))
             before, after = prefix + left, right + suffix
             for j, (s, e) in enumerate(windows):
