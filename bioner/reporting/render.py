@@ -340,8 +340,9 @@ def results_rows(report: Report) -> list[dict[str, object]]:
             if test is not None and s.test is not None:
                 row.update(
                     baseline=s.test.baseline,
-                    paired_runs=s.test.pairs,
+                    paired_runs=len(s.runs) - s.test.unmatched,
                     unpaired_runs=s.test.unmatched,
+                    pairs=s.test.pairs,  # an ensemble pairs with each member's run
                     delta_f1=test["delta"],
                     delta_f1_low=test["ci"][0],
                     delta_f1_high=test["ci"][1],

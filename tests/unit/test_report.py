@@ -443,6 +443,8 @@ def test_an_ensemble_pairs_with_each_members_run(tmp_path: Path, data_root: Path
     )
     test = by_vote["majority of 3"].test
     assert test is not None and (test.pairs, test.unmatched) == (3, 0)
+    row = next(r for r in results_rows(report) if r["setting"] == by_vote["majority of 3"].label)
+    assert (row["paired_runs"], row["unpaired_runs"], row["pairs"]) == (1, 0, 3)
     gold, pred_a, pred_b = [], [], []
     for single in singles:
         records = read_jsonl(single / "predictions" / "test.jsonl")
