@@ -380,19 +380,22 @@ class NERDataModule(L.LightningDataModule):
             multiple = 8 if self._on_cuda() or self._in_bf16() else None
         self.collator.pad_to_multiple_of = multiple
         sampler = loader_sampler(self, dataset.lengths, multiple, train)
-        if (
-            train
-            and not self._warned_small_batches
-            and sampler.mean_batch_size < 0.75 * (self.batch_size)
-        ):
+        if train and self.max_tokens is not None and not self._warned_small_batches:
             self._warned_small_batches = True  # augmentation rebuilds this loader every epoch
-            log.warning(
-                "%s/train: data.max_tokens=%s holds training batches to %.1f sequences on "
-                "average, not data.batch_size=%d (sequences are long: alignment.context or "
-                "long sentences); that changes the recipe. Raise data.max_tokens (about "
-                "batch_size x the longest input), or null, where memory allows",
-                self.reader.name, self.max_tokens, sampler.mean_batch_size, self.batch_size,
-            )  # fmt: skip
+            # The same batches without the cap: a split smaller than a batch is not the cap's.
+            whole = BucketBatchSampler(
+                sampler.lengths, sampler.batch_size, True, chunk_batches=self.chunk_batches
+            ).mean_batch_size
+            if sampler.mean_batch_size < 0.75 * whole:
+                log.warning(
+                    "%s/train: data.max_tokens=%s holds training batches to %.1f sequences on "
+                    "average, not %.1f (data.batch_size=%d; the inputs are long: "
+                    "alignment.context or long sentences); that changes the recipe. Raise "
+                    "data.max_tokens (about batch_size x the longest input), or null, where "
+                    "memory allows",
+                    self.reader.name, self.max_tokens, sampler.mean_batch_size, whole,
+                    self.batch_size,
+                )  # fmt: skip
         pin = self._on_cuda() if self.pin_memory is None else self.pin_memory
         return DataLoader(
             dataset,

@@ -258,10 +258,14 @@ def test_a_token_cap_that_shrinks_training_batches_is_said_once(tokenizer, caplo
     said = [r.getMessage() for r in caplog.records if "holds training batches" in r.getMessage()]
     assert len(said) == 1 and "data.max_tokens=24" in said[0] and "data.batch_size=6" in said[0]
     caplog.clear()
-    uncapped = NERDataModule(MemoryReader(), Alignment(), tokenizer, batch_size=6)
-    uncapped.setup("fit")
-    with caplog.at_level(logging.WARNING, logger="bioner"):
-        uncapped.train_dataloader()
+    # No cap, or a split smaller than one batch (not the cap's doing): nothing to say.
+    for max_tokens, batch_size in ((None, 6), (10_000, 32)):
+        dm = NERDataModule(
+            MemoryReader(), Alignment(), tokenizer, batch_size=batch_size, max_tokens=max_tokens
+        )
+        dm.setup("fit")
+        with caplog.at_level(logging.WARNING, logger="bioner"):
+            dm.train_dataloader()
     assert not [r for r in caplog.records if "holds training batches" in r.getMessage()]
 
 
