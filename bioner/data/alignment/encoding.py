@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -189,9 +189,8 @@ def unit_context(
     up to ``context`` on each side, the last ones of the units before and the first ones of the
     units after, and together at most ``room``. Where both sides want more than ``room``, each
     gets half; where one side has less, the other takes the rest."""
-    before = sum(len(u) for u in units[:position])
-    after = sum(len(u) for u in units[position + 1 :])
-    n_left, n_right = min(context, before), min(context, after)
+    n_left = _available(reversed(units[:position]), context)
+    n_right = _available(units[position + 1 :], context)
     room = max(room, 0)
     if n_left + n_right > room:
         half = room // 2
@@ -212,6 +211,17 @@ def unit_context(
             break
         right += unit[: n_right - len(right)]
     return left, right
+
+
+def _available(units: Iterable[Sequence[int]], wanted: int) -> int:
+    """How many of ``wanted`` sub-words ``units`` hold, read only as far as needed (a note of
+    hundreds of lines costs each sentence its context, not the whole document)."""
+    have = 0
+    for unit in units:
+        have += len(unit)
+        if have >= wanted:
+            return wanted
+    return have
 
 
 # Words whose sub-words show where a single sequence's special tokens go.
