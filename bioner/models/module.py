@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -116,6 +117,71 @@ def decay_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
         {"params": decay, "weight_decay": weight_decay, "name": "weights"},
         {"params": no_decay, "weight_decay": 0.0, "name": "biases_norms"},
     ]
+
+
+# A numbered block of the encoder in a parameter's name: BERT's ``encoder.layer.3.``, GPT-2's
+# ``h.3.``, ``layers.3.`` and ``blocks.3.`` elsewhere.
+_LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)(?:\.|$)")
+# Embedding tables and their norm, outside the numbered blocks (``embeddings.LayerNorm``,
+# DeBERTa's ``rel_embeddings``, ``embed_tokens``, GPT-2's ``wte``/``wpe``).
+_EMBEDDINGS = re.compile(r"(?:^|\.)(?:\w*embeddings?|embed_tokens|wte|wpe)(?:\.|$)")
+
+
+def layer_depths(model: nn.Module) -> tuple[dict[str, int], int]:
+    """The depth of each named parameter of ``model``, and its number of layers ``L``.
+
+    Depth 0 is the embeddings, ``i + 1`` the encoder's ``i``-th layer (numbered in the name:
+    ``encoder.layer.<i>.``), and ``L + 1`` everything above them: the classifier, a pooler, a
+    final norm.
+
+    Raises:
+        ConfigError: no parameter name holds a layer number, so no depth can be told.
+    """
+    names = [name for name, _ in model.named_parameters()]
+    numbered = {name: int(m.group(1)) for name in names if (m := _LAYER.search(name))}
+    if not numbered:
+        raise ConfigError(
+            f"module.layer_lr_decay: the encoder's parameter names (e.g. {names[0]!r}) hold no "
+            "numbered layers (encoder.layer.<i>. or layers.<i>.), so they have no depth; leave "
+            "module.layer_lr_decay=1.0 for this encoder"
+        )
+    layers = max(numbered.values()) + 1
+    depths = {}
+    for name in names:
+        if name in numbered:
+            depths[name] = numbered[name] + 1
+        else:
+            depths[name] = 0 if _EMBEDDINGS.search(name) else layers + 1
+    return depths, layers
+
+
+def layer_decay_groups(
+    model: nn.Module, groups: list[dict[str, Any]], lr: float, layer_decay: float
+) -> list[dict[str, Any]]:
+    """Layer-wise learning-rate decay: ``groups`` (of :func:`decay_groups`) split by depth
+    (:func:`layer_depths`), each at ``lr * layer_decay ** (L + 1 - depth)``.
+
+    The classifier learns at ``lr``, the top layer at ``lr * layer_decay``, and the embeddings at
+    ``lr * layer_decay ** (L + 1)``: the layers nearest the input, the most general ones, move
+    least (ELECTRA, Clark et al. 2020; Sun et al. 2019). ``layer_decay=1`` returns ``groups`` as
+    they are. A group is named ``<part>/<group>``: ``embeddings/weights``, ``layer_03/weights``,
+    ``head/biases_norms``.
+    """
+    if layer_decay == 1.0:
+        return groups
+    depths, layers = layer_depths(model)
+    depth_of = {id(param): depths[name] for name, param in model.named_parameters()}
+    width = len(str(layers - 1))
+    parts = ["embeddings", *(f"layer_{i:0{width}d}" for i in range(layers)), "head"]
+    split = []
+    for depth, part in enumerate(parts):
+        for group in groups:
+            params = [p for p in group["params"] if depth_of[id(p)] == depth]
+            if params:
+                scale = layer_decay ** (layers + 1 - depth)
+                name = f"{part}/{group['name']}"
+                split.append({**group, "params": params, "lr": lr * scale, "name": name})
+    return split
 
 
 class LinearWarmupDecay:
@@ -257,8 +323,11 @@ class FineTuning(L.LightningModule):
                     schedule.total_steps = total
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """AdamW's parameter groups: :func:`decay_groups` of ``self.model``."""
-        return decay_groups(self.model, self.hparams.weight_decay)
+        """AdamW's parameter groups: :func:`decay_groups` of ``self.model``, split by depth
+        (:func:`layer_decay_groups`) where ``layer_lr_decay`` is below 1."""
+        hp = self.hparams
+        groups = decay_groups(self.model, hp.weight_decay)
+        return layer_decay_groups(self.model, groups, hp.lr, hp.get("layer_lr_decay", 1.0))
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
@@ -268,6 +337,16 @@ class FineTuning(L.LightningModule):
             # Lightning cannot clip gradients of a fused optimizer under a loss scaler (16-mixed).
             fused = self._loss_scaler() is None and all(
                 p.device.type in ("cpu", "cuda") for g in groups for p in g["params"]
+            )
+        layer_decay = hp.get("layer_lr_decay", 1.0)
+        if layer_decay != 1.0:
+            lowest = min(groups, key=lambda group: group["lr"])
+            log.info(
+                "Layer-wise learning-rate decay %s: peak rates from %.3g (%s) up to %.3g (head)",
+                layer_decay,
+                lowest["lr"],
+                lowest["name"].split("/")[0],
+                hp.lr,
             )
         optimizer = torch.optim.AdamW(groups, lr=hp.lr, eps=hp.adam_epsilon, fused=fused)
         total = self.trainer.estimated_stepping_batches
@@ -353,6 +432,10 @@ class TokenClassifier(FineTuning):
         crf_lr_multiplier: the ``crf`` head's transition scores learn at ``lr`` times this
             (they start at 0 and are few; at the encoder's rate they would barely move), with
             no weight decay and the same schedule.
+        layer_lr_decay: layer-wise learning-rate decay, in (0, 1]: the classifier learns at
+            ``lr``, each encoder layer below it at this times the rate of the layer above, and
+            the embeddings at ``lr * layer_lr_decay ** (layers + 1)``
+            (:func:`layer_decay_groups`). 1 (the default): one rate for all.
 
     Attributes:
         results: ``"val"`` / ``"test"`` -> the :class:`StageResult` of the last pass.
@@ -372,6 +455,7 @@ class TokenClassifier(FineTuning):
         fast_dropout: bool | None = None,
         head: str = "flat",
         crf_lr_multiplier: float = 100.0,
+        layer_lr_decay: float = 1.0,
     ) -> None:
         super().__init__()
         self.check_optimisation(lr, weight_decay, warmup_ratio, adam_epsilon)
@@ -386,6 +470,11 @@ class TokenClassifier(FineTuning):
             raise ConfigError(
                 f"module.crf_lr_multiplier={crf_lr_multiplier}: must be a positive number "
                 "(e.g. 100)"
+            )
+        if not 0 < layer_lr_decay <= 1:
+            raise ConfigError(
+                f"module.layer_lr_decay={layer_lr_decay}: must be in (0, 1] (e.g. 0.9; 1 gives "
+                "every layer the same rate)"
             )
         # Plain types before saving: Hydra passes mappings as DictConfig, which checkpoints loaded
         # with torch.load(weights_only=True) cannot hold.
@@ -409,6 +498,8 @@ class TokenClassifier(FineTuning):
         self.model = encoder.load_model(
             self.id2label, dropout=dropout, gradient_checkpointing=gradient_checkpointing
         )
+        if layer_lr_decay != 1.0:
+            layer_depths(self.model)  # an encoder without numbered layers is refused now
         # from_pretrained returns the model in eval mode and Lightning keeps submodule modes as
         # they are, so training would run without dropout.
         self.model.train()
@@ -477,8 +568,8 @@ class TokenClassifier(FineTuning):
         return None if self.crf is None else self.crf.export()
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """The encoder's groups (:func:`decay_groups`) and, for the ``crf`` head, its transition
-        scores at ``lr * crf_lr_multiplier`` without weight decay."""
+        """The encoder's groups (:meth:`FineTuning.parameter_groups`) and, for the ``crf`` head,
+        its transition scores at ``lr * crf_lr_multiplier`` without weight decay."""
         groups = super().parameter_groups()
         if self.crf is not None:
             lr = self.hparams.lr * self.hparams.crf_lr_multiplier

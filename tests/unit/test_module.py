@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from bioner.models.module import (
     LinearWarmupDecay,
     TokenClassifier,
     decay_groups,
+    layer_decay_groups,
+    layer_depths,
     merge_logits,
 )
 
@@ -62,6 +65,98 @@ def test_no_weight_decay_on_biases_and_layernorm(encoder: HubEncoder) -> None:
     assert "classifier.weight" in decayed and "classifier.bias" in exempt
 
 
+def _tiny_config(kind: str):
+    import transformers
+
+    sizes = dict(vocab_size=64, hidden_size=16, num_attention_heads=2, num_labels=3)
+    if kind == "distilbert":
+        return transformers.DistilBertConfig(
+            vocab_size=64, dim=16, n_layers=3, n_heads=2, hidden_dim=32, num_labels=3
+        )
+    config = {
+        "bert": transformers.BertConfig,
+        "roberta": transformers.RobertaConfig,
+        "electra": transformers.ElectraConfig,
+        "deberta-v2": transformers.DebertaV2Config,
+    }[kind]
+    extra = {"relative_attention": True, "position_buckets": 8} if kind == "deberta-v2" else {}
+    return config(num_hidden_layers=3, intermediate_size=32, **sizes, **extra)
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta", "electra", "distilbert", "deberta-v2"])
+def test_layer_depths_of_common_encoders(kind: str) -> None:
+    from transformers import AutoModelForTokenClassification
+
+    model = AutoModelForTokenClassification.from_config(_tiny_config(kind))
+    depths, layers = layer_depths(model)
+    assert layers == 3
+    assert depths.keys() == dict(model.named_parameters()).keys()
+    by_depth: dict[int, list[str]] = {}
+    for name, depth in depths.items():
+        by_depth.setdefault(depth, []).append(name)
+    assert sorted(by_depth) == [0, 1, 2, 3, 4]  # embeddings, three layers, the head
+    assert all("embedding" in name for name in by_depth[0])
+    for i in range(3):
+        assert all(re.search(rf"\.layers?\.{i}\.", name) for name in by_depth[i + 1])
+    assert {"classifier.weight", "classifier.bias"} <= set(by_depth[4])
+
+
+def test_layer_decay_groups_split_each_group_by_depth(encoder: HubEncoder) -> None:
+    model = encoder.load_model({0: "O", 1: "B-X", 2: "I-X"})
+    groups = decay_groups(model, 0.01)
+    assert layer_decay_groups(model, groups, 1e-3, 1.0) is groups
+    split = layer_decay_groups(model, groups, 1e-3, 0.5)
+    depths, layers = layer_depths(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    # Every parameter once, with its weight decay kept and the rate of its depth.
+    seen = [names[id(p)] for g in split for p in g["params"]]
+    assert sorted(seen) == sorted(names.values())
+    kept = {names[id(p)]: g["weight_decay"] for g in groups for p in g["params"]}
+    for group in split:
+        part, kind = group["name"].split("/")
+        assert kind in ("weights", "biases_norms")
+        for param in group["params"]:
+            name = names[id(param)]
+            assert group["weight_decay"] == kept[name]
+            assert group["lr"] == pytest.approx(1e-3 * 0.5 ** (layers + 1 - depths[name]))
+    rates = {g["name"]: g["lr"] for g in split}
+    assert rates["head/weights"] == 1e-3 and rates["head/biases_norms"] == 1e-3
+    assert rates[f"layer_{layers - 1}/weights"] == pytest.approx(5e-4)
+    assert rates["embeddings/weights"] == pytest.approx(1e-3 * 0.5 ** (layers + 1))
+
+
+def test_layer_decay_needs_numbered_layers() -> None:
+    model = torch.nn.Sequential(torch.nn.Embedding(8, 4), torch.nn.Linear(4, 3))
+    with pytest.raises(ConfigError, match=r"no numbered layers.*module.layer_lr_decay=1.0"):
+        layer_depths(model)
+
+
+def test_layer_decay_trains_with_its_rates_under_the_schedule(
+    encoder: HubEncoder, datamodule: NERDataModule
+) -> None:
+    class FirstStepRates(L.Callback):
+        def __init__(self) -> None:
+            self.rates: dict[str, float] = {}
+
+        def on_train_batch_end(self, trainer, *args) -> None:
+            if not self.rates:
+                groups = trainer.optimizers[0].param_groups
+                self.rates.update({g["name"]: g["lr"] for g in groups})
+
+    module = TokenClassifier(
+        encoder, datamodule.id2label, lr=1e-3, warmup_ratio=0.5, layer_lr_decay=0.5
+    )
+    record = FirstStepRates()
+    trainer = make_trainer(max_steps=4, limit_val_batches=0, callbacks=[record])
+    embeddings = module.model.bert.embeddings.word_embeddings.weight.detach().clone()
+    trainer.fit(module, datamodule=datamodule)
+    top = record.rates["head/weights"]
+    assert 0 < top < 1e-3  # in the warm-up: the schedule scales every group alike
+    assert record.rates["embeddings/weights"] == pytest.approx(top * 0.5**3)  # 2 layers + 1
+    assert record.rates["layer_1/biases_norms"] == pytest.approx(top * 0.5)
+    assert not torch.equal(embeddings, module.model.bert.embeddings.word_embeddings.weight)
+
+
 def test_linear_warmup_then_decay_to_zero() -> None:
     f = LinearWarmupDecay(warmup_steps=4, total_steps=20)
     values = [f(s) for s in range(21)]
@@ -98,6 +193,8 @@ def test_module_trains_in_train_mode_and_saves_plain_hparams(encoder: HubEncoder
         ({"warmup_ratio": 1.5}, r"module.warmup_ratio=1.5: must be in \[0, 1\]"),
         ({"adam_epsilon": 0.0}, r"module.adam_epsilon=0.0: must be a positive number"),
         ({"dropout": 1.0}, r"module.dropout=1.0: must be in \[0, 1\)"),
+        ({"layer_lr_decay": 0.0}, r"module.layer_lr_decay=0.0: must be in \(0, 1\]"),
+        ({"layer_lr_decay": 1.2}, r"module.layer_lr_decay=1.2: must be in \(0, 1\]"),
     ],
 )
 def test_optimisation_settings_out_of_range_are_config_errors(setting: dict, message: str) -> None:
@@ -112,7 +209,7 @@ def test_optimisation_settings_out_of_range_are_config_errors(setting: dict, mes
 
     with pytest.raises(ConfigError, match=message):
         TokenClassifier(NoWeights(), {0: "O", 1: "B-X", 2: "I-X"}, **setting)
-    if "dropout" not in setting:
+    if not {"dropout", "layer_lr_decay"} & setting.keys():  # the tagger's own settings
         with pytest.raises(ConfigError, match=message):
             MaskedLanguageModel(NoWeights(), **setting)
 
