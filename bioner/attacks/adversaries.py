@@ -1,4 +1,4 @@
-"""Adversarial training in the word-embedding space: FGSM, FGM, PGD and FreeLB.
+"""Adversarial training in the word-embedding space: FGSM, FGM, PGD, FreeLB and VAT.
 
 Each adversary is a Lightning callback (``conf/attack``) that registers itself with the
 :class:`~bioner.models.module.TokenClassifier` in ``setup``; the module's ``training_step`` then
@@ -35,13 +35,16 @@ from torch import nn
 from bioner.attacks.perturbation import (
     ascent_direction,
     check_norm,
+    embedding_logits,
     embedding_loss,
     perturbable_mask,
     project,
     random_start,
     word_embeddings,
 )
+from bioner.errors import ConfigError
 from bioner.models.adversarial import Gradients, HeadLoss
+from bioner.models.partial import token_loss
 
 __all__ = ["Gradients"]  # defined with the module that takes it (bioner.models.adversarial)
 
@@ -415,5 +418,115 @@ class FreeLB(PGD):
             objective=objective,
             clean=losses[0],
             adversarial=adversarial,
+            delta=delta.detach(),
+        )
+
+
+def token_divergence(
+    reference: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """``KL(softmax(reference) || softmax(logits))`` per sub-word, averaged over the sub-words
+    where ``mask`` (``(batch, tokens, 1)``) is 1; computed in fp32."""
+    log_p = torch.log_softmax(reference.detach().float(), dim=-1)
+    log_q = torch.log_softmax(logits.float(), dim=-1)
+    per_token = (log_p.exp() * (log_p - log_q)).sum(dim=-1, keepdim=True)
+    return (per_token * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+class VAT(Adversary):
+    """Virtual adversarial training (Miyato et al. 2017, 2019; the smoothness term of SMART,
+    Jiang et al. 2020): the perturbation that most changes the model's *own* predictions, and
+    the divergence it causes.
+
+    From a random direction of per-token L2 length ``xi``, ``steps`` power iterations follow the
+    gradient of ``KL(clean predictions || perturbed predictions)`` (an estimate of the direction
+    in which the predictions are least smooth); the perturbation is ``epsilon`` along it, per
+    token. The adversarial loss is that KL, per sub-word, averaged over the perturbable sub-words:
+    the objective is ``clean cross-entropy + weight * KL``. It reads no label, so it smooths the
+    model where the gold says ``O`` or nothing (context sub-words) as well. A step costs about
+    ``steps + 2`` clean forward and backward passes.
+
+    The divergence is of each sub-word's softmax over the outputs: the tag distribution of the
+    ``flat`` head, the emission scores of the ``crf`` head. The ``multilabel`` head's outputs are
+    several distributions, and it is refused.
+
+    Aimed at gold labels (robustness evaluation, :meth:`Adversary.attack`) the step is
+    :class:`FGM`'s: the L2-normalised gradient of the loss.
+
+    Args:
+        epsilon: per-token L2 radius of the perturbation.
+        xi: per-token L2 length of the probe of the power iteration (a finite difference: too
+            small vanishes in bf16, too large leaves the neighbourhood).
+        steps: power iterations (1, as in the papers, is usually enough).
+        weight, warmup_epochs, ramp_epochs, name: see :class:`Adversary`.
+    """
+
+    norm = "l2"
+
+    def __init__(
+        self,
+        epsilon: float,
+        xi: float = 1e-2,
+        steps: int = 1,
+        weight: float = 1.0,
+        warmup_epochs: float = 0.0,
+        ramp_epochs: float = 0.0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(epsilon, weight, warmup_epochs, ramp_epochs, name)
+        if not xi > 0:
+            raise ValueError(f"xi must be positive, not {xi}")
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, not {steps}")
+        self.xi = float(xi)
+        self.steps = int(steps)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(epsilon={self.epsilon}, xi={self.xi}, steps={self.steps}, "
+            f"weight={self.weight})"
+        )
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and getattr(pl_module, "head", "flat") == "multilabel":
+            raise ConfigError(
+                f"attack={self.name}: the multilabel head's outputs are one distribution per "
+                "entity type, and VAT's divergence is of one per sub-word; use module.head=flat "
+                "or crf, or another attack (attack=fgm)"
+            )
+        super().setup(trainer, pl_module, stage)
+
+    def ascend(self, loss_at, delta, grad, mask, epsilon, gradients):  # noqa: ANN001, D102
+        return epsilon * ascent_direction(grad, "l2") * mask
+
+    def training_loss(
+        self, model: nn.Module, batch: dict[str, torch.Tensor], gradients: Gradients
+    ) -> AdversarialLoss:
+        epsilon = self.current_epsilon
+        mask = self._mask(batch)
+        embeds = word_embeddings(model, batch["input_ids"])
+        logits = embedding_logits(model, embeds, batch)
+        clean = (self.head_loss or token_loss)(logits, batch)
+        gradients.backward(clean)
+        reference = logits.detach()
+        frozen = embeds.detach()
+        probe = ascent_direction(torch.randn_like(frozen), "l2") * mask
+        for _ in range(self.steps):
+            probe = (self.xi * probe).requires_grad_()
+            divergence = token_divergence(
+                reference, embedding_logits(model, frozen + probe, batch), mask
+            )
+            (grad,) = torch.autograd.grad(gradients.scale(divergence), probe)
+            probe = ascent_direction(grad, "l2") * mask
+        delta = epsilon * probe
+        # Fresh embeddings: the divergence also trains the embedding table.
+        fresh = word_embeddings(model, batch["input_ids"])
+        perturbed = embedding_logits(model, fresh + delta, batch)
+        adversarial = token_divergence(reference, perturbed, mask)
+        return AdversarialLoss(
+            loss=self.weight * adversarial,
+            objective=(clean + self.weight * adversarial).detach(),
+            clean=clean.detach(),
+            adversarial=adversarial.detach(),
             delta=delta.detach(),
         )

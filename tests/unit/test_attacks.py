@@ -10,11 +10,19 @@ import lightning as L
 import pytest
 import torch
 
-from bioner.attacks import FGM, FGSM, PGD, Adversary, FreeLB, Gradients, special_token_ids
-from bioner.attacks.perturbation import embedding_loss, project, word_embeddings
+from bioner.attacks import FGM, FGSM, PGD, VAT, Adversary, FreeLB, Gradients, special_token_ids
+from bioner.attacks.adversaries import token_divergence
+from bioner.attacks.perturbation import (
+    embedding_logits,
+    embedding_loss,
+    perturbable_mask,
+    project,
+    word_embeddings,
+)
 from bioner.data.alignment import Alignment
 from bioner.data.datamodule import NERDataModule
 from bioner.data.readers import IOBReader
+from bioner.errors import ConfigError
 from bioner.models.encoders import HubEncoder
 from bioner.models.module import TokenClassifier
 
@@ -55,6 +63,7 @@ ATTACKS = {
     "pgd_linf": lambda: PGD(epsilon=0.02, steps=3, norm="linf"),
     "pgd_l2_random": lambda: PGD(epsilon=0.5, steps=3, norm="l2", random_start=True),
     "freelb": lambda: FreeLB(epsilon=0.5, steps=3),
+    "vat": lambda: VAT(epsilon=0.5, xi=0.1),
 }
 
 
@@ -219,10 +228,81 @@ def test_freelb_averages_the_gradients_of_its_passes(
     torch.testing.assert_close(one.loss, embedding_loss(model, embeds.detach(), batch))
 
 
-def test_accumulation_and_loss_scaling_match_the_trainer(
+def test_vat_trains_on_clean_loss_plus_the_divergence_its_direction_raises(
     model: torch.nn.Module, batch: dict, specials: list[int]
 ) -> None:
-    adversary = prepared("pgd_linf", specials)
+    vat = VAT(epsilon=0.5, xi=0.1, weight=0.5)
+    vat.special_ids = specials
+    torch.manual_seed(0)
+    out = vat.training_loss(model, batch, Gradients())
+    out.loss.backward()
+    got = param_grads(model)
+    # By hand: the same perturbation, one backward of clean loss + weight * KL(clean || perturbed).
+    model.zero_grad(set_to_none=True)
+    mask = perturbable_mask(batch["input_ids"], batch["attention_mask"], specials)
+    embeds = word_embeddings(model, batch["input_ids"])
+    logits = embedding_logits(model, embeds, batch)
+    divergence = token_divergence(logits, embedding_logits(model, embeds + out.delta, batch), mask)
+    objective = embedding_loss(model, embeds, batch) + 0.5 * divergence
+    objective.backward()
+    torch.testing.assert_close(out.objective, objective.detach())
+    torch.testing.assert_close(out.adversarial, divergence.detach())
+    assert_grads_close(got, param_grads(model))
+    # Its direction changes the predictions far more than random ones of the same radius.
+    with torch.no_grad():
+        reference = logits.detach()
+        found = token_divergence(
+            reference, embedding_logits(model, embeds + out.delta, batch), mask
+        )
+        for seed in range(3):
+            torch.manual_seed(seed)
+            noise = project(torch.randn_like(out.delta) * 10, 0.5, "l2") * mask
+            random = token_divergence(
+                reference, embedding_logits(model, embeds + noise, batch), mask
+            )
+            assert found > 2 * random
+
+
+def test_vat_reads_no_labels(model: torch.nn.Module, batch: dict, specials: list[int]) -> None:
+    vat = VAT(epsilon=0.5, xi=0.1)
+    vat.special_ids = specials
+    torch.manual_seed(0)
+    gold = vat.training_loss(model, batch, Gradients())
+    labels = batch["labels"]
+    other = {**batch, "labels": torch.where(labels == -100, labels, (labels + 1) % 3)}
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(0)
+    out = vat.training_loss(model, other, Gradients())
+    # Other labels change the clean loss, not the perturbation or its divergence.
+    assert out.clean != gold.clean
+    torch.testing.assert_close(out.delta, gold.delta)
+    torch.testing.assert_close(out.adversarial, gold.adversarial)
+    assert out.adversarial > 0
+
+
+def test_vat_settings_and_the_multilabel_head(datamodule: NERDataModule) -> None:
+    for setting, message in (
+        ({"xi": 0.0}, "xi must be positive"),
+        ({"steps": 0}, "steps must be at least 1"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            VAT(epsilon=0.5, **setting)
+
+    class Multilabel(L.LightningModule):
+        head = "multilabel"
+        adversary = None
+
+    trainer = L.Trainer(accelerator="cpu", logger=False, max_steps=1)
+    with pytest.raises(ConfigError, match="attack=vat: the multilabel head"):
+        VAT(epsilon=0.5).setup(trainer, Multilabel(), "fit")
+
+
+@pytest.mark.parametrize("name", ["pgd_linf", "vat"])
+def test_accumulation_and_loss_scaling_match_the_trainer(
+    name: str, model: torch.nn.Module, batch: dict, specials: list[int]
+) -> None:
+    adversary = prepared(name, specials)
+    torch.manual_seed(0)  # VAT's random probe
     out = adversary.training_loss(model, batch, Gradients())
     out.loss.backward()
     plain = param_grads(model)
@@ -231,6 +311,7 @@ def test_accumulation_and_loss_scaling_match_the_trainer(
     model.zero_grad(set_to_none=True)
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12)
     gradients = Gradients(accumulate=4, scaler=scaler)
+    torch.manual_seed(0)
     out = adversary.training_loss(model, batch, gradients)
     scaler.scale(out.loss / 4).backward()
     scaled = {k: v / 2.0**12 for k, v in param_grads(model).items()}
