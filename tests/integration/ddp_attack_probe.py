@@ -4,7 +4,8 @@ Each rank saves its batches, the all-reduced gradients and how many gradient buc
 all-reduced, so the test can check the gradients against a one-process computation. Lightning's
 DDP launcher re-runs this script for rank 1, hence a script and not a function.
 
-Usage: python ddp_attack_probe.py <tiny model dir> <iob folder> <out dir> <attack: none|pgd|freelb>
+Usage: python ddp_attack_probe.py <tiny model dir> <iob folder> <out dir> <attack>
+(none, pgd, freelb or vat; the state of torch's generator at each batch is saved for VAT's probe)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import lightning as L
 import torch
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 
-from bioner.attacks import PGD, FreeLB
+from bioner.attacks import PGD, VAT, FreeLB
 from bioner.data.alignment import Alignment
 from bioner.data.datamodule import NERDataModule
 from bioner.data.readers import IOBReader
@@ -27,6 +28,7 @@ ATTACKS = {
     "none": lambda: None,
     "pgd": lambda: PGD(epsilon=0.5, steps=3, norm="l2"),
     "freelb": lambda: FreeLB(epsilon=0.5, steps=3),
+    "vat": lambda: VAT(epsilon=0.5, xi=0.1),
 }
 
 
@@ -37,6 +39,7 @@ class Probe(L.Callback):
         self.out = out
         self.allreduces = 0
         self.batches: list[dict] = []
+        self.rng: list[torch.Tensor] = []
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         torch.save(pl_module.model.state_dict(), self.out / f"start{trainer.global_rank}.pt")
@@ -49,11 +52,17 @@ class Probe(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # noqa: ANN001
         self.batches.append({k: v.clone() for k, v in batch.items()})
+        self.rng.append(torch.get_rng_state())
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:  # noqa: ANN001
         grads = {n: p.grad.clone() for n, p in pl_module.model.named_parameters()}
         torch.save(
-            {"batches": self.batches, "grads": grads, "allreduces": self.allreduces},
+            {
+                "batches": self.batches,
+                "rng": self.rng,
+                "grads": grads,
+                "allreduces": self.allreduces,
+            },
             self.out / f"rank{trainer.global_rank}.pt",
         )
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_train import child_env
 
-from bioner.attacks import PGD, FreeLB, Gradients, special_token_ids
+from bioner.attacks import PGD, VAT, FreeLB, Gradients, special_token_ids
 from bioner.data.alignment import Alignment
 from bioner.data.readers import IOBReader
 from bioner.models.encoders import HubEncoder
@@ -49,7 +49,7 @@ def clean_allreduces(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("attack", ["pgd", "freelb"])
+@pytest.mark.parametrize("attack", ["pgd", "freelb", "vat"])
 def test_ddp_averages_adversarial_gradients_with_one_allreduce_per_bucket(
     attack: str, tmp_path: Path, tiny_model_dir: Path, fixtures_dir: Path, clean_allreduces: int
 ) -> None:
@@ -65,11 +65,16 @@ def test_ddp_averages_adversarial_gradients_with_one_allreduce_per_bucket(
     model = encoder.load_model(labels, dropout=0.0)
     model.load_state_dict(start)
     model.train()
-    adversary = PGD(epsilon=0.5, steps=3, norm="l2") if attack == "pgd" else FreeLB(0.5, steps=3)
+    adversary = {
+        "pgd": lambda: PGD(epsilon=0.5, steps=3, norm="l2"),
+        "freelb": lambda: FreeLB(0.5, steps=3),
+        "vat": lambda: VAT(epsilon=0.5, xi=0.1),
+    }[attack]()
     adversary.special_ids = special_token_ids(encoder.load_tokenizer())
     torch.set_num_threads(1)
     for rank in ranks:
         (batch,) = rank["batches"]
+        torch.set_rng_state(rank["rng"][0])  # VAT's random probe, as that rank drew it
         # The mean over the 2 ranks: every pass weighted 1/2, as accumulating 2 batches does.
         out = adversary.training_loss(model, batch, Gradients(accumulate=2))
         (out.loss / 2).backward()
