@@ -72,7 +72,7 @@ def test_every_step_of_the_gpu_script_runs_at_toy_sizes(
     assert predict["speedup"] > 0 and predict["bioner"]["sentences"] == 96
     assert last_json(out / "predict_b32_auto.log")["bioner"]["precision"] in ("bf16", "32")
     attacks = last_json(out / "attack_cost.log")["results"]
-    assert set(attacks) == {"none", "fgsm", "fgm", "pgd", "freelb"}
+    assert set(attacks) == {"none", "fgsm", "fgm", "pgd", "freelb", "vat"}
     assert last_json(out / "train_b32_crf.log")["results"]["bioner"]["sentences_per_s"] > 0
 
 

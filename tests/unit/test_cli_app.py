@@ -108,8 +108,8 @@ def test_hydra_errors_get_a_suggestion_from_the_config() -> None:
 @pytest.mark.parametrize(
     ("override", "suggestion"),
     [
-        # The default attack=none has no epsilon: four options do, and one must be chosen.
-        ("attack.epsilon=0.1", "of attack=fgm,fgsm,freelb,pgd, not of the attack chosen"),
+        # The default attack=none has no epsilon: five options do, and one must be chosen.
+        ("attack.epsilon=0.1", "of attack=fgm,fgsm,freelb,pgd,vat, not of the attack chosen"),
         ("robustness.text_kinds=[case]", "as in robustness=default robustness.text_kinds=[case]"),
         ("postprocess.overlaps.keep=longest", "as in postprocess=overlaps postprocess.overlaps"),
         # A parameter of the node's target that its config leaves out: + adds it.
