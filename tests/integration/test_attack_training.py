@@ -160,15 +160,16 @@ def test_robustness_after_training_and_in_eval_agree(
     assert evaluated == trained
 
 
+@pytest.mark.parametrize("attack", ["fgm", "vat"])
 def test_the_crf_head_trains_under_attack_and_tags_as_it_was_scored(
-    tmp_path: Path, tiny_model_dir: Path, shared_data: Path
+    attack: str, tmp_path: Path, tiny_model_dir: Path, shared_data: Path
 ) -> None:
     robustness = ["robustness=default", "robustness.limit_documents=6", "robustness.text_kinds=[]"]
     cfg = compose(
         tmp_path / "train",
         tiny_model_dir,
         "module.head=crf",
-        "attack=fgm",
+        f"attack={attack}",
         f"paths.data_dir={shared_data}",
         *SHORT,
         *robustness,
