@@ -433,7 +433,7 @@ def token_divergence(
     return (per_token * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-class VAT(Adversary):
+class VAT(FGM):
     """Virtual adversarial training (Miyato et al. 2017, 2019; the smoothness term of SMART,
     Jiang et al. 2020): the perturbation that most changes the model's *own* predictions, and
     the divergence it causes.
@@ -450,8 +450,8 @@ class VAT(Adversary):
     ``flat`` head, the emission scores of the ``crf`` head. The ``multilabel`` head's outputs are
     several distributions, and it is refused.
 
-    Aimed at gold labels (robustness evaluation, :meth:`Adversary.attack`) the step is
-    :class:`FGM`'s: the L2-normalised gradient of the loss.
+    Aimed at gold labels (robustness evaluation, :meth:`Adversary.attack`) it is :class:`FGM`,
+    whose step it inherits: ``epsilon`` along the L2-normalised gradient of the loss.
 
     Args:
         epsilon: per-token L2 radius of the perturbation.
@@ -460,8 +460,6 @@ class VAT(Adversary):
         steps: power iterations (1, as in the papers, is usually enough).
         weight, warmup_epochs, ramp_epochs, name: see :class:`Adversary`.
     """
-
-    norm = "l2"
 
     def __init__(
         self,
@@ -495,9 +493,6 @@ class VAT(Adversary):
                 "or crf, or another attack (attack=fgm)"
             )
         super().setup(trainer, pl_module, stage)
-
-    def ascend(self, loss_at, delta, grad, mask, epsilon, gradients):  # noqa: ANN001, D102
-        return epsilon * ascent_direction(grad, "l2") * mask
 
     def training_loss(
         self, model: nn.Module, batch: dict[str, torch.Tensor], gradients: Gradients
