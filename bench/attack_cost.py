@@ -44,8 +44,14 @@ from bioner.train import train
 
 def target(attack: str, steps: int) -> float | None:
     """The issue's bound on the cost ratio of ``attack`` (``None``: no bound)."""
-    bounds = {"fgsm": 2.0, "fgm": 2.0, "pgd": steps + 1.0, "freelb": steps + 0.5}
-    return {**bounds, "vat": steps + 2.0}.get(attack)
+    bounds = {
+        "fgsm": 2.0,
+        "fgm": 2.0,
+        "pgd": steps + 1.0,
+        "freelb": steps + 0.5,
+        "vat": steps + 2.0,
+    }
+    return bounds.get(attack)
 
 
 def time_attack(attack: str, args: argparse.Namespace) -> dict:
