@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -42,7 +43,10 @@ from bioner.attacks.perturbation import (
     random_start,
     word_embeddings,
 )
+from bioner.data.document import Document
 from bioner.errors import ConfigError
+from bioner.inference.inputs import INPUT_FORMATS, read_inputs
+from bioner.inference.tagger import make_document
 from bioner.models.adversarial import Gradients, HeadLoss
 from bioner.models.partial import token_loss
 
@@ -433,6 +437,25 @@ def token_divergence(
     return (per_token * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+def unlabeled_documents(path: Path, input_format: str, source: str) -> list[Document]:
+    """The documents of a file or folder of raw text (``bioner-predict``'s input formats),
+    segmented as the tagger segments raw text; ``source`` names the setting in errors.
+
+    Raises:
+        ConfigError: ``path`` does not exist or is standard input.
+    """
+    if str(path) == "-" or not path.exists():
+        raise ConfigError(
+            f"{source}: no such file or folder (relative paths are read from {Path.cwd()}); "
+            "give a text file (one document per line), a folder of .txt files, or PubTator or "
+            "PubMed XML files"
+        )
+    return [
+        make_document(record.text, record.id, record.forced)
+        for record in read_inputs(path, input_format)
+    ]
+
+
 class VAT(FGM):
     """Virtual adversarial training (Miyato et al. 2017, 2019; the smoothness term of SMART,
     Jiang et al. 2020): the perturbation that most changes the model's *own* predictions, and
@@ -453,12 +476,25 @@ class VAT(FGM):
     Aimed at gold labels (robustness evaluation, :meth:`Adversary.attack`) it is :class:`FGM`,
     whose step it inherits: ``epsilon`` along the L2-normalised gradient of the loss.
 
+    Semi-supervised (``unlabeled``): since the divergence needs no label, text without
+    annotations (abstracts of the corpus's domain) joins every training batch, ``unlabeled_ratio``
+    sequences per labelled one (:meth:`bioner.data.datamodule.NERDataModule.add_unlabeled`).
+    Their rows carry no label, so the cross-entropy is that of the labelled rows alone, and the
+    divergence is averaged over the sub-words of both.
+
     Args:
         epsilon: per-token L2 radius of the perturbation.
         xi: per-token L2 length of the probe of the power iteration (a finite difference: too
             small vanishes in bf16, too large leaves the neighbourhood).
         steps: power iterations (1, as in the papers, is usually enough).
         weight, warmup_epochs, ramp_epochs, name: see :class:`Adversary`.
+        unlabeled: a file or folder of unannotated text, read as ``bioner-predict`` reads its
+            input (:func:`bioner.inference.inputs.read_inputs`: one document per line, a folder
+            of ``.txt`` files, JSON lines, PubTator, PubMed XML), split into sentences and words
+            as the tagger splits raw text. ``None``: labelled text only.
+        unlabeled_format: its format, as ``bioner-predict``'s ``input_format`` (``auto``: by
+            its name and first line).
+        unlabeled_ratio: unlabelled sequences per labelled one in each training batch.
     """
 
     def __init__(
@@ -470,20 +506,36 @@ class VAT(FGM):
         warmup_epochs: float = 0.0,
         ramp_epochs: float = 0.0,
         name: str | None = None,
+        unlabeled: str | Path | None = None,
+        unlabeled_format: str = "auto",
+        unlabeled_ratio: float = 1.0,
     ) -> None:
         super().__init__(epsilon, weight, warmup_epochs, ramp_epochs, name)
         if not xi > 0:
             raise ValueError(f"xi must be positive, not {xi}")
         if steps < 1:
             raise ValueError(f"steps must be at least 1, not {steps}")
+        if unlabeled_format not in INPUT_FORMATS:
+            raise ValueError(
+                f"unlabeled_format must be one of {', '.join(INPUT_FORMATS)}, not "
+                f"{unlabeled_format!r}"
+            )
+        if not unlabeled_ratio > 0:
+            raise ValueError(f"unlabeled_ratio must be positive, not {unlabeled_ratio}")
         self.xi = float(xi)
         self.steps = int(steps)
+        self.unlabeled = None if unlabeled is None else Path(unlabeled)
+        self.unlabeled_format = unlabeled_format
+        self.unlabeled_ratio = float(unlabeled_ratio)
 
     def __repr__(self) -> str:
-        return (
+        text = (
             f"{type(self).__name__}(epsilon={self.epsilon}, xi={self.xi}, steps={self.steps}, "
-            f"weight={self.weight})"
+            f"weight={self.weight}"
         )
+        if self.unlabeled is not None:
+            text += f", unlabeled={str(self.unlabeled)!r}, unlabeled_ratio={self.unlabeled_ratio}"
+        return text + ")"
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit" and getattr(pl_module, "head", "flat") == "multilabel":
@@ -493,6 +545,21 @@ class VAT(FGM):
                 "or crf, or another attack (attack=fgm)"
             )
         super().setup(trainer, pl_module, stage)
+        if stage == "fit" and self.unlabeled is not None:
+            datamodule = trainer.datamodule
+            if not hasattr(datamodule, "add_unlabeled"):
+                raise ConfigError(
+                    f"attack.unlabeled needs bioner's NERDataModule, not "
+                    f"{type(datamodule).__name__}; set attack.unlabeled=null"
+                )
+            source = f"attack.unlabeled={self.unlabeled}"
+            docs = unlabeled_documents(self.unlabeled, self.unlabeled_format, source)
+            datamodule.add_unlabeled(docs, self.unlabeled_ratio, source)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().teardown(trainer, pl_module, stage)
+        if stage == "fit" and self.unlabeled is not None:
+            trainer.datamodule.unlabeled = None
 
     def training_loss(
         self, model: nn.Module, batch: dict[str, torch.Tensor], gradients: Gradients

@@ -67,6 +67,16 @@ class BucketBatchSampler(Sampler[list[int]]):
     batches from the start, cycling through them as often as needed when there are fewer batches
     than ranks. Evaluation drops the repeats by feature index before scoring.
 
+    With ``unlabeled_lengths`` (training only), every batch also gets ``unlabeled_ratio`` times as
+    many unlabelled examples, indexed after the labelled ones (``len(lengths) + j``), which
+    :class:`Collator` pads into the same batch without labels (semi-supervised losses read them:
+    :class:`bioner.attacks.VAT`). Each epoch takes the next stretch of a stream of seeded
+    permutations of the unlabelled pool, so a pool larger than an epoch's share is covered in
+    turn over the epochs and a smaller one is cycled through; the drawn examples are sorted by
+    length and dealt to the batches in the order of their longest labelled example, so each
+    batch's rows have similar lengths. The labelled batches, hence their number, stay as they are
+    without them; a batch then holds up to ``1 + unlabeled_ratio`` times ``max_tokens``.
+
     Args:
         lengths: length of each example (padded length, if batches are padded further).
         batch_size: most examples per batch.
@@ -77,6 +87,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         max_tokens: most padded tokens per batch; ``None``: no cap.
         num_replicas: number of DDP processes.
         rank: this process's rank.
+        unlabeled_lengths: length of each unlabelled example; ``None``: none.
+        unlabeled_ratio: unlabelled examples per labelled one in each batch.
     """
 
     def __init__(
@@ -89,6 +101,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         max_tokens: int | None = None,
         num_replicas: int = 1,
         rank: int = 0,
+        unlabeled_lengths: Sequence[int] | None = None,
+        unlabeled_ratio: float = 1.0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, not {batch_size}")
@@ -98,6 +112,12 @@ class BucketBatchSampler(Sampler[list[int]]):
             raise ValueError(f"max_tokens must be positive or null, not {max_tokens}")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} outside 0..{num_replicas - 1}")
+        if unlabeled_lengths is not None and not (shuffle and len(unlabeled_lengths)):
+            raise ValueError("unlabelled examples join training batches only, and need a pool")
+        if not unlabeled_ratio > 0:
+            raise ValueError(f"unlabeled_ratio must be positive, not {unlabeled_ratio}")
+        self.unlabeled_lengths = None if unlabeled_lengths is None else list(unlabeled_lengths)
+        self.unlabeled_ratio = float(unlabeled_ratio)
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.chunk_batches = chunk_batches
@@ -141,7 +161,31 @@ class BucketBatchSampler(Sampler[list[int]]):
         if shuffle:
             rng = np.random.default_rng([self.sampler.seed, self.sampler.epoch, 1])
             batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.unlabeled_lengths is not None:
+            self._add_unlabeled(batches)
         return batches
+
+    def _add_unlabeled(self, batches: list[list[int]]) -> None:
+        """Append this epoch's unlabelled examples to ``batches`` (see the class docstring)."""
+        assert self.unlabeled_lengths is not None
+        pool, epoch, seed = len(self.unlabeled_lengths), self.sampler.epoch, self.sampler.seed
+        # Round half up, per batch: the shares depend only on the batch sizes, which are the
+        # same every epoch, so every epoch draws the same number.
+        shares = [math.floor(self.unlabeled_ratio * len(b) + 0.5) for b in batches]
+        total = sum(shares)
+        start = epoch * total
+        drawn: list[int] = []
+        for cycle in range(start // pool, (start + total - 1) // pool + 1):
+            order = np.random.default_rng([seed, cycle, 2]).permutation(pool)
+            lo = max(start - cycle * pool, 0)
+            drawn += order[lo : start + total - cycle * pool].tolist()
+        # Stable sorts: equal lengths keep the random order.
+        drawn.sort(key=self.unlabeled_lengths.__getitem__)
+        longest = [max(self.lengths[i] for i in b) for b in batches]
+        offset, lo = len(self.lengths), 0
+        for b in sorted(range(len(batches)), key=longest.__getitem__):
+            batches[b] = batches[b] + [offset + j for j in drawn[lo : lo + shares[b]]]
+            lo += shares[b]
 
     def _num_all_batches(self) -> int:
         n = len(self.lengths) - len(self._long)
@@ -216,19 +260,30 @@ def check_batching(
 
 
 def loader_sampler(
-    datamodule: Any, lengths: Sequence[int], pad_to_multiple_of: int | None, train: bool
+    datamodule: Any,
+    lengths: Sequence[int],
+    pad_to_multiple_of: int | None,
+    train: bool,
+    unlabeled_lengths: Sequence[int] | None = None,
+    unlabeled_ratio: float = 1.0,
 ) -> BucketBatchSampler:
     """The batch sampler of a datamodule's training or evaluation loader.
 
     ``datamodule`` supplies ``batch_size``, ``eval_batch_size``, ``seed``, ``chunk_batches``,
     ``max_tokens``, ``eval_max_tokens`` and ``trainer`` (whose world size and rank shard the
     batches); lengths are rounded up to ``pad_to_multiple_of`` as the collator pads them.
+    ``unlabeled_lengths`` and ``unlabeled_ratio``: unlabelled rows for every training batch
+    (see :class:`BucketBatchSampler`).
     """
     trainer = datamodule.trainer
     num_replicas, rank = (1, 0) if trainer is None else (trainer.world_size, trainer.global_rank)
     multiple = pad_to_multiple_of or 1
+
+    def padded(values: Sequence[int]) -> list[int]:
+        return [math.ceil(n / multiple) * multiple for n in values]
+
     return BucketBatchSampler(
-        [math.ceil(n / multiple) * multiple for n in lengths],
+        padded(lengths),
         datamodule.batch_size if train else datamodule.eval_batch_size,
         shuffle=train,
         seed=datamodule.seed,
@@ -236,6 +291,8 @@ def loader_sampler(
         max_tokens=datamodule.max_tokens if train else datamodule.eval_max_tokens,
         num_replicas=num_replicas,
         rank=rank,
+        unlabeled_lengths=None if unlabeled_lengths is None else padded(unlabeled_lengths),
+        unlabeled_ratio=unlabeled_ratio,
     )
 
 
@@ -243,10 +300,11 @@ def loader_sampler(
 class Collator:
     """Pad a list of ``(index, feature)`` items to the longest one (dynamic padding).
 
-    Returns tensors ``input_ids``, ``attention_mask``, ``index`` (feature indices) and, when every
-    feature has labels, ``labels`` (``-100`` on padding; ``(batch, length, layers)`` for the
-    multi-label head); with :attr:`unannotated`, also ``unannotated``: ``(batch, labels)``
-    booleans, true for the tags of types the sequence's corpus does not annotate.
+    Returns tensors ``input_ids``, ``attention_mask``, ``index`` (feature indices) and, when any
+    feature has labels, ``labels`` (``-100`` on padding and on every sub-word of a feature
+    without labels, an unlabelled row of a semi-supervised batch; ``(batch, length, layers)``
+    for the multi-label head); with :attr:`unannotated`, also ``unannotated``: ``(batch,
+    labels)`` booleans, true for the tags of types the sequence's corpus does not annotate.
 
     Args:
         pad_token_id: the tokenizer's padding id.
@@ -279,17 +337,21 @@ class Collator:
             "attention_mask": torch.from_numpy(mask.astype(np.int64)),
             "index": torch.tensor([i for i, _ in items], dtype=torch.long),
         }
-        if all(f.labels is not None for _, f in items):
-            first = items[0][1].labels[0]
+        labelled = np.fromiter(
+            (f.labels is not None for _, f in items), dtype=bool, count=len(items)
+        )
+        if labelled.any():
+            first = next(f.labels for _, f in items if f.labels is not None)[0]
+            # Only the labelled rows' sub-words are written; the others stay -100.
+            fill = mask & labelled[:, None]
+            values = (t for _, f in items if f.labels is not None for t in f.labels)
             if isinstance(first, tuple):  # module.head=multilabel: one label per layer
                 labels = np.full((len(items), width, len(first)), IGNORE_INDEX, dtype=np.int64)
-                labels[mask] = np.array([t for _, f in items for t in f.labels], dtype=np.int64)
+                labels[fill] = np.array(list(values), dtype=np.int64)
             else:
                 labels = np.full((len(items), width), IGNORE_INDEX, dtype=np.int64)
-                labels[mask] = np.fromiter(
-                    (t for _, f in items for t in f.labels),
-                    dtype=np.int64,
-                    count=int(lengths.sum()),
+                labels[fill] = np.fromiter(
+                    values, dtype=np.int64, count=int(lengths[labelled].sum())
                 )
             batch["labels"] = torch.from_numpy(labels)
         if self.unannotated is not None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 # Re-exported: the batching and the encoded split had their home here before.
 from bioner.data.batching import (
@@ -34,6 +34,7 @@ from bioner.data.batching import (
 from bioner.data.document import ANNOTATED_TYPES, CORPUS, Document
 from bioner.data.encoded import EncodedSplit, predict_split
 from bioner.data.folds import check_fold, split_fold, split_inner_devel
+from bioner.data.readers.base import CorpusNotFoundError
 from bioner.errors import ConfigError
 from bioner.utils.log import get_logger
 
@@ -193,6 +194,9 @@ class NERDataModule(L.LightningDataModule):
         # Set by bioner.augment.Augmentation (a callback): (training documents, epoch) -> the
         # documents to train on in that epoch.
         self.augmentation: Callable[[list[Document], int], list[Document]] | None = None
+        # Set by add_unlabeled (a semi-supervised attack): unlabelled features and their share
+        # of every training batch.
+        self.unlabeled: tuple[list[Feature], float] | None = None
         self._fold_docs: dict[str, list[Document]] | None = None
 
     def state_dict(self) -> dict[str, Any]:
@@ -354,6 +358,68 @@ class NERDataModule(L.LightningDataModule):
             )  # fmt: skip
         return EncodedSplit(split, docs, features, doc_index, self.alignment, originals, maps)
 
+    def add_unlabeled(self, docs: Sequence[Document], ratio: float, source: str) -> None:
+        """Train on ``docs``'s text without labels beside the training split: every training
+        batch gets ``ratio`` unlabelled sequences per labelled one (:class:`BucketBatchSampler`).
+
+        The documents are normalised as evaluation text is (with ``preprocess``) and encoded by
+        the alignment without labels, so a loss that reads no label (:class:`bioner.attacks.VAT`)
+        sees them as it sees the training text. Sentences that are also in devel or test are
+        counted and warned about (``source`` names the text in the messages): training on them,
+        even without labels, is transductive, and the scores are not comparable with others'.
+
+        Raises:
+            ConfigError: ``docs`` hold no word.
+        """
+        docs = list(docs)
+        if self.preprocess is not None:
+            if not self.preprocess.fitted:
+                self.preprocess.fit(self.documents("train"))
+            docs = [self.preprocess.normalise(d, ())[0] for d in docs]
+        features = [
+            f
+            for lo in range(0, len(docs), 1024)
+            for doc_features in self.alignment.encode_many(docs[lo : lo + 1024], self.tokenizer)
+            for f in doc_features
+        ]
+        if not features:
+            raise ConfigError(
+                f"{source}: the unlabelled text has no words ({len(docs)} documents); give a "
+                "file or folder of text"
+            )
+        log.info(
+            "%s: %d unlabelled documents, %d sequences; %.3g per labelled sequence in every "
+            "training batch",
+            source, len(docs), len(features), ratio,
+        )  # fmt: skip
+        self._warn_evaluation_text(docs, source)
+        self.unlabeled = (features, ratio)
+
+    def _warn_evaluation_text(self, docs: Sequence[Document], source: str) -> None:
+        """Warn when sentences of ``docs`` of five words or more are also devel or test
+        sentences (compared without white space, since corpora tokenise text differently; short
+        ones such as "Case report." recur across abstracts)."""
+
+        def sentences(documents: Sequence[Document], least: int = 0) -> list[str]:
+            texts = (d.text[a:b].split() for d in documents for a, b in d.sentences)
+            return ["".join(words) for words in texts if len(words) >= least]
+
+        unlabeled = sentences(docs, least=5)
+        for split in ("devel", "test"):
+            try:
+                seen = set(sentences(self.documents(split)))
+            except (CorpusNotFoundError, ConfigError):
+                continue  # a corpus without that split
+            shared = sum(1 for text in unlabeled if text in seen)
+            if shared:
+                log.warning(
+                    "%s: %d of its %d sentences of five words or more are %s sentences: "
+                    "training on them, even without labels, is transductive, and the %s scores "
+                    "are then not comparable with those of models that never saw that text. "
+                    "Leave the %s documents out of the unlabelled text",
+                    source, shared, len(unlabeled), split, split, split,
+                )  # fmt: skip
+
     def _mark_partial(
         self, docs: list[Document], features: list[Feature], doc_index: list[int]
     ) -> None:
@@ -380,6 +446,12 @@ class NERDataModule(L.LightningDataModule):
             multiple = 8 if self._on_cuda() or self._in_bf16() else None
         self.collator.pad_to_multiple_of = multiple
         sampler = loader_sampler(self, dataset.lengths, multiple, train)
+        items: Dataset = dataset
+        if train and self.unlabeled is not None:
+            features, ratio = self.unlabeled
+            lengths = [len(f.input_ids) for f in features]
+            sampler = loader_sampler(self, dataset.lengths, multiple, train, lengths, ratio)
+            items = WithUnlabeled(dataset, features)
         if train and self.max_tokens is not None and not self._warned_small_batches:
             self._warned_small_batches = True  # augmentation rebuilds this loader every epoch
             # The same batches without the cap: a split smaller than a batch is not the cap's.
@@ -398,7 +470,7 @@ class NERDataModule(L.LightningDataModule):
                 )  # fmt: skip
         pin = self._on_cuda() if self.pin_memory is None else self.pin_memory
         return DataLoader(
-            dataset,
+            items,
             batch_sampler=sampler,
             collate_fn=self.collator,
             num_workers=self.num_workers,
@@ -420,3 +492,19 @@ class NERDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.encoded("test"), train=False)
+
+
+class WithUnlabeled(Dataset):
+    """A training split followed by unlabelled features: items ``(index, feature)``, index
+    ``len(split) + j`` for unlabelled feature ``j`` (as :class:`BucketBatchSampler` draws them)."""
+
+    def __init__(self, split: EncodedSplit, unlabeled: Sequence[Feature]) -> None:
+        self.split = split
+        self.unlabeled = unlabeled
+
+    def __len__(self) -> int:
+        return len(self.split) + len(self.unlabeled)
+
+    def __getitem__(self, i: int) -> tuple[int, Feature]:
+        n = len(self.split)
+        return self.split[i] if i < n else (i, self.unlabeled[i - n])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from hydra.utils import instantiate
 from test_train import assert_scores_match_predictions, compose, run_train, tiny_overrides
 
 from bioner.config import CONFIG_DIR, compose_config
+from bioner.errors import ConfigError
 from bioner.eval import evaluate_checkpoint
 from bioner.inference import Tagger
 from bioner.inference.formats import read_jsonl
@@ -80,6 +82,32 @@ def test_every_attack_trains_on_the_cpu(
     clean = sum(float(r["train/loss_clean"]) for r in steps)
     adversarial = sum(float(r["train/loss_adversarial"]) for r in steps)
     assert adversarial > (0 if attack == "vat" else clean)
+
+
+@pytest.mark.parametrize("head", ["flat", "crf"])
+def test_vat_trains_on_unlabelled_text_beside_the_labelled(
+    head: str, tmp_path: Path, tiny_model_dir: Path, shared_data: Path, caplog
+) -> None:
+    # The BC5CDR training abstracts in PubTator (their annotation lines are not read), 2 per
+    # labelled sentence.
+    text = shared_data / "bc5cdr_pubtator" / "CDR_TrainingSet.PubTator.txt"
+    run = tmp_path / "run"
+    settings = ["attack=vat", "attack.epsilon=0.3", f"module.head={head}", "logger=csv"]
+    unlabeled = [f"attack.unlabeled={text}", "attack.unlabeled_ratio=2"]
+    cfg = compose(run, tiny_model_dir, *settings, *unlabeled, f"paths.data_dir={shared_data}",
+                  *SHORT, "trainer.log_every_n_steps=1")  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="bioner"):
+        summary = train(cfg)
+    assert summary["devel"]["documents"] == 10
+    assert "500 unlabelled documents, 4552 sequences; 2 per labelled sequence" in caplog.text
+    (metrics_csv,) = run.rglob("metrics.csv")
+    steps = [r for r in csv.DictReader(metrics_csv.open()) if r.get("train/loss_adversarial")]
+    # 10 labelled sentences in batches of 4: 3 steps, as without the unlabelled text.
+    assert len(steps) == 3 and all(float(r["train/loss_adversarial"]) > 0 for r in steps)
+    missing = compose(tmp_path / "missing", tiny_model_dir, *settings, "attack.unlabeled=nope.txt",
+                      f"paths.data_dir={shared_data}", *SHORT)  # fmt: skip
+    with pytest.raises(ConfigError, match="attack.unlabeled=nope.txt: no such file or folder"):
+        train(missing)
 
 
 @pytest.mark.slow

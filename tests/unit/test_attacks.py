@@ -280,10 +280,40 @@ def test_vat_reads_no_labels(model: torch.nn.Module, batch: dict, specials: list
     assert out.adversarial > 0
 
 
+def test_vat_learns_from_rows_without_labels_through_the_divergence_alone(
+    model: torch.nn.Module, batch: dict, specials: list[int]
+) -> None:
+    vat = VAT(epsilon=0.5, xi=0.1)
+    vat.special_ids = specials
+    rows = batch["input_ids"].shape[0]
+    unlabelled = torch.arange(rows) >= rows // 2  # as the collator leaves unlabelled text
+    mixed = {**batch, "labels": batch["labels"].masked_fill(unlabelled[:, None], -100)}
+    torch.manual_seed(0)
+    out = vat.training_loss(model, mixed, Gradients())
+    # The cross-entropy is that of the labelled rows alone ...
+    labelled = {k: v[~unlabelled] for k, v in batch.items()}
+    with torch.no_grad():
+        clean = embedding_loss(model, word_embeddings(model, labelled["input_ids"]), labelled)
+    torch.testing.assert_close(out.clean, clean)
+    # ... and the divergence is of every row, the unlabelled ones perturbed too.
+    mask = perturbable_mask(batch["input_ids"], batch["attention_mask"], specials)
+    assert out.delta[unlabelled].norm(dim=-1)[mask[unlabelled, :, 0] > 0].min() > 0.49
+    with torch.no_grad():
+        embeds = word_embeddings(model, batch["input_ids"])
+        reference = embedding_logits(model, embeds, batch)
+        perturbed = embedding_logits(model, embeds + out.delta, batch)
+    torch.testing.assert_close(out.adversarial, token_divergence(reference, perturbed, mask))
+    assert out.adversarial != token_divergence(
+        reference[~unlabelled], perturbed[~unlabelled], mask[~unlabelled]
+    )
+
+
 def test_vat_settings_and_the_multilabel_head(datamodule: NERDataModule) -> None:
     for setting, message in (
         ({"xi": 0.0}, "xi must be positive"),
         ({"steps": 0}, "steps must be at least 1"),
+        ({"unlabeled_ratio": 0.0}, "unlabeled_ratio must be positive"),
+        ({"unlabeled_format": "docx"}, "unlabeled_format must be one of auto, lines"),
     ):
         with pytest.raises(ValueError, match=message):
             VAT(epsilon=0.5, **setting)

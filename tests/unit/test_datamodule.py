@@ -20,6 +20,7 @@ from bioner.data.encoded import predict_split
 from bioner.data.mlm import MaskedLMDataModule
 from bioner.data.tags import tags_to_spans
 from bioner.errors import ConfigError
+from bioner.inference.tagger import make_document
 from bioner.models.encoders import HubEncoder
 
 
@@ -196,6 +197,58 @@ def test_fewer_batches_than_ranks_still_give_every_rank_its_batches(
     assert {i for batches in per_rank for b in batches for i in b} == set(range(n))
 
 
+def test_unlabelled_examples_join_each_training_batch_at_the_ratio() -> None:
+    rng = np.random.default_rng(11)
+    lengths = rng.integers(3, 60, size=50).tolist()
+    pool = rng.integers(3, 60, size=200).tolist()
+    plain = BucketBatchSampler(lengths, 8, shuffle=True, seed=2)
+    mixed = BucketBatchSampler(
+        lengths, 8, shuffle=True, seed=2, unlabeled_lengths=pool, unlabeled_ratio=0.5
+    )
+    batches = batches_of(mixed)
+    assert len(mixed) == len(plain) == len(batches)
+    # The labelled batches are the ones without unlabelled examples, in the same order.
+    assert [[i for i in b if i < 50] for b in batches] == batches_of(plain)
+    # Half as many unlabelled examples (rounded half up), indexed after the labelled ones.
+    for b in batches:
+        labelled = sum(1 for i in b if i < 50)
+        assert sum(1 for i in b if i >= 50) == int(labelled * 0.5 + 0.5)
+    # Dealt by length: the batch with the longer labelled examples gets the longer unlabelled
+    # ones, so a batch pads little more than its labelled rows need.
+    by_length = sorted(batches, key=lambda b: max(lengths[i] for i in b if i < 50))
+    blocks = [[pool[i - 50] for i in b if i >= 50] for b in by_length]
+    assert all(max(a) <= min(b) for a, b in zip(blocks, blocks[1:]) if a and b)
+
+
+def test_the_unlabelled_pool_is_drawn_in_turn_and_the_same_on_every_rank() -> None:
+    lengths = list(range(3, 15))  # 12 labelled examples: 3 batches of 4, 6 unlabelled per epoch
+    pool = [5] * 10
+
+    def epoch_draws(epoch: int, ranks: int = 1) -> list[list[int]]:
+        per_rank = []
+        for rank in range(ranks):
+            sampler = BucketBatchSampler(
+                lengths, 4, True, seed=1, num_replicas=ranks, rank=rank, unlabeled_lengths=pool,
+                unlabeled_ratio=0.5,
+            )  # fmt: skip
+            sampler.sampler.set_epoch(epoch)
+            per_rank += batches_of(sampler)
+        return per_rank
+
+    drawn = [[i - 12 for b in epoch_draws(e) for i in b if i >= 12] for e in range(5)]
+    assert all(len(d) == 6 for d in drawn)
+    # 5 epochs of 6 from a pool of 10 are 3 passes over it: every example 3 times.
+    assert Counter(i for d in drawn for i in d) == {i: 3 for i in range(10)}
+    assert len(set(drawn[0])) == 6 and sorted(drawn[0]) != sorted(drawn[1])
+    assert drawn[2] == [i - 12 for b in epoch_draws(2) for i in b if i >= 12]  # a resumed epoch
+    # Three ranks share out the same batches, the labelled ones with their unlabelled rows.
+    assert sorted(map(sorted, epoch_draws(2, ranks=3))) == sorted(map(sorted, epoch_draws(2)))
+    with pytest.raises(ValueError, match="training batches only"):
+        BucketBatchSampler(lengths, 4, shuffle=False, unlabeled_lengths=pool)
+    with pytest.raises(ValueError, match="unlabeled_ratio must be positive"):
+        BucketBatchSampler(lengths, 4, shuffle=True, unlabeled_lengths=pool, unlabeled_ratio=0)
+
+
 def test_collator_pads_dynamically_and_keeps_indices() -> None:
     items = [
         (4, Feature([101, 7, 102], [-100, 1, -100], [None, 0, None], 0, 0)),
@@ -209,6 +262,17 @@ def test_collator_pads_dynamically_and_keeps_indices() -> None:
     assert Collator(0, pad_to_multiple_of=8)(items)["input_ids"].shape == (2, 8)
     unlabeled = [(0, Feature([101, 5, 102], None, [None, 0, None], 0, 0))]
     assert "labels" not in Collator(0)(unlabeled)
+    # A semi-supervised batch: the row without labels is ignored everywhere.
+    mixed = Collator(0)([*items, (12, unlabeled[0][1])])
+    assert mixed["labels"].tolist() == [
+        [-100, 1, -100, -100, -100],
+        [-100, 1, 2, 0, -100],
+        [-100] * 5,
+    ]
+    layered = Feature([101, 7, 102], [(-100, -100), (1, 0), (-100, -100)], [None, 0, None], 0, 0)
+    labels = Collator(0)([(0, unlabeled[0][1]), (1, layered)])["labels"]
+    assert labels.shape == (2, 3, 2) and labels[0].eq(-100).all()
+    assert labels[1].tolist() == [[-100, -100], [1, 0], [-100, -100]]
 
 
 def test_setup_encodes_each_split_once_and_loaders_cover_every_feature(tokenizer) -> None:
@@ -229,6 +293,41 @@ def test_setup_encodes_each_split_once_and_loaders_cover_every_feature(tokenizer
     assert int(batch["attention_mask"].sum()) == sum(
         len(dm.encoded("devel").features[i].input_ids) for i in batch["index"].tolist()
     )
+
+
+def test_unlabelled_text_rides_in_training_batches_and_evaluation_text_is_warned_about(
+    tokenizer, caplog
+) -> None:
+    class LongerDevel(MemoryReader):
+        def load(self, split: str) -> list[Document]:
+            words = ["No", "change", "was", "seen", "in", "renal", "function", "."]
+            long = [make_doc("d9", [[(w, "O") for w in words]])]
+            return super().load(split) + (long if split == "devel" else [])
+
+    dm = NERDataModule(LongerDevel(), Alignment(), tokenizer, batch_size=2, seed=0)
+    dm.setup("fit")
+    text = [
+        "Dopamine was given. No change was seen in renal function.",
+        "Lithium induced diabetes",  # a devel sentence too, but too short to count
+        "Fever after cisplatin therapy was rare in the second group of patients",
+    ]
+    with caplog.at_level(logging.WARNING, logger="bioner"):
+        dm.add_unlabeled([make_document(t, str(i)) for i, t in enumerate(text)], 1.0, "unl.txt")
+    (said,) = [r.getMessage() for r in caplog.records if "transductive" in r.getMessage()]
+    assert said.startswith("unl.txt: 1 of its 2 sentences of five words or more are devel")
+    features, ratio = dm.unlabeled
+    assert len(features) == 4 and ratio == 1.0
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 3  # the 6 labelled sequences in batches of 2, as without
+    labelled = [i for b in batches for i in b["index"].tolist() if i < 6]
+    assert sorted(labelled) == list(range(6))
+    for b in batches:
+        rows = b["index"] >= 6
+        assert int(rows.sum()) == 2  # one unlabelled sequence per labelled one
+        assert b["labels"][rows].eq(-100).all() and b["labels"][~rows].ne(-100).any()
+    assert not any(b["index"].ge(6).any() for b in dm.val_dataloader())
+    with pytest.raises(ConfigError, match="empty.txt: the unlabelled text has no words"):
+        dm.add_unlabeled([make_document("  ", "0")], 1.0, "empty.txt")
 
 
 def test_eval_max_tokens_caps_evaluation_batches_only(tokenizer) -> None:
