@@ -308,8 +308,7 @@ class NERDataModule(L.LightningDataModule):
         originals: list[Document] | None = None
         maps: list[OffsetMap] | None = None
         if self.preprocess is not None:
-            if not self.preprocess.fitted:
-                self.preprocess.fit(self.documents("train"))
+            self._fit_preprocess()
             # Training text is rewritten around its gold spans (never inside them), so every
             # entity keeps its exact text; evaluation text is rewritten as raw text would be.
             protect = split == "train"
@@ -324,14 +323,7 @@ class NERDataModule(L.LightningDataModule):
                 sum(1 for m in maps if len(m)),
                 len(docs),
             )
-        features: list[Feature] = []
-        doc_index: list[int] = []
-        step = 1024  # documents per tokenizer call
-        for lo in range(0, len(docs), step):
-            encoded = self.alignment.encode_many(docs[lo : lo + step], self.tokenizer, label2id)
-            for d, doc_features in enumerate(encoded, start=lo):
-                features += doc_features
-                doc_index += [d] * len(doc_features)
+        features, doc_index = self._features(docs, label2id)
         self._mark_partial(docs, features, doc_index)
         log.info(
             "%s/%s: %d documents, %d sequences", self.reader.name, split, len(docs), len(features)
@@ -358,6 +350,28 @@ class NERDataModule(L.LightningDataModule):
             )  # fmt: skip
         return EncodedSplit(split, docs, features, doc_index, self.alignment, originals, maps)
 
+    def _fit_preprocess(self) -> None:
+        """Fit the preprocessing on the training documents, unless it is fitted already
+        (``bioner-eval`` restores the training run's)."""
+        assert self.preprocess is not None
+        if not self.preprocess.fitted:
+            self.preprocess.fit(self.documents("train"))
+
+    def _features(
+        self, docs: Sequence[Document], label2id: dict[str, int] | None
+    ) -> tuple[list[Feature], list[int]]:
+        """``docs`` encoded by the alignment (without labels where ``label2id`` is ``None``),
+        and the position in ``docs`` of each feature's document."""
+        features: list[Feature] = []
+        doc_index: list[int] = []
+        step = 1024  # documents per tokenizer call
+        for lo in range(0, len(docs), step):
+            encoded = self.alignment.encode_many(docs[lo : lo + step], self.tokenizer, label2id)
+            for d, doc_features in enumerate(encoded, start=lo):
+                features += doc_features
+                doc_index += [d] * len(doc_features)
+        return features, doc_index
+
     def add_unlabeled(self, docs: Sequence[Document], ratio: float, source: str) -> None:
         """Train on ``docs``'s text without labels beside the training split: every training
         batch gets ``ratio`` unlabelled sequences per labelled one (:class:`BucketBatchSampler`).
@@ -373,15 +387,9 @@ class NERDataModule(L.LightningDataModule):
         """
         docs = list(docs)
         if self.preprocess is not None:
-            if not self.preprocess.fitted:
-                self.preprocess.fit(self.documents("train"))
+            self._fit_preprocess()
             docs = [self.preprocess.normalise(d, ())[0] for d in docs]
-        features = [
-            f
-            for lo in range(0, len(docs), 1024)
-            for doc_features in self.alignment.encode_many(docs[lo : lo + 1024], self.tokenizer)
-            for f in doc_features
-        ]
+        features, _ = self._features(docs, None)
         if not features:
             raise ConfigError(
                 f"{source}: the unlabelled text has no words ({len(docs)} documents); give a "
@@ -445,13 +453,13 @@ class NERDataModule(L.LightningDataModule):
         if multiple == "auto":
             multiple = 8 if self._on_cuda() or self._in_bf16() else None
         self.collator.pad_to_multiple_of = multiple
-        sampler = loader_sampler(self, dataset.lengths, multiple, train)
         items: Dataset = dataset
+        unlabeled: tuple[list[int] | None, float] = (None, 1.0)
         if train and self.unlabeled is not None:
             features, ratio = self.unlabeled
-            lengths = [len(f.input_ids) for f in features]
-            sampler = loader_sampler(self, dataset.lengths, multiple, train, lengths, ratio)
             items = WithUnlabeled(dataset, features)
+            unlabeled = ([len(f.input_ids) for f in features], ratio)
+        sampler = loader_sampler(self, dataset.lengths, multiple, train, *unlabeled)
         if train and self.max_tokens is not None and not self._warned_small_batches:
             self._warned_small_batches = True  # augmentation rebuilds this loader every epoch
             # The same batches without the cap: a split smaller than a batch is not the cap's.

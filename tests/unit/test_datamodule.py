@@ -513,6 +513,12 @@ def test_preprocessed_splits_decode_onto_the_original_documents(tokenizer, tmp_p
     # Training text is rewritten around gold spans only; test text everywhere (a gold word too).
     assert dm.encoded("train").docs[0].text == "Aspirin leads to ulcers"
     assert dm.encoded("test").docs[0].text == "Heparin sodium and bleeding"
+    # Unlabelled text is rewritten as evaluation text is.
+    dm.add_unlabeled([make_document("heparin causes bleeding", "u0")], 1.0, "unl.txt")
+    (feature,) = dm.unlabeled[0]
+    assert tokenizer.decode(feature.input_ids, skip_special_tokens=True) == tokenizer.decode(
+        tokenizer("Heparin sodium leads to bleeding")["input_ids"], skip_special_tokens=True
+    )
     # The fitted steps travel in checkpoints.
     state = dm.state_dict()
     other = shorthand_datamodule(tokenizer, tmp_path, None)
