@@ -430,10 +430,13 @@ def token_divergence(
     reference: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
     """``KL(softmax(reference) || softmax(logits))`` per sub-word, averaged over the sub-words
-    where ``mask`` (``(batch, tokens, 1)``) is 1; computed in fp32."""
+    where ``mask`` (``(batch, tokens, 1)``) is 1; computed in fp32. Logits ``(batch, tokens,
+    ..., tags)`` with more than one distribution per sub-word (the multi-label head's layers)
+    have their divergences summed per sub-word, as that head's loss sums its layers'."""
     log_p = torch.log_softmax(reference.detach().float(), dim=-1)
     log_q = torch.log_softmax(logits.float(), dim=-1)
-    per_token = (log_p.exp() * (log_p - log_q)).sum(dim=-1, keepdim=True)
+    per_token = (log_p.exp() * (log_p - log_q)).sum(dim=-1)
+    per_token = per_token.reshape(*per_token.shape[:2], -1).sum(dim=-1, keepdim=True)
     return (per_token * mask).sum() / mask.sum().clamp_min(1.0)
 
 
@@ -470,8 +473,8 @@ class VAT(FGM):
     ``steps + 2`` clean forward and backward passes.
 
     The divergence is of each sub-word's softmax over the outputs: the tag distribution of the
-    ``flat`` head, the emission scores of the ``crf`` head. The ``multilabel`` head's outputs are
-    several distributions, and it is refused.
+    ``flat`` head, the emission scores of the ``crf`` head; for the ``multilabel`` head, the sum
+    over its layers of each layer's (``TokenClassifier.head_distributions``).
 
     Aimed at gold labels (robustness evaluation, :meth:`Adversary.attack`) it is :class:`FGM`,
     whose step it inherits: ``epsilon`` along the L2-normalised gradient of the loss.
@@ -527,6 +530,8 @@ class VAT(FGM):
         self.unlabeled = None if unlabeled is None else Path(unlabeled)
         self.unlabeled_format = unlabeled_format
         self.unlabeled_ratio = float(unlabeled_ratio)
+        # The head's distributions of the logits (set in setup; None: the logits are one).
+        self.distributions: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __repr__(self) -> str:
         text = (
@@ -538,13 +543,8 @@ class VAT(FGM):
         return text + ")"
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit" and getattr(pl_module, "head", "flat") == "multilabel":
-            raise ConfigError(
-                f"attack={self.name}: the multilabel head's outputs are one distribution per "
-                "entity type, and VAT's divergence is of one per sub-word; use module.head=flat "
-                "or crf, or another attack (attack=fgm)"
-            )
         super().setup(trainer, pl_module, stage)
+        self.distributions = getattr(pl_module, "head_distributions", None)
         if stage == "fit" and self.unlabeled is not None:
             datamodule = trainer.datamodule
             if not hasattr(datamodule, "add_unlabeled"):
@@ -558,7 +558,12 @@ class VAT(FGM):
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().teardown(trainer, pl_module, stage)
-        if stage == "fit" and self.unlabeled is not None:
+        # Also after a setup that failed (no such datamodule, no such file).
+        if (
+            stage == "fit"
+            and self.unlabeled is not None
+            and hasattr(trainer.datamodule, "unlabeled")
+        ):
             trainer.datamodule.unlabeled = None
 
     def training_loss(
@@ -570,20 +575,20 @@ class VAT(FGM):
         logits = embedding_logits(model, embeds, batch)
         clean = (self.head_loss or token_loss)(logits, batch)
         gradients.backward(clean)
-        reference = logits.detach()
+        heads = self.distributions or (lambda out: out)
+        reference = heads(logits.detach())
         frozen = embeds.detach()
         probe = ascent_direction(torch.randn_like(frozen), "l2") * mask
         for _ in range(self.steps):
             probe = (self.xi * probe).requires_grad_()
-            divergence = token_divergence(
-                reference, embedding_logits(model, frozen + probe, batch), mask
-            )
+            probed = heads(embedding_logits(model, frozen + probe, batch))
+            divergence = token_divergence(reference, probed, mask)
             (grad,) = torch.autograd.grad(gradients.scale(divergence), probe)
             probe = ascent_direction(grad, "l2") * mask
         delta = epsilon * probe
         # Fresh embeddings: the divergence also trains the embedding table.
         fresh = word_embeddings(model, batch["input_ids"])
-        perturbed = embedding_logits(model, fresh + delta, batch)
+        perturbed = heads(embedding_logits(model, fresh + delta, batch))
         adversarial = token_divergence(reference, perturbed, mask)
         return AdversarialLoss(
             loss=self.weight * adversarial,

@@ -364,6 +364,15 @@ class FineTuning(L.LightningModule):
         }
 
 
+def layer_logits(logits: torch.Tensor, layers: torch.Tensor) -> torch.Tensor:
+    """The multi-label head's ``(batch, length, outputs)`` logits as one distribution's logits
+    per layer, ``(batch, length, layers, tags)``: ``O``'s logit (fixed at 0) first, then the
+    outputs ``layers`` (``(layers, tags - 1)``) gives each layer."""
+    picked = logits[..., layers]  # (batch, length, layers, tags - 1)
+    # O's logit is fixed at 0: softmax is shift-invariant, so each layer loses nothing by it.
+    return torch.cat([picked.new_zeros(*picked.shape[:-1], 1), picked], dim=-1)
+
+
 def multilabel_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -389,9 +398,7 @@ def multilabel_loss(
     if unannotated is not None:
         skip = unannotated[:, layers[:, 0]]  # (batch, layers)
         labels = labels.masked_fill(skip.unsqueeze(1), -100)
-    picked = logits[..., layers]  # (batch, length, layers, tags - 1)
-    # O's logit is fixed at 0: softmax is shift-invariant, so each layer loses nothing by it.
-    full = torch.cat([picked.new_zeros(*picked.shape[:-1], 1), picked], dim=-1)
+    full = layer_logits(logits, layers)
     total = nn.functional.cross_entropy(
         full.reshape(-1, full.shape[-1]).float(),
         labels.reshape(-1),
@@ -550,6 +557,14 @@ class TokenClassifier(FineTuning):
         if "labels" not in batch:
             return out.logits, None
         return out.logits, self.head_loss(out.logits, batch)
+
+    def head_distributions(self, logits: torch.Tensor) -> torch.Tensor:
+        """The logits of the head's distributions of each sub-word, ``(..., tags)``: the
+        encoder's for the ``flat`` and ``crf`` heads (one distribution), one per layer for the
+        ``multilabel`` head (:func:`layer_logits`). VAT's divergence is of these."""
+        if self._layers is None:
+            return logits
+        return layer_logits(logits, self._layers.to(logits.device))
 
     def _multilabel_loss(
         self, logits: torch.Tensor, batch: Mapping[str, torch.Tensor]

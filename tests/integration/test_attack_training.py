@@ -84,7 +84,7 @@ def test_every_attack_trains_on_the_cpu(
     assert adversarial > (0 if attack == "vat" else clean)
 
 
-@pytest.mark.parametrize("head", ["flat", "crf"])
+@pytest.mark.parametrize("head", ["flat", "crf", "multilabel"])
 def test_vat_trains_on_unlabelled_text_beside_the_labelled(
     head: str, tmp_path: Path, tiny_model_dir: Path, shared_data: Path, caplog
 ) -> None:

@@ -22,9 +22,8 @@ from bioner.attacks.perturbation import (
 from bioner.data.alignment import Alignment
 from bioner.data.datamodule import NERDataModule
 from bioner.data.readers import IOBReader
-from bioner.errors import ConfigError
 from bioner.models.encoders import HubEncoder
-from bioner.models.module import TokenClassifier
+from bioner.models.module import TokenClassifier, layer_logits
 
 
 @pytest.fixture(scope="module")
@@ -318,13 +317,32 @@ def test_vat_settings_and_the_multilabel_head(datamodule: NERDataModule) -> None
         with pytest.raises(ValueError, match=message):
             VAT(epsilon=0.5, **setting)
 
-    class Multilabel(L.LightningModule):
-        head = "multilabel"
-        adversary = None
 
-    trainer = L.Trainer(accelerator="cpu", logger=False, max_steps=1)
-    with pytest.raises(ConfigError, match="attack=vat: the multilabel head"):
-        VAT(epsilon=0.5).setup(trainer, Multilabel(), "fit")
+def test_vat_sums_the_divergences_of_the_multilabel_heads_layers(
+    model: torch.nn.Module, batch: dict, specials: list[int]
+) -> None:
+    # The fixture's 5 outputs read as two layers (Chemical: 1, 2; Disease: 3, 4) beside O.
+    layers = torch.tensor([[1, 2], [3, 4]])
+    vat = VAT(epsilon=0.5, xi=0.1)
+    vat.special_ids = specials
+    vat.distributions = lambda logits: layer_logits(logits, layers)
+    torch.manual_seed(0)
+    out = vat.training_loss(model, batch, Gradients())
+    mask = perturbable_mask(batch["input_ids"], batch["attention_mask"], specials)
+    with torch.no_grad():
+        embeds = word_embeddings(model, batch["input_ids"])
+        clean = embedding_logits(model, embeds, batch)
+        perturbed = embedding_logits(model, embeds + out.delta, batch)
+
+    def layer(logits: torch.Tensor, cols: list[int]) -> torch.Tensor:  # O's logit fixed at 0
+        return torch.cat([torch.zeros_like(logits[..., :1]), logits[..., cols]], dim=-1)
+
+    expected = sum(
+        token_divergence(layer(clean, cols), layer(perturbed, cols), mask)
+        for cols in layers.tolist()
+    )
+    torch.testing.assert_close(out.adversarial, expected)
+    assert out.adversarial > 0
 
 
 @pytest.mark.parametrize("name", ["pgd_linf", "vat"])
