@@ -173,7 +173,7 @@ def test_sweep_files_are_valid_wandb_sweeps_of_bioner_train(path: Path) -> None:
 def test_sweep_runs_cover_the_whole_grid() -> None:
     grid = load_sweep(REPO / "sweeps" / "grid_attack_alignment_augmentation.yaml")
     runs = sweep_runs(grid)
-    assert len(runs) == 5 * 3 * 8 == len({tuple(r.values()) for r in runs})
+    assert len(runs) == 6 * 3 * 8 == len({tuple(r.values()) for r in runs})
     assert {r["alignment"] for r in runs} == set(grid["parameters"]["alignment"]["values"])
 
 
