@@ -75,7 +75,8 @@ class BucketBatchSampler(Sampler[list[int]]):
     turn over the epochs and a smaller one is cycled through; the drawn examples are sorted by
     length and dealt to the batches in the order of their longest labelled example, so each
     batch's rows have similar lengths. The labelled batches, hence their number, stay as they are
-    without them; a batch then holds up to ``1 + unlabeled_ratio`` times ``max_tokens``.
+    without them; ``max_tokens`` caps the labelled rows only, so a batch holds about
+    ``1 + unlabeled_ratio`` times as many tokens.
 
     Args:
         lengths: length of each example (padded length, if batches are padded further).
