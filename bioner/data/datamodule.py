@@ -173,6 +173,7 @@ class NERDataModule(L.LightningDataModule):
         self.chunk_batches = chunk_batches
         self.max_tokens = max_tokens
         self._warned_small_batches = False
+        self._logged_repeats = False
         self.eval_max_tokens = eval_max_tokens
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -453,13 +454,14 @@ class NERDataModule(L.LightningDataModule):
         if multiple == "auto":
             multiple = 8 if self._on_cuda() or self._in_bf16() else None
         self.collator.pad_to_multiple_of = multiple
-        items: Dataset = dataset
+        labelled: EncodedSplit | Repeated = self._repeated(dataset) if train else dataset
+        items: Dataset = labelled
         unlabeled: tuple[list[int] | None, float] = (None, 1.0)
         if train and self.unlabeled is not None:
             features, ratio = self.unlabeled
-            items = WithUnlabeled(dataset, features)
+            items = WithUnlabeled(labelled, features)
             unlabeled = ([len(f.input_ids) for f in features], ratio)
-        sampler = loader_sampler(self, dataset.lengths, multiple, train, *unlabeled)
+        sampler = loader_sampler(self, labelled.lengths, multiple, train, *unlabeled)
         if train and self.max_tokens is not None and not self._warned_small_batches:
             self._warned_small_batches = True  # augmentation rebuilds this loader every epoch
             # The same batches without the cap: a split smaller than a batch is not the cap's.
@@ -486,6 +488,35 @@ class NERDataModule(L.LightningDataModule):
             pin_memory=pin,
         )
 
+    def _repeated(self, split: EncodedSplit) -> EncodedSplit | Repeated:
+        """The training ``split`` with each corpus's sequences as often as the reader's
+        ``train_repeats`` says (several corpora, ``dataset.sampling_temperature``); else itself."""
+        train_repeats = getattr(self.reader, "train_repeats", None)
+        if train_repeats is None:
+            return split
+        corpora = [split.docs[d].meta.get(CORPUS) for d in split.doc_index]
+        sizes: dict[Any, int] = {}
+        for key in corpora:
+            sizes[key] = sizes.get(key, 0) + 1
+        repeats = train_repeats(sizes)
+        if all(r == 1 for r in repeats.values()):
+            return split
+        if not self._logged_repeats:
+            self._logged_repeats = True  # augmentation rebuilds this loader every epoch
+            total = sum(n * repeats[k] for k, n in sizes.items())
+            log.info(
+                "%s/train: dataset.sampling_temperature=%g: per epoch %s",
+                self.reader.name,
+                self.reader.sampling_temperature,
+                ", ".join(
+                    f"{k} {n} sequences x{repeats[k]} ({n * repeats[k] / total:.1%}, "
+                    f"{n / len(corpora):.1%} once each)"
+                    for k, n in sizes.items()
+                ),
+            )
+        order = [i for i, key in enumerate(corpora) for _ in range(repeats[key])]
+        return Repeated(split, order)
+
     def train_dataloader(self) -> DataLoader:
         if self.augmentation is None:
             return self._loader(self.encoded("train"), train=True)
@@ -502,11 +533,27 @@ class NERDataModule(L.LightningDataModule):
         return self._loader(self.encoded("test"), train=False)
 
 
+class Repeated(Dataset):
+    """The features of ``split`` in the order ``order``, where an index may repeat: items
+    ``(position, feature)`` (training reads the features only)."""
+
+    def __init__(self, split: EncodedSplit, order: Sequence[int]) -> None:
+        self.split = split
+        self.order = list(order)
+        self.lengths = [split.lengths[i] for i in self.order]
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int) -> tuple[int, Feature]:
+        return i, self.split.features[self.order[i]]
+
+
 class WithUnlabeled(Dataset):
     """A training split followed by unlabelled features: items ``(index, feature)``, index
     ``len(split) + j`` for unlabelled feature ``j`` (as :class:`BucketBatchSampler` draws them)."""
 
-    def __init__(self, split: EncodedSplit, unlabeled: Sequence[Feature]) -> None:
+    def __init__(self, split: EncodedSplit | Repeated, unlabeled: Sequence[Feature]) -> None:
         self.split = split
         self.unlabeled = unlabeled
 

@@ -4,6 +4,7 @@ carry it."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,12 @@ from bioner.data.datamodule import NERDataModule
 from bioner.data.document import ANNOTATED_TYPES, CORPUS, Document, Span, judged
 from bioner.data.errors import CorpusFormatError
 from bioner.data.readers import CorpusNotFoundError, IOBReader, MultiCorpusReader
+from bioner.data.readers.multi import corpus_repeats
 from bioner.data.tags import label_list
 from bioner.errors import ConfigError
 from bioner.evaluation import confusion_matrix, evaluate
 from bioner.inference.formats import read_jsonl, record_document, write_jsonl
+from bioner.inference.tagger import make_document
 from bioner.models.encoders import HubEncoder
 from bioner.models.module import TokenClassifier, multilabel_loss
 from bioner.models.partial import allowed_tags, partial_cross_entropy, token_loss
@@ -262,3 +265,75 @@ def test_without_partial_annotation_batches_carry_no_mark(tmp_path: Path, tiny_m
     batch = datamodule.collator([train[i] for i in range(len(train))])
     assert "unannotated" not in batch
     assert np.all([f.group == 0 for f in train.features])
+
+
+# ------------------------------------------------------------------ sampling across corpora
+
+
+def test_corpus_repeats_follow_the_temperature() -> None:
+    sizes = {"small": 456, "large": 5432, "mid": 1358}
+    assert corpus_repeats(sizes, 1.0) == {"small": 1, "large": 1, "mid": 1}
+    # Shares towards n ** (1 / T): square roots at T = 2, equal sizes at T = inf.
+    assert corpus_repeats(sizes, 2.0) == {"small": 3, "large": 1, "mid": 2}
+    assert corpus_repeats(sizes, math.inf) == {"small": 12, "large": 1, "mid": 4}
+    # Sizes within a factor of 1.5 of the largest are not repeated.
+    assert corpus_repeats({"a": 4560, "b": 5432}, math.inf) == {"a": 1, "b": 1}
+    assert corpus_repeats({"a": 0, "b": 3}, 2.0) == {"a": 1, "b": 1}
+
+
+@pytest.mark.parametrize("bad", [0.5, 0, "hot", True, None])
+def test_sampling_temperature_below_one_is_refused(tmp_path: Path, bad: object) -> None:
+    dis = iob(write_corpus(tmp_path / "dis", DIS), "dis", ["Disease"])
+    with pytest.raises(ConfigError, match=r"sampling_temperature must be a number of at least 1"):
+        MultiCorpusReader({"a": dis, "b": dis}, sampling_temperature=bad)
+
+
+def test_a_temperature_repeats_the_smaller_corpus_in_every_epoch(
+    tmp_path: Path, tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    chem = iob(write_corpus(tmp_path / "chem", CHEM), "chem", ["Chemical"])
+    many = {**DIS, "train": DIS["train"] * 4}  # 8 sentences against chem's 2
+    dis = iob(write_corpus(tmp_path / "dis", many), "dis", ["Disease"])
+    encoder = HubEncoder(str(tiny_model_dir), name="tiny")
+
+    def epoch(temperature: float, unlabeled: bool = False) -> list[list[str]]:
+        multi = MultiCorpusReader({"chem": chem, "dis": dis}, sampling_temperature=temperature)
+        datamodule = NERDataModule(multi, Alignment(), encoder.load_tokenizer(), batch_size=4)
+        train = datamodule.encoded("train")
+        if unlabeled:
+            datamodule.add_unlabeled([make_document("Some text.", "u")], 1.0, "text")
+        loader = datamodule.train_dataloader()
+        position = {id(f): i for i, f in enumerate(train.features)}  # equal sentences repeat
+        batches = []
+        for indices in loader.batch_sampler:
+            assert len(loader.dataset[indices[0]]) == 2  # items stay (index, feature)
+            items = [loader.dataset[i] for i in indices]
+            docs = [
+                train.docs[train.doc_index[position[id(f)]]].id if f.labels else "-"
+                for _, f in items
+            ]
+            batches.append(docs)
+        return batches
+
+    once = [d for b in epoch(1.0) for d in b]
+    assert sorted(once) == sorted(
+        f"{k}/train-{i}" for k, n in (("chem", 2), ("dis", 8)) for i in range(n)
+    )
+    with caplog.at_level("INFO", logger="bioner.data.datamodule"):
+        hot = epoch(math.inf)
+    seen = [d for b in hot for d in b]
+    # Each chem sentence 4 times, each dis sentence once: the epoch holds 16 sequences.
+    assert len(seen) == 16 and len(hot) == 4
+    assert {d: seen.count(d) for d in seen if d.startswith("chem")} == {
+        "chem/train-0": 4,
+        "chem/train-1": 4,
+    }
+    assert all(seen.count(d) == 1 for d in seen if d.startswith("dis"))
+    assert (
+        "dataset.sampling_temperature=inf: per epoch chem 2 sequences x4 (50.0%, 20.0% once"
+        in caplog.text
+    )
+    # Unlabelled rows of a semi-supervised attack still follow the repeated labelled ones.
+    mixed = epoch(math.inf, unlabeled=True)
+    assert sum(b.count("-") for b in mixed) == 16
+    assert sorted(d for b in mixed for d in b if d != "-") == sorted(seen)

@@ -20,11 +20,18 @@ NCBI-disease abstract is tagged ``O`` there because nobody looked for chemicals.
   ``O``. The datamodule marks these documents (:meth:`MultiCorpusReader.annotation_groups`) and
   every head's loss reads the mark (:mod:`bioner.models.partial`). ``false`` reads every ``O``
   as ``O`` (the naive union, for comparison).
+* **Sampling** (``sampling_temperature``): corpora of very different sizes (a small corpus of
+  one's own beside a large public one) are seen in proportion to their sizes at ``1``, the
+  default. A temperature ``T > 1`` repeats the smaller corpora's training sequences in every
+  epoch, so that corpus ``k``'s share approaches ``n_k ** (1 / T)`` (the temperature sampling of
+  multilingual training, Arivazhagan et al. 2019), relative to the largest, which is seen once:
+  see :func:`corpus_repeats`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -59,6 +66,9 @@ class MultiCorpusReader(CorpusReader):
         name: the dataset name in run names and messages.
         partial_annotation: train on each document's ``O`` as "none of its corpus's types" (the
             loss marginalises over the others' tags); ``False``: as ``O`` for every type.
+        sampling_temperature: ``1``: each corpus's training sequences once per epoch; ``T > 1``
+            (``inf`` included): smaller corpora repeated towards shares ``n ** (1 / T)`` of an
+            epoch (:func:`corpus_repeats`).
     """
 
     reads_validated = True
@@ -68,6 +78,7 @@ class MultiCorpusReader(CorpusReader):
         corpora: Mapping[str, CorpusReader],
         name: str = "multi",
         partial_annotation: bool = True,
+        sampling_temperature: float = 1.0,
     ) -> None:
         members = dict(corpora or {})
         if len(members) < 2:
@@ -89,8 +100,19 @@ class MultiCorpusReader(CorpusReader):
             raise ConfigError(
                 f"dataset.partial_annotation must be true or false, not {partial_annotation!r}"
             )
+        temperature = sampling_temperature
+        if isinstance(temperature, bool) or not (
+            isinstance(temperature, int | float) and temperature >= 1
+        ):
+            raise ConfigError(
+                f"dataset.sampling_temperature must be a number of at least 1, not "
+                f"{temperature!r}: 1 sees each corpus in proportion to its size, larger values "
+                "repeat the smaller corpora (2: the square roots of their sizes; inf makes "
+                "them equal)"
+            )
         self.members = members
         self.partial_annotation = partial_annotation
+        self.sampling_temperature = float(temperature)
         roots = [os.path.abspath(r.data_dir) for r in members.values()]
         super().__init__(name, Path(os.path.commonpath(roots)))
 
@@ -120,6 +142,11 @@ class MultiCorpusReader(CorpusReader):
         union = set(self.entity_types)
         groups = [t for t in self.member_types().values() if set(t) != union]
         return list(dict.fromkeys(groups))
+
+    def train_repeats(self, sizes: Mapping[str, int]) -> dict[str, int]:
+        """How often each member's training sequences appear in an epoch, from their numbers
+        (``sizes``) and :attr:`sampling_temperature` (:func:`corpus_repeats`)."""
+        return corpus_repeats(sizes, self.sampling_temperature)
 
     def train_subsets(self) -> dict[str, TrainSubset]:
         # A member's own keys ("dataset.train_subset") sit under its key here.
@@ -170,3 +197,23 @@ class MultiCorpusReader(CorpusReader):
         members = {key: r.preparation() for key, r in self.members.items()}
         members = {key: p for key, p in members.items() if p}
         return {"corpora": members} if members else {}
+
+
+def corpus_repeats(sizes: Mapping[str, int], temperature: float) -> dict[str, int]:
+    """Each corpus's number of copies per epoch under temperature ``temperature``.
+
+    Temperature sampling draws corpus ``k`` with probability proportional to ``n_k ** (1 / T)``
+    (``n_k``: its training sequences). Here no sequence is left out: the largest corpus is seen
+    once per epoch and corpus ``k`` ``round((n_max / n_k) ** (1 - 1 / T))`` times (at least
+    once), so the shares approach those probabilities. ``T = 1`` repeats nothing; ``T = inf``
+    makes every corpus about as large as the largest.
+
+    >>> corpus_repeats({"small": 456, "large": 5432}, 2.0)
+    {'small': 3, 'large': 1}
+    """
+    largest = max(sizes.values(), default=0)
+    exponent = 1 - 1 / temperature
+    return {
+        key: max(1, math.floor((largest / n) ** exponent + 0.5)) if n else 1
+        for key, n in sizes.items()
+    }
