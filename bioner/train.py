@@ -29,6 +29,7 @@ from bioner.runtime import (
     build_datamodule,
     build_scoring,
     build_trainer,
+    check_monitors,
     closing,
     export_metadata,
     fit,
@@ -57,6 +58,8 @@ def train(cfg: DictConfig, extra_callbacks: list[L.Callback] | None = None) -> d
     callbacks = build_callbacks(cfg, store_config=run.resolved, extra=extra_callbacks)
     scoring = build_scoring(cfg)
     reader, encoder = instantiate_node(cfg.dataset, "dataset"), instantiate_node(cfg.model, "model")
+    if cfg.train:
+        check_monitors(cfg.get("callbacks"), reader)
     datamodule = build_datamodule(
         cfg.data,
         reader=reader,

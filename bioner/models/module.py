@@ -28,6 +28,7 @@ from bioner.data.document import Document, Span, by_corpus
 from bioner.errors import ConfigError
 from bioner.evaluation import SpanEvaluation, evaluate
 from bioner.evaluation.label_sets import LabelSets
+from bioner.evaluation.metrics import count_columns
 from bioner.models.adversarial import Gradients, HeadLoss, TrainingAdversary
 from bioner.models.crf import CRF
 from bioner.models.dropout import FastCPUDropout
@@ -408,6 +409,25 @@ def multilabel_loss(
     return total / count
 
 
+# Each member corpus's own scores among a split's logged metrics (dataset=multi).
+CORPUS_METRICS = ("precision", "recall", "f1")
+
+
+def scoring_metric_names(
+    stage: str, entity_types: Sequence[str], corpora: Sequence[str] = ()
+) -> list[str]:
+    """The names :class:`TokenClassifier` logs when it scores ``stage`` (``val``, ``test``):
+    ``<stage>/loss``, every key of :meth:`SpanEvaluation.metrics` (the per-type ones of
+    ``entity_types``) and, with several corpora, ``<stage>/<corpus>/{precision,recall,f1}``.
+
+    A per-type name is logged once that type has a gold or predicted span in the split.
+    """
+    columns = count_columns(entity_types)
+    empty = SpanEvaluation([], list(entity_types), columns, np.zeros((0, len(columns))))
+    names = [f"{stage}/loss", *(f"{stage}/{k}" for k in empty.metrics())]
+    return names + [f"{stage}/{key}/{k}" for key in corpora for k in CORPUS_METRICS]
+
+
 class TokenClassifier(FineTuning):
     """A token classifier on a pretrained encoder, trained with AdamW and a linear schedule.
 
@@ -629,7 +649,7 @@ class TokenClassifier(FineTuning):
         members = []
         for key, (rows, types) in by_corpus(docs).items():
             own = evaluation.subset(rows, types).metrics()
-            metrics.update({f"{stage}/{key}/{k}": own[k] for k in ("precision", "recall", "f1")})
+            metrics.update({f"{stage}/{key}/{k}": own[k] for k in CORPUS_METRICS})
             members.append(f"{key} {own['f1']:.4f}")
         self.log_dict(metrics, sync_dist=True)
         when = f"epoch {self.current_epoch} " if self.trainer.state.fn == "fit" else ""

@@ -7,6 +7,7 @@ config group here, and the pieces hold the logic.
 
 from __future__ import annotations
 
+import difflib
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -140,6 +141,47 @@ def build_callbacks(
     if store_config is not None:
         callbacks.append(ConfigInCheckpoint(store_config))
     return [*callbacks, *(extra or [])]
+
+
+# Monitorable beside the devel metrics: the Throughput callback's, and Lightning's own.
+EPOCH_METRICS = ("train/sequences_per_s", "epoch", "step")
+
+
+def check_monitors(callbacks: DictConfig | None, reader: Any) -> None:
+    """Refuse, before training, a callback that monitors a devel metric that training never
+    logs (a typo, a corpus key of ``dataset=multi`` that is not one): Lightning would stop the
+    run with a traceback at the end of its first epoch.
+
+    Training metrics (``train/loss``) are logged per step, not per epoch, so only
+    ``train/sequences_per_s``, ``epoch`` and ``step`` can be monitored beside the devel metrics.
+
+    Raises:
+        ConfigError: naming the callback's key, the closest names and the devel metrics.
+    """
+    from bioner.models.module import scoring_metric_names
+
+    types = list(reader.entity_types)
+    corpora = list(getattr(reader, "members", None) or ())
+    names = scoring_metric_names("val", types, corpora)
+    for key, node in (callbacks or {}).items():
+        monitor = node.get("monitor") if isinstance(node, DictConfig) else None
+        if monitor is None or monitor in names or monitor in EPOCH_METRICS:
+            continue
+        close = [n for n in names if n.endswith(f"/{monitor}")][:3]
+        close = close or difflib.get_close_matches(str(monitor), names, n=3, cutoff=0.6)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        per_corpus = (
+            f", and each corpus's val/<corpus>/f1 (<corpus>: {', '.join(corpora)})"
+            if corpora
+            else ""
+        )
+        raise ConfigError(
+            f"callbacks.{key}.monitor={monitor}: training logs no metric of that name{hint}. "
+            "The devel metrics are val/f1, val/precision, val/recall, val/loss, the macro, "
+            "boundary, overlap and partial scores (val/f1_macro ...), each type's "
+            f"val/f1_<type> (<type>: {', '.join(types)}){per_corpus}. Training metrics "
+            "(train/loss) are logged per step, not per epoch, and cannot be monitored"
+        )
 
 
 def build_trainer(

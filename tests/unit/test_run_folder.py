@@ -10,6 +10,11 @@ import pytest
 from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 
 from bioner.config import compose_config
+from bioner.data.document import Document, Span
+from bioner.errors import ConfigError
+from bioner.evaluation import evaluate
+from bioner.models.module import scoring_metric_names
+from bioner.runtime.build import check_monitors
 from bioner.runtime.run import training_outcome, warn_early_stopping_with_max_steps
 
 
@@ -128,3 +133,40 @@ def test_a_readme_while_running_says_how_to_resume(tmp_path: Path) -> None:
     text = write_run_readme(tmp_path, cfg, {"run_name": "x"}).read_text()
     assert "Still running" in text and "ckpt_path=last" in text
     assert "- `checkpoints/`" in text and "- `model/`" not in text
+
+
+def test_a_monitor_that_training_never_logs_is_refused_before_training() -> None:
+    reader = SimpleNamespace(entity_types=["Chemical", "Disease"], members={"cdr": 1, "ncbi": 2})
+    names = scoring_metric_names("val", reader.entity_types, list(reader.members))
+    # The names are those the module logs: the span evaluation's, the loss, each corpus's.
+    doc = Document("d", "Aspirin and fever", [Span(0, 7, "Chemical"), Span(12, 17, "Disease")])
+    assert {f"val/{k}" for k in evaluate([doc], [doc.spans]).metrics()} < set(names)
+    assert {"val/loss", "val/ncbi/f1", "val/f1_Disease"} < set(names)
+
+    def check(*overrides: str) -> None:
+        cfg = compose_config("train", ["run_dir=/tmp/never-written", *overrides])
+        check_monitors(cfg.callbacks, reader)
+
+    check()  # val/f1, the default
+    check("callbacks.model_checkpoint.monitor=val/ncbi/f1", "callbacks.early_stopping=null")
+    check("callbacks.early_stopping.monitor=val/f1_Chemical")
+    check("callbacks.early_stopping.monitor=train/sequences_per_s")
+    with pytest.raises(
+        ConfigError,
+        match=r"^callbacks.model_checkpoint.monitor=val/cdr5/f1: .*"
+        r"did you mean val/cdr/f1 or .*val/<corpus>/f1 \(<corpus>: cdr, ncbi\)",
+    ):
+        check("callbacks.model_checkpoint.monitor=val/cdr5/f1")
+    with pytest.raises(ConfigError, match=r"early_stopping.monitor=f1: .*did you mean val/f1 or"):
+        check("callbacks.early_stopping.monitor=f1")
+    with pytest.raises(ConfigError, match=r"train/loss: .*logged per step, not per epoch"):
+        check("callbacks.early_stopping.monitor=train/loss")
+    # Without several corpora there is no per-corpus name to suggest.
+    single = SimpleNamespace(entity_types=["Gene"])
+    with pytest.raises(ConfigError, match=r"val/f1_<type> \(<type>: Gene\)\. Training"):
+        check_monitors(
+            compose_config(
+                "train", ["run_dir=/x", "callbacks.early_stopping.monitor=val/f2"]
+            ).callbacks,
+            single,
+        )
