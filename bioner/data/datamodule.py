@@ -509,8 +509,8 @@ class NERDataModule(L.LightningDataModule):
                 self.reader.name,
                 self.reader.sampling_temperature,
                 ", ".join(
-                    f"{k} {n} sequences x{repeats[k]} ({n * repeats[k] / total:.1%}, "
-                    f"{n / len(corpora):.1%} once each)"
+                    f"{k} {n} sequences x{repeats[k]}, {n * repeats[k] / total:.1%} of the epoch "
+                    f"({n / len(corpora):.1%} at temperature 1)"
                     for k, n in sizes.items()
                 ),
             )

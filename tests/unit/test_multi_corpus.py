@@ -330,8 +330,8 @@ def test_a_temperature_repeats_the_smaller_corpus_in_every_epoch(
     }
     assert all(seen.count(d) == 1 for d in seen if d.startswith("dis"))
     assert (
-        "dataset.sampling_temperature=inf: per epoch chem 2 sequences x4 (50.0%, 20.0% once"
-        in caplog.text
+        "sampling_temperature=inf: per epoch chem 2 sequences x4, 50.0% of the epoch "
+        "(20.0% at temperature 1)" in caplog.text
     )
     # Unlabelled rows of a semi-supervised attack still follow the repeated labelled ones.
     mixed = epoch(math.inf, unlabeled=True)
