@@ -16,6 +16,7 @@ The batching (:mod:`bioner.data.batching`) and the encoded split with its infere
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -495,9 +496,7 @@ class NERDataModule(L.LightningDataModule):
         if train_repeats is None:
             return split
         corpora = [split.docs[d].meta.get(CORPUS) for d in split.doc_index]
-        sizes: dict[Any, int] = {}
-        for key in corpora:
-            sizes[key] = sizes.get(key, 0) + 1
+        sizes = Counter(corpora)  # in order of first appearance, as the log lists them
         repeats = train_repeats(sizes)
         if all(r == 1 for r in repeats.values()):
             return split
