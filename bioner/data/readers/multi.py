@@ -44,15 +44,24 @@ from bioner.data.subsets import TrainSubset
 from bioner.errors import ConfigError, UserError
 
 
+def member_setting(key: str, setting: str) -> str:
+    """A member corpus's setting as it is named here: member ``key``'s
+    ``dataset.on_invalid`` is ``dataset.corpora.<key>.on_invalid``."""
+    return f"dataset.corpora.{key}.{setting.removeprefix('dataset.')}"
+
+
 @contextlib.contextmanager
 def member_settings(key: str) -> Iterator[None]:
-    """Re-raise a member corpus's user error with its settings' keys as they are here: a member
-    names ``dataset.on_invalid=repair``, which is ``dataset.corpora.<key>.on_invalid=repair``."""
+    """Re-raise a member corpus's user error with its settings named as they are here
+    (:func:`member_setting`): a member's message says ``dataset.on_invalid=repair``, which is
+    ``dataset.corpora.<key>.on_invalid=repair``."""
     try:
         yield
     except UserError as err:
         if err.args and isinstance(err.args[0], str):
-            message = re.sub(r"\bdataset\.(?!corpora\.)", f"dataset.corpora.{key}.", err.args[0])
+            message = re.sub(
+                r"\bdataset\.(?!corpora\.)", lambda m: member_setting(key, m.group()), err.args[0]
+            )
             err.args = (message, *err.args[1:])
         raise
 
@@ -149,9 +158,8 @@ class MultiCorpusReader(CorpusReader):
         return corpus_repeats(sizes, self.sampling_temperature)
 
     def train_subsets(self) -> dict[str, TrainSubset]:
-        # A member's own keys ("dataset.train_subset") sit under its key here.
         return {
-            f"dataset.corpora.{key}.{k.removeprefix('dataset.')}": rule
+            member_setting(key, k): rule
             for key, r in self.members.items()
             for k, rule in r.train_subsets().items()
         }
