@@ -77,7 +77,9 @@ def stats(cfg: DictConfig) -> dict[str, Any]:
     # dataset=multi: each member corpus's own counts too (its types only).
     members = getattr(reader, "members", None) or {}
     if members:
-        summary["members"] = {key: corpus_stats(member) for key, member in members.items()}
+        summary["members"] = {
+            key: corpus_stats(member, reader.member_splits(key)) for key, member in members.items()
+        }
     # What dataset.split, .relabel, .filter and .train_subset did (empty when none is set).
     summary.update(reader.preparation())
     return {**summary, "seconds": time.perf_counter() - started}
@@ -248,10 +250,12 @@ def _render(command: str, result: dict[str, Any]) -> str:
         rows = []
         for name, s in splits.items():
             rows.append(row(name, s))
-            # A member's row: "-" under the types it does not annotate (not 0: unknown).
+            # A member's row: "-" under the types it does not annotate (not 0: unknown). A
+            # member trained on only (dataset.train_only) has no devel or test row.
             rows += [
                 row(f"  {key}", member[name], "-")
                 for key, member in result.get("members", {}).items()
+                if name in member
             ]
         title = f"{result['dataset']}"
         if "split" in result:

@@ -270,9 +270,14 @@ class NERDataModule(L.LightningDataModule):
             raise ConfigError(f"unknown split {split!r}; choose one of train, devel, test")
         if self._fold_docs is None:
             pooled = self._corpus_split("train") + self._corpus_split("devel")
+            # Documents of corpora that are trained on only (dataset.train_only) train in every
+            # fold and are never dealt into a scored part.
+            unscored = self._train_only()
+            always = [d for d in pooled if d.meta.get(CORPUS) in unscored]
+            pooled = [d for d in pooled if d.meta.get(CORPUS) not in unscored]
             rest, held_out = split_fold(pooled, self.folds, self.fold)
             train, inner = split_inner_devel(rest)
-            self._fold_docs = {"train": train, "devel": inner, "test": held_out}
+            self._fold_docs = {"train": train + always, "devel": inner, "test": held_out}
             log.info(
                 "%s: cross-validation fold %d of %d folds: of the %d train+devel documents, "
                 "training on %d, picking the checkpoint on an inner devel split of %d, and "
@@ -298,8 +303,20 @@ class NERDataModule(L.LightningDataModule):
     def encoded(self, split: str) -> EncodedSplit:
         """The encoded ``split``, built on first use and kept."""
         if split not in self._encoded:
-            self._encoded[split] = self._encode(split, self.documents(split))
+            docs = self.documents(split)
+            unscored = self._train_only()
+            if split == "train" and unscored:
+                self._warn_evaluation_text(
+                    [d for d in docs if d.meta.get(CORPUS) in unscored],
+                    f"dataset.train_only ({', '.join(unscored)})",
+                )
+            self._encoded[split] = self._encode(split, docs)
         return self._encoded[split]
+
+    def _train_only(self) -> tuple[str, ...]:
+        """The keys of the reader's corpora that are trained on only (``dataset.train_only``
+        of :class:`~bioner.data.readers.MultiCorpusReader`)."""
+        return tuple(getattr(self.reader, "train_only", ()))
 
     def _encode(self, split: str, docs: list[Document]) -> EncodedSplit:
         """``docs`` encoded by the alignment, as the dataset of ``split``."""
@@ -424,9 +441,9 @@ class NERDataModule(L.LightningDataModule):
             if shared:
                 log.warning(
                     "%s: %d of its %d sentences of five words or more are %s sentences: "
-                    "training on them, even without labels, is transductive, and the %s scores "
-                    "are then not comparable with those of models that never saw that text. "
-                    "Leave the %s documents out of the unlabelled text",
+                    "training on them, even without gold labels, is transductive, and the %s "
+                    "scores are then not comparable with those of models that never saw that "
+                    "text. Leave the %s documents out of it",
                     source, shared, len(unlabeled), split, split, split,
                 )  # fmt: skip
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bioner.data.document import OVERLAP_KINDS, count_types, overlaps
 from bioner.data.readers.base import CorpusReader
 
 
-def corpus_stats(reader: CorpusReader) -> dict[str, dict[str, Any]]:
-    """Counts per split: ``documents``, ``sentences``, ``tokens`` (words), ``mentions``,
-    ``per_type`` (mentions per entity type, every type of ``reader.entity_types`` listed, in that
-    order, even at zero) and ``overlaps``: mentions ``nested`` in a longer one, ``crossing``
-    another, or on the ``same_extent`` as another (:func:`bioner.data.document.overlaps`)."""
+def corpus_stats(
+    reader: CorpusReader, splits: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Counts per split (of ``splits``, all by default): ``documents``, ``sentences``, ``tokens``
+    (words), ``mentions``, ``per_type`` (mentions per entity type, every type of
+    ``reader.entity_types`` listed, in that order, even at zero) and ``overlaps``: mentions
+    ``nested`` in a longer one, ``crossing`` another, or on the ``same_extent`` as another
+    (:func:`bioner.data.document.overlaps`)."""
     types = reader.entity_types
     stats: dict[str, dict[str, Any]] = {}
-    for split in reader.splits:
+    for split in reader.splits if splits is None else splits:
         docs = reader.load(split)
         counts = count_types(docs)
         per_type = {t: counts.get(t, 0) for t in types}

@@ -161,7 +161,7 @@ def check_monitors(callbacks: DictConfig | None, reader: Any) -> None:
     from bioner.models.module import scoring_metric_names
 
     types = list(reader.entity_types)
-    corpora = list(getattr(reader, "members", None) or ())
+    corpora = list(getattr(reader, "scored_members", list)())
     names = scoring_metric_names("val", types, corpora)
     for key, node in (callbacks or {}).items():
         monitor = node.get("monitor") if isinstance(node, DictConfig) else None
@@ -170,6 +170,9 @@ def check_monitors(callbacks: DictConfig | None, reader: Any) -> None:
         close = [n for n in names if n.endswith(f"/{monitor}")][:3]
         close = close or difflib.get_close_matches(str(monitor), names, n=3, cutoff=0.6)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        unscored = [k for k in getattr(reader, "train_only", ()) if f"/{k}/" in str(monitor)]
+        if unscored:
+            hint = f" ({unscored[0]} is in dataset.train_only: it is trained on, never scored)"
         per_corpus = (
             f", and each corpus's val/<corpus>/f1 (<corpus>: {', '.join(corpora)})"
             if corpora

@@ -198,3 +198,26 @@ def test_stats_of_several_corpora_counts_each_member_on_its_own_types(
     lines = capsys.readouterr().out.splitlines()
     member_b = next(line for line in lines if line.startswith("  b "))
     assert " - " in member_b  # the types b does not annotate: unknown, not 0
+
+
+def test_stats_of_a_corpus_trained_on_only_need_and_show_its_training_file_alone(
+    fixtures_dir, tmp_path, capsys
+):
+    silver = tmp_path / "silver"
+    silver.mkdir()
+    (silver / "train.tsv").write_text("acute\tB-Disease\npain\tI-Disease\n\n")
+    overrides = [
+        "dataset=multi",
+        "+dataset@dataset.corpora.a=iob",
+        f"dataset.corpora.a.data_dir={fixtures_dir / 'iob'}",
+        "+dataset@dataset.corpora.silver=iob",
+        f"dataset.corpora.silver.data_dir={silver}",
+        "dataset.train_only=[silver]",
+    ]
+    assert main(["stats", *overrides, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result["members"]["silver"]) == ["train"]
+    assert main(["stats", *overrides]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("  silver ") for line in lines) == 1  # its training row only
+    assert sum(line.startswith("  a ") for line in lines) == 3

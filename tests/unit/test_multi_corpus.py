@@ -18,6 +18,7 @@ from bioner.data.document import ANNOTATED_TYPES, CORPUS, Document, Span, judged
 from bioner.data.errors import CorpusFormatError
 from bioner.data.readers import CorpusNotFoundError, IOBReader, MultiCorpusReader
 from bioner.data.readers.multi import corpus_repeats
+from bioner.data.stats import corpus_stats
 from bioner.data.tags import label_list
 from bioner.errors import ConfigError
 from bioner.evaluation import confusion_matrix, evaluate
@@ -337,3 +338,67 @@ def test_a_temperature_repeats_the_smaller_corpus_in_every_epoch(
     mixed = epoch(math.inf, unlabeled=True)
     assert sum(b.count("-") for b in mixed) == 16
     assert sorted(d for b in mixed for d in b if d != "-") == sorted(seen)
+
+
+# ------------------------------------------------------------------ corpora trained on only
+
+
+def test_a_train_only_member_is_trained_on_and_never_scored(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    chem = {**CHEM, "train": CHEM["train"] * 3}  # enough documents for two folds
+    chem = iob(write_corpus(tmp_path / "chem", chem), "chem", ["Chemical"])
+    # Another model's predictions: a training file and nothing else.
+    silver_text = "Heparin\tB-Chemical\nhelps\tO\n\nfever\tB-Disease\nagain\tO\n\n"
+    silver = iob(write_corpus(tmp_path / "silver", {"train": silver_text}), "silver", None)
+    multi = MultiCorpusReader({"chem": chem, "silver": silver}, train_only=["silver"])
+    assert multi.scored_members() == ["chem"]
+    assert multi.member_splits("silver") == ["train"] and multi.member_splits("chem") is None
+    assert multi.member_splits("silver", ["devel", "test"]) == []
+    multi.ensure_available()  # silver's devel.tsv and test.tsv are not needed
+    assert tmp_path / "silver" / "devel.tsv" not in multi.required_files()
+    assert multi.split_files("test") == [tmp_path / "chem" / "test.tsv"]
+    assert multi.entity_types == ["Chemical", "Disease"]
+    assert [d.id for d in multi.load("train")][-2:] == ["silver/train-0", "silver/train-1"]
+    for split in ("devel", "test"):
+        assert {d.meta[CORPUS] for d in multi.load(split)} == {"chem"}
+    assert list(corpus_stats(silver, multi.member_splits("silver"))) == ["train"]
+
+    # Cross-validation deals the scored corpora's documents into folds; the others train in all.
+    encoder = HubEncoder(str(tiny_model_dir), name="tiny")
+    for fold in (0, 1):
+        datamodule = NERDataModule(
+            multi, Alignment(), encoder.load_tokenizer(), batch_size=4, folds=2, fold=fold
+        )
+        train = [d.meta[CORPUS] for d in datamodule.documents("train")]
+        assert train.count("silver") == 2
+        for split in ("devel", "test"):
+            assert {d.meta[CORPUS] for d in datamodule.documents(split)} == {"chem"}
+
+
+def test_train_only_refusals_name_the_fix(tmp_path: Path) -> None:
+    chem = iob(write_corpus(tmp_path / "chem", CHEM), "chem", ["Chemical"])
+    dis = iob(write_corpus(tmp_path / "dis", DIS), "dis", ["Disease"])
+    with pytest.raises(ConfigError, match=r"\['ncbi'\]: ncbi is not a member.*chem, dis"):
+        MultiCorpusReader({"chem": chem, "dis": dis}, train_only=["ncbi"])
+    with pytest.raises(ConfigError, match="names every member corpus, so nothing would be scored"):
+        MultiCorpusReader({"chem": chem, "dis": dis}, train_only=["chem", "dis"])
+    dealt = iob(tmp_path / "dis", "dis", ["Disease"], split={"ratios": [0.8, 0.1, 0.1]})
+    with pytest.raises(ConfigError, match=r"dataset.corpora.dis.split deals .* would be lost"):
+        MultiCorpusReader({"chem": chem, "dis": dealt}, train_only="dis")
+
+
+def test_train_only_text_that_is_also_scored_is_warned_about(
+    tmp_path: Path, tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    long = "Heparin\tB-Chemical\nworks\tO\nwell\tO\nin\tO\nmost\tO\npatients\tO\n\n"
+    chem = iob(write_corpus(tmp_path / "chem", {**CHEM, "test": long}), "chem", ["Chemical"])
+    silver = iob(write_corpus(tmp_path / "silver", {"train": long}), "silver", None)
+    multi = MultiCorpusReader({"chem": chem, "silver": silver}, train_only=["silver"])
+    encoder = HubEncoder(str(tiny_model_dir), name="tiny")
+    datamodule = NERDataModule(multi, Alignment(), encoder.load_tokenizer(), batch_size=4)
+    with caplog.at_level("WARNING", logger="bioner.data.datamodule"):
+        datamodule.encoded("train")
+    assert "dataset.train_only (silver): 1 of its 1 sentences of five words or more are test" in (
+        caplog.text
+    )

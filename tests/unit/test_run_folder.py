@@ -136,8 +136,10 @@ def test_a_readme_while_running_says_how_to_resume(tmp_path: Path) -> None:
 
 
 def test_a_monitor_that_training_never_logs_is_refused_before_training() -> None:
-    reader = SimpleNamespace(entity_types=["Chemical", "Disease"], members={"cdr": 1, "ncbi": 2})
-    names = scoring_metric_names("val", reader.entity_types, list(reader.members))
+    reader = SimpleNamespace(
+        entity_types=["Chemical", "Disease"], scored_members=lambda: ["cdr", "ncbi"]
+    )
+    names = scoring_metric_names("val", reader.entity_types, reader.scored_members())
     # The names are those the module logs: the span evaluation's, the loss, each corpus's.
     doc = Document("d", "Aspirin and fever", [Span(0, 7, "Chemical"), Span(12, 17, "Disease")])
     assert {f"val/{k}" for k in evaluate([doc], [doc.spans]).metrics()} < set(names)
@@ -161,6 +163,14 @@ def test_a_monitor_that_training_never_logs_is_refused_before_training() -> None
         check("callbacks.early_stopping.monitor=f1")
     with pytest.raises(ConfigError, match=r"train/loss: .*logged per step, not per epoch"):
         check("callbacks.early_stopping.monitor=train/loss")
+    # A corpus that is trained on only (dataset.train_only) has no devel scores to monitor.
+    reader.scored_members, reader.train_only = lambda: ["cdr"], ("ncbi",)
+    with pytest.raises(
+        ConfigError,
+        match=r"val/ncbi/f1: .*\(ncbi is in dataset.train_only: it is trained on, never scored\)"
+        r".*\(<corpus>: cdr\)\. Training",
+    ):
+        check("callbacks.model_checkpoint.monitor=val/ncbi/f1")
     # Without several corpora there is no per-corpus name to suggest.
     single = SimpleNamespace(entity_types=["Gene"])
     with pytest.raises(ConfigError, match=r"val/f1_<type> \(<type>: Gene\)\. Training"):

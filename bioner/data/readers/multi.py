@@ -26,6 +26,11 @@ NCBI-disease abstract is tagged ``O`` there because nobody looked for chemicals.
   epoch, so that corpus ``k``'s share approaches ``n_k ** (1 / T)`` (the temperature sampling of
   multilingual training, Arivazhagan et al. 2019), relative to the largest, which is seen once:
   see :func:`corpus_repeats`.
+* **Training only** (``train_only``): members whose training documents are trained on and whose
+  devel and test splits are neither read nor scored. For corpora that are not a gold standard:
+  another model's predictions on unannotated text (self-training: ``bioner-predict
+  format=pubtator|conll`` writes them), a silver-standard corpus, distant supervision. Devel and
+  test are the other members'.
 """
 
 from __future__ import annotations
@@ -78,6 +83,8 @@ class MultiCorpusReader(CorpusReader):
         sampling_temperature: ``1``: each corpus's training sequences once per epoch; ``T > 1``
             (``inf`` included): smaller corpora repeated towards shares ``n ** (1 / T)`` of an
             epoch (:func:`corpus_repeats`).
+        train_only: keys of members that are trained on only: their devel and test splits are
+            not read (their files need not exist) and nothing of theirs is scored.
     """
 
     reads_validated = True
@@ -88,6 +95,7 @@ class MultiCorpusReader(CorpusReader):
         name: str = "multi",
         partial_annotation: bool = True,
         sampling_temperature: float = 1.0,
+        train_only: Sequence[str] | None = None,
     ) -> None:
         members = dict(corpora or {})
         if len(members) < 2:
@@ -119,11 +127,51 @@ class MultiCorpusReader(CorpusReader):
                 "repeat the smaller corpora (2: the square roots of their sizes; inf makes "
                 "them equal)"
             )
+        self.train_only = self._check_train_only(members, train_only)
         self.members = members
         self.partial_annotation = partial_annotation
         self.sampling_temperature = float(temperature)
         roots = [os.path.abspath(r.data_dir) for r in members.values()]
         super().__init__(name, Path(os.path.commonpath(roots)))
+
+    @staticmethod
+    def _check_train_only(
+        members: Mapping[str, CorpusReader], train_only: Sequence[str] | None
+    ) -> tuple[str, ...]:
+        if isinstance(train_only, str):
+            train_only = [train_only]
+        keys = tuple(dict.fromkeys(str(k) for k in train_only or ()))
+        unknown = [k for k in keys if k not in members]
+        if unknown:
+            raise ConfigError(
+                f"dataset.train_only={list(keys)}: {', '.join(unknown)} is not a member corpus "
+                f"(the members: {', '.join(members)}); list keys of dataset.corpora"
+            )
+        if len(keys) == len(members):
+            raise ConfigError(
+                f"dataset.train_only={list(keys)} names every member corpus, so nothing would be "
+                "scored; leave out at least one, whose devel and test splits choose the "
+                "checkpoint and give the scores"
+            )
+        for key in keys:
+            if members[key].ratio_split is not None:
+                raise ConfigError(
+                    f"{member_setting(key, 'dataset.split')} deals its documents into train, "
+                    f"devel and test, but dataset.train_only lists {key}, whose devel and test "
+                    f"are not read: its dealt devel and test documents would be lost. Set "
+                    f"{member_setting(key, 'dataset.split')}=none to train on its training file"
+                )
+        return keys
+
+    def scored_members(self) -> list[str]:
+        """The keys of the members whose devel and test splits are read and scored."""
+        return [key for key in self.members if key not in self.train_only]
+
+    def member_splits(self, key: str, splits: Sequence[str] | None = None) -> list[str] | None:
+        """Of ``splits``, those that member ``key`` reads (``None`` for all of them: all)."""
+        if key not in self.train_only:
+            return None if splits is None else list(splits)
+        return [s for s in splits or self.splits if s == "train"]
 
     def __repr__(self) -> str:
         return f"MultiCorpusReader(name={self.name!r}, corpora={list(self.members)})"
@@ -177,6 +225,8 @@ class MultiCorpusReader(CorpusReader):
         # Each member applies its own split, filter and subset; they validated their documents.
         docs = []
         for key, types in self.member_types().items():
+            if not self.member_splits(key, [split]):
+                continue
             with member_settings(key):
                 docs += [self._tag(doc, key, types) for doc in self.members[key].load(split)]
         return docs
@@ -190,14 +240,26 @@ class MultiCorpusReader(CorpusReader):
 
     def ensure_available(self, download: bool = False, splits: Sequence[str] | None = None) -> None:
         for key, reader in self.members.items():
+            wanted = self.member_splits(key, splits)
+            if wanted == []:
+                continue
             with member_settings(key):
-                reader.ensure_available(download=download, splits=splits)
+                reader.ensure_available(download=download, splits=wanted)
 
     def required_files(self) -> list[Path]:
-        return [p for r in self.members.values() for p in r.required_files()]
+        return [
+            p
+            for key, r in self.members.items()
+            for p in (r.split_files("train") if key in self.train_only else r.required_files())
+        ]
 
     def split_files(self, split: str) -> list[Path]:
-        return [p for r in self.members.values() for p in r.split_files(split)]
+        return [
+            p
+            for key, r in self.members.items()
+            if self.member_splits(key, [split])
+            for p in r.split_files(split)
+        ]
 
     def preparation(self) -> dict[str, Any]:
         """Each member's :meth:`~CorpusReader.preparation`, under ``corpora`` (empty when none
