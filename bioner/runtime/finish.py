@@ -117,19 +117,22 @@ def report_split(
     if confidence is not None:
         section["confidence"] = confidence.to_dict()
         confidence.plot(run_dir / f"confidence_{split}.png", title=split)
-    corpora = corpus_sections(result, ci_samples, seed)
+    corpora = corpus_sections(result, ci_samples, seed, scored)
     if corpora:
         section["corpora"] = corpora
     return section
 
 
 def corpus_sections(
-    result: StageResult, ci_samples: int = 1000, seed: int = 0
+    result: StageResult, ci_samples: int = 1000, seed: int = 0, raw: StageResult | None = None
 ) -> dict[str, dict[str, Any]]:
     """Each member corpus's own scores, where the documents come from several (``dataset=multi``):
-    ``{key: {documents, types, metrics, per_type, ci95, unscored_predictions}}``, over the types
-    that corpus annotates; ``unscored_predictions`` counts per type the predictions its gold
-    cannot judge. Empty for documents of one corpus."""
+    ``{key: {documents, types, metrics, per_type, ci95, unscored_predictions, confidence}}``,
+    over the types that corpus annotates; ``unscored_predictions`` counts per type the
+    predictions its gold cannot judge, and ``confidence`` describes the span scores of ``raw``
+    (the model's own predictions; ``None``: ``result``'s) in its documents, where they have
+    scores. Empty for documents of one corpus."""
+    scored = raw if raw is not None else result
     out: dict[str, dict[str, Any]] = {}
     for key, (rows, types) in by_corpus(result.docs).items():
         evaluation = result.evaluation.subset(rows, types)
@@ -145,6 +148,11 @@ def corpus_sections(
             "ci95": {k: list(v) for k, v in ci.items()},
             "unscored_predictions": {t: unscored[t] for t in sorted(unscored)},
         }
+    for key, (rows, _) in by_corpus(scored.docs).items():
+        docs = [scored.docs[i] for i in rows]
+        confidence = SpanConfidence.of(docs, [scored.predictions[i] for i in rows])
+        if confidence is not None and key in out:
+            out[key]["confidence"] = confidence.to_dict()
     return out
 
 

@@ -281,6 +281,10 @@ def test_multi_corpus_run_scores_each_corpus_as_eval_does(
             s.label == "Chemical" for r in records if r["corpus"] == "ncbi" for s in r["spans"]
         )
         assert corpora["ncbi"]["unscored_predictions"].get("Chemical", 0) == chemicals_in_ncbi
+        # Each corpus's span scores too: its judged spans and its gold, adding up to the split's.
+        for key in ("spans", "gold"):
+            total = sum(c["confidence"][key] for c in corpora.values())
+            assert total == section["confidence"][key]
         assert all(r["id"].startswith(("chem/", "ncbi/")) for r in records)
     # bioner-eval rebuilds both member readers from the checkpoint and scores alike,
     base = [f"ckpt_path={run_dir}", "bootstrap_samples=20", "trainer.enable_progress_bar=false"]
