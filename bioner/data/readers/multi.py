@@ -171,7 +171,7 @@ class MultiCorpusReader(CorpusReader):
         """Of ``splits``, those that member ``key`` reads (``None`` for all of them: all)."""
         if key not in self.train_only:
             return None if splits is None else list(splits)
-        return [s for s in splits or self.splits if s == "train"]
+        return [s for s in (self.splits if splits is None else splits) if s == "train"]
 
     def __repr__(self) -> str:
         return f"MultiCorpusReader(name={self.name!r}, corpora={list(self.members)})"
