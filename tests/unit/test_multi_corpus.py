@@ -363,6 +363,10 @@ def test_a_train_only_member_is_trained_on_and_never_scored(
     for split in ("devel", "test"):
         assert {d.meta[CORPUS] for d in multi.load(split)} == {"chem"}
     assert list(corpus_stats(silver, multi.member_splits("silver"))) == ["train"]
+    # Scoring reads no training file: a kept run scores where the silver folder is gone.
+    gone = iob(tmp_path / "gone", "silver", ["Chemical", "Disease"])
+    kept = MultiCorpusReader({"chem": chem, "silver": gone}, train_only=["silver"])
+    assert [d.id for d in kept.load("test")] == ["chem/test-0"]
 
     # Cross-validation deals the scored corpora's documents into folds; the others train in all.
     encoder = HubEncoder(str(tiny_model_dir), name="tiny")

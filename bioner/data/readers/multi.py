@@ -221,6 +221,11 @@ class MultiCorpusReader(CorpusReader):
         new_id = id or f"{key}/{doc.id}"
         return Document(new_id, doc.text, doc.spans, doc.sentences, doc.words, meta)
 
+    def _allowed(self, split: str) -> set[str] | None:
+        # Each member checks its own labels as it reads; the union's would read every member's
+        # training file to score a test split.
+        return None
+
     def _read(self, split: str, allowed: set[str] | None) -> list[Document]:
         # Each member applies its own split, filter and subset; they validated their documents.
         docs = []
