@@ -191,16 +191,33 @@ def check_formats(input_format: str, output_format: str) -> None:
 def build_tagger(cfg: DictConfig) -> Tagger:
     """The :class:`Tagger` of a ``bioner-predict`` config (``tagger``, ``postprocess``), as every
     runner builds it (the local process, each Ray actor)."""
+    from omegaconf import OmegaConf
+
     from bioner.config import instantiate_node
-    from bioner.postprocess import build_postprocessors
+    from bioner.postprocess import ScoreThreshold, build_postprocessors
 
     steps = build_postprocessors(cfg.get("postprocess"))
-    if any(getattr(step, "on_devel", False) for step in steps):
-        raise ConfigError(
-            "postprocess.threshold.min_score=devel is chosen on a scored devel split "
-            "(bioner-train, bioner-eval); give bioner-predict the number: the run's "
-            "metrics.json holds it as devel.confidence.best.min_score"
-        )
+    folders = cfg.tagger.get("folder")
+    if OmegaConf.is_list(folders):
+        folders = list(folders)
+    for step in steps:
+        if not isinstance(step, ScoreThreshold):
+            continue
+        if isinstance(folders, list) and len(folders) > 1 and step.on_devel:
+            raise ConfigError(
+                "postprocess.threshold.min_score=devel with several models: the vote's scores "
+                "are not any one run's; choose on devel with bioner-eval "
+                "ckpt_path=[<run>,...] postprocess=threshold and give bioner-predict the number "
+                "it logs"
+            )
+        folder = folders[0] if isinstance(folders, list) else folders
+        if not step.use_run_choice(folder):
+            raise ConfigError(
+                f"postprocess.threshold.min_score=devel takes the value that the model's run "
+                f"chose on devel, but {folder} has no metrics.json with "
+                "devel.confidence.best.min_score (an exported folder on its own?); give the "
+                "number, or score a run with bioner-eval ckpt_path=<run> to get it"
+            )
     return instantiate_node(cfg.tagger, "tagger", postprocess=steps, _convert_="all")
 
 

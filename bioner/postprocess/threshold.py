@@ -7,14 +7,19 @@ than every span. ``min_score`` is chosen on devel, never on test:
   the best F1 on the run's raw devel predictions
   (:meth:`~bioner.evaluation.confidence.SpanConfidence.best`), then applied to devel and test.
   The devel score after it is optimistic (chosen there); the test score is not.
-* a number: for ``bioner-predict``, or to apply a value chosen before. A run's ``metrics.json``
-  holds, per split, the value of best F1 (``devel.confidence.best.min_score``) and the curve.
+* a number: to apply a value chosen before. A run's ``metrics.json`` holds, per split, the value
+  of best F1 (``devel.confidence.best.min_score``) and the curve.
+* ``min_score=devel`` in ``bioner-predict``, which scores no devel split: the value that the
+  model's run chose on its devel split, read from its ``metrics.json``
+  (:meth:`ScoreThreshold.use_run_choice`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from bioner.data.document import Document, Span
 from bioner.errors import ConfigError
@@ -75,6 +80,38 @@ class ScoreThreshold:
             best["f1"],
             confidence.at(0.0)["f1"],
         )
+
+    def use_run_choice(self, folder: str | Path) -> bool:
+        """Where ``min_score`` is ``devel``, take the value that the run of ``folder`` (a run
+        folder, or the ``model/`` folder inside one) chose on its devel split:
+        ``devel.confidence.best.min_score`` of its ``metrics.json``, the value ``bioner-eval``
+        would choose on the same raw devel predictions. ``False`` where that file or value is
+        missing (an exported folder on its own, a run that never scored devel).
+        """
+        if not self.on_devel or self.min_score is not None:
+            return True
+        folder = Path(folder)
+        candidates = [folder / "metrics.json"]
+        if folder.name == "model":
+            candidates.append(folder.parent / "metrics.json")
+        for path in candidates:
+            if not path.is_file():
+                continue
+            try:  # data, read as JSON
+                best = json.loads(path.read_text(encoding="utf-8"))["devel"]["confidence"]["best"]
+                value = float(best["min_score"])
+            except (ValueError, KeyError, TypeError):
+                return False
+            self.min_score = value
+            log.info(
+                "postprocess.threshold: min_score=%.2f, chosen on devel by the run (%s: F1 %.4f "
+                "there)",
+                value,
+                path,
+                float(best.get("f1", float("nan"))),
+            )
+            return True
+        return False
 
     def __call__(self, text: str, spans: Sequence[Span]) -> list[Span]:
         if self.min_score is None:

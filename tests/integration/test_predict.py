@@ -331,3 +331,47 @@ def test_runner_ray_tags_like_local_and_skips_files_done(
     for r, e in zip(got, expected):
         for a, b in zip(r["spans"], e["spans"]):
             assert a["score"] == pytest.approx(b["score"], abs=1e-4)
+
+
+def test_min_score_devel_takes_the_value_the_model_s_run_chose(
+    exported: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from bioner.errors import ConfigError
+    from bioner.inference.run import build_tagger
+
+    run = tmp_path / "run"
+    shutil.copytree(exported, run / "model")
+
+    def tagger(folder: object) -> Tagger:
+        return build_tagger(
+            compose_config("predict", [f"tagger.folder={folder}", "postprocess=threshold"])
+        )
+
+    # An exported folder on its own holds no devel choice.
+    with pytest.raises(ConfigError, match=r"has no metrics.json with devel.confidence.best"):
+        tagger(run / "model")
+    best = {"min_score": 0.9, "f1": 0.76}
+    (run / "metrics.json").write_text(json.dumps({"devel": {"confidence": {"best": best}}}))
+    given = build_tagger(
+        compose_config(
+            "predict",
+            [
+                f"tagger.folder={run}",
+                "postprocess=threshold",
+                "postprocess.threshold.min_score=0.9",
+            ],
+        )
+    )
+    for folder in (run, run / "model"):  # the run folder, or the model/ folder inside it
+        chosen = tagger(folder)
+        (step,) = chosen.postprocess
+        assert step.min_score == 0.9
+        spans = chosen.predict(TEXTS)
+        assert spans == given.predict(TEXTS)
+        assert all(s.score >= 0.9 for doc in spans for s in doc)
+    assert sum(map(len, spans)) < sum(map(len, Tagger.load(run).predict(TEXTS)))
+    # The vote of several models scores spans as no single run did.
+    with pytest.raises(ConfigError, match="several models: the vote's scores"):
+        tagger(f"[{run},{run}]")

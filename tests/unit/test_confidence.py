@@ -171,12 +171,16 @@ def test_prediction_files_keep_the_scores(tmp_path: Path) -> None:
         read_jsonl(path)
 
 
-def test_bioner_predict_needs_the_number_not_devel(tmp_path: Path) -> None:
+def test_bioner_predict_needs_the_number_where_the_run_chose_none(tmp_path: Path) -> None:
     from bioner.config import compose_config
     from bioner.inference.run import build_tagger
 
     cfg = compose_config("predict", [f"tagger.folder={tmp_path}", "postprocess=threshold"])
-    with pytest.raises(ConfigError, match="give bioner-predict the number"):
+    with pytest.raises(ConfigError, match=r"has no metrics.json .*; give the number"):
+        build_tagger(cfg)
+    # A metrics.json without a devel choice (a run that never scored devel) is no better.
+    (tmp_path / "metrics.json").write_text(json.dumps({"test": {}}))
+    with pytest.raises(ConfigError, match=r"has no metrics.json with devel.confidence.best"):
         build_tagger(cfg)
 
 
