@@ -40,8 +40,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--group-by",
         help="comma-separated families (dataset, model, attack, alignment, augmentation, "
-        "precision, folds) or config keys (module.lr); default: every config key that differs "
-        "between runs except seed and cv.fold",
+        "precision, folds) or config keys (module.lr, or tags for runs labelled with "
+        "tags=[...]); default: every config key that differs between runs except seed, "
+        "cv.fold and those that only name or place a run (tags, run_name, paths ...)",
     )
     parser.add_argument("--split", default="test", choices=["test", "devel"])
     parser.add_argument(

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,12 +262,13 @@ def _step_parameter(key: str) -> bool:
     return any(key.startswith(group + ".") for group in STEP_GROUPS)
 
 
-def differing_keys(runs: Sequence[Run]) -> list[str]:
-    """Config keys whose values differ between ``runs``, except those that are no setting."""
+def differing_keys(runs: Sequence[Run], named: Sequence[str] = ()) -> list[str]:
+    """Config keys whose values differ between ``runs``, except those that are no setting
+    (:data:`NOT_A_SETTING`) unless ``named`` (``--group-by tags``: runs labelled by hand)."""
     keys = sorted({k for run in runs for k in run.flat})
     out = []
     for key in keys:
-        if any(_under(key, p) for p in NOT_A_SETTING):
+        if any(_under(key, p) for p in NOT_A_SETTING) and not any(_under(key, p) for p in named):
             continue
         # A step's parameter is missing from runs without the step; the step-group key tells
         # those runs apart, so the parameter differs only between runs that have the step.
@@ -299,8 +301,8 @@ def grouping_keys(
         ReportError: an unknown ``group_by`` name, ``seed``/``cv.fold`` named, or runs of
             different datasets that would be pooled without ``pool_datasets``.
     """
-    differing = differing_keys(runs)
     if group_by is None:
+        differing = differing_keys(runs)
         chosen = differing
     else:
         every = {k for run in runs for k in run.flat}
@@ -318,6 +320,7 @@ def grouping_keys(
                     f"{', '.join(ALIASES)} or a dotted config key (e.g. module.lr)"
                 )
             prefixes.append(prefix)
+        differing = differing_keys(runs, prefixes)
         chosen = [k for k in differing if any(_under(k, p) for p in prefixes)]
     pooled = [k for k in differing if k not in chosen]
     datasets = [k for k in pooled if _under(k, "dataset")]
@@ -468,7 +471,8 @@ def parse_selector(text: str) -> dict[str, Any]:
     Values are read as YAML scalars (``attack.epsilon=0.3`` matches the number 0.3).
     """
     out = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
+    # Commas inside brackets belong to a list value (tags=[study,thr]).
+    for part in filter(None, (p.strip() for p in re.split(r",(?![^\[]*\])", text))):
         if "=" not in part:
             raise ReportError(f"--baseline {text!r}: write key=value pairs, e.g. attack=none")
         key, value = (s.strip() for s in part.split("=", 1))

@@ -31,6 +31,7 @@ from bioner.reporting import (
     to_markdown,
     write_outputs,
 )
+from bioner.reporting.aggregate import parse_selector
 from bioner.reporting.render import confidence_table, main_table, per_type_table, results_rows
 
 CHEMICALS = ["aspirin", "lithium", "cocaine", "haloperidol", "dopamine"]
@@ -350,6 +351,33 @@ def test_datasets_are_pooled_only_when_asked(tmp_path: Path, data_root: Path) ->
     with pytest.raises(ReportError, match="same seed 1"):
         # Pooled, the two runs are one setting with seed 1 twice.
         build_report([tmp_path / "r"], group_by=["model"], pool_datasets=True)
+
+
+def test_runs_labelled_by_tags_are_settings_when_grouped_by_tags(
+    tmp_path: Path, data_root: Path
+) -> None:
+    # Two arms that differ only in data no key names (another model's predictions, per seed):
+    # the runs are labelled by hand with tags=[...], which is no setting unless grouped by.
+    docs = load(data_root)
+    for arm, miss in (("all", 0.4), ("thr", 0.1)):
+        for seed in (1, 2):
+            run = make_run(
+                tmp_path / "r", data_root, f"{arm}{seed}", docs, predict(docs, miss, seed), seed
+            )
+            config = yaml.safe_load((run / "config.yaml").read_text())
+            config["tags"] = ["study", arm]
+            (run / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ReportError, match="same seed 1"):
+        build_report([tmp_path / "r"])
+    report = build_report(
+        [tmp_path / "r"], group_by=["tags"], baseline="tags=[study, all]", bootstrap_samples=50
+    )
+    assert report.group_keys == ["tags"]
+    by_tags = {str(s.runs[0].flat["tags"]): s for s in report.settings}
+    assert by_tags["['study', 'all']"].is_baseline
+    test = by_tags["['study', 'thr']"].test
+    assert test is not None and test.pairs == 2 and test.result["delta"] > 0
+    assert parse_selector("tags=[a,b],attack=none") == {"tags": ["a", "b"], "attack.name": "none"}
 
 
 def test_missing_split_is_an_error(study: dict[str, list[Path]], tmp_path: Path) -> None:
