@@ -102,6 +102,8 @@ class ScoreThreshold:
                 value = float(best["min_score"])
             except (ValueError, KeyError, TypeError):
                 return False
+            if not 0 <= value <= 1:
+                return False
             self.min_score = value
             log.info(
                 "postprocess.threshold: min_score=%.2f, chosen on devel by the run (%s: F1 %.4f "

@@ -179,9 +179,10 @@ def test_bioner_predict_needs_the_number_where_the_run_chose_none(tmp_path: Path
     with pytest.raises(ConfigError, match=r"has no metrics.json .*; give the number"):
         build_tagger(cfg)
     # A metrics.json without a devel choice (a run that never scored devel) is no better.
-    (tmp_path / "metrics.json").write_text(json.dumps({"test": {}}))
-    with pytest.raises(ConfigError, match=r"has no metrics.json with devel.confidence.best"):
-        build_tagger(cfg)
+    for written in ({"test": {}}, {"devel": {"confidence": {"best": {"min_score": 7}}}}):
+        (tmp_path / "metrics.json").write_text(json.dumps(written))
+        with pytest.raises(ConfigError, match=r"has no metrics.json with devel.confidence.best"):
+            build_tagger(cfg)
 
 
 def test_bioner_eval_refuses_min_score_devel_without_the_devel_split(tmp_path: Path) -> None:
