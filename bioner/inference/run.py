@@ -197,24 +197,22 @@ def build_tagger(cfg: DictConfig) -> Tagger:
     from bioner.postprocess import ScoreThreshold, build_postprocessors
 
     steps = build_postprocessors(cfg.get("postprocess"))
-    folders = cfg.tagger.get("folder")
-    if OmegaConf.is_list(folders):
-        folders = list(folders)
+    folder = cfg.tagger.get("folder")
+    folders = list(folder) if OmegaConf.is_list(folder) else [folder]
     for step in steps:
         if not isinstance(step, ScoreThreshold):
             continue
-        if isinstance(folders, list) and len(folders) > 1 and step.on_devel:
+        if len(folders) > 1 and step.on_devel:
             raise ConfigError(
                 "postprocess.threshold.min_score=devel with several models: the vote's scores "
                 "are not any one run's; choose on devel with bioner-eval "
                 "ckpt_path=[<run>,...] postprocess=threshold and give bioner-predict the number "
                 "it logs"
             )
-        folder = folders[0] if isinstance(folders, list) else folders
-        if not step.use_run_choice(folder):
+        if not step.use_run_choice(folders[0]):
             raise ConfigError(
                 f"postprocess.threshold.min_score=devel takes the value that the model's run "
-                f"chose on devel, but {folder} has no metrics.json with "
+                f"chose on devel, but {folders[0]} has no metrics.json with "
                 "devel.confidence.best.min_score (an exported folder on its own?); give the "
                 "number, or score a run with bioner-eval ckpt_path=<run> to get it"
             )

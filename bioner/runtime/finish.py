@@ -117,22 +117,22 @@ def report_split(
     if confidence is not None:
         section["confidence"] = confidence.to_dict()
         confidence.plot(run_dir / f"confidence_{split}.png", title=split)
-    corpora = corpus_sections(result, ci_samples, seed, scored)
+    corpora = corpus_sections(result, ci_samples, seed, scored=scored)
     if corpora:
         section["corpora"] = corpora
     return section
 
 
 def corpus_sections(
-    result: StageResult, ci_samples: int = 1000, seed: int = 0, raw: StageResult | None = None
+    result: StageResult, ci_samples: int = 1000, seed: int = 0, scored: StageResult | None = None
 ) -> dict[str, dict[str, Any]]:
     """Each member corpus's own scores, where the documents come from several (``dataset=multi``):
     ``{key: {documents, types, metrics, per_type, ci95, unscored_predictions, confidence}}``,
     over the types that corpus annotates; ``unscored_predictions`` counts per type the
-    predictions its gold cannot judge, and ``confidence`` describes the span scores of ``raw``
-    (the model's own predictions; ``None``: ``result``'s) in its documents, where they have
-    scores. Empty for documents of one corpus."""
-    scored = raw if raw is not None else result
+    predictions its gold cannot judge, and ``confidence`` describes the span scores of
+    ``scored`` (the model's own predictions where ``result`` is post-processed; ``None``:
+    ``result``'s) in its documents, where they have scores. Empty for documents of one corpus."""
+    scored = result if scored is None else scored
     out: dict[str, dict[str, Any]] = {}
     for key, (rows, types) in by_corpus(result.docs).items():
         evaluation = result.evaluation.subset(rows, types)
