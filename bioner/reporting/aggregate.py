@@ -239,6 +239,21 @@ def _under(key: str, prefix: str) -> bool:
     return key == prefix or key.startswith(prefix + ".")
 
 
+def summarise_keys(keys: Sequence[str], most: int = 8) -> str:
+    """``keys`` for a console line: every one up to ``most``; beyond that, the keys of each
+    top-level config group with more than one counted together (``dataset.* (62 keys)``), as
+    pooling corpora makes dozens of ``dataset`` keys differ."""
+    if len(keys) <= most:
+        return ", ".join(keys)
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        groups.setdefault(key.split(".", 1)[0], []).append(key)
+    return ", ".join(
+        members[0] if len(members) == 1 else f"{top}.* ({len(members)} keys)"
+        for top, members in groups.items()
+    )
+
+
 def _derived(key: str, runs: Iterable[Run]) -> bool:
     """Whether ``key`` holds, in every run that has it, a copy of the run's seed, fold or
     folder (``data.seed``, ``callbacks.reseed.seed``, ``data.fold``, checkpoint folders)."""
@@ -328,11 +343,15 @@ def grouping_keys(
         names = sorted({str(run.flat.get("dataset.name")) for run in runs})
         raise ReportError(
             f"runs of different datasets ({', '.join(names)}; they differ in "
-            f"{', '.join(datasets)}) would share a row: add dataset to --group-by, or pass "
+            f"{summarise_keys(datasets)}) would share a row: add dataset to --group-by, or pass "
             "--pool-datasets to pool them on purpose"
         )
     if pooled:
-        log.warning("pooled within settings (differ between runs, not grouped): %s", pooled)
+        log.warning(
+            "pooled within settings (differ between runs, not grouped; the notes of "
+            "results.md name each): %s",
+            summarise_keys(pooled),
+        )
     return chosen, pooled
 
 

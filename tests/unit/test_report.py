@@ -31,7 +31,7 @@ from bioner.reporting import (
     to_markdown,
     write_outputs,
 )
-from bioner.reporting.aggregate import parse_selector
+from bioner.reporting.aggregate import parse_selector, summarise_keys
 from bioner.reporting.render import confidence_table, main_table, per_type_table, results_rows
 
 CHEMICALS = ["aspirin", "lithium", "cocaine", "haloperidol", "dopamine"]
@@ -319,6 +319,14 @@ def test_one_row_per_setting_with_statistics_over_seeds(
     header, rows = main_table(report)
     column = header.index("training seq/s")
     assert [row[column] for row in rows] == ["12.0 ± 1.0", "—", "—"]
+
+
+def test_summarise_keys_counts_a_group_of_many() -> None:
+    few = ["module.lr", "attack.epsilon"]
+    assert summarise_keys(few) == "module.lr, attack.epsilon"
+    many = [f"dataset.corpora.gold.k{i}" for i in range(9)] + ["attack.epsilon", "postprocess"]
+    assert summarise_keys(many) == "dataset.* (9 keys), attack.epsilon, postprocess"
+    assert summarise_keys(many, most=11) == ", ".join(many)
 
 
 def test_group_by_pools_other_keys_and_says_so(
