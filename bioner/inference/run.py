@@ -194,6 +194,7 @@ def build_tagger(cfg: DictConfig) -> Tagger:
     from omegaconf import OmegaConf
 
     from bioner.config import instantiate_node
+    from bioner.inference.tagger import model_folder
     from bioner.postprocess import ScoreThreshold, build_postprocessors
 
     steps = build_postprocessors(cfg.get("postprocess"))
@@ -209,7 +210,7 @@ def build_tagger(cfg: DictConfig) -> Tagger:
                 "ckpt_path=[<run>,...] postprocess=threshold and give bioner-predict the number "
                 "it logs"
             )
-        if not step.use_run_choice(folders[0]):
+        if step.on_devel and not step.use_run_choice(model_folder(folders[0])):
             raise ConfigError(
                 f"postprocess.threshold.min_score=devel takes the value that the model's run "
                 f"chose on devel, but {folders[0]} has no metrics.json with "

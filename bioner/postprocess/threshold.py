@@ -81,39 +81,34 @@ class ScoreThreshold:
             confidence.at(0.0)["f1"],
         )
 
-    def use_run_choice(self, folder: str | Path) -> bool:
-        """Where ``min_score`` is ``devel``, take the value that the run of ``folder`` (a run
-        folder, or the ``model/`` folder inside one) chose on its devel split:
-        ``devel.confidence.best.min_score`` of its ``metrics.json``, the value ``bioner-eval``
-        would choose on the same raw devel predictions. ``False`` where that file or value is
-        missing (an exported folder on its own, a run that never scored devel).
+    def use_run_choice(self, model: Path) -> bool:
+        """Where ``min_score`` is ``devel``, take the value that the run of the exported
+        ``model`` folder (a run's ``model/``, :func:`bioner.inference.tagger.model_folder`) chose
+        on its devel split: ``devel.confidence.best.min_score`` of the run's ``metrics.json``,
+        the value ``bioner-eval`` would choose on the same raw devel predictions. ``False``
+        where that file or value is missing (an exported folder on its own, a run that never
+        scored devel).
         """
         if not self.on_devel or self.min_score is not None:
             return True
-        folder = Path(folder)
-        candidates = [folder / "metrics.json"]
-        if folder.name == "model":
-            candidates.append(folder.parent / "metrics.json")
-        for path in candidates:
-            if not path.is_file():
-                continue
-            try:  # data, read as JSON
-                best = json.loads(path.read_text(encoding="utf-8"))["devel"]["confidence"]["best"]
-                value = float(best["min_score"])
-            except (ValueError, KeyError, TypeError):
-                return False
-            if not 0 <= value <= 1:
-                return False
-            self.min_score = value
-            log.info(
-                "postprocess.threshold: min_score=%.2f, chosen on devel by the run (%s: F1 %.4f "
-                "there)",
-                value,
-                path,
-                float(best.get("f1", float("nan"))),
-            )
-            return True
-        return False
+        path = model.parent / "metrics.json"
+        if model.name != "model" or not path.is_file():
+            return False
+        try:  # data, read as JSON
+            best = json.loads(path.read_text(encoding="utf-8"))["devel"]["confidence"]["best"]
+            value = float(best["min_score"])
+        except (ValueError, KeyError, TypeError):
+            return False
+        if not 0 <= value <= 1:
+            return False
+        self.min_score = value
+        log.info(
+            "postprocess.threshold: min_score=%.2f, chosen on devel by the run (%s: F1 %.4f there)",
+            value,
+            path,
+            float(best.get("f1", float("nan"))),
+        )
+        return True
 
     def __call__(self, text: str, spans: Sequence[Span]) -> list[Span]:
         if self.min_score is None:

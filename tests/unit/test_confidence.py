@@ -175,6 +175,8 @@ def test_bioner_predict_needs_the_number_where_the_run_chose_none(tmp_path: Path
     from bioner.config import compose_config
     from bioner.inference.run import build_tagger
 
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")  # a run folder's shape, never loaded
     cfg = compose_config("predict", [f"tagger.folder={tmp_path}", "postprocess=threshold"])
     with pytest.raises(ConfigError, match=r"has no metrics.json .*; give the number"):
         build_tagger(cfg)
