@@ -33,7 +33,9 @@ python3 -m venv "$work/venv"
 site="$("$work/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 "$deps_venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
   > "$site/bioner_ci_dependencies.pth"
-"$work/venv/bin/python" -m pip install -q --no-deps "$wheel"
+# --ignore-installed: pip sees DEPS_VENV's bioner through the .pth file too and, where that one is
+# a regular install of the same version, would keep it instead of installing the wheel.
+"$work/venv/bin/python" -m pip install -q --no-deps --ignore-installed "$wheel"
 
 mkdir "$work/empty"
 cd "$work/empty"
