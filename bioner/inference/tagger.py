@@ -33,7 +33,7 @@ from bioner.data.sentences import split_sentences
 from bioner.data.tags import entity_types_of, split_tag
 from bioner.data.tokenize import word_ranges
 from bioner.errors import ConfigError
-from bioner.evaluation.ensemble import vote, votes_needed
+from bioner.evaluation.ensemble import MAJORITY, vote, votes_needed
 from bioner.inference.export import METADATA_FILE
 from bioner.inference.inputs import TextRecord
 from bioner.postprocess.base import PostProcessor, apply_steps
@@ -98,6 +98,10 @@ def make_document(
     return Document(doc_id, text, [], sentences, word_ranges(text), meta={})
 
 
+# tagger.min_votes: the vote of models of the same types, the pool of different ones.
+AUTO = "auto"
+
+
 @dataclass
 class _Member:
     """One model of a tagger with everything needed to encode and decode for it."""
@@ -119,8 +123,8 @@ class Tagger:
     With several models (a chemical and a disease model, say) every model tags every document
     and their spans are pooled before post-processing; add an
     :class:`~bioner.postprocess.OverlapResolver` step when they may claim the same words. Models
-    of the same types (seeds, encoders) are an ensemble with ``min_votes``: a span is kept where
-    that many of them predict it (:mod:`bioner.evaluation.ensemble`).
+    of the same types (seeds, encoders) are an ensemble: a span is kept where ``min_votes`` of
+    them predict it (:mod:`bioner.evaluation.ensemble`), by default more than half.
 
     Args:
         models: per model, ``(model, tokenizer, alignment)``; the model's ``config.id2label``
@@ -149,9 +153,11 @@ class Tagger:
             ``32-true``, ...; ``None``: not known), for ``precision=auto``.
         transitions: per model, the learned transitions of a ``crf`` head
             (:class:`~bioner.data.alignment.Transitions`; ``None`` for other heads).
-        min_votes: ``None``: pool every model's spans; ``majority`` (more than half of the
-            models) or a number: keep the spans that many of them predict, scored by their
-            voters' scores summed over the number of models.
+        min_votes: ``auto``: ``majority`` where the models tag the same types, else ``None``;
+            ``None``: pool every model's spans (models of different types only: pooled, models
+            of the same types would list each span they agree on once per model);
+            ``majority`` (more than half of the models) or a number: keep the spans that many
+            of them predict, scored by their voters' scores summed over the number of models.
     """
 
     def __init__(
@@ -169,14 +175,16 @@ class Tagger:
         preprocess: Sequence[Preprocessor | None] | None = None,
         trained_precisions: Sequence[str | None] | None = None,
         transitions: Sequence[Transitions | None] | None = None,
-        min_votes: int | str | None = None,
+        min_votes: int | str | None = AUTO,
     ) -> None:
         if not models:
             raise ValueError("a Tagger needs at least one model")
-        try:
-            self.min_votes = None if min_votes is None else votes_needed(min_votes, len(models))
-        except ValueError as err:
-            raise ConfigError(f"tagger.{err}") from None
+        if min_votes not in (None, AUTO):
+            try:
+                votes_needed(min_votes, len(models))
+            except ValueError as err:
+                also = "" if isinstance(min_votes, int) else f", or {AUTO}, or null"
+                raise ConfigError(f"tagger.{err}{also}") from None
         for key, value in (("batch_size", batch_size), ("chunk_chars", chunk_chars)):
             if not (isinstance(value, int) and value >= 1):
                 raise ConfigError(f"tagger.{key}={value}: must be a positive integer")
@@ -240,12 +248,29 @@ class Tagger:
                     crf,
                 )
             )
+        self.min_votes = self._votes_needed(min_votes)
+
+    def _votes_needed(self, min_votes: int | str | None) -> int | None:
+        """The votes a span needs (``None``: pool every model's spans), checked against the
+        types the models tag."""
         kinds = {tuple(entity_types_of(list(m.id2label.values()))) for m in self.members}
-        if self.min_votes is not None and len(kinds) > 1:
+        if len(self.members) == 1 or (min_votes == AUTO and len(kinds) > 1):
+            return None
+        if min_votes == AUTO:
+            return votes_needed(MAJORITY, len(self.members))
+        if min_votes is None and len(kinds) == 1:
+            raise ConfigError(
+                f"tagger.min_votes=null: the {len(self.members)} models tag the same types "
+                f"({', '.join(kinds.pop())}), and pooling them would list every span they agree "
+                "on once per model; use tagger.min_votes=auto or majority (their vote) or 1 "
+                "(each span that any of them predicts, once)"
+            )
+        if min_votes is not None and len(kinds) > 1:
             raise ConfigError(
                 f"tagger.min_votes: the models tag different types ({sorted(kinds)}); the "
                 "models of an ensemble tag the same ones (min_votes=null pools different ones)"
             )
+        return None if min_votes is None else votes_needed(min_votes, len(self.members))
 
     @property
     def entity_types(self) -> list[str]:

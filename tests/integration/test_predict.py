@@ -117,7 +117,7 @@ def test_files_formats_and_postprocessing(exported: Path, tmp_path: Path) -> Non
             if a.findtext("text").lower() in ("arf", "naloxone"):
                 assert infons["identifier"] in ("D058186", "D009270")
             locations.append((start, end))
-        # Two copies of one model claim the same words: the overlap step kept one of each.
+        # Two copies of one model vote (tagger.min_votes=auto): each span once, none overlapping.
         assert locations == sorted(set(locations))
         assert all(a[1] <= b[0] for a, b in zip(locations, locations[1:]))
     assert not list(out.parent.glob(".*partial"))

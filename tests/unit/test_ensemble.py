@@ -48,6 +48,13 @@ def test_the_tagger_votes_among_its_models(tiny_model_dir: Path, tmp_path: Path)
     voted = Tagger.load(folders, device="cpu", min_votes="majority").predict(texts)
     assert voted == [vote(list(per_text), 2) for per_text in zip(*alone)]
     assert any(voted) and voted != alone[0]
+    # min_votes=auto, the default: models of the same types vote.
+    assert Tagger.load(folders, device="cpu").predict(texts) == voted
+    # Pooling them would list each span they agree on once per model.
+    with pytest.raises(ConfigError, match=r"tagger.min_votes=null: the 3 models tag the same"):
+        Tagger.load(folders, device="cpu", min_votes=None)
+    with pytest.raises(ConfigError, match=r"min_votes='all': majority, .*, or auto, or null"):
+        Tagger.load(folders, device="cpu", min_votes="all")
     # Three copies of one model: its own spans, its own scores.
     same = Tagger.load([folders[0]] * 3, device="cpu", min_votes="majority").predict(texts)
     assert same == alone[0]
