@@ -154,8 +154,8 @@ class Tagger:
         transitions: per model, the learned transitions of a ``crf`` head
             (:class:`~bioner.data.alignment.Transitions`; ``None`` for other heads).
         min_votes: ``auto``: ``majority`` where the models tag the same types, else ``None``;
-            ``None``: pool every model's spans (models of different types only: pooled, models
-            of the same types would list each span they agree on once per model);
+            ``None``: pool every model's spans (refused for models of the same types, whose
+            pool would list each span they agree on once per model);
             ``majority`` (more than half of the models) or a number: keep the spans that many
             of them predict, scored by their voters' scores summed over the number of models.
     """
