@@ -179,12 +179,6 @@ class Tagger:
     ) -> None:
         if not models:
             raise ValueError("a Tagger needs at least one model")
-        if min_votes not in (None, AUTO):
-            try:
-                votes_needed(min_votes, len(models))
-            except ValueError as err:
-                also = "" if isinstance(min_votes, int) else f", or {AUTO}, or null"
-                raise ConfigError(f"tagger.{err}{also}") from None
         for key, value in (("batch_size", batch_size), ("chunk_chars", chunk_chars)):
             if not (isinstance(value, int) and value >= 1):
                 raise ConfigError(f"tagger.{key}={value}: must be a positive integer")
@@ -253,14 +247,22 @@ class Tagger:
     def _votes_needed(self, min_votes: int | str | None) -> int | None:
         """The votes a span needs (``None``: pool every model's spans), checked against the
         types the models tag."""
+        models = len(self.members)
+        needed = None
+        if min_votes not in (None, AUTO):
+            try:
+                needed = votes_needed(min_votes, models)
+            except ValueError as err:
+                also = "" if isinstance(min_votes, int) else f", or {AUTO}, or null"
+                raise ConfigError(f"tagger.{err}{also}") from None
         kinds = {tuple(entity_types_of(list(m.id2label.values()))) for m in self.members}
-        if len(self.members) == 1 or (min_votes == AUTO and len(kinds) > 1):
+        if models == 1 or (min_votes == AUTO and len(kinds) > 1):
             return None
         if min_votes == AUTO:
-            return votes_needed(MAJORITY, len(self.members))
+            return votes_needed(MAJORITY, models)
         if min_votes is None and len(kinds) == 1:
             raise ConfigError(
-                f"tagger.min_votes=null: the {len(self.members)} models tag the same types "
+                f"tagger.min_votes=null: the {models} models tag the same types "
                 f"({', '.join(kinds.pop())}), and pooling them would list every span they agree "
                 "on once per model; use tagger.min_votes=auto or majority (their vote) or 1 "
                 "(each span that any of them predicts, once)"
@@ -270,7 +272,7 @@ class Tagger:
                 f"tagger.min_votes: the models tag different types ({sorted(kinds)}); the "
                 "models of an ensemble tag the same ones (min_votes=null pools different ones)"
             )
-        return None if min_votes is None else votes_needed(min_votes, len(self.members))
+        return needed
 
     @property
     def entity_types(self) -> list[str]:
