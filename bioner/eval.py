@@ -1,4 +1,5 @@
-"""Score a checkpoint: ``bioner-eval ckpt_path=<run folder or .ckpt> [dataset=...]``.
+"""Score a checkpoint: ``bioner-eval ckpt_path=<run folder or .ckpt> [dataset=...]``, or a file
+of predicted spans: ``bioner-eval predictions=<file> dataset=<corpus>``.
 
 Examples::
 
@@ -6,6 +7,7 @@ Examples::
     bioner-eval ckpt_path=<run> 'splits=[test]' paths.data_dir=/data/corpora
     bioner-eval ckpt_path=<run> dataset=ncbi_disease robustness=default
     bioner-eval ckpt_path=<run> postprocess=abbreviations run_dir=evals/abbrev
+    bioner-eval predictions=tagged.pubtator dataset=bc5cdr_pubtator 'splits=[test]'
 
 The corpus is looked for under this run's data folder (``BIONER_DATA_DIR`` or
 ``paths.data_dir=...``), in the sub-folder it had at training; ``dataset.data_dir=<folder>``
@@ -20,6 +22,13 @@ entity types are not the model's, the scores cover the types both share, and
 annotate and the gold mentions of types the model cannot predict
 (:mod:`bioner.evaluation.label_sets`). Writes ``metrics.json``, predictions and
 confusion plots into its own run folder, exactly as a training run does.
+
+``predictions=<file>`` scores spans that were predicted elsewhere (``bioner-predict``, a run's
+``predictions/``, another tool) against the gold of ``dataset=...``, with the same report: a
+``jsonl``, PubTator, BioC or CoNLL file, or a brat folder (``predictions_format=auto`` tells
+them apart by name). Documents are matched by id and must hold the corpus's text; a scored
+document the file lacks is an error. ``splits`` may include ``train`` (how good a teacher's
+silver is, say); see :mod:`bioner.inference.scored_files`.
 
 Text normalisation (``preprocess=...`` in training) is applied as the training run applied it,
 with what it learnt from the training text (kept in the checkpoint); spans are scored on the
@@ -37,6 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -48,9 +58,12 @@ from bioner.data.tags import entity_types_of
 from bioner.errors import ConfigError
 from bioner.evaluation import evaluate
 from bioner.evaluation.ensemble import MAJORITY, vote, votes_needed
+from bioner.evaluation.label_sets import LabelSets
+from bioner.inference.scored_files import resolve_format, scored_predictions
 from bioner.models.module import StageResult, TokenClassifier
 from bioner.reporting.runs import CHECKPOINT_CONFIG
 from bioner.runtime import (
+    Scoring,
     build_datamodule,
     build_scoring,
     build_trainer,
@@ -204,19 +217,8 @@ def _ensemble(
     return voted, section
 
 
-def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
-    """Score ``cfg.ckpt_path`` on ``cfg.splits``; return the content of ``metrics.json``.
-
-    With several checkpoints (``ckpt_path=[<run>,<run>,<run>]``) each is scored in turn, and the
-    report is that of their vote (:mod:`bioner.evaluation.ensemble`, ``min_votes``), with each
-    member's F1 beside it in ``metrics.json["ensemble"]``.
-    """
-    unknown = set(cfg.splits) - {"devel", "test"}
-    if unknown:
-        raise ConfigError(f"splits may be devel and test, not {sorted(unknown)}")
-    paths = _checkpoints(cfg.ckpt_path)
-    run = start_run(cfg, tf32=False)
-    scoring = build_scoring(cfg)  # a value it refuses stops the run before the model loads
+def _check_scoring(cfg: DictConfig, scoring: Scoring) -> None:
+    """Refuse a post-processing value chosen on devel when devel is not scored."""
     if "devel" not in cfg.splits and any(
         getattr(s, "on_devel", False) for s in scoring.postprocess
     ):
@@ -224,6 +226,33 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             f"postprocess.threshold.min_score=devel is chosen on the devel split, which "
             f"splits={list(cfg.splits)} leaves out: add it (splits=[devel,test]) or give the number"
         )
+
+
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """Score ``cfg.ckpt_path`` on ``cfg.splits``; return the content of ``metrics.json``.
+
+    With several checkpoints (``ckpt_path=[<run>,<run>,<run>]``) each is scored in turn, and the
+    report is that of their vote (:mod:`bioner.evaluation.ensemble`, ``min_votes``), with each
+    member's F1 beside it in ``metrics.json["ensemble"]``. With ``predictions=<file>`` in place
+    of ``ckpt_path``, the file's spans are scored (:func:`score_predictions`).
+    """
+    if cfg.get("predictions") is not None:
+        return score_predictions(cfg)
+    if cfg.get("ckpt_path") is None:
+        raise ConfigError(
+            "ckpt_path needs a value: give it, as in ckpt_path=<run folder or .ckpt file>, or "
+            "score a file of predicted spans with predictions=<file> dataset=<its corpus>"
+        )
+    unknown = set(cfg.splits) - {"devel", "test"}
+    if unknown:
+        raise ConfigError(
+            f"splits may be devel and test, not {sorted(unknown)} (a file of predicted spans, "
+            "predictions=<file>, may also be scored on train)"
+        )
+    paths = _checkpoints(cfg.ckpt_path)
+    run = start_run(cfg, tf32=False)
+    scoring = build_scoring(cfg)  # a value it refuses stops the run before the model loads
+    _check_scoring(cfg, scoring)
     min_votes = None
     if len(paths) > 1:
         try:
@@ -263,6 +292,109 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
                 cfg, run.dir, first.model, first.datamodule, loggers, summary, scoring
             )
             finish_run(cfg, run, summary)
+    return summary
+
+
+#: The stage under which a module keeps each split's results (Lightning's names).
+_STAGES = {"train": "train", "devel": "val", "test": "test"}
+
+
+@dataclass
+class _FileScores:
+    """What :func:`finish_evaluation` reads of a model and of a data module, where a file's
+    spans are scored and neither exists: the results per stage and the corpus reader."""
+
+    results: dict[str, StageResult]
+    reader: Any
+
+
+def score_predictions(cfg: DictConfig) -> dict[str, Any]:
+    """Score the spans of the file ``cfg.predictions`` against the gold of ``cfg.dataset`` on
+    ``cfg.splits`` (``train`` allowed: how good a teacher's silver is, say), with the report of
+    a checkpoint's: ``metrics.json`` (intervals, per type, post-processing), predictions,
+    confusion plots and errors (:mod:`bioner.inference.scored_files` reads and matches it).
+
+    Predicted types the corpus does not annotate are counted apart, as for a model of other
+    types (``metrics.json["label_sets"]``); every gold type is scored, so a type the file never
+    predicts counts as missed.
+
+    Raises:
+        ConfigError: no ``dataset``, a checkpoint too, robustness (it attacks a model),
+            post-processing of spans without scores, or no type in common; and see
+            :func:`~bioner.inference.scored_files.scored_predictions`.
+    """
+    path = cfg.predictions
+    if cfg.get("ckpt_path") is not None:
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path} and predictions={path}: score a model or a file of its "
+            "predictions, one of them"
+        )
+    if "_target_" not in (cfg.get("dataset") or {}):
+        raise ConfigError(
+            f"predictions={path}: name the corpus its spans are scored against, dataset=<name> "
+            "(dataset=iob dataset.data_dir=<folder> for your own)"
+        )
+    unknown = set(cfg.splits) - set(_STAGES)
+    if unknown or not cfg.splits:
+        raise ConfigError(f"splits may be train, devel and test, not {list(cfg.splits)}")
+    if not Path(path).exists():
+        raise FileNotFoundError(f"predictions={path}: no such file or folder")
+    fmt = resolve_format(path, str(cfg.get("predictions_format") or "auto"))
+    run = start_run(cfg, tf32=False)
+    scoring = build_scoring(cfg)
+    _check_scoring(cfg, scoring)
+    if scoring.robustness is not None:
+        raise ConfigError(
+            "robustness attacks a model; a file of predictions has none: score the checkpoint "
+            "(ckpt_path=...) for robustness"
+        )
+    reader = instantiate_node(eval_dataset(cfg, OmegaConf.create({})), "dataset")
+    gold = {s: [reader.evaluation_document(d) for d in reader.load(s)] for s in cfg.splits}
+    predicted = scored_predictions(path, fmt, gold, reader.name)
+    if scoring.postprocess and any(
+        s.score is None for spans in predicted.values() for doc in spans for s in doc
+    ):
+        raise ConfigError(
+            f"postprocess: its steps need each span's score, and the spans of {path} ({fmt}) "
+            "have none; score it without postprocess, or tag to jsonl (bioner-predict "
+            "format=jsonl keeps each span's score)"
+        )
+    corpus_types = list(reader.entity_types)
+    found = sorted({s.label for spans in predicted.values() for doc in spans for s in doc})
+    label_sets = LabelSets(
+        tuple(corpus_types + [t for t in found if t not in corpus_types]), tuple(corpus_types)
+    )
+    if found and not set(found) & set(corpus_types):
+        raise ConfigError(
+            f"predictions={path} predicts {found}, {reader.name} annotates {corpus_types}: no "
+            "type in common, nothing to score. Where the two name one type differently, rename "
+            "the corpus's as it is read: dataset.relabel.map={<corpus type>: <predicted type>}"
+        )
+    summary: dict[str, Any] = {
+        "run_name": cfg.run_name,
+        "run_dir": str(run.dir),
+        "predictions": str(path),
+        "predictions_format": fmt,
+        "dataset": reader.name,
+    }
+    results = {}
+    for split in cfg.splits:
+        docs, preds = gold[split], predicted[split]
+        if label_sets.differ:
+            docs, preds, set_aside = label_sets.restrict(docs, preds)
+            summary.setdefault("label_sets", label_sets.describe())[split] = set_aside
+        results[_STAGES[split]] = StageResult(split, docs, preds, evaluate(docs, preds))
+    if label_sets.differ:
+        log.warning(
+            "predictions=%s also predicts %s, which %s does not annotate: counted apart "
+            "(metrics.json: label_sets), not scored",
+            path, label_sets.model_only, reader.name,
+        )  # fmt: skip
+    loggers = instantiate_loggers(cfg.get("logger"))
+    with closing(loggers):
+        scored = _FileScores(results, reader)
+        summary = finish_evaluation(cfg, run.dir, scored, scored, loggers, summary, scoring)
+        finish_run(cfg, run, summary)
     return summary
 
 

@@ -44,7 +44,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "tags=[...]); default: every config key that differs between runs except seed, "
         "cv.fold and those that only name or place a run (tags, run_name, paths ...)",
     )
-    parser.add_argument("--split", default="test", choices=["test", "devel"])
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=["test", "devel", "train"],
+        help="the split to report (train: runs that scored it, as bioner-eval "
+        "predictions=<file> 'splits=[train]' does)",
+    )
     parser.add_argument(
         "--corpus",
         help="for runs of several corpora (dataset=multi), report this member corpus (its key) "

@@ -486,12 +486,11 @@ def with_run_dir(argv: list[str]) -> list[str]:
 _SCORES = (
     "metrics.json",
     "predictions",
-    "confusion_devel.png",
-    "confusion_test.png",
-    "confidence_devel.png",
-    "confidence_test.png",
-    "errors_devel.tsv",
-    "errors_test.tsv",
+    *(
+        f"{kind}_{split}.{ext}"
+        for split in ("train", "devel", "test")
+        for kind, ext in (("confusion", "png"), ("confidence", "png"), ("errors", "tsv"))
+    ),
     "robustness_epsilon.png",
     "tensorboard",
     "csv",

@@ -188,7 +188,8 @@ def write_text_free_jsonl(source: str | Path, path: str | Path) -> Path:
 
 
 def _span(value: Any) -> Span:
-    """A span of a record: ``{"start", "end", "label"[, "score"]}``, or ``[start, end, label]``."""
+    """A span of a record: ``{"start", "end", "label"[, "score"]}`` (a run's predictions),
+    ``{"start", "end", "type"[, "score"]}`` (the tagger's output), or ``[start, end, label]``."""
     if isinstance(value, list):
         if len(value) != 3:
             raise ValueError(f"span {value} is not [start, end, label]")
@@ -198,7 +199,8 @@ def _span(value: Any) -> Span:
         isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1
     ):
         raise ValueError(f"span score {score!r} is not a number in [0, 1]")
-    return Span(value["start"], value["end"], value["label"], score=score)
+    label = value["label"] if "label" in value else value["type"]
+    return Span(value["start"], value["end"], label, score=score, id=value.get("id"))
 
 
 def _record(line: str) -> dict[str, Any]:
@@ -240,7 +242,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                     raise FormatError(
                         f"{path}:{number}: not a bioner prediction record ({err}); each line must "
                         "be a JSON object with id, text (or text_sha256) and spans "
-                        "[{start, end, label}] (or [[start, end, label]])"
+                        "[{start, end, label or type}] (or [[start, end, label]])"
                     ) from err
     except (EOFError, UnicodeDecodeError, gzip.BadGzipFile, zlib.error) as err:
         raise FormatError(

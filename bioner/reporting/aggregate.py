@@ -41,6 +41,7 @@ import numpy as np
 import yaml
 from scipy.stats import t as student_t
 
+from bioner.data.readers.base import SPLITS
 from bioner.evaluation import paired_bootstrap, robustness_metrics
 from bioner.reporting.runs import (
     STEP_GROUPS,
@@ -612,7 +613,7 @@ class Report:
 
     Attributes:
         settings: the rows, sorted by dataset, model, baseline first, then the other columns.
-        split: the scored split (``test`` or ``devel``).
+        split: the scored split (``test``, ``devel``, or ``train`` for runs that scored it).
         group_keys: the config keys that separate settings.
         pooled_keys: differing keys pooled within settings (``--group-by`` left them out).
         baseline: the baseline selector as given, or ``None``.
@@ -668,8 +669,8 @@ def build_report(
         ReportError: see :func:`~bioner.reporting.runs.find_runs`, :func:`grouping_keys`,
             :func:`group_runs`, :func:`assign_baselines` and :func:`paired_test`.
     """
-    if split not in ("devel", "test"):
-        raise ReportError(f"--split {split}: choose devel or test")
+    if split not in SPLITS:
+        raise ReportError(f"--split {split}: choose devel, test or train")
     runs = find_runs(paths)
     keys, pooled = grouping_keys(runs, group_by, pool_datasets)
     settings = group_runs(runs, keys)

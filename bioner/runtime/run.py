@@ -195,11 +195,14 @@ RUN_FOLDER_ENTRIES = {
     "eval.log": "the log of the run",
     "checkpoints/": "best.ckpt (highest devel strict F1) and last.ckpt (to resume)",
     "metrics.json": "scores with 95% confidence intervals, per type, and how training ended",
-    "predictions/": "devel/test predictions (.jsonl with character offsets, .conll)",
+    "predictions/": "predictions per split (.jsonl with character offsets, .conll)",
+    "confusion_train.png": "confusion matrix of entity types on train",
     "confusion_devel.png": "confusion matrix of entity types on devel",
     "confusion_test.png": "confusion matrix of entity types on test",
+    "confidence_train.png": "span scores on train: reliability, precision against recall",
     "confidence_devel.png": "span scores on devel: reliability, precision against recall",
     "confidence_test.png": "span scores on test: reliability, precision against recall",
+    "errors_train.tsv": "every wrong, missed and spurious span on train, with its sentence",
     "errors_devel.tsv": "every wrong, missed and spurious span on devel, with its sentence",
     "errors_test.tsv": "every wrong, missed and spurious span on test, with its sentence",
     "robustness_epsilon.png": "F1 under attacks of growing strength",
@@ -241,6 +244,11 @@ def write_run_readme(run_dir: str | Path, cfg: DictConfig, summary: dict[str, An
     where = run_dir.resolve()
     lines = [f"# {summary.get('run_name', cfg.get('run_name', where.name))}", ""]
     lines += [f"Started with: `{shlex.join([script, *overrides])}`", ""]
+    if summary.get("predictions"):  # bioner-eval predictions=<file>
+        lines.append(
+            f"- Scored the spans of `{summary['predictions']}` "
+            f"({summary.get('predictions_format')}) against {summary.get('dataset')}."
+        )
     training = summary.get("training")
     if training:
         best = training.get("best_epoch")
@@ -253,7 +261,7 @@ def write_run_readme(run_dir: str | Path, cfg: DictConfig, summary: dict[str, An
         lines.append(
             "- Still running, or stopped before the end: resume it with the command below."
         )
-    for split in ("devel", "test"):
+    for split in ("train", "devel", "test"):  # train: a file of predictions scored on it
         section = summary.get(split)
         if section:
             f1 = section["metrics"]["f1"]
