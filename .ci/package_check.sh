@@ -67,4 +67,10 @@ test -f run/metrics.json -a -d run/model
 printf 'Cisplatin induced nephrotoxicity in rats.\nNaloxone reverses hypotension.\n' > texts.txt
 bioner-predict model=run/model input=texts.txt output=spans.jsonl
 test "$(wc -l < spans.jsonl)" -eq 2
+# A file of spans scored against a corpus (here the gold itself, as CoNLL): F1 1.
+mkdir corpus
+for split in train devel test; do printf 'Aspirin\tB-Chemical\nhelps\tO\n\n' > "corpus/$split.tsv"; done
+bioner-eval predictions=corpus/test.tsv dataset=iob dataset.data_dir=corpus 'splits=[test]' \
+  hydra.run.dir=scored > eval.txt 2>&1 || { cat eval.txt; exit 1; }
+grep -q "test: strict P 1.0000 R 1.0000 F1 1.0000" eval.txt || { cat eval.txt; exit 1; }
 echo "package check passed in $((SECONDS - started)) s"
