@@ -350,7 +350,8 @@ def score_predictions(cfg: DictConfig) -> dict[str, Any]:
         )
     reader = instantiate_node(eval_dataset(cfg, OmegaConf.create({})), "dataset")
     gold = {s: [reader.evaluation_document(d) for d in reader.load(s)] for s in cfg.splits}
-    predicted = scored_predictions(path, fmt, gold, reader.name)
+    scheme = str(cfg.get("predictions_scheme") or "IOB2")
+    predicted = scored_predictions(path, fmt, gold, reader.name, scheme)
     if scoring.postprocess and any(
         s.score is None for spans in predicted.values() for doc in spans for s in doc
     ):

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bioner.data.document import Document, Span
+from bioner.data.errors import CorpusFormatError
 from bioner.data.readers import BioCReader, BratReader, IOBReader, PubTatorReader
+from bioner.data.tags import SCHEMES
 from bioner.errors import ConfigError, FormatError
 from bioner.inference.formats import read_jsonl, text_matches_hash
 
@@ -108,7 +110,9 @@ def resolve_format(path: str | Path, fmt: str) -> str:
     return fmt
 
 
-def read_predictions(path: str | Path, fmt: str, split: str) -> list[PredictedDocument]:
+def read_predictions(
+    path: str | Path, fmt: str, split: str, scheme: str = "IOB2"
+) -> list[PredictedDocument]:
     """The documents of the predictions file ``path`` in format ``fmt``.
 
     Args:
@@ -116,6 +120,7 @@ def read_predictions(path: str | Path, fmt: str, split: str) -> list[PredictedDo
         fmt: one of :data:`PREDICTION_FORMATS`, or ``auto`` (:func:`resolve_format`).
         split: the corpus split it is scored on (CoNLL documents are numbered ``<split>-<n>``,
             as the IOB reader numbers the corpus's).
+        scheme: the tag scheme of a CoNLL file: ``IOB2``, ``IOB1`` or ``IOBES``.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -125,6 +130,8 @@ def read_predictions(path: str | Path, fmt: str, split: str) -> list[PredictedDo
     if not path.exists():
         raise FileNotFoundError(f"predictions={path}: no such file or folder")
     fmt = resolve_format(path, fmt)
+    if scheme not in SCHEMES:
+        raise ConfigError(f"predictions_scheme={scheme}: choose one of {', '.join(SCHEMES)}")
     if fmt == "jsonl":
         return [
             PredictedDocument(
@@ -148,8 +155,20 @@ def read_predictions(path: str | Path, fmt: str, split: str) -> list[PredictedDo
     else:
         # Tag sequences read as conlleval and seqeval read them: a stray I- starts an entity
         # (each repair counted in a warning).
-        reader = IOBReader(name, path.parent, files=where, on_invalid="repair")
-    docs = reader.load("train")
+        reader = IOBReader(name, path.parent, files=where, scheme=scheme, on_invalid="repair")
+    try:
+        docs = reader.load("train")
+    except CorpusFormatError as err:
+        if "dataset." not in err.fix:
+            raise
+        # The fix names an option of the corpus's reader, which this file is not read with.
+        fix = (
+            "give the file's tag scheme: predictions_scheme=IOB1 or IOBES"
+            if "dataset.scheme" in err.fix
+            else "correct the file, or write the spans in another format (jsonl: bioner-predict "
+            "format=jsonl)"
+        )
+        raise CorpusFormatError(err.path, err.line, err.problem, fix) from None
     if fmt == "conll":  # numbered as the corpus numbers the scored split's documents
         docs = [dataclasses.replace(d, id=f"{split}-{d.id.split('-', 1)[1]}") for d in docs]
     return [PredictedDocument(d.id, d.text, list(d.spans)) for d in docs]
@@ -216,7 +235,11 @@ def match_predictions(
 
 
 def scored_predictions(
-    path: str | Path, fmt: str, gold: Mapping[str, Sequence[Document]], corpus: str
+    path: str | Path,
+    fmt: str,
+    gold: Mapping[str, Sequence[Document]],
+    corpus: str,
+    scheme: str = "IOB2",
 ) -> dict[str, list[list[Span]]]:
     """Per split of ``gold``, the spans the file ``path`` predicts for each of its documents
     (:func:`match_predictions`); the file's documents in none of the splits are counted in a
@@ -243,7 +266,7 @@ def scored_predictions(
                 "score a file with ids and offsets (bioner-predict format=jsonl, pubtator, bioc "
                 "or brat)"
             )
-    read = read_predictions(path, fmt, splits[0])
+    read = read_predictions(path, fmt, splits[0], scheme)
     ids = {d.id for d in read}
     covered = [s for s in splits if all(d.id in ids for d in gold[s])]
     if covered and len(covered) < len(splits):

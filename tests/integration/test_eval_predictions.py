@@ -11,6 +11,7 @@ import pytest
 
 from bioner.config import compose_config
 from bioner.data.document import Span
+from bioner.data.errors import CorpusFormatError
 from bioner.errors import ConfigError
 from bioner.eval import evaluate_checkpoint
 from bioner.inference.formats import BratWriter, open_writer, read_jsonl
@@ -236,6 +237,25 @@ def test_conll_is_matched_to_an_iob_corpus_sentence_for_sentence(
     assert run("splits=[test]")["test"]["metrics"]["f1"] == 1.0
     with pytest.raises(ConfigError, match=r"one split's sentences"):
         run()
+    # IOBES tags: refused as IOB2 with the key that reads them, then read with it.
+    iobes = list(lines)
+    for i, line in enumerate(lines):
+        if not line:
+            continue
+        tag = line.rsplit("\t", 1)[1]
+        after = lines[i + 1].rsplit("\t", 1)[1] if i + 1 < len(lines) and lines[i + 1] else "O"
+        if tag != "O" and not after.startswith("I-"):
+            iobes[i] = line[: -len(tag)] + ("S-" if tag.startswith("B-") else "E-") + tag[2:]
+    assert iobes != lines
+    path.write_text("\n".join(iobes) + "\n")
+    with pytest.raises(
+        CorpusFormatError, match=r"test.conll:\d+: .* predictions_scheme=IOB1 or IOBES"
+    ):
+        run("splits=[test]")
+    assert run("splits=[test]", "predictions_scheme=IOBES")["test"]["metrics"]["f1"] == 1.0
+    with pytest.raises(ConfigError, match="predictions_scheme=BIO: choose one of"):
+        run("splits=[test]", "predictions_scheme=BIO")
+    path.write_text("\n".join(lines) + "\n")
     # A word changed: the text is not the corpus's, named with the document.
     path.write_text(path.read_text().replace("haloperidol", "haloperidoI", 1))
     with pytest.raises(PredictionsError, match=r"test-0's text differs .* at character"):
