@@ -167,6 +167,13 @@ def test_every_format_gives_the_same_scores(tmp_path: Path, corpus: Path) -> Non
     )
     expected = score(tmp_path, corpus, tagger, "splits=[test]")["test"]["metrics"]
     assert expected["recall"] == pytest.approx(7 / 8) and expected["precision"] == 1.0
+    # Its spans have scores: post-processing applies, and the raw scores are kept beside.
+    summary = score(
+        tmp_path, corpus, tagger, "splits=[test]", "postprocess=threshold",
+        "postprocess.threshold.min_score=0.95", run="thresholded",
+    )  # fmt: skip
+    assert summary["test"]["metrics"]["recall"] == 0.0
+    assert summary["postprocess"]["test"]["f1_raw"] == pytest.approx(expected["f1"])
     # The run's own predictions file (spans with `label`) scores the same.
     run_file = tmp_path / "scored" / "predictions" / "test.jsonl"
     assert [len(r["spans"]) for r in read_jsonl(run_file)] == [3, 4, 0]
