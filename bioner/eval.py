@@ -46,7 +46,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -337,8 +336,6 @@ def score_predictions(cfg: DictConfig) -> dict[str, Any]:
     unknown = set(cfg.splits) - set(_STAGES)
     if unknown or not cfg.splits:
         raise ConfigError(f"splits may be train, devel and test, not {list(cfg.splits)}")
-    if not Path(path).exists():
-        raise FileNotFoundError(f"predictions={path}: no such file or folder")
     fmt = resolve_format(path, str(cfg.get("predictions_format") or "auto"))
     run = start_run(cfg, tf32=False)
     scoring = build_scoring(cfg)

@@ -96,11 +96,15 @@ def detect_predictions_format(path: str | Path) -> str:
 
 
 def resolve_format(path: str | Path, fmt: str) -> str:
-    """``fmt``, or for ``auto`` the format :func:`detect_predictions_format` tells.
+    """``fmt``, or for ``auto`` the format :func:`detect_predictions_format` tells, of the file
+    or folder ``path``.
 
     Raises:
+        FileNotFoundError: ``path`` does not exist.
         ConfigError: ``fmt`` is none of :data:`PREDICTION_FORMATS` nor ``auto``.
     """
+    if not Path(path).exists():
+        raise FileNotFoundError(f"predictions={path}: no such file or folder")
     if fmt == "auto":
         return detect_predictions_format(path)
     if fmt not in PREDICTION_FORMATS:
@@ -127,8 +131,6 @@ def read_predictions(
         CorpusFormatError, FormatError: a line cannot be read (file and line named).
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"predictions={path}: no such file or folder")
     fmt = resolve_format(path, fmt)
     if scheme not in SCHEMES:
         raise ConfigError(f"predictions_scheme={scheme}: choose one of {', '.join(SCHEMES)}")
